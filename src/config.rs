@@ -1,0 +1,652 @@
+//! Settings: API.md's TOML file, overridden by `KILLBILL_AUTH_<SECTION>_<KEY>` environment
+//! variables, every key with its documented default. An unknown key or a bad value stops
+//! start-up with a message naming it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::domain::{KeyPolicy, PasswordPolicy};
+
+/// Prefix of every environment variable the service reads.
+pub const ENV_PREFIX: &str = "KILLBILL_AUTH_";
+
+/// The configuration sections, which is how an environment variable name is split:
+/// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
+const SECTIONS: [&str; 7] = [
+    "server",
+    "database",
+    "keys",
+    "anomaly",
+    "rate_limit",
+    "throttle",
+    "password",
+];
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub keys: KeysSettings,
+    pub anomaly: AnomalySettings,
+    pub rate_limit: RateLimitSettings,
+    pub throttle: ThrottleSettings,
+    pub password: PasswordSettings,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    #[serde(deserialize_with = "de_networks")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysSettings {
+    pub lifetime: HumanDuration,
+    pub idle_timeout: HumanDuration,
+    pub max_per_user: u32,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnomalySettings {
+    pub window: HumanDuration,
+    pub max_networks: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub flood_window: HumanDuration,
+    pub flood_max_requests: u64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    pub key_per_second: u32,
+    pub key_burst: u32,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleSettings {
+    pub signin_failures_per_account_network: u32,
+    pub signin_failures_per_account: u32,
+    pub signin_failures_per_network: u32,
+    pub signin_failure_window: HumanDuration,
+    pub signups_per_network: u32,
+    pub signup_window: HumanDuration,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    pub min_length: u32,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Server-side secret mixed into every hash (Argon2's secret input). Set it through
+    /// `KILLBILL_AUTH_PASSWORD_PEPPER`, never in a committed file.
+    #[serde(skip_serializing)]
+    pub pepper: Option<SecretString>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/killbill-auth.db".to_owned(),
+        }
+    }
+}
+
+impl Default for KeysSettings {
+    fn default() -> Self {
+        Self {
+            lifetime: HumanDuration::days(180),
+            idle_timeout: HumanDuration::ZERO,
+            max_per_user: 10,
+        }
+    }
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        Self {
+            window: HumanDuration::hours(24),
+            max_networks: 8,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+            flood_window: HumanDuration::hours(1),
+            flood_max_requests: 100_000,
+        }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            key_per_second: 50,
+            key_burst: 100,
+        }
+    }
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            signin_failures_per_account_network: 5,
+            signin_failures_per_account: 50,
+            signin_failures_per_network: 100,
+            signin_failure_window: HumanDuration(Duration::from_secs(15 * 60)),
+            signups_per_network: 20,
+            signup_window: HumanDuration::hours(1),
+        }
+    }
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            pepper: None,
+        }
+    }
+}
+
+/// Where the data lives, from `database.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// `sqlite://PATH` (relative to the working directory) or `sqlite:///abs/path`.
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Defaults, then the TOML file (if any), then `KILLBILL_AUTH_*` variables; then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // A variable that is not valid Unicode cannot be a setting of ours; skip it rather than panic.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Self::load_from(file, vars)
+    }
+
+    /// [`Settings::load`] with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Parse(format!(
+                    "file {} not found",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (name, value) in vars {
+            figment = figment.merge(EnvVar { name, value });
+        }
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(flatten_figment_error(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges and combinations serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.database_target()?;
+        if self.keys.lifetime.0.is_zero() {
+            return Err(invalid("keys.lifetime", "must be longer than 0s"));
+        }
+        if self.keys.max_per_user == 0 {
+            return Err(invalid("keys.max_per_user", "must be at least 1"));
+        }
+        if self.anomaly.window.0.is_zero() {
+            return Err(invalid("anomaly.window", "must be longer than 0s"));
+        }
+        if self.anomaly.max_networks == 0 {
+            return Err(invalid("anomaly.max_networks", "must be at least 1"));
+        }
+        if self.anomaly.ipv4_prefix > 32 {
+            return Err(invalid(
+                "anomaly.ipv4_prefix",
+                format!("must be 0 to 32, not {}", self.anomaly.ipv4_prefix),
+            ));
+        }
+        if self.anomaly.ipv6_prefix > 128 {
+            return Err(invalid(
+                "anomaly.ipv6_prefix",
+                format!("must be 0 to 128, not {}", self.anomaly.ipv6_prefix),
+            ));
+        }
+        if self.anomaly.flood_window.0.is_zero() {
+            return Err(invalid("anomaly.flood_window", "must be longer than 0s"));
+        }
+        if self.anomaly.flood_max_requests == 0 {
+            return Err(invalid("anomaly.flood_max_requests", "must be at least 1"));
+        }
+        if self.rate_limit.key_per_second == 0 {
+            return Err(invalid("rate_limit.key_per_second", "must be at least 1"));
+        }
+        if self.rate_limit.key_burst == 0 {
+            return Err(invalid("rate_limit.key_burst", "must be at least 1"));
+        }
+        let t = &self.throttle;
+        for (key, value) in [
+            (
+                "throttle.signin_failures_per_account_network",
+                t.signin_failures_per_account_network,
+            ),
+            (
+                "throttle.signin_failures_per_account",
+                t.signin_failures_per_account,
+            ),
+            (
+                "throttle.signin_failures_per_network",
+                t.signin_failures_per_network,
+            ),
+            ("throttle.signups_per_network", t.signups_per_network),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if t.signin_failure_window.0.is_zero() {
+            return Err(invalid(
+                "throttle.signin_failure_window",
+                "must be longer than 0s",
+            ));
+        }
+        if t.signup_window.0.is_zero() {
+            return Err(invalid("throttle.signup_window", "must be longer than 0s"));
+        }
+        let p = &self.password;
+        if p.min_length == 0 || p.min_length > 256 {
+            return Err(invalid("password.min_length", "must be 1 to 256"));
+        }
+        if p.argon2_parallelism == 0 || p.argon2_parallelism > 16 {
+            return Err(invalid("password.argon2_parallelism", "must be 1 to 16"));
+        }
+        if p.argon2_iterations == 0 || p.argon2_iterations > 64 {
+            return Err(invalid("password.argon2_iterations", "must be 1 to 64"));
+        }
+        // 4 GiB would let one sign-in exhaust the machine; Argon2 itself needs 8 KiB per lane.
+        if p.argon2_memory_kib < 8 * p.argon2_parallelism || p.argon2_memory_kib > 4 * 1024 * 1024 {
+            return Err(invalid(
+                "password.argon2_memory_kib",
+                "must be at least 8 × argon2_parallelism and at most 4194304 (4 GiB)",
+            ));
+        }
+        if let Some(pepper) = &p.pepper {
+            use secrecy::ExposeSecret;
+            if pepper.expose_secret().len() < 16 {
+                return Err(invalid(
+                    "password.pepper",
+                    "must be at least 16 bytes when set",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_target(&self) -> Result<DatabaseTarget, ConfigError> {
+        let url = self.database.url.as_str();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(invalid(
+                    "database.url",
+                    "sqlite:// needs a file path, e.g. sqlite://data/killbill-auth.db",
+                ));
+            }
+            return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(invalid(
+                "database.url",
+                "PostgreSQL is not available in this version yet; use sqlite://PATH",
+            ));
+        }
+        Err(invalid("database.url", "must start with sqlite://"))
+    }
+
+    pub fn key_policy(&self) -> KeyPolicy {
+        KeyPolicy {
+            lifetime: self.keys.lifetime.0,
+            idle_timeout: (!self.keys.idle_timeout.0.is_zero()).then_some(self.keys.idle_timeout.0),
+            max_per_user: self.keys.max_per_user as usize,
+        }
+    }
+
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: self.password.min_length as usize,
+        }
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+}
+
+/// `ANOMALY_MAX_NETWORKS` → `anomaly.max_networks`; a name with no known section is kept as it
+/// is, so that `deny_unknown_fields` reports it by name.
+fn env_key_path(rest: &str) -> String {
+    let lower = rest.to_ascii_lowercase();
+    for section in SECTIONS {
+        if let Some(key) = lower
+            .strip_prefix(section)
+            .and_then(|r| r.strip_prefix('_'))
+        {
+            return format!("{section}.{key}");
+        }
+    }
+    lower
+}
+
+/// Keys whose values are text even when they look like a number (a pepper of digits, say).
+const STRING_KEYS: [&str; 9] = [
+    "server.listen",
+    "database.url",
+    "password.pepper",
+    "keys.lifetime",
+    "keys.idle_timeout",
+    "anomaly.window",
+    "anomaly.flood_window",
+    "throttle.signin_failure_window",
+    "throttle.signup_window",
+];
+
+/// One `KILLBILL_AUTH_*` variable as a figment provider, so that errors name the variable.
+struct EnvVar {
+    name: String,
+    value: String,
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let path = env_key_path(&self.name[ENV_PREFIX.len()..]);
+        // Values read like TOML scalars (`3`, `true`, `["10.0.0.2"]`); anything else is a string.
+        let value: Value = if STRING_KEYS.contains(&path.as_str()) {
+            Value::from(self.value.clone())
+        } else {
+            match self.value.parse() {
+                Ok(v) => v,
+                Err(never) => match never {},
+            }
+        };
+        match figment::util::nest(&path, value) {
+            Value::Dict(_, dict) => Ok(Profile::Default.collect(dict)),
+            _ => Err(figment::Error::from(format!(
+                "{} is not a configuration key",
+                self.name
+            ))),
+        }
+    }
+}
+
+fn flatten_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A duration written like `180d`, `24h`, `90s`, `500ms` (humantime's syntax).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const ZERO: Self = Self(Duration::ZERO);
+
+    const fn hours(h: u64) -> Self {
+        Self(Duration::from_secs(h * 3600))
+    }
+
+    const fn days(d: u64) -> Self {
+        Self(Duration::from_secs(d * 86_400))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} ({e}); write e.g. 180d, 24h, 90s, 500ms"
+                ))
+            })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(
+            &humantime::format_duration(self.0)
+                .to_string()
+                .replace(' ', ""),
+        )
+    }
+}
+
+/// Accepts addresses (`10.0.0.2`) and networks (`10.0.0.0/8`).
+fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or network"))
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_api_md() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            s.database_target().unwrap(),
+            DatabaseTarget::Sqlite("data/killbill-auth.db".into())
+        );
+        assert_eq!(s.keys.lifetime.0, Duration::from_secs(180 * 86_400));
+        assert!(s.key_policy().idle_timeout.is_none());
+        assert_eq!(s.keys.max_per_user, 10);
+        assert_eq!(s.anomaly.window.0, Duration::from_secs(86_400));
+        assert_eq!(
+            (
+                s.anomaly.max_networks,
+                s.anomaly.ipv4_prefix,
+                s.anomaly.ipv6_prefix
+            ),
+            (8, 24, 64)
+        );
+        assert_eq!(s.anomaly.flood_max_requests, 100_000);
+        assert_eq!(
+            (s.rate_limit.key_per_second, s.rate_limit.key_burst),
+            (50, 100)
+        );
+        assert_eq!(s.throttle.signin_failure_window.0, Duration::from_secs(900));
+        assert_eq!(s.throttle.signups_per_network, 20);
+        assert_eq!(
+            (
+                s.password.min_length,
+                s.password.argon2_memory_kib,
+                s.password.argon2_iterations,
+                s.password.argon2_parallelism
+            ),
+            (12, 19_456, 2, 1)
+        );
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[server]\nlisten = \"127.0.0.1:9999\"\ntrusted_proxies = [\"10.0.0.2\", \"192.168.0.0/16\"]\n\
+             [keys]\nlifetime = \"30d\"\nidle_timeout = \"500ms\"\n[anomaly]\nmax_networks = 5\n\
+             [rate_limit]\nkey_burst = 7"
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(f.path()),
+            env(&[
+                ("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS", "3"),
+                ("KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND", "9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen.port(), 9999);
+        assert!(s.is_trusted_proxy("10.0.0.2".parse().unwrap()));
+        assert!(s.is_trusted_proxy("192.168.4.5".parse().unwrap()));
+        assert!(!s.is_trusted_proxy("10.0.0.3".parse().unwrap()));
+        assert_eq!(s.keys.lifetime.0, Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            s.key_policy().idle_timeout,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(s.anomaly.max_networks, 3, "environment overrides the file");
+        assert_eq!(s.rate_limit.key_burst, 7);
+        assert_eq!(s.rate_limit.key_per_second, 9);
+    }
+
+    fn load_err(toml: &str, vars: &[(&str, &str)]) -> String {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "{toml}").unwrap();
+        Settings::load_from(Some(f.path()), env(vars))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert!(load_err("[anomaly]\nmax_netwroks = 3\n", &[]).contains("max_netwroks"));
+        assert!(load_err("[anomali]\nmax_networks = 3\n", &[]).contains("anomali"));
+        assert!(load_err("", &[("KILLBILL_AUTH_KEYS_LIFETIMES", "1d")]).contains("lifetimes"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = load_err("[keys]\nlifetime = \"six months\"\n", &[]);
+        assert!(e.contains("lifetime") && e.contains("six months"), "{e}");
+        let e = load_err("", &[("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS", "lots")]);
+        assert!(e.contains("max_networks"), "{e}");
+        let e = load_err("[anomaly]\nipv4_prefix = 33\n", &[]);
+        assert!(e.contains("anomaly.ipv4_prefix"), "{e}");
+        let e = load_err("[server]\ntrusted_proxies = [\"nope\"]\n", &[]);
+        assert!(e.contains("trusted_proxies") && e.contains("nope"), "{e}");
+        let e = load_err("[database]\nurl = \"mysql://x\"\n", &[]);
+        assert!(e.contains("database.url"), "{e}");
+        let e = load_err("[password]\nargon2_memory_kib = 4\n", &[]);
+        assert!(e.contains("password.argon2_memory_kib"), "{e}");
+        let e = load_err("[keys]\nmax_per_user = 0\n", &[]);
+        assert!(e.contains("keys.max_per_user"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Settings::load_from(Some(Path::new("/nonexistent/k.toml")), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/k.toml"));
+    }
+
+    #[test]
+    fn pepper_comes_from_the_environment_and_is_not_printed() {
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "KILLBILL_AUTH_PASSWORD_PEPPER",
+                "a-very-secret-pepper-value",
+            )]),
+        )
+        .unwrap();
+        assert!(s.password.pepper.is_some());
+        assert!(!format!("{s:?}").contains("a-very-secret-pepper-value"));
+    }
+
+    #[test]
+    fn durations_in_every_documented_unit() {
+        for (text, d) in [
+            ("180d", 180 * 86_400_000),
+            ("24h", 86_400_000),
+            ("90s", 90_000),
+            ("500ms", 500),
+            ("0s", 0),
+        ] {
+            let v: HumanDuration = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(v.0, Duration::from_millis(d), "{text}");
+        }
+    }
+}

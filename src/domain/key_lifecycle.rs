@@ -1,0 +1,220 @@
+//! The life of an access key: when it expires, why it was revoked, which key a new
+//! sign-in pushes out.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Timestamp;
+
+/// Why a key stopped working. Stored with every revocation and shown to the key's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    SignedOut,
+    Expired,
+    IpChanges,
+    RequestFlood,
+    Evicted,
+    PasswordChanged,
+    Admin,
+}
+
+impl RevocationReason {
+    pub const ALL: [RevocationReason; 7] = [
+        Self::SignedOut,
+        Self::Expired,
+        Self::IpChanges,
+        Self::RequestFlood,
+        Self::Evicted,
+        Self::PasswordChanged,
+        Self::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedOut => "signed_out",
+            Self::Expired => "expired",
+            Self::IpChanges => "ip_changes",
+            Self::RequestFlood => "request_flood",
+            Self::Evicted => "evicted",
+            Self::PasswordChanged => "password_changed",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The `[keys]` settings as rules.
+#[derive(Clone, Debug)]
+pub struct KeyPolicy {
+    /// A key expires this long after its creation.
+    pub lifetime: Duration,
+    /// A key unused this long expires; `None` turns the rule off.
+    pub idle_timeout: Option<Duration>,
+    /// Live keys a user may hold; signing in past it evicts the least recently used one.
+    pub max_per_user: usize,
+}
+
+/// Whether a key may be used at a given moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    Live,
+    /// Past its deadline since `at` (the moment it expired, not the moment it was noticed).
+    Expired {
+        at: Timestamp,
+    },
+}
+
+impl KeyPolicy {
+    /// The earlier of the lifetime and idle deadlines (API.md's `Key.expires`).
+    pub fn expires_at(&self, created: Timestamp, last_used: Option<Timestamp>) -> Timestamp {
+        let by_lifetime = created.plus(self.lifetime);
+        match self.idle_timeout {
+            Some(idle) => by_lifetime.min(last_used.unwrap_or(created).max(created).plus(idle)),
+            None => by_lifetime,
+        }
+    }
+
+    pub fn status(
+        &self,
+        created: Timestamp,
+        last_used: Option<Timestamp>,
+        now: Timestamp,
+    ) -> KeyStatus {
+        let at = self.expires_at(created, last_used);
+        if now >= at {
+            KeyStatus::Expired { at }
+        } else {
+            KeyStatus::Live
+        }
+    }
+}
+
+/// What the eviction rule needs to know of a live key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUse<Id> {
+    pub id: Id,
+    pub created: Timestamp,
+    pub last_used: Option<Timestamp>,
+}
+
+/// The keys to revoke (reason `evicted`) so that, once one more key is issued, the user holds
+/// at most `max_per_user` live keys: the least recently used first, a never-used key counting
+/// as used when it was created; ties go to the older key.
+pub fn keys_to_evict<Id: Copy>(live: &[KeyUse<Id>], max_per_user: usize) -> Vec<Id> {
+    let keep = max_per_user.saturating_sub(1);
+    if live.len() <= keep {
+        return Vec::new();
+    }
+    let mut by_use: Vec<&KeyUse<Id>> = live.iter().collect();
+    by_use.sort_by_key(|k| (k.last_used.unwrap_or(k.created).max(k.created), k.created));
+    by_use[..live.len() - keep].iter().map(|k| k.id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn expires_after_its_lifetime() {
+        let policy = KeyPolicy {
+            lifetime: 180 * DAY,
+            idle_timeout: None,
+            max_per_user: 10,
+        };
+        let created = t(1_000);
+        let deadline = created.plus(180 * DAY);
+        assert_eq!(
+            policy.status(created, None, deadline.minus(Duration::from_millis(1))),
+            KeyStatus::Live
+        );
+        assert_eq!(
+            policy.status(created, Some(deadline), deadline),
+            KeyStatus::Expired { at: deadline }
+        );
+    }
+
+    #[test]
+    fn idle_timeout_counts_from_last_use() {
+        let policy = KeyPolicy {
+            lifetime: 180 * DAY,
+            idle_timeout: Some(30 * DAY),
+            max_per_user: 10,
+        };
+        let created = t(0);
+        assert_eq!(policy.expires_at(created, None), created.plus(30 * DAY));
+        let used = created.plus(100 * DAY);
+        assert_eq!(policy.expires_at(created, Some(used)), used.plus(30 * DAY));
+        // Never later than the lifetime.
+        let late = created.plus(170 * DAY);
+        assert_eq!(
+            policy.expires_at(created, Some(late)),
+            created.plus(180 * DAY)
+        );
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for r in RevocationReason::ALL {
+            assert_eq!(RevocationReason::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
+
+    #[test]
+    fn evicts_least_recently_used() {
+        let keys = [
+            KeyUse {
+                id: 1,
+                created: t(10),
+                last_used: Some(t(500)),
+            },
+            KeyUse {
+                id: 2,
+                created: t(20),
+                last_used: None,
+            },
+            KeyUse {
+                id: 3,
+                created: t(30),
+                last_used: Some(t(40)),
+            },
+        ];
+        assert_eq!(keys_to_evict(&keys, 4), Vec::<i32>::new());
+        assert_eq!(keys_to_evict(&keys, 3), vec![2]);
+        assert_eq!(keys_to_evict(&keys, 2), vec![2, 3]);
+        assert_eq!(keys_to_evict(&keys, 1), vec![2, 3, 1]);
+    }
+
+    proptest! {
+        #[test]
+        fn eviction_leaves_room_for_exactly_one_more(
+            uses in proptest::collection::vec((0i64..1000, proptest::option::of(0i64..2000)), 0..30),
+            max in 1usize..15,
+        ) {
+            let live: Vec<KeyUse<usize>> = uses.iter().enumerate()
+                .map(|(i, (c, u))| KeyUse { id: i, created: t(*c), last_used: u.map(t) })
+                .collect();
+            let evicted = keys_to_evict(&live, max);
+            prop_assert_eq!(live.len() - evicted.len(), live.len().min(max - 1));
+            // Every kept key was used no earlier than every evicted one.
+            let when = |k: &KeyUse<usize>| k.last_used.unwrap_or(k.created).max(k.created);
+            for e in &evicted {
+                for k in live.iter().filter(|k| !evicted.contains(&k.id)) {
+                    prop_assert!(when(&live[*e]) <= when(k));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The rules that are ours, in plain Rust: no HTTP, no SQL, no wall clock.
+//!
+//! Every function here takes the current time as an argument ([`Timestamp`]), so the
+//! rules can be tested for any moment without sleeping.
+
+pub mod access_key;
+pub mod key_lifecycle;
+pub mod password;
+pub mod time;
+pub mod user;
+pub mod username;
+
+pub use access_key::{AccessKey, KeyDigest};
+pub use key_lifecycle::{KeyPolicy, KeyStatus, RevocationReason};
+pub use password::{Password, PasswordPolicy};
+pub use time::Timestamp;
+pub use user::{Role, User};
+pub use username::Username;

@@ -1,0 +1,165 @@
+//! One error type for every HTTP answer that is not a success, mapped to status, headers and
+//! the envelope in one place. Internal causes are logged; clients get a fixed sentence.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::envelope::Envelope;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// The body of every invalid-key answer, exactly as the seed and API.md give it.
+pub const INVALID_ACCESS_KEY: &str = "Invalid access key";
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400, naming what is wrong.
+    BadRequest(String),
+    /// 401 on `POST /auth`: one message for unknown names and wrong passwords.
+    InvalidCredentials,
+    /// 401 on a sensitive change with the wrong password.
+    InvalidPassword,
+    /// 403 with `WWW-Authenticate: Bearer error="invalid_token"`.
+    InvalidKey,
+    NotFound,
+    MethodNotAllowed,
+    UsernameTaken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
+    Unavailable {
+        retry_after_secs: u64,
+    },
+    RequestTimeout,
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials | Self::InvalidPassword => StatusCode::UNAUTHORIZED,
+            Self::InvalidKey => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest(m) => m.clone(),
+            Self::InvalidCredentials => "Invalid username or password".into(),
+            Self::InvalidPassword => "Invalid password".into(),
+            Self::InvalidKey => INVALID_ACCESS_KEY.into(),
+            Self::NotFound => "Not found".into(),
+            Self::MethodNotAllowed => "Method not allowed".into(),
+            Self::UsernameTaken => "Username already taken".into(),
+            Self::PayloadTooLarge => "Request body too large (the limit is 64 KiB)".into(),
+            Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
+            Self::TooManyRequests { .. } => "Too many requests, retry later".into(),
+            Self::Unavailable { .. } => "Service temporarily unavailable, retry later".into(),
+            Self::RequestTimeout => "Request timed out".into(),
+            Self::Internal => "Internal server error".into(),
+        }
+    }
+
+    /// The answer for a status that axum or a tower layer produced without a body.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable {
+                retry_after_secs: 1,
+            },
+            StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            s if s.is_client_error() => {
+                Self::BadRequest(s.canonical_reason().unwrap_or("Bad request").to_owned())
+            }
+            _ => Self::Internal,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Envelope::<()>::failure(self.message())).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::InvalidKey => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Self::TooManyRequests { retry_after_secs } | Self::Unavailable { retry_after_secs } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
+            StoreError::Conflict(what) => {
+                tracing::error!(what, "unexpected conflict");
+                Self::Internal
+            }
+            other => {
+                tracing::error!(error = ?other, "database error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::InvalidUsername(e) => Self::BadRequest(format!("username: {e}")),
+            ServiceError::WeakPassword(e) => Self::BadRequest(format!("password: {e}")),
+            ServiceError::UsernameTaken => Self::UsernameTaken,
+            ServiceError::InvalidCredentials => Self::InvalidCredentials,
+            ServiceError::InvalidPassword => Self::InvalidPassword,
+            ServiceError::InvalidKey => Self::InvalidKey,
+            ServiceError::NotFound => Self::NotFound,
+            ServiceError::Overloaded(_) => {
+                tracing::warn!("password hashing queue full; answering 503");
+                Self::Unavailable {
+                    retry_after_secs: 1,
+                }
+            }
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                Self::Internal
+            }
+        }
+    }
+}

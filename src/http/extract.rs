@@ -1,0 +1,249 @@
+//! Extractors: our JSON body (errors in the envelope, naming the field), the client's address,
+//! and the authenticated key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::AccessKey;
+use crate::service::keys::{KeyError, USER_AGENT_MAX};
+use crate::service::{Client, KeyEntry};
+
+/// A JSON request body. Refuses anything but `application/json` (415), bodies over the limit
+/// (413), and malformed JSON, missing, unknown or wrongly typed fields (400, naming the field).
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses a JSON body into `T`, describing a failure in terms of the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::BadRequest(describe_json_error(&path, &inner))
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn describe_json_error(path: &str, e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("malformed JSON: {e}"),
+        Category::Data => {
+            // serde's message carries " at line L column C"; the field path says more to a client.
+            let text = e.to_string();
+            let text = text.split(" at line ").next().unwrap_or(&text);
+            if path.is_empty() || path == "." {
+                format!("invalid request body: {text}")
+            } else {
+                format!("{path}: {text}")
+            }
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Who is calling: the TCP peer, or, when the peer is a trusted proxy, the rightmost
+/// `X-Forwarded-For` address that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical_ip(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // Walk every X-Forwarded-For header from the right (the nearest hop first).
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>().map(canonical_ip) else {
+            break; // garbage: stop at the last address we could vouch for
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is the IPv4 address it carries.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(USER_AGENT)?.to_str().ok()?;
+    let mut end = ua.len().min(USER_AGENT_MAX);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(ua[..end].to_owned())
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| {
+                tracing::error!("no peer address on the request");
+                ApiError::Internal
+            })?;
+        Ok(Client {
+            ip: client_ip(peer, &parts.headers, &state.trusted_proxies),
+            user_agent: user_agent(&parts.headers),
+        })
+    }
+}
+
+/// A request with a valid access key: its entry (key and owner) and the client.
+pub struct Authenticated {
+    pub entry: Arc<KeyEntry>,
+    pub client: Client,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| AccessKey::from_authorization(h.as_bytes()))
+            .ok_or(ApiError::InvalidKey)?;
+        let client = Client::from_request_parts(parts, state).await?;
+        match state.keys.validate(&key, &client).await {
+            Ok(entry) => Ok(Authenticated { entry, client }),
+            Err(KeyError::Invalid) => Err(ApiError::InvalidKey),
+            Err(KeyError::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_claim_an_address() {
+        assert_eq!(
+            client_ip(ip("127.0.0.5"), &xff(&["203.0.113.9"]), &[]),
+            ip("127.0.0.5")
+        );
+    }
+
+    #[test]
+    fn trusted_proxy_gives_the_rightmost_untrusted_hop() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = xff(&["198.51.100.1, 203.0.113.9", "10.1.1.1"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &headers, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &xff(&["garbage"]), &trusted),
+            ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn mapped_ipv6_is_ipv4() {
+        assert_eq!(canonical_ip(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(canonical_ip(ip("2001:db8::1")), ip("2001:db8::1"));
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Creds {
+        username: String,
+        password: String,
+    }
+
+    fn err(body: &str) -> String {
+        match parse_json::<Creds>(body.as_bytes()) {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert!(err(r#"{"username":"a"}"#).contains("`password`"));
+        assert!(err(r#"{"username":"a","password":123}"#).starts_with("password: invalid type"));
+        assert!(err(r#"{"username":["a"],"password":"x"}"#).starts_with("username:"));
+        assert!(err(r#"{"username":"a","password":"x","is_admin":true}"#).contains("is_admin"));
+        assert!(
+            err(r#"{"username":"a","username":"b","password":"x"}"#).contains("duplicate field")
+        );
+        assert!(err(r#"{"username":"#).starts_with("malformed JSON"));
+        assert!(err(r#"{"username":"a","password":"x"} trailing"#).starts_with("malformed JSON"));
+        assert!(
+            err(&"[".repeat(10_000)).starts_with("malformed JSON")
+                || err(&"[".repeat(10_000)).contains("invalid")
+        );
+    }
+}

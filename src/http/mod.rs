@@ -1,0 +1,103 @@
+//! The HTTP face of the service: the router, the envelope, error mapping, extractors, routes.
+
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use ipnet::IpNet;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::service::{AccountService, KeyService};
+use crate::store::Store;
+use error::ApiError;
+
+/// Largest request body accepted (API.md: 64 KiB).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// A request that takes longer is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share; passed explicitly, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Arc<AccountService>,
+    pub keys: Arc<KeyService>,
+    pub store: Arc<dyn Store>,
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/", get(routes::meta::index))
+        .route("/health", get(routes::meta::health))
+        .route("/users", post(routes::users::sign_up))
+        .route(
+            "/users/me",
+            get(routes::users::me).delete(routes::users::delete_me),
+        )
+        .route("/users/me/password", put(routes::users::change_password))
+        .route(
+            "/auth",
+            post(routes::auth::sign_in)
+                .get(routes::auth::validate)
+                .delete(routes::auth::sign_out),
+        )
+        .route("/auth/keys", get(routes::auth::list_keys))
+        .route("/auth/keys/{id}", delete(routes::auth::revoke_key))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
+
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    // The path only: never headers (they carry keys).
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(middleware::from_fn(envelope_bare_errors))
+            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT)),
+    )
+}
+
+/// Gives the envelope to error answers that axum or tower produced themselves (405 with its
+/// `Allow` header, 408 from the timeout, plain-text extractor rejections), keeping their headers.
+async fn envelope_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let fresh = ApiError::for_status(status).into_response();
+    let (fresh_parts, body) = fresh.into_parts();
+    for (name, value) in fresh_parts.headers.iter() {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, body)
+}

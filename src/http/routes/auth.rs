@@ -1,0 +1,133 @@
+//! `POST /auth`, `GET /auth`, `DELETE /auth`, `GET /auth/keys`, `DELETE /auth/keys/{id}`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Credentials;
+use crate::domain::{RevocationReason, User};
+use crate::http::envelope::Envelope;
+use crate::http::error::ApiError;
+use crate::http::extract::{Authenticated, Json};
+use crate::http::AppState;
+use crate::service::keys::{KeyView, RevokedView};
+use crate::service::Client;
+
+#[derive(Serialize)]
+pub struct Issued {
+    key: String,
+}
+
+#[derive(Serialize)]
+pub struct Validated {
+    user: User,
+    key: KeyView,
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    keys: Vec<KeyView>,
+    revoked: Vec<RevokedView>,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<Credentials>,
+) -> Result<Envelope<Issued>, ApiError> {
+    let key = state
+        .accounts
+        .sign_in(&body.username, &body.password, &client)
+        .await?;
+    Ok(Envelope::ok(Issued { key: key.encode() }))
+}
+
+/// Key validation for clients and reverse proxies (forward auth): the owner also travels in
+/// `X-Auth-User-Id` and `X-Auth-Username`.
+pub async fn validate(State(state): State<AppState>, auth: Authenticated) -> Response {
+    let user = auth.entry.user.clone();
+    let key = auth.entry.view(state.keys.policy(), true);
+    let id = HeaderValue::from_str(&user.id.to_string());
+    let name = HeaderValue::from_str(user.name.as_str());
+    let mut response = Envelope::ok(Validated { user, key }).into_response();
+    if let (Ok(id), Ok(name)) = (id, name) {
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static("x-auth-user-id"), id);
+        headers.insert(HeaderName::from_static("x-auth-username"), name);
+    }
+    response
+}
+
+/// `?all=true` signs out every key of the user; `all=false` or no query, only this one.
+fn parse_all(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut all = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("all", "true")) => all = true,
+            Some(("all", "false")) => all = false,
+            Some(("all", _)) | None if pair.starts_with("all") => {
+                return Err(ApiError::BadRequest("all: must be true or false".into()))
+            }
+            _ => {
+                let name = pair.split('=').next().unwrap_or(pair);
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter `{name}`"
+                )));
+            }
+        }
+    }
+    Ok(all)
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+) -> Result<Envelope<()>, ApiError> {
+    let all = parse_all(query.as_deref())?;
+    state.accounts.sign_out(&auth.entry, all).await?;
+    Ok(Envelope::empty())
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Envelope<KeyList>, ApiError> {
+    let (keys, revoked) = state.keys.list(auth.entry.user.id, auth.entry.id).await?;
+    Ok(Envelope::ok(KeyList { keys, revoked }))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Envelope<()>, ApiError> {
+    // Not a UUID is not one of your keys either.
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state
+        .keys
+        .revoke_by_id(auth.entry.user.id, id, RevocationReason::SignedOut)
+        .await?
+    {
+        Ok(Envelope::empty())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_query() {
+        assert!(!parse_all(None).unwrap());
+        assert!(parse_all(Some("all=true")).unwrap());
+        assert!(!parse_all(Some("all=false")).unwrap());
+        assert!(parse_all(Some("all=yes")).is_err());
+        assert!(parse_all(Some("all")).is_err());
+        assert!(parse_all(Some("everything=true")).is_err());
+    }
+}

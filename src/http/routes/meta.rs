@@ -1,0 +1,32 @@
+//! `GET /` and `GET /health`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::http::envelope::Envelope;
+use crate::http::AppState;
+
+pub async fn index() -> Envelope<serde_json::Value> {
+    Envelope::ok(json!({"name": "killbill-auth", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Envelope::ok(json!({"status": "ok", "database": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            let body = Envelope {
+                success: false,
+                data: Some(json!({"status": "unavailable", "database": "unreachable"})),
+                error: Some("Database unavailable".to_owned()),
+            };
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! killbill-auth: token-based authentication for Kill Bill 2.
+//!
+//! - `domain`: the rules (usernames, passwords, keys and their expiry), plain Rust;
+//! - `service`: the use cases, the hashing pool and the key-validation hot path;
+//! - `store`: persistence behind one trait (SQLite now);
+//! - `http`: routes, envelope, error mapping, extractors;
+//! - `config`, `telemetry`, `startup`, `clock`: wiring.
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

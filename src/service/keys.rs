@@ -1,0 +1,408 @@
+//! The hot path: validating an access key on every request of every game client.
+//!
+//! A validation is a SHA-256, a lookup in an in-memory cache and, on a miss only, one database
+//! read. Nothing is written per request: `last_used`, `last_ip` and `user_agent` are kept on the
+//! cached entry and flushed in batches ([`KeyService::flush`], once a second and at shutdown).
+//! A revocation made by this instance removes the key from the cache before it returns, so it
+//! is honoured at once.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::domain::{
+    AccessKey, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp, User,
+};
+use crate::store::{KeyRecord, KeyUsage, NewKey, RevokedKey, Store, StoreError};
+
+/// How long revoked keys stay listed by `GET /auth/keys`.
+pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
+/// Keys kept in memory at most; a miss costs one indexed read.
+const CACHE_CAPACITY: u64 = 1_000_000;
+/// Keys unused this long leave the cache.
+const CACHE_IDLE: Duration = Duration::from_secs(600);
+/// User agents are kept up to this many bytes.
+pub const USER_AGENT_MAX: usize = 256;
+
+/// Where a request comes from.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+/// A live key in memory, with its owner.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub id: Uuid,
+    pub digest: KeyDigest,
+    pub user: User,
+    pub created: Timestamp,
+    usage: Mutex<Usage>,
+}
+
+#[derive(Debug, Default)]
+struct Usage {
+    last_used: Option<Timestamp>,
+    last_ip: Option<IpAddr>,
+    user_agent: Option<Arc<str>>,
+    /// Changed since the last flush (and queued in `KeyService::dirty`).
+    dirty: bool,
+}
+
+impl KeyEntry {
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        // A panic while holding this lock cannot leave `Usage` inconsistent (plain field writes).
+        self.usage
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn from_record(record: KeyRecord, user: User) -> Self {
+        let last_ip = record.last_ip.as_deref().and_then(|s| s.parse().ok());
+        Self {
+            id: record.id,
+            digest: record.digest,
+            user,
+            created: record.created,
+            usage: Mutex::new(Usage {
+                last_used: record.last_used,
+                last_ip,
+                user_agent: record.user_agent.map(Arc::from),
+                dirty: false,
+            }),
+        }
+    }
+
+    /// The key as the API shows it (`Key` in API.md).
+    pub fn view(&self, policy: &KeyPolicy, current: bool) -> KeyView {
+        let usage = self.usage();
+        KeyView {
+            id: self.id,
+            created: self.created,
+            expires: policy.expires_at(self.created, usage.last_used),
+            last_used: usage.last_used,
+            last_ip: usage.last_ip.map(|ip| ip.to_string()),
+            user_agent: usage.user_agent.as_deref().map(str::to_owned),
+            current,
+        }
+    }
+}
+
+/// API.md's `Key`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct KeyView {
+    pub id: Uuid,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+    pub last_used: Option<Timestamp>,
+    pub last_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+/// API.md's `RevokedKey`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RevokedView {
+    pub id: Uuid,
+    pub created: Timestamp,
+    pub revoked: Timestamp,
+    pub reason: RevocationReason,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Unknown, expired or revoked: the caller only ever learns "Invalid access key".
+    #[error("invalid access key")]
+    Invalid,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct KeyService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policy: KeyPolicy,
+    cache: moka::sync::Cache<KeyDigest, Arc<KeyEntry>>,
+    /// Entries whose usage changed since the last flush.
+    dirty: Mutex<Vec<Arc<KeyEntry>>>,
+    /// Bumped by every revocation, so that a cache fill racing with one can tell.
+    revocations: AtomicU64,
+}
+
+impl KeyService {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: KeyPolicy) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(CACHE_IDLE)
+                .build(),
+            dirty: Mutex::new(Vec::new()),
+            revocations: AtomicU64::new(0),
+        }
+    }
+
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
+    }
+
+    fn dirty(&self) -> MutexGuard<'_, Vec<Arc<KeyEntry>>> {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks a key and records its use. `Err(KeyError::Invalid)` for unknown, expired and
+    /// revoked keys alike; an expired key is revoked (reason `expired`) on the way.
+    pub async fn validate(
+        &self,
+        key: &AccessKey,
+        client: &Client,
+    ) -> Result<Arc<KeyEntry>, KeyError> {
+        let digest = key.digest();
+        let entry = match self.cache.get(&digest) {
+            Some(entry) => entry,
+            None => self.load(digest).await?,
+        };
+        let now = self.clock.now();
+        let last_used = entry.usage().last_used;
+        if let KeyStatus::Expired { at } = self.policy.status(entry.created, last_used, now) {
+            self.revoke(&entry, RevocationReason::Expired, at, None)
+                .await?;
+            return Err(KeyError::Invalid);
+        }
+        self.touch(&entry, now, client);
+        Ok(entry)
+    }
+
+    async fn load(&self, digest: KeyDigest) -> Result<Arc<KeyEntry>, KeyError> {
+        let seen = self.revocations.load(Ordering::SeqCst);
+        let Some((record, user)) = self.store.find_key(&digest).await? else {
+            return Err(KeyError::Invalid);
+        };
+        if record.revoked.is_some() {
+            return Err(KeyError::Invalid);
+        }
+        let entry = Arc::new(KeyEntry::from_record(record, user));
+        self.cache.insert(digest, entry.clone());
+        // A revocation that committed while we were reading may have invalidated the cache
+        // before our insert: drop what we inserted so the next request reads again.
+        if self.revocations.load(Ordering::SeqCst) != seen {
+            self.cache.invalidate(&digest);
+        }
+        Ok(entry)
+    }
+
+    fn touch(&self, entry: &Arc<KeyEntry>, now: Timestamp, client: &Client) {
+        let mut usage = entry.usage();
+        usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
+        usage.last_ip = Some(client.ip);
+        let ua = client.user_agent.as_deref();
+        if usage.user_agent.as_deref() != ua {
+            usage.user_agent = ua.map(Arc::from);
+        }
+        if !usage.dirty {
+            usage.dirty = true;
+            drop(usage);
+            self.dirty().push(entry.clone());
+        }
+    }
+
+    /// Forgets revoked keys in this instance's cache.
+    pub fn forget(&self, revoked: &[RevokedKey]) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        for r in revoked {
+            self.cache.invalidate(&r.digest);
+        }
+    }
+
+    /// Revokes one key (of its owner) and forgets it.
+    pub async fn revoke(
+        &self,
+        entry: &KeyEntry,
+        reason: RevocationReason,
+        at: Timestamp,
+        network: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let revoked = self
+            .store
+            .revoke_key(entry.user.id, entry.id, reason, at, network)
+            .await?;
+        // Forget even if storage says it was already revoked (e.g. by another instance).
+        self.forget(&[RevokedKey {
+            id: entry.id,
+            digest: entry.digest,
+            reason,
+        }]);
+        if let Some(r) = revoked {
+            log_revocation(entry.user.id, &r);
+        }
+        Ok(())
+    }
+
+    /// Revokes a key of `user_id` by its public id; `false` if it is not theirs or not live.
+    pub async fn revoke_by_id(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        reason: RevocationReason,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        match self
+            .store
+            .revoke_key(user_id, key_id, reason, now, None)
+            .await?
+        {
+            Some(r) => {
+                self.forget(&[r]);
+                log_revocation(user_id, &r);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Revokes every key of a user.
+    pub async fn revoke_all(
+        &self,
+        user_id: Uuid,
+        reason: RevocationReason,
+    ) -> Result<usize, StoreError> {
+        let revoked = self
+            .store
+            .revoke_user_keys(user_id, reason, self.clock.now())
+            .await?;
+        self.forget(&revoked);
+        for r in &revoked {
+            log_revocation(user_id, r);
+        }
+        Ok(revoked.len())
+    }
+
+    /// Stores a freshly issued key, evicting the user's least recently used keys past the limit.
+    pub async fn issue(&self, key: &NewKey) -> Result<(), StoreError> {
+        // Eviction compares last use, so the user's unflushed usage must reach storage first.
+        self.flush_user(key.user_id).await?;
+        let revoked = self.store.issue_key(key, &self.policy).await?;
+        self.forget(&revoked);
+        for r in &revoked {
+            log_revocation(key.user_id, r);
+        }
+        Ok(())
+    }
+
+    /// The user's live keys and the keys revoked in the last 30 days.
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        current: Uuid,
+    ) -> Result<(Vec<KeyView>, Vec<RevokedView>), StoreError> {
+        self.flush_user(user_id).await?;
+        let now = self.clock.now();
+        let records = self
+            .store
+            .list_keys(user_id, now.minus(REVOKED_LISTED_FOR))
+            .await?;
+        let mut live = Vec::new();
+        let mut revoked = Vec::new();
+        for r in records {
+            let (revoked_at, reason) =
+                match (r.revoked, self.policy.status(r.created, r.last_used, now)) {
+                    (Some((at, reason)), _) => (at, reason),
+                    // Past its deadline but not yet noticed by a request or the sweep.
+                    (None, KeyStatus::Expired { at }) => (at, RevocationReason::Expired),
+                    (None, KeyStatus::Live) => {
+                        live.push(KeyView {
+                            id: r.id,
+                            created: r.created,
+                            expires: self.policy.expires_at(r.created, r.last_used),
+                            last_used: r.last_used,
+                            last_ip: r.last_ip,
+                            user_agent: r.user_agent,
+                            current: r.id == current,
+                        });
+                        continue;
+                    }
+                };
+            if now.minus(REVOKED_LISTED_FOR) <= revoked_at {
+                revoked.push(RevokedView {
+                    id: r.id,
+                    created: r.created,
+                    revoked: revoked_at,
+                    reason,
+                });
+            }
+        }
+        revoked.sort_by_key(|r| std::cmp::Reverse(r.revoked));
+        Ok((live, revoked))
+    }
+
+    fn take_usage(entries: Vec<Arc<KeyEntry>>) -> Vec<KeyUsage> {
+        entries
+            .iter()
+            .filter_map(|e| {
+                let mut u = e.usage();
+                u.dirty = false;
+                Some(KeyUsage {
+                    key_id: e.id,
+                    last_used: u.last_used?,
+                    last_ip: u.last_ip?,
+                    user_agent: u.user_agent.as_deref().map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+
+    async fn write_usage(&self, entries: Vec<Arc<KeyEntry>>) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let batch = Self::take_usage(entries.clone());
+        match self.store.record_usage(&batch).await {
+            Ok(()) => Ok(batch.len()),
+            Err(e) => {
+                // Keep them for the next flush.
+                for entry in &entries {
+                    entry.usage().dirty = true;
+                }
+                self.dirty().extend(entries);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes every pending usage update in one transaction; returns how many.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        let entries = std::mem::take(&mut *self.dirty());
+        self.write_usage(entries).await
+    }
+
+    /// Writes the pending usage of one user's keys.
+    pub async fn flush_user(&self, user_id: Uuid) -> Result<usize, StoreError> {
+        let mine: Vec<Arc<KeyEntry>> = {
+            let mut dirty = self.dirty();
+            dirty.extract_if(.., |e| e.user.id == user_id).collect()
+        };
+        self.write_usage(mine).await
+    }
+}
+
+/// A revocation as a structured security event (never key material).
+pub fn log_revocation(user_id: Uuid, r: &RevokedKey) {
+    tracing::info!(
+        target: "security",
+        event = "key_revoked",
+        user_id = %user_id,
+        key_id = %r.id,
+        reason = r.reason.as_str(),
+        "access key revoked"
+    );
+}

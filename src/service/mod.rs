@@ -1,0 +1,10 @@
+//! The application: what each use case does, in terms of the rules (`domain`), storage
+//! (`store`) and the hashing pool. Knows nothing of HTTP.
+
+pub mod accounts;
+pub mod hasher;
+pub mod keys;
+
+pub use accounts::{AccountService, ServiceError};
+pub use hasher::Hasher;
+pub use keys::{Client, KeyEntry, KeyService};

@@ -1,0 +1,135 @@
+//! Storage boundary: everything the service keeps, behind one trait.
+//!
+//! The handlers and the rules see only [`Store`]; `sqlite` fills it for one machine, and a
+//! PostgreSQL implementation can fill it for several instances without touching them.
+
+pub mod sqlite;
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{KeyDigest, KeyPolicy, RevocationReason, Timestamp, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (a taken username).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database is busy, locked, full or unreachable: worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A key about to be stored.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub digest: KeyDigest,
+    pub created: Timestamp,
+    /// The address the key was issued to (its first network).
+    pub created_ip: Option<IpAddr>,
+}
+
+/// A key as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub digest: KeyDigest,
+    pub created: Timestamp,
+    pub last_used: Option<Timestamp>,
+    pub last_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked: Option<(Timestamp, RevocationReason)>,
+}
+
+/// A key that a write just revoked, so that caches can forget it at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevokedKey {
+    pub id: Uuid,
+    pub digest: KeyDigest,
+    pub reason: RevocationReason,
+}
+
+/// The latest use of a key, batched from memory to storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub key_id: Uuid,
+    pub last_used: Timestamp,
+    pub last_ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a user with its password hash and first key, atomically. A taken name is
+    /// [`StoreError::Conflict`], decided by the unique constraint.
+    async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()>;
+
+    /// The user and password hash for a sign-in name (case-insensitive).
+    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>>;
+
+    /// The user and password hash by id.
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>>;
+
+    /// Stores a new key and, in the same transaction, marks the user's expired keys and evicts
+    /// the least recently used ones so that at most `policy.max_per_user` stay live.
+    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>>;
+
+    /// Replaces a password hash (an upgrade after the parameters changed).
+    async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()>;
+
+    /// Replaces the password hash, revokes every key (`password_changed`) and stores `new_key`.
+    async fn change_password(
+        &self,
+        user_id: Uuid,
+        phc: &str,
+        new_key: &NewKey,
+    ) -> StoreResult<Vec<RevokedKey>>;
+
+    /// Deletes the account with its keys and history; returns the keys that were live.
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<Vec<RevokedKey>>;
+
+    /// The key with this digest (revoked or not) and its owner.
+    async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>>;
+
+    /// Revokes one live key of `user_id`; `None` if it is not theirs or not live.
+    async fn revoke_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        reason: RevocationReason,
+        at: Timestamp,
+        network: Option<&str>,
+    ) -> StoreResult<Option<RevokedKey>>;
+
+    /// Revokes every live key of a user.
+    async fn revoke_user_keys(
+        &self,
+        user_id: Uuid,
+        reason: RevocationReason,
+        at: Timestamp,
+    ) -> StoreResult<Vec<RevokedKey>>;
+
+    /// The user's live keys and the keys revoked at or after `revoked_since`.
+    async fn list_keys(
+        &self,
+        user_id: Uuid,
+        revoked_since: Timestamp,
+    ) -> StoreResult<Vec<KeyRecord>>;
+
+    /// Writes a batch of usage updates in one transaction.
+    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
+}

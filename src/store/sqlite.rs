@@ -1,0 +1,484 @@
+//! [`Store`] on an embedded SQLite database.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a transaction that returned is on disk
+//! before the client hears about it (a kill -9 or a power cut loses no acknowledged write).
+//! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
+//! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::{KeyRecord, KeyUsage, NewKey, RevokedKey, Store, StoreError, StoreResult};
+use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
+use crate::domain::{KeyDigest, KeyPolicy, RevocationReason, Role, Timestamp, User, Username};
+
+/// How long a statement waits for a lock held by another process (e.g. the admin CLI).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if needed) and migrates the database.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create database directory {}: {e}", dir.display())
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict("unique constraint")
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY (primary codes).
+            Some(code) if matches!(primary_code(code), 5 | 6 | 10 | 13 | 14 | 8) => {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Other(e),
+        },
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+        _ => StoreError::Other(e),
+    }
+}
+
+fn primary_code(code: &str) -> i64 {
+    code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1)
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    let role: String = row.try_get("role").map_err(map_err)?;
+    Ok(User {
+        id: row.try_get("user_id").map_err(map_err)?,
+        name: Username::from_trusted(row.try_get("username").map_err(map_err)?),
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+        created: ts(row.try_get("user_created_ms").map_err(map_err)?),
+    })
+}
+
+fn digest_from(bytes: Vec<u8>) -> StoreResult<KeyDigest> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("digest length".into()))?;
+    Ok(KeyDigest(arr))
+}
+
+fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
+    let revoked_ms: Option<i64> = row.try_get("revoked_ms").map_err(map_err)?;
+    let reason: Option<String> = row.try_get("revoke_reason").map_err(map_err)?;
+    let revoked = match (revoked_ms, reason) {
+        (Some(at), Some(r)) => Some((
+            ts(at),
+            RevocationReason::parse(&r)
+                .ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
+        )),
+        _ => None,
+    };
+    Ok(KeyRecord {
+        id: row.try_get("id").map_err(map_err)?,
+        user_id: row.try_get("user_id").map_err(map_err)?,
+        digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
+        created: ts(row.try_get("created_ms").map_err(map_err)?),
+        last_used: row
+            .try_get::<Option<i64>, _>("last_used_ms")
+            .map_err(map_err)?
+            .map(ts),
+        last_ip: row.try_get("last_ip").map_err(map_err)?,
+        user_agent: row.try_get("user_agent").map_err(map_err)?,
+        revoked,
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, k.revoked_ms, k.revoke_reason";
+
+async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
+    let ip = key.created_ip.map(|ip| ip.to_string());
+    sqlx::query(
+        "INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(key.id)
+    .bind(key.user_id)
+    .bind(&key.digest.0[..])
+    .bind(key.created.as_millis())
+    .bind(&ip)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES (?, ?, 'issued', ?, ?)")
+        .bind(key.id)
+        .bind(key.user_id)
+        .bind(&ip)
+        .bind(key.created.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Marks live keys revoked (only those still live) and records one event each.
+async fn revoke_where(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    key_ids: Option<&[Uuid]>,
+    reason: RevocationReason,
+    at: Timestamp,
+    network: Option<&str>,
+) -> StoreResult<Vec<RevokedKey>> {
+    let rows = match key_ids {
+        None => sqlx::query(
+            "UPDATE keys SET revoked_ms = ?, revoke_reason = ? \
+             WHERE user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
+        )
+        .bind(at.as_millis())
+        .bind(reason.as_str())
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?,
+        Some(ids) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row = sqlx::query(
+                    "UPDATE keys SET revoked_ms = ?, revoke_reason = ? \
+                     WHERE id = ? AND user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
+                )
+                .bind(at.as_millis())
+                .bind(reason.as_str())
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                rows.extend(row);
+            }
+            rows
+        }
+    };
+    let mut revoked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("id").map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO key_events (key_id, user_id, event, reason, network, at_ms) VALUES (?, ?, 'revoked', ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(reason.as_str())
+        .bind(network)
+        .bind(at.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        revoked.push(RevokedKey {
+            id,
+            digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
+            reason,
+        });
+    }
+    Ok(revoked)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        sqlx::query("INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(user.id)
+            .bind(user.name.as_str())
+            .bind(user.name.canonical())
+            .bind(user.role.as_str())
+            .bind(user.created.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
+            .bind(user.id)
+            .bind(phc)
+            .bind(user.created.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_key(&mut tx, key).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query(
+            "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
+             FROM users u JOIN password_hashes p ON p.user_id = u.id WHERE u.username_canonical = ?",
+        )
+        .bind(canonical_name)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get("phc").map_err(map_err)?)))
+            .transpose()
+    }
+
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query(
+            "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
+             FROM users u JOIN password_hashes p ON p.user_id = u.id WHERE u.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| Ok((user_from_row(&r)?, r.try_get("phc").map_err(map_err)?)))
+            .transpose()
+    }
+
+    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
+            .bind(key.user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut live = Vec::with_capacity(rows.len());
+        let mut revoked = Vec::new();
+        for row in rows {
+            let id: Uuid = row.try_get("id").map_err(map_err)?;
+            let created = ts(row.try_get("created_ms").map_err(map_err)?);
+            let last_used = row
+                .try_get::<Option<i64>, _>("last_used_ms")
+                .map_err(map_err)?
+                .map(ts);
+            match policy.status(created, last_used, key.created) {
+                KeyStatus::Live => live.push(KeyUse {
+                    id,
+                    created,
+                    last_used,
+                }),
+                KeyStatus::Expired { at } => revoked.extend(
+                    revoke_where(
+                        &mut tx,
+                        key.user_id,
+                        Some(&[id]),
+                        RevocationReason::Expired,
+                        at,
+                        None,
+                    )
+                    .await?,
+                ),
+            }
+        }
+        let evict = keys_to_evict(&live, policy.max_per_user);
+        if !evict.is_empty() {
+            let ip = key.created_ip.map(|ip| ip.to_string());
+            revoked.extend(
+                revoke_where(
+                    &mut tx,
+                    key.user_id,
+                    Some(&evict),
+                    RevocationReason::Evicted,
+                    key.created,
+                    ip.as_deref(),
+                )
+                .await?,
+            );
+        }
+        insert_key(&mut tx, key).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
+    async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+            .bind(phc)
+            .bind(now.as_millis())
+            .bind(user_id)
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn change_password(
+        &self,
+        user_id: Uuid,
+        phc: &str,
+        new_key: &NewKey,
+    ) -> StoreResult<Vec<RevokedKey>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+            .bind(phc)
+            .bind(new_key.created.as_millis())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let ip = new_key.created_ip.map(|ip| ip.to_string());
+        let revoked = revoke_where(
+            &mut tx,
+            user_id,
+            None,
+            RevocationReason::PasswordChanged,
+            new_key.created,
+            ip.as_deref(),
+        )
+        .await?;
+        insert_key(&mut tx, new_key).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
+    async fn delete_user(&self, user_id: Uuid) -> StoreResult<Vec<RevokedKey>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let rows =
+            sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let mut gone = Vec::with_capacity(rows.len());
+        for row in rows {
+            gone.push(RevokedKey {
+                id: row.try_get("id").map_err(map_err)?,
+                digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
+                reason: RevocationReason::Admin,
+            });
+        }
+        // Keys, hashes and events go with the user (ON DELETE CASCADE).
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(gone)
+    }
+
+    async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS}, u.username, u.role, u.created_ms AS user_created_ms \
+             FROM keys k JOIN users u ON u.id = k.user_id WHERE k.digest = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&digest.0[..])
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| Ok((key_from_row(&r)?, user_from_row(&r)?)))
+            .transpose()
+    }
+
+    async fn revoke_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        reason: RevocationReason,
+        at: Timestamp,
+        network: Option<&str>,
+    ) -> StoreResult<Option<RevokedKey>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked.into_iter().next())
+    }
+
+    async fn revoke_user_keys(
+        &self,
+        user_id: Uuid,
+        reason: RevocationReason,
+        at: Timestamp,
+    ) -> StoreResult<Vec<RevokedKey>> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let revoked = revoke_where(&mut tx, user_id, None, reason, at, None).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
+    async fn list_keys(
+        &self,
+        user_id: Uuid,
+        revoked_since: Timestamp,
+    ) -> StoreResult<Vec<KeyRecord>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM keys k \
+             WHERE k.user_id = ? AND (k.revoked_ms IS NULL OR k.revoked_ms >= ?) ORDER BY k.created_ms, k.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(revoked_since.as_millis())
+            .fetch_all(&self.read)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        for u in batch {
+            // max(): a late flush never moves last_used backwards.
+            sqlx::query(
+                "UPDATE keys SET last_used_ms = max(coalesce(last_used_ms, 0), ?), last_ip = ?, user_agent = ? WHERE id = ?",
+            )
+            .bind(u.last_used.as_millis())
+            .bind(u.last_ip.to_string())
+            .bind(&u.user_agent)
+            .bind(u.key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+}

@@ -338,36 +338,30 @@ mod tests {
 
     #[tokio::test]
     async fn pool_runs_jobs_and_refuses_when_full() {
-        let hasher = Hasher::start(cheap(64), None, 1).unwrap();
-        let phc = hasher
-            .run(|w| w.hash(&pw("pool password here")))
-            .await
-            .unwrap()
-            .unwrap();
+        let hasher = Arc::new(Hasher::start(cheap(64), None, 1).unwrap());
+        let phc = hasher.run(|w| w.hash(&pw("pool password here"))).await.unwrap().unwrap();
         assert!(phc.starts_with("$argon2id$"));
         // Block the only worker, fill the queue, and the next job is refused at once.
         let (release, wait) = std::sync::mpsc::channel::<()>();
-        let blocker = hasher.run(move |_| {
-            let _ = wait.recv();
+        let h = hasher.clone();
+        let blocked = tokio::spawn(async move {
+            h.run(move |_| {
+                let _ = wait.recv();
+            })
+            .await
         });
-        let blocked = tokio::spawn(blocker);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut queued = Vec::new();
         for _ in 0..QUEUE_PER_WORKER {
-            queued.push(hasher.run(|_| ()));
-        }
-        // The queue holds QUEUE_PER_WORKER jobs; the futures above have not been polled, so
-        // enqueue them by polling once each.
-        let mut handles = Vec::new();
-        for q in queued {
-            handles.push(tokio::spawn(q));
+            let h = hasher.clone();
+            queued.push(tokio::spawn(async move { h.run(|_| ()).await }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(hasher.run(|_| ()).await.is_err(), "queue full");
         release.send(()).unwrap();
         blocked.await.unwrap().unwrap();
-        for h in handles {
-            h.await.unwrap().unwrap();
+        for q in queued {
+            q.await.unwrap().unwrap();
         }
     }
 }

@@ -206,8 +206,8 @@ impl Settings {
     /// Defaults, then the TOML file (if any), then `KILLBILL_AUTH_*` variables; then validation.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         // A variable that is not valid Unicode cannot be a setting of ours; skip it rather than panic.
-        let vars = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let vars =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
         Self::load_from(file, vars)
     }
 
@@ -219,10 +219,7 @@ impl Settings {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError::Parse(format!(
-                    "file {} not found",
-                    path.display()
-                )));
+                return Err(ConfigError::Parse(format!("file {} not found", path.display())));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -329,10 +326,7 @@ impl Settings {
         if let Some(pepper) = &p.pepper {
             use secrecy::ExposeSecret;
             if pepper.expose_secret().len() < 16 {
-                return Err(invalid(
-                    "password.pepper",
-                    "must be at least 16 bytes when set",
-                ));
+                return Err(invalid("password.pepper", "must be at least 16 bytes when set"));
             }
         }
         Ok(())
@@ -373,10 +367,7 @@ impl Settings {
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        self.server
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&ip))
+        self.server.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -385,10 +376,7 @@ impl Settings {
 fn env_key_path(rest: &str) -> String {
     let lower = rest.to_ascii_lowercase();
     for section in SECTIONS {
-        if let Some(key) = lower
-            .strip_prefix(section)
-            .and_then(|r| r.strip_prefix('_'))
-        {
+        if let Some(key) = lower.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
             return format!("{section}.{key}");
         }
     }
@@ -478,11 +466,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(
-            &humantime::format_duration(self.0)
-                .to_string()
-                .replace(' ', ""),
-        )
+        s.serialize_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
     }
 }
 
@@ -494,9 +478,7 @@ fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> 
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("{s:?} is not an IP address or network"))
-                })
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an IP address or network")))
         })
         .collect()
 }
@@ -534,10 +516,7 @@ mod tests {
             (8, 24, 64)
         );
         assert_eq!(s.anomaly.flood_max_requests, 100_000);
-        assert_eq!(
-            (s.rate_limit.key_per_second, s.rate_limit.key_burst),
-            (50, 100)
-        );
+        assert_eq!((s.rate_limit.key_per_second, s.rate_limit.key_burst), (50, 100));
         assert_eq!(s.throttle.signin_failure_window.0, Duration::from_secs(900));
         assert_eq!(s.throttle.signups_per_network, 20);
         assert_eq!(
@@ -574,10 +553,7 @@ mod tests {
         assert!(s.is_trusted_proxy("192.168.4.5".parse().unwrap()));
         assert!(!s.is_trusted_proxy("10.0.0.3".parse().unwrap()));
         assert_eq!(s.keys.lifetime.0, Duration::from_secs(30 * 86_400));
-        assert_eq!(
-            s.key_policy().idle_timeout,
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(s.key_policy().idle_timeout, Some(Duration::from_millis(500)));
         assert_eq!(s.anomaly.max_networks, 3, "environment overrides the file");
         assert_eq!(s.rate_limit.key_burst, 7);
         assert_eq!(s.rate_limit.key_per_second, 9);
@@ -626,10 +602,7 @@ mod tests {
     fn pepper_comes_from_the_environment_and_is_not_printed() {
         let s = Settings::load_from(
             None,
-            env(&[(
-                "KILLBILL_AUTH_PASSWORD_PEPPER",
-                "a-very-secret-pepper-value",
-            )]),
+            env(&[("KILLBILL_AUTH_PASSWORD_PEPPER", "a-very-secret-pepper-value")]),
         )
         .unwrap();
         assert!(s.password.pepper.is_some());

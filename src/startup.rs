@@ -24,14 +24,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    sqlite: Arc<SqliteStore>,
 }
 
 impl Application {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let DatabaseTarget::Sqlite(path) = settings.database_target()?;
-        let sqlite = Arc::new(SqliteStore::open(&path).await?);
-        let store: Arc<dyn Store> = sqlite.clone();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await?);
 
         let p = &settings.password;
         let params = Params::new(
@@ -42,13 +40,9 @@ impl Application {
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         if p.argon2_memory_kib < 19_456 || p.argon2_iterations < 2 {
-            tracing::warn!(
-                "argon2 parameters are below OWASP's minimum (m=19456 KiB, t=2): for tests only"
-            );
+            tracing::warn!("argon2 parameters are below OWASP's minimum (m=19456 KiB, t=2): for tests only");
         }
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let hasher = Arc::new(Hasher::start(params, p.pepper.as_ref(), cores)?);
 
         let keys = Arc::new(KeyService::new(
@@ -72,15 +66,16 @@ impl Application {
             store,
             trusted_proxies: settings.server.trusted_proxies.clone().into(),
         };
-        Ok(Self {
-            listener,
-            state,
-            sqlite,
-        })
+        Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The storage the application runs on (for tests and tools).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -89,15 +84,8 @@ impl Application {
 
     /// Serves until `shutdown` completes; then finishes in-flight requests, flushes batched
     /// writes and closes the database.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            state,
-            sqlite,
-        } = self;
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
         let keys = state.keys.clone();
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let flusher = tokio::spawn(async move {
@@ -127,7 +115,7 @@ impl Application {
             Ok(n) => tracing::info!(flushed = n, "pending key usage written"),
             Err(e) => tracing::error!(error = %e, "could not write pending key usage at shutdown"),
         }
-        sqlite.close().await;
+        state.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }

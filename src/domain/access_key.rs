@@ -97,10 +97,7 @@ mod tests {
 
     #[test]
     fn keys_are_distinct() {
-        assert_ne!(
-            AccessKey::generate().digest(),
-            AccessKey::generate().digest()
-        );
+        assert_ne!(AccessKey::generate().digest(), AccessKey::generate().digest());
     }
 
     #[test]

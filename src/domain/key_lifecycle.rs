@@ -79,12 +79,7 @@ impl KeyPolicy {
         }
     }
 
-    pub fn status(
-        &self,
-        created: Timestamp,
-        last_used: Option<Timestamp>,
-        now: Timestamp,
-    ) -> KeyStatus {
+    pub fn status(&self, created: Timestamp, last_used: Option<Timestamp>, now: Timestamp) -> KeyStatus {
         let at = self.expires_at(created, last_used);
         if now >= at {
             KeyStatus::Expired { at }
@@ -158,10 +153,7 @@ mod tests {
         assert_eq!(policy.expires_at(created, Some(used)), used.plus(30 * DAY));
         // Never later than the lifetime.
         let late = created.plus(170 * DAY);
-        assert_eq!(
-            policy.expires_at(created, Some(late)),
-            created.plus(180 * DAY)
-        );
+        assert_eq!(policy.expires_at(created, Some(late)), created.plus(180 * DAY));
     }
 
     #[test]

@@ -79,9 +79,7 @@ impl PasswordPolicy {
                 .and_then(|f| f.warning())
                 .map(|w| w.to_string())
                 .unwrap_or_else(|| "it follows a common pattern".to_owned());
-            return Err(PasswordError::TooGuessable(
-                why.trim_end_matches('.').to_owned(),
-            ));
+            return Err(PasswordError::TooGuessable(why.trim_end_matches('.').to_owned()));
         }
         Ok(())
     }
@@ -108,15 +106,9 @@ mod tests {
 
     #[test]
     fn refuses_short_passwords_counting_code_points() {
-        assert_eq!(
-            check("Zq9#fT2!xL", "alice"),
-            Err(PasswordError::TooShort(12))
-        );
+        assert_eq!(check("Zq9#fT2!xL", "alice"), Err(PasswordError::TooShort(12)));
         // 11 emoji are 44 bytes but 11 characters.
-        assert_eq!(
-            check(&"🐎".repeat(11), "alice"),
-            Err(PasswordError::TooShort(12))
-        );
+        assert_eq!(check(&"🐎".repeat(11), "alice"), Err(PasswordError::TooShort(12)));
     }
 
     #[test]

@@ -66,10 +66,7 @@ mod tests {
             Timestamp::from_millis(1_795_591_413_125).to_rfc3339(),
             "2026-11-25T07:23:33.125Z"
         );
-        assert_eq!(
-            Timestamp::from_millis(0).to_rfc3339(),
-            "1970-01-01T00:00:00.000Z"
-        );
+        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -80,12 +80,8 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
-            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable {
-                retry_after_secs: 1,
-            },
-            StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests {
-                retry_after_secs: 1,
-            },
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable { retry_after_secs: 1 },
+            StatusCode::TOO_MANY_REQUESTS => Self::TooManyRequests { retry_after_secs: 1 },
             s if s.is_client_error() => {
                 Self::BadRequest(s.canonical_reason().unwrap_or("Bad request").to_owned())
             }
@@ -107,10 +103,7 @@ impl IntoResponse for ApiError {
                 );
             }
             Self::TooManyRequests { retry_after_secs } | Self::Unavailable { retry_after_secs } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after_secs.max(1)),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
             }
             _ => {}
         }
@@ -123,9 +116,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                Self::Unavailable {
-                    retry_after_secs: 1,
-                }
+                Self::Unavailable { retry_after_secs: 1 }
             }
             StoreError::Conflict(what) => {
                 tracing::error!(what, "unexpected conflict");
@@ -151,9 +142,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound => Self::NotFound,
             ServiceError::Overloaded(_) => {
                 tracing::warn!("password hashing queue full; answering 503");
-                Self::Unavailable {
-                    retry_after_secs: 1,
-                }
+                Self::Unavailable { retry_after_secs: 1 }
             }
             ServiceError::Store(e) => e.into(),
             ServiceError::Internal(e) => {

@@ -195,10 +195,7 @@ mod tests {
     fn trusted_proxy_gives_the_rightmost_untrusted_hop() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let headers = xff(&["198.51.100.1, 203.0.113.9", "10.1.1.1"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &headers, &trusted),
-            ip("203.0.113.9")
-        );
+        assert_eq!(client_ip(ip("10.0.0.2"), &headers, &trusted), ip("203.0.113.9"));
         assert_eq!(
             client_ip(ip("10.0.0.2"), &HeaderMap::new(), &trusted),
             ip("10.0.0.2")
@@ -236,9 +233,7 @@ mod tests {
         assert!(err(r#"{"username":"a","password":123}"#).starts_with("password: invalid type"));
         assert!(err(r#"{"username":["a"],"password":"x"}"#).starts_with("username:"));
         assert!(err(r#"{"username":"a","password":"x","is_admin":true}"#).contains("is_admin"));
-        assert!(
-            err(r#"{"username":"a","username":"b","password":"x"}"#).contains("duplicate field")
-        );
+        assert!(err(r#"{"username":"a","username":"b","password":"x"}"#).contains("duplicate field"));
         assert!(err(r#"{"username":"#).starts_with("malformed JSON"));
         assert!(err(r#"{"username":"a","password":"x"} trailing"#).starts_with("malformed JSON"));
         assert!(

@@ -90,11 +90,7 @@ impl AccountService {
 
     /// Checks a new password against the policy and hashes it, both on the hashing pool
     /// (the strength estimate is CPU work too).
-    async fn hash_new_password(
-        &self,
-        password: Password,
-        username: &str,
-    ) -> Result<String, ServiceError> {
+    async fn hash_new_password(&self, password: Password, username: &str) -> Result<String, ServiceError> {
         let policy = self.policy.clone();
         let username = username.to_owned();
         self.hasher
@@ -107,17 +103,11 @@ impl AccountService {
 
     /// Verifies a password and, when the stored hash uses old parameters, computes its upgrade
     /// in the same job.
-    async fn check_password(
-        &self,
-        password: Password,
-        phc: Arc<str>,
-    ) -> Result<Checked, ServiceError> {
+    async fn check_password(&self, password: Password, phc: Arc<str>) -> Result<Checked, ServiceError> {
         self.hasher
             .run(move |w| match w.verify(&password, &phc) {
                 Verification::Mismatch => Ok(Checked::Wrong),
-                Verification::Match {
-                    needs_rehash: false,
-                } => Ok(Checked::Ok { upgraded: None }),
+                Verification::Match { needs_rehash: false } => Ok(Checked::Ok { upgraded: None }),
                 Verification::Match { needs_rehash: true } => Ok(Checked::Ok {
                     upgraded: Some(w.hash(&password)?),
                 }),
@@ -211,10 +201,7 @@ impl AccountService {
             return Err(ServiceError::InvalidKey);
         };
         let ok = match Password::normalise(password) {
-            Ok(p) => matches!(
-                self.check_password(p, phc.into()).await?,
-                Checked::Ok { .. }
-            ),
+            Ok(p) => matches!(self.check_password(p, phc.into()).await?, Checked::Ok { .. }),
             Err(_) => false,
         };
         if ok {
@@ -235,14 +222,9 @@ impl AccountService {
     ) -> Result<AccessKey, ServiceError> {
         let new = Password::normalise(new)?;
         self.reauthenticate(entry, current, client).await?;
-        let phc = self
-            .hash_new_password(new, entry.user.name.as_str())
-            .await?;
+        let phc = self.hash_new_password(new, entry.user.name.as_str()).await?;
         let (key, record) = self.new_key(entry.user.id, client);
-        let revoked = self
-            .store
-            .change_password(entry.user.id, &phc, &record)
-            .await?;
+        let revoked = self.store.change_password(entry.user.id, &phc, &record).await?;
         self.keys.forget(&revoked);
         for r in &revoked {
             super::keys::log_revocation(entry.user.id, r);

@@ -61,11 +61,7 @@ pub struct HashWorker {
 
 impl Hasher {
     /// Starts `workers` threads (at least one) hashing with `params`.
-    pub fn start(
-        params: Params,
-        pepper: Option<&SecretString>,
-        workers: usize,
-    ) -> anyhow::Result<Self> {
+    pub fn start(params: Params, pepper: Option<&SecretString>, workers: usize) -> anyhow::Result<Self> {
         let workers = workers.max(1);
         let pepper: Option<Arc<SecretBox<[u8]>>> = pepper.map(|p| {
             Arc::new(SecretBox::new(
@@ -136,9 +132,7 @@ impl Hasher {
 impl HashWorker {
     fn argon2<'a>(pepper: Option<&'a [u8]>, params: Params) -> Result<Argon2<'a>, argon2::Error> {
         match pepper {
-            Some(secret) => {
-                Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, params)
-            }
+            Some(secret) => Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, params),
             None => Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
         }
     }
@@ -169,13 +163,8 @@ impl HashWorker {
         OsRng.fill_bytes(&mut salt);
         let mut out = [0u8; OUTPUT_BYTES];
         let params = self.params.clone();
-        self.compute(
-            params.clone(),
-            password.expose().as_bytes(),
-            &salt,
-            &mut out,
-        )
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+        self.compute(params.clone(), password.expose().as_bytes(), &salt, &mut out)
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         Ok(format!(
             "$argon2id$v=19$m={},t={},p={}${}${}",
             params.m_cost(),
@@ -250,8 +239,7 @@ mod tests {
     fn worker(params: Params, pepper: Option<&str>) -> HashWorker {
         HashWorker {
             params,
-            pepper: pepper
-                .map(|p| Arc::new(SecretBox::new(p.as_bytes().to_vec().into_boxed_slice()))),
+            pepper: pepper.map(|p| Arc::new(SecretBox::new(p.as_bytes().to_vec().into_boxed_slice()))),
             memory: Vec::new(),
         }
     }
@@ -269,14 +257,9 @@ mod tests {
         assert_ne!(a, b, "fresh salt per hash");
         assert_eq!(
             w.verify(&pw("correct horse battery"), &a),
-            Verification::Match {
-                needs_rehash: false
-            }
+            Verification::Match { needs_rehash: false }
         );
-        assert_eq!(
-            w.verify(&pw("correct horse batterx"), &a),
-            Verification::Mismatch
-        );
+        assert_eq!(w.verify(&pw("correct horse batterx"), &a), Verification::Mismatch);
     }
 
     #[test]
@@ -293,9 +276,7 @@ mod tests {
 
     #[test]
     fn changed_parameters_ask_for_a_rehash() {
-        let phc = worker(cheap(64), None)
-            .hash(&pw("some long password"))
-            .unwrap();
+        let phc = worker(cheap(64), None).hash(&pw("some long password")).unwrap();
         let mut stronger = worker(cheap(128), None);
         assert_eq!(
             stronger.verify(&pw("some long password"), &phc),
@@ -339,7 +320,11 @@ mod tests {
     #[tokio::test]
     async fn pool_runs_jobs_and_refuses_when_full() {
         let hasher = Arc::new(Hasher::start(cheap(64), None, 1).unwrap());
-        let phc = hasher.run(|w| w.hash(&pw("pool password here"))).await.unwrap().unwrap();
+        let phc = hasher
+            .run(|w| w.hash(&pw("pool password here")))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(phc.starts_with("$argon2id$"));
         // Block the only worker, fill the queue, and the next job is refused at once.
         let (release, wait) = std::sync::mpsc::channel::<()>();

@@ -15,9 +15,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::{
-    AccessKey, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp, User,
-};
+use crate::domain::{AccessKey, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp, User};
 use crate::store::{KeyRecord, KeyUsage, NewKey, RevokedKey, Store, StoreError};
 
 /// How long revoked keys stay listed by `GET /auth/keys`.
@@ -58,9 +56,7 @@ struct Usage {
 impl KeyEntry {
     fn usage(&self) -> MutexGuard<'_, Usage> {
         // A panic while holding this lock cannot leave `Usage` inconsistent (plain field writes).
-        self.usage
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn from_record(record: KeyRecord, user: User) -> Self {
@@ -155,18 +151,12 @@ impl KeyService {
     }
 
     fn dirty(&self) -> MutexGuard<'_, Vec<Arc<KeyEntry>>> {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.dirty.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Checks a key and records its use. `Err(KeyError::Invalid)` for unknown, expired and
     /// revoked keys alike; an expired key is revoked (reason `expired`) on the way.
-    pub async fn validate(
-        &self,
-        key: &AccessKey,
-        client: &Client,
-    ) -> Result<Arc<KeyEntry>, KeyError> {
+    pub async fn validate(&self, key: &AccessKey, client: &Client) -> Result<Arc<KeyEntry>, KeyError> {
         let digest = key.digest();
         let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
@@ -175,8 +165,7 @@ impl KeyService {
         let now = self.clock.now();
         let last_used = entry.usage().last_used;
         if let KeyStatus::Expired { at } = self.policy.status(entry.created, last_used, now) {
-            self.revoke(&entry, RevocationReason::Expired, at, None)
-                .await?;
+            self.revoke(&entry, RevocationReason::Expired, at, None).await?;
             return Err(KeyError::Invalid);
         }
         self.touch(&entry, now, client);
@@ -256,11 +245,7 @@ impl KeyService {
         reason: RevocationReason,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        match self
-            .store
-            .revoke_key(user_id, key_id, reason, now, None)
-            .await?
-        {
+        match self.store.revoke_key(user_id, key_id, reason, now, None).await? {
             Some(r) => {
                 self.forget(&[r]);
                 log_revocation(user_id, &r);
@@ -271,11 +256,7 @@ impl KeyService {
     }
 
     /// Revokes every key of a user.
-    pub async fn revoke_all(
-        &self,
-        user_id: Uuid,
-        reason: RevocationReason,
-    ) -> Result<usize, StoreError> {
+    pub async fn revoke_all(&self, user_id: Uuid, reason: RevocationReason) -> Result<usize, StoreError> {
         let revoked = self
             .store
             .revoke_user_keys(user_id, reason, self.clock.now())
@@ -314,24 +295,23 @@ impl KeyService {
         let mut live = Vec::new();
         let mut revoked = Vec::new();
         for r in records {
-            let (revoked_at, reason) =
-                match (r.revoked, self.policy.status(r.created, r.last_used, now)) {
-                    (Some((at, reason)), _) => (at, reason),
-                    // Past its deadline but not yet noticed by a request or the sweep.
-                    (None, KeyStatus::Expired { at }) => (at, RevocationReason::Expired),
-                    (None, KeyStatus::Live) => {
-                        live.push(KeyView {
-                            id: r.id,
-                            created: r.created,
-                            expires: self.policy.expires_at(r.created, r.last_used),
-                            last_used: r.last_used,
-                            last_ip: r.last_ip,
-                            user_agent: r.user_agent,
-                            current: r.id == current,
-                        });
-                        continue;
-                    }
-                };
+            let (revoked_at, reason) = match (r.revoked, self.policy.status(r.created, r.last_used, now)) {
+                (Some((at, reason)), _) => (at, reason),
+                // Past its deadline but not yet noticed by a request or the sweep.
+                (None, KeyStatus::Expired { at }) => (at, RevocationReason::Expired),
+                (None, KeyStatus::Live) => {
+                    live.push(KeyView {
+                        id: r.id,
+                        created: r.created,
+                        expires: self.policy.expires_at(r.created, r.last_used),
+                        last_used: r.last_used,
+                        last_ip: r.last_ip,
+                        user_agent: r.user_agent,
+                        current: r.id == current,
+                    });
+                    continue;
+                }
+            };
             if now.minus(REVOKED_LISTED_FOR) <= revoked_at {
                 revoked.push(RevokedView {
                     id: r.id,

@@ -74,6 +74,9 @@ pub trait Store: Send + Sync + 'static {
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    async fn close(&self);
+
     /// Creates a user with its password hash and first key, atomically. A taken name is
     /// [`StoreError::Conflict`], decided by the unique constraint.
     async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()>;
@@ -124,11 +127,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<RevokedKey>>;
 
     /// The user's live keys and the keys revoked at or after `revoked_since`.
-    async fn list_keys(
-        &self,
-        user_id: Uuid,
-        revoked_since: Timestamp,
-    ) -> StoreResult<Vec<KeyRecord>>;
+    async fn list_keys(&self, user_id: Uuid, revoked_since: Timestamp) -> StoreResult<Vec<KeyRecord>>;
 
     /// Writes a batch of usage updates in one transaction.
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;

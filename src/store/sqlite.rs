@@ -32,9 +32,8 @@ impl SqliteStore {
     /// Opens (creating the file and its directory if needed) and migrates the database.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("cannot create database directory {}: {e}", dir.display())
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create database directory {}: {e}", dir.display()))?;
         }
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
@@ -57,18 +56,11 @@ impl SqliteStore {
             .await?;
         Ok(Self { read, write })
     }
-
-    pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
-    }
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("unique constraint")
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("unique constraint"),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY (primary codes).
             Some(code) if matches!(primary_code(code), 5 | 6 | 10 | 13 | 14 | 8) => {
@@ -115,8 +107,7 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
     let revoked = match (revoked_ms, reason) {
         (Some(at), Some(r)) => Some((
             ts(at),
-            RevocationReason::parse(&r)
-                .ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
+            RevocationReason::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
         )),
         _ => None,
     };
@@ -140,25 +131,25 @@ const KEY_COLUMNS: &str =
 
 async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
-    sqlx::query(
-        "INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(key.id)
-    .bind(key.user_id)
-    .bind(&key.digest.0[..])
-    .bind(key.created.as_millis())
-    .bind(&ip)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    sqlx::query("INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES (?, ?, 'issued', ?, ?)")
+    sqlx::query("INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES (?, ?, ?, ?, ?)")
         .bind(key.id)
         .bind(key.user_id)
-        .bind(&ip)
+        .bind(&key.digest.0[..])
         .bind(key.created.as_millis())
+        .bind(&ip)
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES (?, ?, 'issued', ?, ?)",
+    )
+    .bind(key.id)
+    .bind(key.user_id)
+    .bind(&ip)
+    .bind(key.created.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     Ok(())
 }
 
@@ -234,17 +225,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
     async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        sqlx::query("INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)")
-            .bind(user.id)
-            .bind(user.name.as_str())
-            .bind(user.name.canonical())
-            .bind(user.role.as_str())
-            .bind(user.created.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user.id)
+        .bind(user.name.as_str())
+        .bind(user.name.canonical())
+        .bind(user.role.as_str())
+        .bind(user.created.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
             .bind(user.id)
             .bind(phc)
@@ -284,11 +282,13 @@ impl Store for SqliteStore {
 
     async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let rows = sqlx::query("SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
-            .bind(key.user_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let rows = sqlx::query(
+            "SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL",
+        )
+        .bind(key.user_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let mut live = Vec::with_capacity(rows.len());
         let mut revoked = Vec::new();
         for row in rows {
@@ -379,12 +379,11 @@ impl Store for SqliteStore {
 
     async fn delete_user(&self, user_id: Uuid) -> StoreResult<Vec<RevokedKey>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let rows =
-            sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
-                .bind(user_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let mut gone = Vec::with_capacity(rows.len());
         for row in rows {
             gone.push(RevokedKey {
@@ -443,11 +442,7 @@ impl Store for SqliteStore {
         Ok(revoked)
     }
 
-    async fn list_keys(
-        &self,
-        user_id: Uuid,
-        revoked_since: Timestamp,
-    ) -> StoreResult<Vec<KeyRecord>> {
+    async fn list_keys(&self, user_id: Uuid, revoked_since: Timestamp) -> StoreResult<Vec<KeyRecord>> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM keys k \
              WHERE k.user_id = ? AND (k.revoked_ms IS NULL OR k.revoked_ms >= ?) ORDER BY k.created_ms, k.id"

@@ -72,9 +72,7 @@ fn parse_all(query: Option<&str>) -> Result<bool, ApiError> {
             }
             _ => {
                 let name = pair.split('=').next().unwrap_or(pair);
-                return Err(ApiError::BadRequest(format!(
-                    "unknown query parameter `{name}`"
-                )));
+                return Err(ApiError::BadRequest(format!("unknown query parameter `{name}`")));
             }
         }
     }

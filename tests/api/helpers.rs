@@ -1,0 +1,213 @@
+//! Starts the real application on a random port with a fresh database, and talks to it over
+//! HTTP as a client would.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use killbill_auth::clock::{Clock, ManualClock};
+use killbill_auth::config::Settings;
+use killbill_auth::startup::Application;
+use killbill_auth::store::Store;
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+static TRACING: Once = Once::new();
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+    pub store: Arc<dyn Store>,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `data.key` of a successful sign-up or sign-in.
+    pub fn key(&self) -> String {
+        assert_eq!(self.status, 200, "{}", self.text);
+        self.body["data"]["key"].as_str().expect("data.key").to_owned()
+    }
+
+    pub fn assert_error(&self, status: u16) -> &str {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["success"], false, "{}", self.text);
+        assert!(self.body["data"].is_null(), "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{}",
+            self.text
+        );
+        self.body["error"].as_str().expect("error is a string")
+    }
+
+    pub fn assert_invalid_key(&self) {
+        assert_eq!(self.status, 403, "{}", self.text);
+        assert_eq!(
+            self.text,
+            r#"{"success":false,"data":null,"error":"Invalid access key"}"#
+        );
+        assert_eq!(
+            self.header("www-authenticate"),
+            Some(r#"Bearer error="invalid_token""#)
+        );
+    }
+}
+
+/// Settings for a test: port 0, a database in `dir`, the cheapest Argon2 parameters.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::load_from(None, Vec::new()).expect("default settings");
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.database.url = format!("sqlite://{}", db_path(dir).display());
+    settings.password.argon2_memory_kib = 64;
+    settings.password.argon2_iterations = 1;
+    settings
+}
+
+pub fn db_path(dir: &std::path::Path) -> PathBuf {
+    dir.join("killbill-auth.db")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(dir.path());
+    configure(&mut settings);
+    spawn_in(dir, &settings).await
+}
+
+/// Starts an app on an existing directory (e.g. to restart on the same database).
+pub async fn spawn_in(dir: TempDir, settings: &Settings) -> TestApp {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            killbill_auth::telemetry::init();
+        }
+    });
+    settings.validate().expect("valid test settings");
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = Application::build(settings, clock.clone() as Arc<dyn Clock>)
+        .await
+        .expect("build app");
+    let addr = app.local_addr().expect("addr");
+    let store = app.store();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        clock,
+        dir,
+        store,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns the directory holding the database.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("clean shutdown");
+        }
+        self.dir
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResponse {
+        let response = req.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        self.send(req).await
+    }
+
+    pub async fn sign_up(&self, username: &str, password: &str) -> TestResponse {
+        self.request(
+            "POST",
+            "/users",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> TestResponse {
+        self.request(
+            "POST",
+            "/auth",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn validate(&self, key: &str) -> TestResponse {
+        self.request("GET", "/auth", Some(key), None).await
+    }
+
+    pub async fn keys(&self, key: &str) -> TestResponse {
+        self.request("GET", "/auth/keys", Some(key), None).await
+    }
+
+    /// Signs up `username` with [`PASSWORD`] and returns the key.
+    pub async fn user(&self, username: &str) -> String {
+        self.sign_up(username, PASSWORD).await.key()
+    }
+}

@@ -1,0 +1,87 @@
+//! `GET /`, `GET /health`, unknown routes and methods, common headers.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn index_names_the_service_and_version() {
+    let app = spawn_app().await;
+    let r = app.request("GET", "/", None, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["success"], true);
+    assert!(r.body["error"].is_null());
+    assert_eq!(r.body["data"]["name"], "killbill-auth");
+    assert_eq!(r.body["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let app = spawn_app().await;
+    let r = app.request("GET", "/health", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"status": "ok", "database": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn a_lost_database_is_503_and_fails_closed() {
+    let app = spawn_app().await;
+    let key = app.user("bill").await;
+    app.store.close().await;
+    let r = app.request("GET", "/health", None, None).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["success"], false);
+    assert_eq!(r.body["data"]["database"], "unreachable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // A valid key that is not cached cannot be checked: 503, never 200 and never the 403
+    // that would tell the client to throw its key away.
+    let r = app.validate(&key).await;
+    assert_eq!(
+        r.assert_error(503),
+        "Service temporarily unavailable, retry later"
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    r.header("retry-after").unwrap();
+    let r = app.sign_in("bill", crate::helpers::PASSWORD).await;
+    r.assert_error(503);
+    let r = app.sign_up("bob", crate::helpers::PASSWORD).await;
+    r.assert_error(503);
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_in_the_envelope() {
+    let app = spawn_app().await;
+    for path in ["/nope", "/auth/keys/x/y", "/users/you"] {
+        let r = app.request("GET", path, None, None).await;
+        assert_eq!(r.assert_error(404), "Not found");
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        ("PUT", "/auth"),
+        ("PATCH", "/users"),
+        ("POST", "/"),
+        ("GET", "/users/me/password"),
+        ("POST", "/auth/keys"),
+    ] {
+        let r = app.request(method, path, None, None).await;
+        assert_eq!(r.assert_error(405), "Method not allowed", "{method} {path}");
+        assert!(r.header("allow").is_some(), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_is_not_cached_and_not_sniffed() {
+    let app = spawn_app().await;
+    for path in ["/", "/nope", "/auth"] {
+        let r = app.request("GET", path, None, None).await;
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert!(r.header("server").is_none());
+    }
+}

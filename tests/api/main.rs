@@ -1,6 +1,9 @@
 //! Integration tests: the real server on a real socket with a real database, one module per
 //! route family.
 
+// A failed expectation in a test should panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod helpers;
 mod keys;

@@ -69,3 +69,47 @@ async fn passwords_are_never_truncated() {
         "Invalid username or password"
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working() {
+    // Costly enough that the hashing queue fills before it drains.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.password.argon2_memory_kib = 8192;
+        s.password.argon2_iterations = 8;
+    })
+    .await;
+    let key = app.user("bill").await;
+    let mut flood = Vec::new();
+    for i in 0..150 {
+        let client = app.client.clone();
+        let url = app.url("/auth");
+        flood.push(tokio::spawn(async move {
+            let body = serde_json::json!({"username": "bill", "password": format!("guess number {i} of many")});
+            let r = client.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, retry_after, body)
+        }));
+    }
+    // Validation does not queue behind hashing.
+    let r = app.validate(&key).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (mut refused, mut wrong) = (0, 0);
+    for f in flood {
+        let (status, retry_after, body) = f.await.unwrap();
+        match status {
+            503 => {
+                refused += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert_eq!(body["success"], false);
+            }
+            401 => wrong += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused > 0, "the bounded queue refused the excess");
+    assert!(wrong > 0, "the rest were checked");
+    // Once the flood is over, sign-in works again.
+    assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
+}

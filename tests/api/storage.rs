@@ -207,7 +207,7 @@ async fn start_binary(dir: &Path) -> Server {
         .append(true)
         .open(dir.join("server.log"))
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
         .arg("serve")
         .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -234,10 +234,22 @@ async fn start_binary(dir: &Path) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "server did not start: {}",
         std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
     );
+}
+
+impl Drop for Server {
+    /// A test that fails half-way leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Server {

@@ -13,10 +13,13 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{KeyPolicy, PasswordPolicy};
+use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "KILLBILL_AUTH_";
+
+/// The largest `anomaly.max_networks` accepted.
+pub const MAX_NETWORKS_LIMIT: u32 = 64;
 
 /// The configuration sections, which is how an environment variable name is split:
 /// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
@@ -250,8 +253,12 @@ impl Settings {
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));
         }
-        if self.anomaly.max_networks == 0 {
-            return Err(invalid("anomaly.max_networks", "must be at least 1"));
+        // Bounded so that the state kept per key stays small whatever clients send.
+        if self.anomaly.max_networks == 0 || self.anomaly.max_networks > MAX_NETWORKS_LIMIT {
+            return Err(invalid(
+                "anomaly.max_networks",
+                format!("must be 1 to {MAX_NETWORKS_LIMIT}"),
+            ));
         }
         if self.anomaly.ipv4_prefix > 32 {
             return Err(invalid(
@@ -357,6 +364,20 @@ impl Settings {
             lifetime: self.keys.lifetime.0,
             idle_timeout: (!self.keys.idle_timeout.0.is_zero()).then_some(self.keys.idle_timeout.0),
             max_per_user: self.keys.max_per_user as usize,
+        }
+    }
+
+    pub fn anomaly_policy(&self) -> AnomalyPolicy {
+        let a = &self.anomaly;
+        AnomalyPolicy {
+            window: a.window.0,
+            max_networks: a.max_networks as usize,
+            ipv4_prefix: a.ipv4_prefix,
+            ipv6_prefix: a.ipv6_prefix,
+            flood_window: a.flood_window.0,
+            flood_max_requests: a.flood_max_requests,
+            per_second: f64::from(self.rate_limit.key_per_second),
+            burst: f64::from(self.rate_limit.key_burst),
         }
     }
 

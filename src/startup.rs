@@ -49,6 +49,7 @@ impl Application {
             store.clone(),
             clock.clone(),
             settings.key_policy(),
+            settings.anomaly_policy(),
         ));
         let accounts = Arc::new(AccountService::new(
             store.clone(),

@@ -4,6 +4,7 @@
 //! rules can be tested for any moment without sleeping.
 
 pub mod access_key;
+pub mod anomaly;
 pub mod key_lifecycle;
 pub mod password;
 pub mod time;
@@ -11,6 +12,7 @@ pub mod user;
 pub mod username;
 
 pub use access_key::{AccessKey, KeyDigest};
+pub use anomaly::{AnomalyPolicy, KeyActivity, Verdict};
 pub use key_lifecycle::{KeyPolicy, KeyStatus, RevocationReason};
 pub use password::{Password, PasswordPolicy};
 pub use time::Timestamp;

@@ -140,6 +140,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidPassword => Self::InvalidPassword,
             ServiceError::InvalidKey => Self::InvalidKey,
             ServiceError::NotFound => Self::NotFound,
+            ServiceError::TooManyRequests { retry_after_secs } => Self::TooManyRequests { retry_after_secs },
             ServiceError::Overloaded(_) => {
                 tracing::warn!("password hashing queue full; answering 503");
                 Self::Unavailable { retry_after_secs: 1 }

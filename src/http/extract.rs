@@ -161,6 +161,9 @@ impl FromRequestParts<AppState> for Authenticated {
         match state.keys.validate(&key, &client).await {
             Ok(entry) => Ok(Authenticated { entry, client }),
             Err(KeyError::Invalid) => Err(ApiError::InvalidKey),
+            Err(KeyError::RateLimited { retry_after_secs }) => {
+                Err(ApiError::TooManyRequests { retry_after_secs })
+            }
             Err(KeyError::Store(e)) => Err(e.into()),
         }
     }

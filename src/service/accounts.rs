@@ -28,6 +28,8 @@ pub enum ServiceError {
     InvalidKey,
     #[error("not found")]
     NotFound,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
     #[error(transparent)]
@@ -40,6 +42,7 @@ impl From<KeyError> for ServiceError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Invalid => ServiceError::InvalidKey,
+            KeyError::RateLimited { retry_after_secs } => ServiceError::TooManyRequests { retry_after_secs },
             KeyError::Store(s) => ServiceError::Store(s),
         }
     }
@@ -227,7 +230,7 @@ impl AccountService {
         let revoked = self.store.change_password(entry.user.id, &phc, &record).await?;
         self.keys.forget(&revoked);
         for r in &revoked {
-            super::keys::log_revocation(entry.user.id, r);
+            super::keys::log_revocation(entry.user.id, r, None);
         }
         tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, ip = %client.ip, "password changed");
         Ok(key)

@@ -11,12 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::{AccessKey, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp, User};
-use crate::store::{KeyRecord, KeyUsage, NewKey, RevokedKey, Store, StoreError};
+use crate::domain::{
+    AccessKey, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp,
+    User, Verdict,
+};
+use crate::store::{KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
 
 /// How long revoked keys stay listed by `GET /auth/keys`.
 pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -49,6 +53,10 @@ struct Usage {
     last_used: Option<Timestamp>,
     last_ip: Option<IpAddr>,
     user_agent: Option<Arc<str>>,
+    /// Used (allowed) since it was loaded: only then are the three fields above written back.
+    used: bool,
+    /// Networks, request counters and rate-limit bucket.
+    activity: KeyActivity,
     /// Changed since the last flush (and queued in `KeyService::dirty`).
     dirty: bool,
 }
@@ -59,8 +67,21 @@ impl KeyEntry {
         self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn from_record(record: KeyRecord, user: User) -> Self {
+    fn from_record(record: KeyRecord, user: User, anomaly: &AnomalyPolicy) -> Self {
         let last_ip = record.last_ip.as_deref().and_then(|s| s.parse().ok());
+        let activity = record
+            .activity
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_else(|| {
+                // Never used (or written by an older version): the issuing network is the first.
+                let network = record
+                    .created_ip
+                    .as_deref()
+                    .and_then(|s| s.parse().ok())
+                    .map(|ip| anomaly.network_of(ip));
+                KeyActivity::issued(network, record.created)
+            });
         Self {
             id: record.id,
             digest: record.digest,
@@ -70,6 +91,8 @@ impl KeyEntry {
                 last_used: record.last_used,
                 last_ip,
                 user_agent: record.user_agent.map(Arc::from),
+                used: false,
+                activity,
                 dirty: false,
             }),
         }
@@ -111,11 +134,20 @@ pub struct RevokedView {
     pub reason: RevocationReason,
 }
 
+/// What expiry and the anomaly rules say about one request.
+enum Judged {
+    Expired { at: Timestamp },
+    Rules(Verdict),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Unknown, expired or revoked: the caller only ever learns "Invalid access key".
     #[error("invalid access key")]
     Invalid,
+    /// Over the per-key rate limit; the key stays valid.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -124,6 +156,7 @@ pub struct KeyService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: KeyPolicy,
+    anomaly: AnomalyPolicy,
     cache: moka::sync::Cache<KeyDigest, Arc<KeyEntry>>,
     /// Entries whose usage changed since the last flush.
     dirty: Mutex<Vec<Arc<KeyEntry>>>,
@@ -132,11 +165,17 @@ pub struct KeyService {
 }
 
 impl KeyService {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: KeyPolicy) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: KeyPolicy,
+        anomaly: AnomalyPolicy,
+    ) -> Self {
         Self {
             store,
             clock,
             policy,
+            anomaly,
             cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_idle(CACHE_IDLE)
@@ -163,13 +202,47 @@ impl KeyService {
             None => self.load(digest).await?,
         };
         let now = self.clock.now();
-        let last_used = entry.usage().last_used;
-        if let KeyStatus::Expired { at } = self.policy.status(entry.created, last_used, now) {
-            self.revoke(&entry, RevocationReason::Expired, at, None).await?;
-            return Err(KeyError::Invalid);
+        let network = self.anomaly.network_of(client.ip);
+        match self.judge(&entry, now, network, client) {
+            Judged::Expired { at } => {
+                self.revoke(&entry, RevocationReason::Expired, at, None).await?;
+                Err(KeyError::Invalid)
+            }
+            Judged::Rules(Verdict::Allow) => Ok(entry),
+            Judged::Rules(Verdict::Slow { retry_after_secs }) => {
+                Err(KeyError::RateLimited { retry_after_secs })
+            }
+            Judged::Rules(Verdict::Revoke(reason)) => {
+                self.revoke(&entry, reason, now, Some(&network.to_string()))
+                    .await?;
+                Err(KeyError::Invalid)
+            }
         }
-        self.touch(&entry, now, client);
-        Ok(entry)
+    }
+
+    /// Applies expiry and the anomaly rules to one request, and records it (in memory).
+    fn judge(&self, entry: &Arc<KeyEntry>, now: Timestamp, network: IpNet, client: &Client) -> Judged {
+        let mut usage = entry.usage();
+        if let KeyStatus::Expired { at } = self.policy.status(entry.created, usage.last_used, now) {
+            return Judged::Expired { at };
+        }
+        let verdict = usage.activity.observe(&self.anomaly, network, now);
+        if verdict == Verdict::Allow {
+            usage.used = true;
+            usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
+            usage.last_ip = Some(client.ip);
+            let ua = client.user_agent.as_deref();
+            if usage.user_agent.as_deref() != ua {
+                usage.user_agent = ua.map(Arc::from);
+            }
+        }
+        let newly_dirty = !usage.dirty;
+        usage.dirty = true;
+        drop(usage);
+        if newly_dirty {
+            self.dirty().push(entry.clone());
+        }
+        Judged::Rules(verdict)
     }
 
     async fn load(&self, digest: KeyDigest) -> Result<Arc<KeyEntry>, KeyError> {
@@ -180,7 +253,7 @@ impl KeyService {
         if record.revoked.is_some() {
             return Err(KeyError::Invalid);
         }
-        let entry = Arc::new(KeyEntry::from_record(record, user));
+        let entry = Arc::new(KeyEntry::from_record(record, user, &self.anomaly));
         self.cache.insert(digest, entry.clone());
         // A revocation that committed while we were reading may have invalidated the cache
         // before our insert: drop what we inserted so the next request reads again.
@@ -188,21 +261,6 @@ impl KeyService {
             self.cache.invalidate(&digest);
         }
         Ok(entry)
-    }
-
-    fn touch(&self, entry: &Arc<KeyEntry>, now: Timestamp, client: &Client) {
-        let mut usage = entry.usage();
-        usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
-        usage.last_ip = Some(client.ip);
-        let ua = client.user_agent.as_deref();
-        if usage.user_agent.as_deref() != ua {
-            usage.user_agent = ua.map(Arc::from);
-        }
-        if !usage.dirty {
-            usage.dirty = true;
-            drop(usage);
-            self.dirty().push(entry.clone());
-        }
     }
 
     /// Forgets revoked keys in this instance's cache.
@@ -232,7 +290,7 @@ impl KeyService {
             reason,
         }]);
         if let Some(r) = revoked {
-            log_revocation(entry.user.id, &r);
+            log_revocation(entry.user.id, &r, network);
         }
         Ok(())
     }
@@ -248,7 +306,7 @@ impl KeyService {
         match self.store.revoke_key(user_id, key_id, reason, now, None).await? {
             Some(r) => {
                 self.forget(&[r]);
-                log_revocation(user_id, &r);
+                log_revocation(user_id, &r, None);
                 Ok(true)
             }
             None => Ok(false),
@@ -263,7 +321,7 @@ impl KeyService {
             .await?;
         self.forget(&revoked);
         for r in &revoked {
-            log_revocation(user_id, r);
+            log_revocation(user_id, r, None);
         }
         Ok(revoked.len())
     }
@@ -275,7 +333,7 @@ impl KeyService {
         let revoked = self.store.issue_key(key, &self.policy).await?;
         self.forget(&revoked);
         for r in &revoked {
-            log_revocation(key.user_id, r);
+            log_revocation(key.user_id, r, None);
         }
         Ok(())
     }
@@ -325,18 +383,26 @@ impl KeyService {
         Ok((live, revoked))
     }
 
-    fn take_usage(entries: Vec<Arc<KeyEntry>>) -> Vec<KeyUsage> {
+    fn take_usage(entries: &[Arc<KeyEntry>]) -> Vec<KeyUsage> {
         entries
             .iter()
-            .filter_map(|e| {
+            .map(|e| {
                 let mut u = e.usage();
                 u.dirty = false;
-                Some(KeyUsage {
+                let used = match (u.used, u.last_used, u.last_ip) {
+                    (true, Some(at), Some(ip)) => Some(LastUse {
+                        at,
+                        ip,
+                        user_agent: u.user_agent.as_deref().map(str::to_owned),
+                    }),
+                    _ => None,
+                };
+                KeyUsage {
                     key_id: e.id,
-                    last_used: u.last_used?,
-                    last_ip: u.last_ip?,
-                    user_agent: u.user_agent.as_deref().map(str::to_owned),
-                })
+                    used,
+                    // Serialising plain data cannot fail; an empty state is the safe fallback.
+                    activity: serde_json::to_string(&u.activity).unwrap_or_default(),
+                }
             })
             .collect()
     }
@@ -345,7 +411,7 @@ impl KeyService {
         if entries.is_empty() {
             return Ok(0);
         }
-        let batch = Self::take_usage(entries.clone());
+        let batch = Self::take_usage(&entries);
         match self.store.record_usage(&batch).await {
             Ok(()) => Ok(batch.len()),
             Err(e) => {
@@ -376,13 +442,14 @@ impl KeyService {
 }
 
 /// A revocation as a structured security event (never key material).
-pub fn log_revocation(user_id: Uuid, r: &RevokedKey) {
+pub fn log_revocation(user_id: Uuid, r: &RevokedKey, network: Option<&str>) {
     tracing::info!(
         target: "security",
         event = "key_revoked",
         user_id = %user_id,
         key_id = %r.id,
         reason = r.reason.as_str(),
+        network = network.unwrap_or(""),
         "access key revoked"
     );
 }

@@ -50,6 +50,10 @@ pub struct KeyRecord {
     pub last_ip: Option<String>,
     pub user_agent: Option<String>,
     pub revoked: Option<(Timestamp, RevocationReason)>,
+    /// The address the key was issued to.
+    pub created_ip: Option<String>,
+    /// The anomaly state as last written ([`crate::domain::KeyActivity`] as JSON).
+    pub activity: Option<String>,
 }
 
 /// A key that a write just revoked, so that caches can forget it at once.
@@ -60,13 +64,22 @@ pub struct RevokedKey {
     pub reason: RevocationReason,
 }
 
-/// The latest use of a key, batched from memory to storage.
+/// When, from where and by what a key was last used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastUse {
+    pub at: Timestamp,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+/// The latest use of a key and its anomaly state, batched from memory to storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyUsage {
     pub key_id: Uuid,
-    pub last_used: Timestamp,
-    pub last_ip: IpAddr,
-    pub user_agent: Option<String>,
+    /// The latest allowed use, if any since the key was loaded.
+    pub used: Option<LastUse>,
+    /// The anomaly state ([`crate::domain::KeyActivity`] as JSON).
+    pub activity: String,
 }
 
 #[async_trait]

@@ -123,11 +123,14 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
         last_ip: row.try_get("last_ip").map_err(map_err)?,
         user_agent: row.try_get("user_agent").map_err(map_err)?,
         revoked,
+        created_ip: row.try_get("created_ip").map_err(map_err)?,
+        activity: row.try_get("activity").map_err(map_err)?,
     })
 }
 
 const KEY_COLUMNS: &str =
-    "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, k.revoked_ms, k.revoke_reason";
+    "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
+     k.revoked_ms, k.revoke_reason, k.created_ip, k.activity";
 
 async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
@@ -462,14 +465,21 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write.begin().await.map_err(map_err)?;
         for u in batch {
-            // max(): a late flush never moves last_used backwards.
-            sqlx::query(
-                "UPDATE keys SET last_used_ms = max(coalesce(last_used_ms, 0), ?), last_ip = ?, user_agent = ? WHERE id = ?",
-            )
-            .bind(u.last_used.as_millis())
-            .bind(u.last_ip.to_string())
-            .bind(&u.user_agent)
-            .bind(u.key_id)
+            match &u.used {
+                // max(): a late flush never moves last_used backwards.
+                Some(used) => sqlx::query(
+                    "UPDATE keys SET last_used_ms = max(coalesce(last_used_ms, 0), ?), last_ip = ?, \
+                     user_agent = ?, activity = ? WHERE id = ?",
+                )
+                .bind(used.at.as_millis())
+                .bind(used.ip.to_string())
+                .bind(&used.user_agent)
+                .bind(&u.activity)
+                .bind(u.key_id),
+                None => sqlx::query("UPDATE keys SET activity = ? WHERE id = ?")
+                    .bind(&u.activity)
+                    .bind(u.key_id),
+            }
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;

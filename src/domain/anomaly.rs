@@ -1,0 +1,383 @@
+//! Unusual access, the seed's distinctive promise: a key used from too many networks, or far too
+//! often, is revoked at once; a key used a little too fast is only slowed down (429).
+//!
+//! All the state is per key, small and of bounded size whatever a client sends:
+//! - the networks seen within `window`, at most `max_networks + 1` of them (the one past the
+//!   limit revokes the key), each with its last-seen time;
+//! - a request counter over `flood_window` as two fixed windows (the previous one weighted by how
+//!   much of it still overlaps the sliding window, the estimate rate limiters commonly use);
+//! - a token bucket for the rate limit.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{RevocationReason, Timestamp};
+
+/// The `[anomaly]` and `[rate_limit]` settings as rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyPolicy {
+    pub window: Duration,
+    pub max_networks: usize,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub flood_window: Duration,
+    pub flood_max_requests: u64,
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl AnomalyPolicy {
+    /// The network of an address: truncated to the configured prefix; an IPv4-mapped IPv6
+    /// address counts as the IPv4 address it carries.
+    pub fn network_of(&self, ip: IpAddr) -> IpNet {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let prefix = match ip {
+            IpAddr::V4(_) => self.ipv4_prefix.min(32),
+            IpAddr::V6(_) => self.ipv6_prefix.min(128),
+        };
+        // The prefix is within range for the family, so `new` cannot fail; fall back to the host.
+        IpNet::new(ip, prefix)
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| IpNet::from(ip))
+    }
+}
+
+/// What one request of a key leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Over the rate limit: 429, retry after this many whole seconds (at least 1).
+    Slow {
+        retry_after_secs: u64,
+    },
+    /// Unusual access: the key is revoked for this reason and the request refused.
+    Revoke(RevocationReason),
+}
+
+/// The anomaly state of one key. Serialisable so that it survives a restart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyActivity {
+    /// Networks seen within the window, with their last-seen times (at most `max_networks + 1`).
+    #[serde(rename = "n", default)]
+    networks: Vec<(IpNet, i64)>,
+    /// Start of the current fixed flood window.
+    #[serde(rename = "fs", default)]
+    flood_start: i64,
+    /// Requests in the previous and the current fixed window.
+    #[serde(rename = "fp", default)]
+    flood_previous: u64,
+    #[serde(rename = "fc", default)]
+    flood_current: u64,
+    /// Token bucket: tokens left (in thousandths) and when it was last refilled. Not persisted:
+    /// a restart refills the bucket, which costs at most one burst.
+    #[serde(skip)]
+    bucket: Option<(u64, i64)>,
+}
+
+impl KeyActivity {
+    /// A key's activity at issuance: the network it was issued from counts as its first.
+    pub fn issued(network: Option<IpNet>, at: Timestamp) -> Self {
+        Self {
+            networks: network.map(|n| vec![(n, at.as_millis())]).unwrap_or_default(),
+            flood_start: at.as_millis(),
+            ..Self::default()
+        }
+    }
+
+    /// Distinct networks seen within the window ending at `now`.
+    pub fn networks_in_window(&self, policy: &AnomalyPolicy, now: Timestamp) -> usize {
+        let horizon = now.minus(policy.window).as_millis();
+        self.networks.iter().filter(|(_, seen)| *seen > horizon).count()
+    }
+
+    /// Accounts for one request from `network` at `now` and says what to do with it.
+    pub fn observe(&mut self, policy: &AnomalyPolicy, network: IpNet, now: Timestamp) -> Verdict {
+        let ms = now.as_millis();
+        if self.note_network(policy, network, ms) {
+            return Verdict::Revoke(RevocationReason::IpChanges);
+        }
+        if self.count_request(policy, ms) {
+            return Verdict::Revoke(RevocationReason::RequestFlood);
+        }
+        self.take_token(policy, ms)
+    }
+
+    /// Returns true when the key has now been used from more than `max_networks` networks
+    /// within the window.
+    fn note_network(&mut self, policy: &AnomalyPolicy, network: IpNet, now: i64) -> bool {
+        let horizon = now.saturating_sub(duration_ms(policy.window));
+        // Networks last seen a whole window ago stop counting.
+        self.networks.retain(|(_, seen)| *seen > horizon);
+        match self.networks.iter_mut().find(|(n, _)| *n == network) {
+            Some((_, seen)) => *seen = (*seen).max(now),
+            None => self.networks.push((network, now)),
+        }
+        if self.networks.len() > policy.max_networks {
+            // Keep the state bounded: the newest max_networks + 1 are enough to know the verdict.
+            self.networks.sort_by_key(|(_, seen)| std::cmp::Reverse(*seen));
+            self.networks.truncate(policy.max_networks + 1);
+            return true;
+        }
+        false
+    }
+
+    /// Returns true when the (estimated) requests within the flood window exceed the limit.
+    fn count_request(&mut self, policy: &AnomalyPolicy, now: i64) -> bool {
+        let window = duration_ms(policy.flood_window).max(1);
+        let elapsed = now.saturating_sub(self.flood_start);
+        if elapsed >= 2 * window {
+            self.flood_previous = 0;
+            self.flood_current = 0;
+            self.flood_start = now;
+        } else if elapsed >= window {
+            self.flood_previous = self.flood_current;
+            self.flood_current = 0;
+            self.flood_start = self.flood_start.saturating_add(window);
+        }
+        self.flood_current = self.flood_current.saturating_add(1);
+        let into_current = now.saturating_sub(self.flood_start).clamp(0, window);
+        // The part of the previous fixed window that still lies inside the sliding window.
+        let overlap = (window - into_current) as u128;
+        let from_previous = (self.flood_previous as u128 * overlap / window as u128) as u64;
+        self.flood_current.saturating_add(from_previous) > policy.flood_max_requests
+    }
+
+    fn take_token(&mut self, policy: &AnomalyPolicy, now: i64) -> Verdict {
+        const MILLI: f64 = 1000.0;
+        let capacity = (policy.burst * MILLI) as u64;
+        let (tokens, last) = self.bucket.unwrap_or((capacity, now));
+        let elapsed_ms = now.saturating_sub(last).max(0) as f64;
+        let refill = (elapsed_ms * policy.per_second) as u64; // thousandths of a token per ms = per second
+        let tokens = tokens.saturating_add(refill).min(capacity);
+        if tokens >= 1000 {
+            self.bucket = Some((tokens - 1000, now));
+            Verdict::Allow
+        } else {
+            self.bucket = Some((tokens, now));
+            let missing = (1000 - tokens) as f64 / MILLI;
+            let secs = (missing / policy.per_second).ceil().max(1.0) as u64;
+            Verdict::Slow {
+                retry_after_secs: secs,
+            }
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy() -> AnomalyPolicy {
+        AnomalyPolicy {
+            window: Duration::from_secs(86_400),
+            max_networks: 3,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+            flood_window: Duration::from_secs(3600),
+            flood_max_requests: 1_000_000,
+            per_second: 1_000_000.0,
+            burst: 1_000_000.0,
+        }
+    }
+
+    fn net(p: &AnomalyPolicy, s: &str) -> IpNet {
+        p.network_of(s.parse().unwrap())
+    }
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn networks_are_prefixes() {
+        let p = policy();
+        assert_eq!(net(&p, "203.0.113.77").to_string(), "203.0.113.0/24");
+        assert_eq!(net(&p, "::ffff:203.0.113.77").to_string(), "203.0.113.0/24");
+        assert_eq!(net(&p, "2001:db8:1:2:3:4:5:6").to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn the_fourth_network_revokes_with_three_allowed() {
+        let p = policy();
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        assert_eq!(a.observe(&p, net(&p, "10.0.1.1"), t(1)), Verdict::Allow);
+        assert_eq!(a.observe(&p, net(&p, "10.0.2.1"), t(2)), Verdict::Allow);
+        assert_eq!(a.observe(&p, net(&p, "10.0.0.9"), t(3)), Verdict::Allow);
+        assert_eq!(
+            a.observe(&p, net(&p, "10.0.3.1"), t(4)),
+            Verdict::Revoke(RevocationReason::IpChanges)
+        );
+    }
+
+    #[test]
+    fn many_addresses_in_one_network_are_one_network() {
+        let p = policy();
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        for i in 0..=255 {
+            assert_eq!(
+                a.observe(&p, net(&p, &format!("10.0.7.{i}")), t(i)),
+                Verdict::Allow
+            );
+        }
+        assert_eq!(a.networks_in_window(&p, t(300)), 2);
+    }
+
+    #[test]
+    fn networks_age_out_of_the_window() {
+        let p = policy();
+        let day = 86_400_000;
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        a.observe(&p, net(&p, "10.0.1.1"), t(1));
+        a.observe(&p, net(&p, "10.0.2.1"), t(2));
+        // A day later the first three no longer count.
+        for (i, ip) in ["10.0.3.1", "10.0.4.1", "10.0.5.1"].iter().enumerate() {
+            assert_eq!(a.observe(&p, net(&p, ip), t(day + 10 + i as i64)), Verdict::Allow);
+        }
+        assert_eq!(
+            a.observe(&p, net(&p, "10.0.6.1"), t(day + 20)),
+            Verdict::Revoke(RevocationReason::IpChanges)
+        );
+    }
+
+    #[test]
+    fn a_flood_revokes_past_its_threshold() {
+        let mut p = policy();
+        p.flood_max_requests = 10;
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        let n = net(&p, "10.0.0.1");
+        for i in 0..10 {
+            assert_eq!(a.observe(&p, n, t(i)), Verdict::Allow, "request {i}");
+        }
+        assert_eq!(
+            a.observe(&p, n, t(11)),
+            Verdict::Revoke(RevocationReason::RequestFlood)
+        );
+    }
+
+    #[test]
+    fn the_flood_window_slides() {
+        let mut p = policy();
+        p.flood_max_requests = 10;
+        let hour = 3_600_000;
+        let n = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        for i in 0..10 {
+            assert_eq!(a.observe(&p, n, t(i)), Verdict::Allow);
+        }
+        // Half-way through the next window half of the old requests still count (estimate).
+        for i in 0..5 {
+            assert_eq!(a.observe(&p, n, t(hour + hour / 2 + i)), Verdict::Allow, "{i}");
+        }
+        // The estimate rounds the old requests down: the 6th or 7th new one crosses the line.
+        let sixth = a.observe(&p, n, t(hour + hour / 2 + 10));
+        let seventh = a.observe(&p, n, t(hour + hour / 2 + 11));
+        assert!(matches!(
+            (sixth, seventh),
+            (Verdict::Revoke(_), _) | (Verdict::Allow, Verdict::Revoke(_))
+        ));
+        // Two windows later everything is forgotten.
+        let mut b = KeyActivity::issued(Some(n), t(0));
+        for i in 0..10 {
+            b.observe(&p, n, t(i));
+        }
+        for i in 0..10 {
+            assert_eq!(b.observe(&p, n, t(2 * hour + i)), Verdict::Allow);
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_slows_without_revoking_and_recovers() {
+        let mut p = policy();
+        p.per_second = 2.0;
+        p.burst = 3.0;
+        let n = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        for i in 0..3 {
+            assert_eq!(a.observe(&p, n, t(i)), Verdict::Allow);
+        }
+        assert_eq!(a.observe(&p, n, t(3)), Verdict::Slow { retry_after_secs: 1 });
+        assert_eq!(a.observe(&p, n, t(4)), Verdict::Slow { retry_after_secs: 1 });
+        // Half a second refills one token at 2/s.
+        assert_eq!(a.observe(&p, n, t(504)), Verdict::Allow);
+        p.per_second = 0.1;
+        let mut slow = KeyActivity::issued(Some(n), t(0));
+        for i in 0..3 {
+            slow.observe(&p, n, t(i));
+        }
+        assert_eq!(slow.observe(&p, n, t(3)), Verdict::Slow { retry_after_secs: 10 });
+    }
+
+    #[test]
+    fn state_survives_serialisation_and_stays_small() {
+        let p = policy();
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        a.observe(&p, net(&p, "2001:db8::1"), t(5));
+        let json = serde_json::to_string(&a).unwrap();
+        let back: KeyActivity = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.networks, a.networks);
+        assert_eq!(
+            (back.flood_current, back.flood_start),
+            (a.flood_current, a.flood_start)
+        );
+        assert!(json.len() < 200, "{json}");
+        // Whatever arrives, no more than max_networks + 1 networks are kept.
+        for i in 0..1000 {
+            a.observe(&p, net(&p, &format!("10.{}.{}.1", i / 256, i % 256)), t(10 + i));
+        }
+        assert!(a.networks.len() <= p.max_networks + 1);
+    }
+
+    proptest! {
+        /// For any sequence of (time, network) events, the key is revoked exactly at the first
+        /// event where some window of length `window` holds more than `max_networks` networks.
+        #[test]
+        fn revoked_exactly_when_a_window_holds_too_many_networks(
+            steps in proptest::collection::vec((0i64..40, 0u8..6), 1..60),
+            max in 1usize..5,
+            window in 1u64..100,
+        ) {
+            let mut p = policy();
+            p.max_networks = max;
+            p.window = Duration::from_millis(window);
+            let nets: Vec<IpNet> = (0..6).map(|i| net(&p, &format!("10.0.{i}.1"))).collect();
+            let mut a = KeyActivity::issued(Some(nets[0]), t(0));
+            let mut events = vec![(0i64, 0u8)];
+            let mut now = 0;
+            let mut revoked_at = None;
+            for (i, (dt, n)) in steps.iter().enumerate() {
+                now += dt;
+                events.push((now, *n));
+                if a.observe(&p, nets[*n as usize], t(now)) == Verdict::Revoke(RevocationReason::IpChanges) {
+                    revoked_at = Some(i);
+                    break;
+                }
+            }
+            // Brute force: distinct networks among events in (now - window, now].
+            let mut expected = None;
+            for i in 1..events.len() {
+                let (ti, _) = events[i];
+                let mut distinct: Vec<u8> = events[..=i].iter()
+                    .filter(|(tj, _)| ti - tj < window as i64)
+                    .map(|(_, n)| *n).collect();
+                distinct.sort();
+                distinct.dedup();
+                if distinct.len() > max {
+                    expected = Some(i - 1);
+                    break;
+                }
+            }
+            prop_assert_eq!(revoked_at, expected);
+        }
+    }
+}

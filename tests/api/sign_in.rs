@@ -84,10 +84,14 @@ async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working(
         let client = app.client.clone();
         let url = app.url("/auth");
         flood.push(tokio::spawn(async move {
-            let body = serde_json::json!({"username": "bill", "password": format!("guess number {i} of many")});
+            let body =
+                serde_json::json!({"username": "bill", "password": format!("guess number {i} of many")});
             let r = client.post(url).json(&body).send().await.unwrap();
             let status = r.status().as_u16();
-            let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
             let body: serde_json::Value = r.json().await.unwrap();
             (status, retry_after, body)
         }));

@@ -146,6 +146,22 @@ impl TestApp {
         self.dir
     }
 
+    /// A client whose connections come from `ip` (any 127.x.y.z is local on Linux), so that
+    /// tests can play clients on different networks.
+    pub fn client_from(&self, ip: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
+    /// `GET /auth` with `key` from the address `ip`.
+    pub async fn validate_from(&self, ip: &str, key: &str) -> TestResponse {
+        self.send(self.client_from(ip).get(self.url("/auth")).bearer_auth(key))
+            .await
+    }
+
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResponse {
         let response = req.send().await.expect("request");
         let status = response.status().as_u16();

@@ -4,6 +4,7 @@
 // A failed expectation in a test should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anomaly;
 mod bad_input;
 mod helpers;
 mod keys;

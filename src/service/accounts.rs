@@ -251,14 +251,20 @@ impl AccountService {
     }
 
     /// `DELETE /auth`: this key, or every key of the user.
-    pub async fn sign_out(&self, entry: &KeyEntry, all: bool) -> Result<(), ServiceError> {
+    pub async fn sign_out(&self, entry: &KeyEntry, all: bool, client: &Client) -> Result<(), ServiceError> {
+        let network = self.keys.network_of(client.ip);
         if all {
             self.keys
-                .revoke_all(entry.user.id, RevocationReason::SignedOut)
+                .revoke_all(entry.user.id, RevocationReason::SignedOut, Some(&network))
                 .await?;
         } else {
             self.keys
-                .revoke(entry, RevocationReason::SignedOut, self.clock.now(), None)
+                .revoke(
+                    entry,
+                    RevocationReason::SignedOut,
+                    self.clock.now(),
+                    Some(&network),
+                )
                 .await?;
         }
         Ok(())

@@ -132,6 +132,9 @@ pub struct RevokedView {
     pub created: Timestamp,
     pub revoked: Timestamp,
     pub reason: RevocationReason,
+    /// The client network of the request that revoked the key (an extension of API.md's
+    /// `RevokedKey`): where a stolen key was replayed from, or where the owner signed out.
+    pub network: Option<String>,
 }
 
 /// What expiry and the anomaly rules say about one request.
@@ -263,6 +266,11 @@ impl KeyService {
         Ok(entry)
     }
 
+    /// The network of a client address, as the anomaly rules count it (e.g. `203.0.113.0/24`).
+    pub fn network_of(&self, ip: IpAddr) -> String {
+        self.anomaly.network_of(ip).to_string()
+    }
+
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
         self.revocations.fetch_add(1, Ordering::SeqCst);
@@ -301,12 +309,17 @@ impl KeyService {
         user_id: Uuid,
         key_id: Uuid,
         reason: RevocationReason,
+        network: Option<&str>,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        match self.store.revoke_key(user_id, key_id, reason, now, None).await? {
+        match self
+            .store
+            .revoke_key(user_id, key_id, reason, now, network)
+            .await?
+        {
             Some(r) => {
                 self.forget(&[r]);
-                log_revocation(user_id, &r, None);
+                log_revocation(user_id, &r, network);
                 Ok(true)
             }
             None => Ok(false),
@@ -314,14 +327,19 @@ impl KeyService {
     }
 
     /// Revokes every key of a user.
-    pub async fn revoke_all(&self, user_id: Uuid, reason: RevocationReason) -> Result<usize, StoreError> {
+    pub async fn revoke_all(
+        &self,
+        user_id: Uuid,
+        reason: RevocationReason,
+        network: Option<&str>,
+    ) -> Result<usize, StoreError> {
         let revoked = self
             .store
-            .revoke_user_keys(user_id, reason, self.clock.now())
+            .revoke_user_keys(user_id, reason, self.clock.now(), network)
             .await?;
         self.forget(&revoked);
         for r in &revoked {
-            log_revocation(user_id, r, None);
+            log_revocation(user_id, r, network);
         }
         Ok(revoked.len())
     }
@@ -376,6 +394,7 @@ impl KeyService {
                     created: r.created,
                     revoked: revoked_at,
                     reason,
+                    network: r.revoked_network,
                 });
             }
         }

@@ -50,6 +50,8 @@ pub struct KeyRecord {
     pub last_ip: Option<String>,
     pub user_agent: Option<String>,
     pub revoked: Option<(Timestamp, RevocationReason)>,
+    /// The client network of the request that revoked it, when there was one.
+    pub revoked_network: Option<String>,
     /// The address the key was issued to.
     pub created_ip: Option<String>,
     /// The anomaly state as last written ([`crate::domain::KeyActivity`] as JSON).
@@ -137,6 +139,7 @@ pub trait Store: Send + Sync + 'static {
         user_id: Uuid,
         reason: RevocationReason,
         at: Timestamp,
+        network: Option<&str>,
     ) -> StoreResult<Vec<RevokedKey>>;
 
     /// The user's live keys and the keys revoked at or after `revoked_since`.

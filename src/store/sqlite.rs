@@ -124,13 +124,14 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
         user_agent: row.try_get("user_agent").map_err(map_err)?,
         revoked,
         created_ip: row.try_get("created_ip").map_err(map_err)?,
+        revoked_network: row.try_get("revoked_network").map_err(map_err)?,
         activity: row.try_get("activity").map_err(map_err)?,
     })
 }
 
 const KEY_COLUMNS: &str =
     "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
-     k.revoked_ms, k.revoke_reason, k.created_ip, k.activity";
+     k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity";
 
 async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
@@ -167,11 +168,12 @@ async fn revoke_where(
 ) -> StoreResult<Vec<RevokedKey>> {
     let rows = match key_ids {
         None => sqlx::query(
-            "UPDATE keys SET revoked_ms = ?, revoke_reason = ? \
+            "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
              WHERE user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
         )
         .bind(at.as_millis())
         .bind(reason.as_str())
+        .bind(network)
         .bind(user_id)
         .fetch_all(&mut *conn)
         .await
@@ -180,11 +182,12 @@ async fn revoke_where(
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
                 let row = sqlx::query(
-                    "UPDATE keys SET revoked_ms = ?, revoke_reason = ? \
+                    "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
                      WHERE id = ? AND user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
                 )
                 .bind(at.as_millis())
                 .bind(reason.as_str())
+                .bind(network)
                 .bind(id)
                 .bind(user_id)
                 .fetch_optional(&mut *conn)
@@ -438,9 +441,10 @@ impl Store for SqliteStore {
         user_id: Uuid,
         reason: RevocationReason,
         at: Timestamp,
+        network: Option<&str>,
     ) -> StoreResult<Vec<RevokedKey>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
-        let revoked = revoke_where(&mut tx, user_id, None, reason, at, None).await?;
+        let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
     }

@@ -31,6 +31,10 @@ async fn a_fourth_network_revokes_when_three_are_allowed() {
     app.validate_from("127.0.3.1", &key).await.assert_invalid_key();
     app.validate_from("127.0.0.1", &key).await.assert_invalid_key();
     assert_eq!(revocation_reasons(&app).await, vec!["ip_changes"]);
+    // The owner sees where the key was used from when it was revoked.
+    let fresh = app.sign_in("bill", PASSWORD).await.key();
+    let listed = app.keys(&fresh).await;
+    assert_eq!(listed.body["data"]["revoked"][0]["network"], "127.0.3.0/24");
 }
 
 #[tokio::test]

@@ -85,7 +85,7 @@ pub async fn sign_out(
     RawQuery(query): RawQuery,
 ) -> Result<Envelope<()>, ApiError> {
     let all = parse_all(query.as_deref())?;
-    state.accounts.sign_out(&auth.entry, all).await?;
+    state.accounts.sign_out(&auth.entry, all, &auth.client).await?;
     Ok(Envelope::empty())
 }
 
@@ -104,9 +104,15 @@ pub async fn revoke_key(
 ) -> Result<Envelope<()>, ApiError> {
     // Not a UUID is not one of your keys either.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let network = state.keys.network_of(auth.client.ip);
     if state
         .keys
-        .revoke_by_id(auth.entry.user.id, id, RevocationReason::SignedOut)
+        .revoke_by_id(
+            auth.entry.user.id,
+            id,
+            RevocationReason::SignedOut,
+            Some(&network),
+        )
         .await?
     {
         Ok(Envelope::empty())

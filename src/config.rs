@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy};
+use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "KILLBILL_AUTH_";
@@ -300,8 +300,9 @@ impl Settings {
             ),
             ("throttle.signups_per_network", t.signups_per_network),
         ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+            // Each throttled subject keeps its last `limit` failure times: keep that small.
+            if value == 0 || value > 10_000 {
+                return Err(invalid(key, "must be 1 to 10000"));
             }
         }
         if t.signin_failure_window.0.is_zero() {
@@ -378,6 +379,18 @@ impl Settings {
             flood_max_requests: a.flood_max_requests,
             per_second: f64::from(self.rate_limit.key_per_second),
             burst: f64::from(self.rate_limit.key_burst),
+        }
+    }
+
+    pub fn throttle_policy(&self) -> ThrottlePolicy {
+        let t = &self.throttle;
+        ThrottlePolicy {
+            per_account_network: t.signin_failures_per_account_network as usize,
+            per_account: t.signin_failures_per_account as usize,
+            per_network: t.signin_failures_per_network as usize,
+            failure_window: t.signin_failure_window.0,
+            signups_per_network: t.signups_per_network as usize,
+            signup_window: t.signup_window.0,
         }
     }
 

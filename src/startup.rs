@@ -1,6 +1,7 @@
-//! `Application`: builds the state from settings, binds its own listener (so tests can use port
-//! 0 and ask for the port), serves until told to stop, then drains requests and flushes pending
-//! writes.
+//! Wiring. [`Services`] builds storage, the hashing pool and the services from settings (the
+//! server and the admin command line share it); [`Application`] binds its own listener (so tests
+//! can use port 0 and ask for the port), serves until told to stop, then drains requests and
+//! flushes pending writes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,19 +15,32 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
 use crate::http::{router, AppState};
+use crate::service::accounts::KNOWN_NETWORK_FOR;
+use crate::service::keys::REVOKED_LISTED_FOR;
+use crate::service::throttle::Throttle;
 use crate::service::{AccountService, Hasher, KeyService};
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{PruneCutoffs, Store};
 
-/// How often batched key usage reaches the database.
+/// How often batched writes (key usage, throttles) reach the database, and how often revocations
+/// made by other processes are picked up.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often old rows are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long the revocation feed keeps entries (other processes poll it every second).
+const FEED_KEPT_FOR: Duration = Duration::from_secs(3600);
 
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
+/// Everything but HTTP.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyService>,
+    pub accounts: Arc<AccountService>,
+    pub throttle: Arc<Throttle>,
 }
 
-impl Application {
+impl Services {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let DatabaseTarget::Sqlite(path) = settings.database_target()?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await?);
@@ -51,23 +65,77 @@ impl Application {
             settings.key_policy(),
             settings.anomaly_policy(),
         ));
+        let throttle = Arc::new(Throttle::new(settings.throttle_policy()));
+        let restored = throttle.restore(store.as_ref(), clock.now()).await?;
+        if restored > 0 {
+            tracing::info!(restored, "sign-in throttles restored");
+        }
         let accounts = Arc::new(AccountService::new(
             store.clone(),
-            clock,
+            clock.clone(),
             hasher,
             keys.clone(),
+            throttle.clone(),
             settings.password_policy(),
         ));
+        Ok(Self {
+            store,
+            clock,
+            keys,
+            accounts,
+            throttle,
+        })
+    }
+
+    /// Writes batched state (key usage and anomaly state, throttles).
+    pub async fn flush(&self) {
+        if let Err(e) = self.keys.flush().await {
+            tracing::warn!(error = %e, "could not write key usage; will retry");
+        }
+        if let Err(e) = self.throttle.flush(self.store.as_ref(), self.clock.now()).await {
+            tracing::warn!(error = %e, "could not write throttles; will retry");
+        }
+    }
+
+    /// Deletes feed entries, throttles and known networks past their use, and keys revoked
+    /// longer ago than they are listed.
+    pub async fn prune(&self) {
+        let now = self.clock.now();
+        let throttle = self.throttle.policy();
+        let cutoffs = PruneCutoffs {
+            feed: now.minus(FEED_KEPT_FOR),
+            throttles: now.minus(throttle.failure_window.max(throttle.signup_window)),
+            known_networks: now.minus(KNOWN_NETWORK_FOR),
+            revoked_keys: now.minus(REVOKED_LISTED_FOR),
+        };
+        if let Err(e) = self.store.prune(&cutoffs).await {
+            tracing::warn!(error = %e, "could not prune old rows");
+        }
+    }
+
+    pub async fn close(&self) {
+        self.flush().await;
+        self.store.close().await;
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    services: Services,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let services = Services::build(settings, clock).await?;
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
-        let state = AppState {
-            accounts,
-            keys,
-            store,
+        Ok(Self {
+            listener,
+            services,
             trusted_proxies: settings.server.trusted_proxies.clone().into(),
-        };
-        Ok(Self { listener, state })
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -76,7 +144,7 @@ impl Application {
 
     /// The storage the application runs on (for tests and tools).
     pub fn store(&self) -> Arc<dyn Store> {
-        self.state.store.clone()
+        self.services.store.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -86,39 +154,66 @@ impl Application {
     /// Serves until `shutdown` completes; then finishes in-flight requests, flushes batched
     /// writes and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state } = self;
-        let keys = state.keys.clone();
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        let flusher = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(FLUSH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if let Err(e) = keys.flush().await {
-                            tracing::warn!(error = %e, "could not write key usage; will retry");
-                        }
-                    }
-                    _ = stop_rx.changed() => break,
-                }
-            }
-        });
+        let Self {
+            listener,
+            services,
+            trusted_proxies,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background = tokio::spawn(maintain(services.clone(), stop_rx));
 
         tracing::info!(address = %listener.local_addr()?, "killbill-auth listening");
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let state = AppState {
+            accounts: services.accounts.clone(),
+            keys: services.keys.clone(),
+            store: services.store.clone(),
+            trusted_proxies,
+        };
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
 
         let _ = stop_tx.send(true);
-        let _ = flusher.await;
-        match state.keys.flush().await {
-            Ok(n) => tracing::info!(flushed = n, "pending key usage written"),
-            Err(e) => tracing::error!(error = %e, "could not write pending key usage at shutdown"),
-        }
-        state.store.close().await;
+        let _ = background.await;
+        services.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The background work of a running server: batched writes, revocations made by other
+/// processes (the admin command line, other instances), pruning.
+async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
+    let mut feed_seq = match services.store.revocation_feed_head().await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the revocation feed");
+            0
+        }
+    };
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                services.flush().await;
+                match services.store.revocations_since(feed_seq).await {
+                    Ok(revoked) => {
+                        if let Some((last, _)) = revoked.last() {
+                            feed_seq = *last;
+                            let digests: Vec<_> = revoked.iter().map(|(_, d)| *d).collect();
+                            services.keys.forget_digests(&digests);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the revocation feed"),
+                }
+            }
+            _ = prune.tick() => services.prune().await,
+            _ = stop.changed() => break,
+        }
     }
 }
 

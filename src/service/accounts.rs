@@ -1,15 +1,17 @@
 //! Sign-up, sign-in, sign-out, password change and account deletion.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::hasher::{Hasher, Overloaded, Verification};
 use super::keys::{Client, KeyEntry, KeyError, KeyService};
+use super::throttle::{SignInCheck, Throttle};
 use crate::clock::Clock;
 use crate::domain::password::PasswordError;
 use crate::domain::username::UsernameError;
-use crate::domain::{AccessKey, Password, PasswordPolicy, RevocationReason, Role, User, Username};
+use crate::domain::{AccessKey, Password, PasswordPolicy, RevocationReason, Role, Timestamp, User, Username};
 use crate::store::{NewKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,11 +50,19 @@ impl From<KeyError> for ServiceError {
     }
 }
 
+/// How long a successful sign-in keeps a network open for its account when the account is
+/// throttled by failures from many networks.
+pub const KNOWN_NETWORK_FOR: Duration = Duration::from_secs(30 * 86_400);
+
+/// Attacker-chosen names are logged escaped (`?` formatting) and cut to this many characters.
+const LOGGED_NAME_CHARS: usize = 64;
+
 pub struct AccountService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: Arc<Hasher>,
     keys: Arc<KeyService>,
+    throttle: Arc<Throttle>,
     policy: PasswordPolicy,
 }
 
@@ -62,12 +72,18 @@ enum Checked {
     Wrong,
 }
 
+/// A name as typed by a client, safe to log: escaped by `Debug`, cut short.
+fn loggable(name: &str) -> String {
+    name.chars().take(LOGGED_NAME_CHARS).collect()
+}
+
 impl AccountService {
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         hasher: Arc<Hasher>,
         keys: Arc<KeyService>,
+        throttle: Arc<Throttle>,
         policy: PasswordPolicy,
     ) -> Self {
         Self {
@@ -75,6 +91,7 @@ impl AccountService {
             clock,
             hasher,
             keys,
+            throttle,
             policy,
         }
     }
@@ -125,6 +142,14 @@ impl AccountService {
         password: &str,
         client: &Client,
     ) -> Result<(User, AccessKey), ServiceError> {
+        let now = self.clock.now();
+        let network = self.keys.network_of(client.ip);
+        if let Some(wait) = self.throttle.check_sign_up(&network, now) {
+            tracing::warn!(target: "security", event = "sign_up_throttled", network = %network, "too many sign-ups from one network");
+            return Err(ServiceError::TooManyRequests {
+                retry_after_secs: wait,
+            });
+        }
         let name = Username::parse(username)?;
         let password = Password::normalise(password)?;
         let phc = self.hash_new_password(password, name.as_str()).await?;
@@ -135,13 +160,63 @@ impl AccountService {
             created: self.clock.now(),
         };
         let (key, record) = self.new_key(user.id, client);
-        match self.store.create_user(&user, &phc, &record).await {
+        let created = self.store.create_user(&user, &phc, Some(&record)).await;
+        if matches!(created, Ok(()) | Err(StoreError::Conflict(_))) {
+            // Taken names count too: they are how names are probed.
+            self.throttle.sign_up_attempted(&network, now);
+        }
+        match created {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
+            Err(StoreError::Conflict(_)) => {
+                tracing::info!(target: "security", event = "sign_up_name_taken", username = ?user.name.as_str(), network = %network, "name taken");
+                return Err(ServiceError::UsernameTaken);
+            }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(target: "security", event = "signed_up", user_id = %user.id, ip = %client.ip, "account created");
+        self.store.remember_network(user.id, &network, now).await?;
+        tracing::info!(target: "security", event = "signed_up", user_id = %user.id, username = ?user.name.as_str(), network = %network, "account created");
         Ok((user, key))
+    }
+
+    /// Applies the sign-in throttles to `account` (canonical name) from `network`; `user_id`
+    /// is the account's id when it exists (for the known-network exemption).
+    async fn check_throttle(
+        &self,
+        account: Option<&str>,
+        user_id: Option<Uuid>,
+        network: &str,
+        now: Timestamp,
+    ) -> Result<(), ServiceError> {
+        let wait = match self.throttle.check_sign_in(account, network, now) {
+            SignInCheck::Open => return Ok(()),
+            SignInCheck::Throttled { retry_after_secs } => retry_after_secs,
+            SignInCheck::AccountThrottled { retry_after_secs } => {
+                let known = match user_id {
+                    Some(id) => {
+                        self.store
+                            .is_known_network(id, network, now.minus(KNOWN_NETWORK_FOR))
+                            .await?
+                    }
+                    None => false,
+                };
+                if known {
+                    return Ok(());
+                }
+                retry_after_secs
+            }
+        };
+        tracing::warn!(
+            target: "security",
+            event = "sign_in_throttled",
+            username = ?account.unwrap_or(""),
+            user_id = %user_id.map(|u| u.to_string()).unwrap_or_default(),
+            network = %network,
+            retry_after_secs = wait,
+            "sign-in throttled"
+        );
+        Err(ServiceError::TooManyRequests {
+            retry_after_secs: wait,
+        })
     }
 
     /// `POST /auth`: the same work and the same answer whether or not the name exists.
@@ -151,55 +226,69 @@ impl AccountService {
         password: &str,
         client: &Client,
     ) -> Result<AccessKey, ServiceError> {
-        let found = match Username::parse(username) {
-            Ok(name) => self.store.find_login(&name.canonical()).await?,
-            Err(_) => None,
+        let now = self.clock.now();
+        let network = self.keys.network_of(client.ip);
+        let account = Username::parse(username).ok().map(|n| n.canonical());
+        let found = match &account {
+            Some(canonical) => self.store.find_login(canonical).await?,
+            None => None,
         };
+        let user_id = found.as_ref().map(|(u, _)| u.id);
+        self.check_throttle(account.as_deref(), user_id, &network, now)
+            .await?;
         // An oversized or control-character password cannot match any stored hash; it is
         // refused like a wrong password, with no hashing (its cost does not depend on the name).
-        let Ok(password) = Password::normalise(password) else {
-            return Err(self.failed_sign_in(found.as_ref().map(|(u, _)| u.id), client));
+        let checked = match Password::normalise(password) {
+            Ok(password) => {
+                let phc = match &found {
+                    Some((_, phc)) => Arc::<str>::from(phc.as_str()),
+                    None => self.hasher.dummy_phc(),
+                };
+                self.check_password(password, phc).await?
+            }
+            Err(_) => Checked::Wrong,
         };
-        let (user, phc) = match found {
-            Some((user, phc)) => (Some(user), Arc::<str>::from(phc)),
-            None => (None, self.hasher.dummy_phc()),
-        };
-        let checked = self.check_password(password, phc).await?;
-        let (user, upgraded) = match (user, checked) {
-            (Some(user), Checked::Ok { upgraded }) => (user, upgraded),
-            (user, _) => return Err(self.failed_sign_in(user.map(|u| u.id), client)),
+        let (user, upgraded) = match (found, checked) {
+            (Some((user, _)), Checked::Ok { upgraded }) => (user, upgraded),
+            (found, _) => {
+                self.throttle.sign_in_failed(account.as_deref(), &network, now);
+                tracing::info!(
+                    target: "security",
+                    event = "sign_in_failed",
+                    username = ?loggable(username),
+                    user_id = %found.map(|(u, _)| u.id.to_string()).unwrap_or_default(),
+                    network = %network,
+                    "wrong username or password"
+                );
+                return Err(ServiceError::InvalidCredentials);
+            }
         };
         if let Some(phc) = upgraded {
-            self.store
-                .set_password_hash(user.id, &phc, self.clock.now())
-                .await?;
+            self.store.set_password_hash(user.id, &phc, now).await?;
             tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded");
         }
+        let canonical = user.name.canonical();
+        self.throttle.sign_in_succeeded(&canonical, &network);
+        self.store.remember_network(user.id, &network, now).await?;
         let (key, record) = self.new_key(user.id, client);
         self.keys.issue(&record).await?;
-        tracing::info!(target: "security", event = "signed_in", user_id = %user.id, key_id = %record.id, ip = %client.ip, "key issued");
+        tracing::info!(target: "security", event = "signed_in", user_id = %user.id, key_id = %record.id, network = %network, "key issued");
         Ok(key)
     }
 
-    fn failed_sign_in(&self, user_id: Option<Uuid>, client: &Client) -> ServiceError {
-        match user_id {
-            Some(id) => {
-                tracing::info!(target: "security", event = "sign_in_failed", user_id = %id, ip = %client.ip, "wrong password")
-            }
-            None => {
-                tracing::info!(target: "security", event = "sign_in_failed", ip = %client.ip, "unknown username")
-            }
-        }
-        ServiceError::InvalidCredentials
-    }
-
-    /// Verifies the caller's password for a sensitive change (`Invalid password` on mismatch).
+    /// Verifies the caller's password for a sensitive change (`Invalid password` on mismatch,
+    /// counted as a failed sign-in).
     async fn reauthenticate(
         &self,
         entry: &KeyEntry,
         password: &str,
         client: &Client,
     ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let network = self.keys.network_of(client.ip);
+        let account = entry.user.name.canonical();
+        self.check_throttle(Some(&account), Some(entry.user.id), &network, now)
+            .await?;
         let Some((_, phc)) = self.store.find_user(entry.user.id).await? else {
             return Err(ServiceError::InvalidKey);
         };
@@ -208,11 +297,11 @@ impl AccountService {
             Err(_) => false,
         };
         if ok {
-            Ok(())
-        } else {
-            tracing::info!(target: "security", event = "reauthentication_failed", user_id = %entry.user.id, ip = %client.ip, "wrong password");
-            Err(ServiceError::InvalidPassword)
+            return Ok(());
         }
+        self.throttle.sign_in_failed(Some(&account), &network, now);
+        tracing::info!(target: "security", event = "reauthentication_failed", user_id = %entry.user.id, network = %network, "wrong password");
+        Err(ServiceError::InvalidPassword)
     }
 
     /// `PUT /users/me/password`: every earlier key is revoked, a new one returned.
@@ -229,10 +318,11 @@ impl AccountService {
         let (key, record) = self.new_key(entry.user.id, client);
         let revoked = self.store.change_password(entry.user.id, &phc, &record).await?;
         self.keys.forget(&revoked);
+        let network = self.keys.network_of(client.ip);
         for r in &revoked {
-            super::keys::log_revocation(entry.user.id, r, None);
+            super::keys::log_revocation(entry.user.id, r, Some(&network));
         }
-        tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, ip = %client.ip, "password changed");
+        tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, network = %network, "password changed");
         Ok(key)
     }
 
@@ -244,9 +334,9 @@ impl AccountService {
         client: &Client,
     ) -> Result<(), ServiceError> {
         self.reauthenticate(entry, password, client).await?;
-        let gone = self.store.delete_user(entry.user.id).await?;
+        let gone = self.store.delete_user(entry.user.id, self.clock.now()).await?;
         self.keys.forget(&gone);
-        tracing::info!(target: "security", event = "account_deleted", user_id = %entry.user.id, ip = %client.ip, "account deleted");
+        tracing::info!(target: "security", event = "account_deleted", user_id = %entry.user.id, network = %self.keys.network_of(client.ip), "account deleted");
         Ok(())
     }
 
@@ -267,6 +357,72 @@ impl AccountService {
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    // Administration (the `admin` command line and the `/admin` routes).
+
+    /// Creates an administrator; the password must pass the same policy as anyone's.
+    pub async fn create_admin(&self, username: &str, password: &str) -> Result<User, ServiceError> {
+        let name = Username::parse(username)?;
+        let password = Password::normalise(password)?;
+        let phc = self.hash_new_password(password, name.as_str()).await?;
+        let user = User {
+            id: Uuid::new_v4(),
+            name,
+            role: Role::Admin,
+            created: self.clock.now(),
+        };
+        match self.store.create_user(&user, &phc, None).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(target: "security", event = "admin_created", user_id = %user.id, username = ?user.name.as_str(), "administrator created");
+        Ok(user)
+    }
+
+    /// Users in creation order, after a cursor.
+    pub async fn list_users(
+        &self,
+        after: Option<(Timestamp, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<User>, ServiceError> {
+        Ok(self.store.list_users(after, limit).await?)
+    }
+
+    pub async fn find_user(&self, username: &str) -> Result<User, ServiceError> {
+        let name = Username::parse(username).map_err(|_| ServiceError::NotFound)?;
+        match self.store.find_login(&name.canonical()).await? {
+            Some((user, _)) => Ok(user),
+            None => Err(ServiceError::NotFound),
+        }
+    }
+
+    async fn existing(&self, user_id: Uuid) -> Result<User, ServiceError> {
+        match self.store.find_user(user_id).await? {
+            Some((user, _)) => Ok(user),
+            None => Err(ServiceError::NotFound),
+        }
+    }
+
+    /// Revokes every key of a user (reason `admin`); returns how many.
+    pub async fn admin_revoke_keys(&self, user_id: Uuid, by: &str) -> Result<usize, ServiceError> {
+        self.existing(user_id).await?;
+        let n = self
+            .keys
+            .revoke_all(user_id, RevocationReason::Admin, None)
+            .await?;
+        tracing::info!(target: "security", event = "admin_revoked_keys", user_id = %user_id, by = %by, keys = n, "keys revoked by an administrator");
+        Ok(n)
+    }
+
+    /// Deletes a user with its keys and history.
+    pub async fn admin_delete_user(&self, user_id: Uuid, by: &str) -> Result<(), ServiceError> {
+        self.existing(user_id).await?;
+        let gone = self.store.delete_user(user_id, self.clock.now()).await?;
+        self.keys.forget(&gone);
+        tracing::info!(target: "security", event = "admin_deleted_user", user_id = %user_id, by = %by, "user deleted by an administrator");
         Ok(())
     }
 }

@@ -271,6 +271,14 @@ impl KeyService {
         self.anomaly.network_of(ip).to_string()
     }
 
+    /// Forgets keys revoked elsewhere (another process sharing the database).
+    pub fn forget_digests(&self, digests: &[KeyDigest]) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        for d in digests {
+            self.cache.invalidate(d);
+        }
+    }
+
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
         self.revocations.fetch_add(1, Ordering::SeqCst);

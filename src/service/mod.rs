@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod hasher;
 pub mod keys;
+pub mod throttle;
 
 pub use accounts::{AccountService, ServiceError};
 pub use hasher::Hasher;

@@ -58,6 +58,29 @@ pub struct KeyRecord {
     pub activity: Option<String>,
 }
 
+/// Rows older than these are deleted by [`Store::prune`].
+#[derive(Clone, Copy, Debug)]
+pub struct PruneCutoffs {
+    /// Revocation feed entries.
+    pub feed: Timestamp,
+    /// Throttle logs (by their last update).
+    pub throttles: Timestamp,
+    /// Known networks (by their last successful sign-in).
+    pub known_networks: Timestamp,
+    /// Revoked keys (by their revocation).
+    pub revoked_keys: Timestamp,
+}
+
+/// One throttle log as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThrottleRow {
+    pub scope: String,
+    pub subject: String,
+    /// JSON array of failure times (ms); empty means "delete".
+    pub failures: String,
+    pub updated: Timestamp,
+}
+
 /// A key that a write just revoked, so that caches can forget it at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RevokedKey {
@@ -92,9 +115,33 @@ pub trait Store: Send + Sync + 'static {
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
 
-    /// Creates a user with its password hash and first key, atomically. A taken name is
-    /// [`StoreError::Conflict`], decided by the unique constraint.
-    async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()>;
+    /// Creates a user with its password hash and (for a sign-up) its first key, atomically. A
+    /// taken name is [`StoreError::Conflict`], decided by the unique constraint.
+    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()>;
+
+    /// Users in creation order, after the cursor `(created, id)` if given.
+    async fn list_users(&self, after: Option<(Timestamp, Uuid)>, limit: u32) -> StoreResult<Vec<User>>;
+
+    /// Notes a successful sign-in from `network`.
+    async fn remember_network(&self, user_id: Uuid, network: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// Whether the user signed in successfully from `network` at or after `since`.
+    async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool>;
+
+    /// Throttle logs updated at or after `since`.
+    async fn load_throttles(&self, since: Timestamp) -> StoreResult<Vec<ThrottleRow>>;
+
+    /// Writes throttle logs in one transaction; an empty `failures` deletes the row.
+    async fn save_throttles(&self, rows: &[ThrottleRow]) -> StoreResult<()>;
+
+    /// The last position in the revocation feed.
+    async fn revocation_feed_head(&self) -> StoreResult<i64>;
+
+    /// Keys revoked or deleted after position `seq` (by any process), with their positions.
+    async fn revocations_since(&self, seq: i64) -> StoreResult<Vec<(i64, KeyDigest)>>;
+
+    /// Deletes what is no longer needed, each kind of row before its own cut-off.
+    async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()>;
 
     /// The user and password hash for a sign-in name (case-insensitive).
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>>;
@@ -118,7 +165,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<RevokedKey>>;
 
     /// Deletes the account with its keys and history; returns the keys that were live.
-    async fn delete_user(&self, user_id: Uuid) -> StoreResult<Vec<RevokedKey>>;
+    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>>;
 
     /// The key with this digest (revoked or not) and its owner.
     async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>>;

@@ -16,7 +16,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::{KeyRecord, KeyUsage, NewKey, RevokedKey, Store, StoreError, StoreResult};
+use super::{
+    KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError, StoreResult, ThrottleRow,
+};
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
 use crate::domain::{KeyDigest, KeyPolicy, RevocationReason, Role, Timestamp, User, Username};
 
@@ -212,6 +214,12 @@ async fn revoke_where(
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
+        sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
+            .bind(row.try_get::<Vec<u8>, _>("digest").map_err(map_err)?)
+            .bind(at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
         revoked.push(RevokedKey {
             id,
             digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
@@ -236,7 +244,7 @@ impl Store for SqliteStore {
         self.write.close().await;
     }
 
-    async fn create_user(&self, user: &User, phc: &str, key: &NewKey) -> StoreResult<()> {
+    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
@@ -256,7 +264,145 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        insert_key(&mut tx, key).await?;
+        if let Some(key) = key {
+            insert_key(&mut tx, key).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_users(&self, after: Option<(Timestamp, Uuid)>, limit: u32) -> StoreResult<Vec<User>> {
+        let (after_ms, after_id) = after.map_or((i64::MIN, Uuid::nil()), |(t, id)| (t.as_millis(), id));
+        let rows = sqlx::query(
+            "SELECT id AS user_id, username, role, created_ms AS user_created_ms FROM users \
+             WHERE (created_ms, id) > (?, ?) ORDER BY created_ms, id LIMIT ?",
+        )
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn remember_network(&self, user_id: Uuid, network: &str, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO known_networks (user_id, network, last_success_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, network) DO UPDATE SET last_success_ms = max(last_success_ms, excluded.last_success_ms)",
+        )
+        .bind(user_id)
+        .bind(network)
+        .bind(at.as_millis())
+        .execute(&self.write)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM known_networks WHERE user_id = ? AND network = ? AND last_success_ms >= ?",
+        )
+        .bind(user_id)
+        .bind(network)
+        .bind(since.as_millis())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn load_throttles(&self, since: Timestamp) -> StoreResult<Vec<ThrottleRow>> {
+        let rows =
+            sqlx::query("SELECT scope, subject, failures, updated_ms FROM throttles WHERE updated_ms >= ?")
+                .bind(since.as_millis())
+                .fetch_all(&self.read)
+                .await
+                .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(ThrottleRow {
+                    scope: r.try_get("scope").map_err(map_err)?,
+                    subject: r.try_get("subject").map_err(map_err)?,
+                    failures: r.try_get("failures").map_err(map_err)?,
+                    updated: ts(r.try_get("updated_ms").map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_throttles(&self, rows: &[ThrottleRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        for row in rows {
+            if row.failures.is_empty() {
+                sqlx::query("DELETE FROM throttles WHERE scope = ? AND subject = ?")
+                    .bind(&row.scope)
+                    .bind(&row.subject)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO throttles (scope, subject, failures, updated_ms) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (scope, subject) DO UPDATE SET failures = excluded.failures, updated_ms = excluded.updated_ms",
+                )
+                .bind(&row.scope)
+                .bind(&row.subject)
+                .bind(&row.failures)
+                .bind(row.updated.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn revocation_feed_head(&self) -> StoreResult<i64> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM revocation_feed")
+            .fetch_one(&self.read)
+            .await
+            .map_err(map_err)?;
+        Ok(head.unwrap_or(0))
+    }
+
+    async fn revocations_since(&self, seq: i64) -> StoreResult<Vec<(i64, KeyDigest)>> {
+        let rows =
+            sqlx::query("SELECT seq, digest FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT 10000")
+                .bind(seq)
+                .fetch_all(&self.read)
+                .await
+                .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq").map_err(map_err)?,
+                    digest_from(r.try_get("digest").map_err(map_err)?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(map_err)?;
+        for (sql, before) in [
+            ("DELETE FROM revocation_feed WHERE at_ms < ?", cutoffs.feed),
+            ("DELETE FROM throttles WHERE updated_ms < ?", cutoffs.throttles),
+            (
+                "DELETE FROM known_networks WHERE last_success_ms < ?",
+                cutoffs.known_networks,
+            ),
+            ("DELETE FROM keys WHERE revoked_ms < ?", cutoffs.revoked_keys),
+        ] {
+            sqlx::query(sql)
+                .bind(before.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 
@@ -383,7 +529,7 @@ impl Store for SqliteStore {
         Ok(revoked)
     }
 
-    async fn delete_user(&self, user_id: Uuid) -> StoreResult<Vec<RevokedKey>> {
+    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
             .bind(user_id)
@@ -397,6 +543,14 @@ impl Store for SqliteStore {
                 digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
                 reason: RevocationReason::Admin,
             });
+        }
+        for key in &gone {
+            sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
+                .bind(&key.digest.0[..])
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         // Keys, hashes and events go with the user (ON DELETE CASCADE).
         sqlx::query("DELETE FROM users WHERE id = ?")

@@ -21,6 +21,8 @@ pub enum ApiError {
     InvalidPassword,
     /// 403 with `WWW-Authenticate: Bearer error="invalid_token"`.
     InvalidKey,
+    /// 403 for a valid key without the role a route needs.
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     UsernameTaken,
@@ -41,7 +43,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::InvalidPassword => StatusCode::UNAUTHORIZED,
-            Self::InvalidKey => StatusCode::FORBIDDEN,
+            Self::InvalidKey | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UsernameTaken => StatusCode::CONFLICT,
@@ -60,6 +62,7 @@ impl ApiError {
             Self::InvalidCredentials => "Invalid username or password".into(),
             Self::InvalidPassword => "Invalid password".into(),
             Self::InvalidKey => INVALID_ACCESS_KEY.into(),
+            Self::Forbidden => "Forbidden".into(),
             Self::NotFound => "Not found".into(),
             Self::MethodNotAllowed => "Method not allowed".into(),
             Self::UsernameTaken => "Username already taken".into(),

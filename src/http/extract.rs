@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::AccessKey;
+use crate::domain::{AccessKey, Role};
 use crate::service::keys::{KeyError, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
 
@@ -166,6 +166,29 @@ impl FromRequestParts<AppState> for Authenticated {
             }
             Err(KeyError::Store(e)) => Err(e.into()),
         }
+    }
+}
+
+/// A request with a valid key of a user with the `ADMIN` role; a valid key of anyone else is
+/// 403 `Forbidden`.
+pub struct Admin(pub Authenticated);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        if auth.entry.user.role != Role::Admin {
+            tracing::warn!(
+                target: "security",
+                event = "forbidden",
+                user_id = %auth.entry.user.id,
+                path = %parts.uri.path(),
+                "administration refused to a non-administrator"
+            );
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Admin(auth))
     }
 }
 

@@ -58,6 +58,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/auth/keys", get(routes::auth::list_keys))
         .route("/auth/keys/{id}", delete(routes::auth::revoke_key))
+        .route("/admin/users", get(routes::admin::list_users))
+        .route("/admin/users/{id}", delete(routes::admin::delete_user))
+        .route("/admin/users/{id}/keys", delete(routes::admin::revoke_keys))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
 

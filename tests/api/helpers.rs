@@ -102,7 +102,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 pub async fn spawn_in(dir: TempDir, settings: &Settings) -> TestApp {
     TRACING.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            killbill_auth::telemetry::init();
+            killbill_auth::telemetry::init(killbill_auth::telemetry::Output::Stdout);
         }
     });
     settings.validate().expect("valid test settings");
@@ -160,6 +160,39 @@ impl TestApp {
     pub async fn validate_from(&self, ip: &str, key: &str) -> TestResponse {
         self.send(self.client_from(ip).get(self.url("/auth")).bearer_auth(key))
             .await
+    }
+
+    /// `POST /auth` from the address `ip`.
+    pub async fn sign_in_from(&self, ip: &str, username: &str, password: &str) -> TestResponse {
+        let body = json!({"username": username, "password": password});
+        self.send(self.client_from(ip).post(self.url("/auth")).json(&body))
+            .await
+    }
+
+    /// Runs `killbill-auth ARGS` (the real binary) on this app's database, with `stdin` as
+    /// standard input, while the app is running.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+            .args(args)
+            .env(
+                "KILLBILL_AUTH_DATABASE_URL",
+                format!("sqlite://{}", db_path(self.dir.path()).display()),
+            )
+            .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
+            .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the command line");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("command line output")
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResponse {

@@ -4,6 +4,8 @@
 // A failed expectation in a test should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
+mod admin;
 mod anomaly;
 mod bad_input;
 mod helpers;

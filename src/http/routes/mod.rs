@@ -1,5 +1,6 @@
 //! Handlers, one module per route family. Each reads like API.md's table.
 
+pub mod admin;
 pub mod auth;
 pub mod meta;
 pub mod users;

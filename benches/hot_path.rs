@@ -1,0 +1,150 @@
+//! Micro-benchmarks of the pieces of key validation, without HTTP: parsing the `Authorization`
+//! header and hashing the key, a cache lookup like the service's, and serialising the answer.
+//! Kept short (3 s of measurement each) so that `cargo bench` ends in about a minute.
+//!
+//! ```sh
+//! cargo bench --bench hot_path
+//! ```
+
+// A benchmark, not service code: failing loudly is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde::Serialize;
+use uuid::Uuid;
+
+use killbill_auth::domain::{AccessKey, Role, Timestamp, User, Username};
+use killbill_auth::http::envelope::Envelope;
+
+/// As many entries as the cache holds in the memory benchmark of `bench/run.sh`.
+const CACHED: usize = 100_000;
+
+fn parse_and_digest(c: &mut Criterion) {
+    let header = format!("Bearer {}", AccessKey::generate().encode());
+    let mut g = c.benchmark_group("key");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("from_authorization+digest", |b| {
+        b.iter(|| AccessKey::from_authorization(black_box(header.as_bytes())).map(|k| k.digest()))
+    });
+    g.bench_function("from_authorization", |b| {
+        b.iter(|| AccessKey::from_authorization(black_box(header.as_bytes())).is_some())
+    });
+    g.finish();
+}
+
+/// Roughly what the service caches per key: ids, owner, times and the last use.
+#[allow(dead_code)] // Only its size and the Arc around it matter here.
+struct Entry {
+    id: Uuid,
+    user: User,
+    created: Timestamp,
+    last_ip: std::sync::Mutex<Option<std::net::IpAddr>>,
+}
+
+fn user(n: usize) -> User {
+    User {
+        id: Uuid::new_v4(),
+        name: Username::parse(&format!("seed{n:07}")).unwrap(),
+        role: Role::User,
+        created: Timestamp::from_millis(1_764_000_000_000),
+    }
+}
+
+fn cache_lookup(c: &mut Criterion) {
+    // Built like KeyService's cache: capacity 1M, 10 minutes idle.
+    let cache: moka::sync::Cache<[u8; 32], Arc<Entry>> = moka::sync::Cache::builder()
+        .max_capacity(1_000_000)
+        .time_to_idle(Duration::from_secs(600))
+        .build();
+    let digests: Vec<[u8; 32]> = (0..CACHED).map(|_| AccessKey::generate().digest().0).collect();
+    for (n, d) in digests.iter().enumerate() {
+        cache.insert(
+            *d,
+            Arc::new(Entry {
+                id: Uuid::new_v4(),
+                user: user(n),
+                created: Timestamp::from_millis(1_764_000_000_000),
+                last_ip: std::sync::Mutex::new(None),
+            }),
+        );
+    }
+    cache.run_pending_tasks();
+    let missing: Vec<[u8; 32]> = (0..1024).map(|_| AccessKey::generate().digest().0).collect();
+
+    let mut g = c.benchmark_group("moka_100k");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % digests.len();
+            cache.get(black_box(&digests[i])).is_some()
+        })
+    });
+    let mut j = 0usize;
+    g.bench_function("miss", |b| {
+        b.iter(|| {
+            j = (j + 1) % missing.len();
+            cache.get(black_box(&missing[j])).is_some()
+        })
+    });
+    g.finish();
+}
+
+/// The shape of `GET /auth`'s `data`: API.md's `User` and `Key`.
+#[derive(Serialize)]
+struct Validated {
+    user: User,
+    key: KeyJson,
+}
+
+#[derive(Serialize)]
+struct KeyJson {
+    id: Uuid,
+    created: Timestamp,
+    expires: Timestamp,
+    last_used: Option<Timestamp>,
+    last_ip: Option<String>,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+fn envelope(c: &mut Criterion) {
+    let created = Timestamp::from_millis(1_764_000_000_000);
+    let data = Validated {
+        user: user(1),
+        key: KeyJson {
+            id: Uuid::new_v4(),
+            created,
+            expires: created.plus(Duration::from_secs(180 * 86_400)),
+            last_used: Some(created.plus(Duration::from_secs(60))),
+            last_ip: Some("127.0.0.1".to_owned()),
+            user_agent: None,
+            current: true,
+        },
+    };
+    let bytes = serde_json::to_vec(&Envelope::ok(&data)).unwrap().len();
+    let mut g = c.benchmark_group("envelope");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("ok(validated)_to_vec", |b| {
+        b.iter(|| serde_json::to_vec(&Envelope::ok(black_box(&data))).unwrap())
+    });
+    g.finish();
+}
+
+fn short() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = hot_path;
+    config = short();
+    targets = parse_and_digest, cache_lookup, envelope
+}
+criterion_main!(hot_path);

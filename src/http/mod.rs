@@ -28,6 +28,8 @@ use error::ApiError;
 
 /// Largest request body accepted (API.md: 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// Largest total size of a request's header names and values.
+pub const HEADERS_LIMIT: usize = 16 * 1024;
 /// A request that takes longer is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -79,9 +81,24 @@ pub fn router(state: AppState) -> Router {
             .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
             .layer(middleware::from_fn(envelope_bare_errors))
+            .layer(middleware::from_fn(limit_headers))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
             .layer(DefaultBodyLimit::max(BODY_LIMIT)),
     )
+}
+
+/// Refuses requests whose headers total more than [`HEADERS_LIMIT`] bytes (431). hyper bounds
+/// what it buffers per connection; this bounds what the handlers ever look at.
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > HEADERS_LIMIT {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 /// Gives the envelope to error answers that axum or tower produced themselves (405 with its

@@ -2,7 +2,9 @@
 //! HTTP as a client would.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -258,5 +260,79 @@ impl TestApp {
     /// Signs up `username` with [`PASSWORD`] and returns the key.
     pub async fn user(&self, username: &str) -> String {
         self.sign_up(username, PASSWORD).await.key()
+    }
+}
+
+/// The real binary, running as a separate process.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the real binary on `dir`, logging to `dir/server.log`.
+pub async fn start_binary(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+        .arg("serve")
+        .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KILLBILL_AUTH_DATABASE_URL",
+            format!("sqlite://{}", db_path(dir).display()),
+        )
+        .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
+        .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "debug")
+        .envs(extra_env.iter().copied())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Server { child, port };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "server did not start: {}",
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    );
+}
+
+impl Drop for Server {
+    /// A test that fails half-way leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
     }
 }

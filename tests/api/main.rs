@@ -10,6 +10,7 @@ mod anomaly;
 mod bad_input;
 mod helpers;
 mod keys;
+mod logging;
 mod meta;
 mod sign_in;
 mod storage;

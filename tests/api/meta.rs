@@ -85,3 +85,31 @@ async fn every_answer_is_not_cached_and_not_sniffed() {
         assert!(r.header("server").is_none());
     }
 }
+
+#[tokio::test]
+async fn oversized_headers_are_431_never_500() {
+    let app = spawn_app().await;
+    let big = "x".repeat(20 * 1024);
+    let r = app
+        .send(app.client.get(app.url("/")).header("x-junk", &big))
+        .await;
+    assert_eq!(
+        r.assert_error(431),
+        "Request headers too large (the limit is 16 KiB)"
+    );
+    let r = app
+        .send(
+            app.client
+                .get(app.url("/auth"))
+                .header("authorization", format!("Bearer {big}")),
+        )
+        .await;
+    r.assert_error(431);
+    // Very many headers: refused by the limit or by hyper itself, never a 500.
+    let mut req = app.client.get(app.url("/"));
+    for i in 0..500 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    let r = app.send(req).await;
+    assert!(r.status == 431 || r.status == 400, "{} {}", r.status, r.text);
+}

@@ -1,15 +1,14 @@
 //! What reaches the disk: hashes and digests only, durably, and upgraded when parameters change.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use base64::Engine;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row, SqliteConnection};
 
-use crate::helpers::{db_path, spawn_app, spawn_in, test_settings, PASSWORD};
+use crate::helpers::{db_path, spawn_app, spawn_in, start_binary, test_settings, PASSWORD};
 
 async fn open(dir: &Path) -> SqliteConnection {
     SqliteConnection::connect(&format!("sqlite://{}", db_path(dir).display()))
@@ -186,85 +185,13 @@ async fn a_copied_database_is_useless_without_the_pepper() {
     assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs the real binary on `dir`, logging to `dir/server.log`.
-async fn start_binary(dir: &Path) -> Server {
-    let port = free_port();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
-        .arg("serve")
-        .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "KILLBILL_AUTH_DATABASE_URL",
-            format!("sqlite://{}", db_path(dir).display()),
-        )
-        .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
-        .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
-        .env("RUST_LOG", "debug")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return Server { child, port };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!(
-        "server did not start: {}",
-        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-    );
-}
-
-impl Drop for Server {
-    /// A test that fails half-way leaves no server behind.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-}
-
 #[tokio::test]
 async fn kill_9_right_after_an_answer_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let creds = serde_json::json!({"username": "durable", "password": PASSWORD});
 
-    let mut server = start_binary(dir.path()).await;
+    let mut server = start_binary(dir.path(), &[]).await;
     let r = client
         .post(server.url("/users"))
         .json(&creds)
@@ -286,7 +213,7 @@ async fn kill_9_right_after_an_answer_loses_nothing() {
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
 
-    let mut server = start_binary(dir.path()).await;
+    let mut server = start_binary(dir.path(), &[]).await;
     for key in [&signup_key, &signin_key] {
         let r = client
             .get(server.url("/auth"))

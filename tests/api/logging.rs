@@ -1,0 +1,105 @@
+//! Security events in the structured log of the real binary: one JSON object per line, with
+//! escaped names, network and user id, and never a password or a key.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{start_binary, PASSWORD};
+
+fn events(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line:?}"))
+        })
+        .collect()
+}
+
+fn find<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == event).collect()
+}
+
+#[tokio::test]
+async fn security_events_are_structured_escaped_and_free_of_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_binary(dir.path(), &[("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS", "1")]).await;
+    let client = reqwest::Client::new();
+
+    let r = client
+        .post(server.url("/users"))
+        .json(&json!({"username": "bill", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let key = body["data"]["key"].as_str().unwrap().to_owned();
+    let user_id = body["data"]["user"]["id"].as_str().unwrap().to_owned();
+
+    let forged = "x\n{\"level\":\"INFO\",\"event\":\"signed_in\",\"message\":\"forged\"}\u{1b}[2J";
+    for _ in 0..6 {
+        let r = client
+            .post(server.url("/auth"))
+            .json(&json!({"username": forged, "password": "wrong password here"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    for _ in 0..6 {
+        client
+            .post(server.url("/auth"))
+            .json(&json!({"username": "bill", "password": "wrong password here"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Used from a second network with max_networks = 1: revoked.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.3.4".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = elsewhere
+        .get(server.url("/auth"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    server.child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let all = events(&log);
+
+    let signed_up = find(&all, "signed_up");
+    assert_eq!(signed_up.len(), 1);
+    assert_eq!(signed_up[0]["user_id"], user_id.as_str());
+    assert_eq!(signed_up[0]["network"], "127.0.0.0/24");
+    assert_eq!(signed_up[0]["target"], "security");
+    assert!(signed_up[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let failed = find(&all, "sign_in_failed");
+    assert!(failed.len() >= 5, "{failed:?}");
+    assert!(failed
+        .iter()
+        .any(|e| e["username"].as_str().unwrap().contains("forged") && e["user_id"] == ""));
+    assert!(failed.iter().any(|e| e["user_id"] == user_id.as_str()));
+    assert!(!find(&all, "sign_in_throttled").is_empty());
+    // The forged line stayed inside a field: only the real sign-up was logged as such.
+    assert!(find(&all, "signed_in").is_empty());
+
+    let revoked = find(&all, "key_revoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["reason"], "ip_changes");
+    assert_eq!(revoked[0]["network"], "127.0.3.0/24");
+    assert_eq!(revoked[0]["user_id"], user_id.as_str());
+    assert!(revoked[0]["key_id"].is_string());
+
+    for secret in [PASSWORD, key.as_str(), "wrong password here"] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}

@@ -219,12 +219,28 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError::Parse(format!("file {} not found", path.display())));
+        let file = match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::Parse(format!("file {} not found", path.display())))
             }
-            figment = figment.merge(Toml::file_exact(path));
+            Some(path) => Some(Toml::file_exact(path)),
+            None => None,
+        };
+        Self::extract(file, env)
+    }
+
+    /// Settings from TOML text and no environment (for tools and fuzzing).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::extract(Some(Toml::string(text)), Vec::new())
+    }
+
+    fn extract(
+        file: Option<figment::providers::Data<Toml>>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(file);
         }
         let mut vars: Vec<(String, String)> = env
             .into_iter()
@@ -641,6 +657,24 @@ mod tests {
         .unwrap();
         assert!(s.password.pepper.is_some());
         assert!(!format!("{s:?}").contains("a-very-secret-pepper-value"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the file says, loading ends in settings or an error, never a panic.
+        #[test]
+        fn arbitrary_toml_never_panics(text in "\\PC{0,200}") {
+            let _ = Settings::from_toml_str(&text);
+        }
+
+        #[test]
+        fn arbitrary_values_of_known_keys_never_panic(
+            section in proptest::sample::select(SECTIONS.to_vec()),
+            key in "[a-z_]{1,40}",
+            value in "\\PC{0,40}",
+        ) {
+            let _ = Settings::from_toml_str(&format!("[{section}]\n{key} = {value}\n"));
+            let _ = Settings::load_from(None, vec![(format!("KILLBILL_AUTH_{section}_{key}").to_uppercase(), value)]);
+        }
     }
 
     #[test]

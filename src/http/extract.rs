@@ -253,6 +253,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes as a JSON body end in a value or a 400, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = parse_json::<crate::http::routes::Credentials>(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_strings_never_panic(u in "\\PC{0,64}", p in "\\PC{0,64}") {
+            let body = serde_json::json!({"username": u, "password": p}).to_string();
+            proptest::prop_assert!(parse_json::<crate::http::routes::Credentials>(body.as_bytes()).is_ok());
+        }
+    }
+
     #[test]
     fn json_errors_name_the_field() {
         assert!(err(r#"{"username":"a"}"#).contains("`password`"));

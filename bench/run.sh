@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# bench/run.sh — the speed of killbill-auth's two hot paths, side by side, in one command.
+#
+#   bench/run.sh            # full run (about 5 minutes on 2 cores); writes BENCHMARKS.md
+#   bench/run.sh --smoke    # every step about 2 s on small data sets (for CI); writes
+#                           # target/bench/BENCHMARKS.smoke.md and leaves BENCHMARKS.md alone
+#
+# What it does, on 127.0.0.1 only, every load bounded in time:
+#   0. installs wrk (apt-get install -y wrk) if it is missing; builds the service and the
+#      examples in release mode;
+#   1. validation (GET /auth) against a bare axum handler (examples/bare.rs) answering the same
+#      number of bytes: bare, service, bare, service, … then both at light load;
+#   2. sign-ins (POST /auth, default Argon2 m=19456 t=2 p=1) next to the Argon2 ceiling of the
+#      machine (examples/argon2_ceiling.rs), alternately;
+#   3. isolation: validation while a sign-in flood keeps the hashing queue full;
+#   4. scale: validation with 10k and 1M live keys, cold (first use after a restart: every
+#      request a cache miss) and warm; start-up time;
+#   5. memory: resident memory idle and after 100k distinct keys were validated once.
+# It prints a markdown report and writes it between the GENERATED markers of the output file.
+#
+# Settings (environment):
+#   BENCH_SECONDS             seconds per timed wrk run (10; --smoke: 2)
+#   BENCH_ROUNDS              alternations bare/service and ceiling/sign-in (2; --smoke: 1)
+#   BENCH_CONNECTIONS         wrk connections for validation (64)
+#   BENCH_LIGHT_CONNECTIONS   wrk connections for the light-load validation rows (8)
+#   BENCH_SIGNIN_CONNECTIONS  wrk connections for sign-ins (8: below the hashing queue's size)
+#   BENCH_FLOOD_CONNECTIONS   wrk connections for the sign-in flood of step 3 (64)
+#   BENCH_KEYS                distinct keys for steps 1 and 3 (10000; --smoke: 2000)
+#   BENCH_USERS               users signed up over HTTP for sign-ins (32; --smoke: 8)
+#   BENCH_SCALE               live-key counts of step 4 ("10000 1000000"; --smoke: "10000 50000")
+#   BENCH_SCALE_FILE_KEYS     keys sent per scale step at most (100000)
+#   BENCH_MEMORY_KEYS         distinct keys validated in step 5 (100000; --smoke: 10000)
+#   BENCH_PORT                service port; the bare server uses BENCH_PORT+1 (18080)
+#   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.smoke.md)
+#   BENCH_RUST_LOG            the service's RUST_LOG (info, its default)
+#   BENCH_KEEP_TMP=1          keep the temporary directory (databases, logs, wrk outputs)
+#   BENCH_SKIP_BUILD=1        use the binaries already in target/release
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+SMOKE=0
+for a in "$@"; do
+    case "$a" in
+        --smoke) SMOKE=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench/run.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$SMOKE" = 1 ]; then
+    D_SECONDS=2 D_ROUNDS=1 D_KEYS=2000 D_USERS=8 D_SCALE="10000 50000" D_MEMORY=10000
+    D_OUT="${CARGO_TARGET_DIR:-$ROOT/target}/bench/BENCHMARKS.smoke.md"
+else
+    D_SECONDS=10 D_ROUNDS=2 D_KEYS=10000 D_USERS=32 D_SCALE="10000 1000000" D_MEMORY=100000
+    D_OUT="$ROOT/BENCHMARKS.md"
+fi
+SECS=${BENCH_SECONDS:-$D_SECONDS}
+ROUNDS=${BENCH_ROUNDS:-$D_ROUNDS}
+CONNS=${BENCH_CONNECTIONS:-64}
+LIGHT_CONNS=${BENCH_LIGHT_CONNECTIONS:-8}
+SIGNIN_CONNS=${BENCH_SIGNIN_CONNECTIONS:-8}
+FLOOD_CONNS=${BENCH_FLOOD_CONNECTIONS:-64}
+KEYS=${BENCH_KEYS:-$D_KEYS}
+USERS=${BENCH_USERS:-$D_USERS}
+SCALE=${BENCH_SCALE:-$D_SCALE}
+SCALE_FILE_KEYS=${BENCH_SCALE_FILE_KEYS:-100000}
+MEMORY_KEYS=${BENCH_MEMORY_KEYS:-$D_MEMORY}
+PORT=${BENCH_PORT:-18080}
+BARE_PORT=$((PORT + 1))
+OUT=${BENCH_OUT:-$D_OUT}
+SERVICE_RUST_LOG=${BENCH_RUST_LOG:-info}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN="$TARGET_DIR/release/killbill-auth"
+EXAMPLES="$TARGET_DIR/release/examples"
+SIGNUP_THROTTLE=1000000
+
+# The service refuses unknown KILLBILL_AUTH_* variables, and the caller's must not change the
+# figures: start from none.
+while read -r v; do unset "$v"; done < <(compgen -e | grep '^KILLBILL_AUTH_' || true)
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes and clean-up
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench.XXXXXX")
+PIDS=()
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- 0. tools and build
+COMMANDS=()
+record() { COMMANDS+=("$*"); }
+
+if ! command -v wrk >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    log "installing wrk"
+    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
+        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
+    } || die "cannot install wrk (apt-get install -y wrk)"
+fi
+command -v curl >/dev/null || die "curl is needed"
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "building (release)"
+    cargo build --release --examples --bin killbill-auth
+fi
+record "cargo build --release --examples --bin killbill-auth"
+for f in "$BIN" "$EXAMPLES/bare" "$EXAMPLES/seed" "$EXAMPLES/argon2_ceiling"; do
+    [ -x "$f" ] || die "$f is missing (build failed?)"
+done
+port_busy "$PORT" && die "port $PORT is taken (set BENCH_PORT)"
+port_busy "$BARE_PORT" && die "port $BARE_PORT is taken (set BENCH_PORT)"
+
+# ---------------------------------------------------------------- helpers
+# Environment of the service: cheap Argon2 for validation runs, the real defaults for sign-ins.
+# The per-key rate limit and the flood rule stay evaluated but far above the benchmark's rates.
+validation_env() {
+    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$PORT KILLBILL_AUTH_DATABASE_URL=sqlite://$1" \
+        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" \
+        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
+        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
+}
+signin_env() {
+    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$PORT KILLBILL_AUTH_DATABASE_URL=sqlite://$1" \
+        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=19456 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=2" \
+        "KILLBILL_AUTH_PASSWORD_ARGON2_PARALLELISM=1" \
+        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
+        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000" \
+        "KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
+}
+
+now_ns() { date +%s%N; }
+
+# wait_http URL PID: until URL answers 200 (at most 120 s), or the process dies.
+wait_http() {
+    local url=$1 pid=$2 deadline=$(( $(date +%s) + 120 ))
+    until curl -sf -o /dev/null --max-time 1 "$url"; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.01
+    done
+}
+
+# start_service ENV LOG: starts the service, sets SVC_PID and STARTUP_MS (launch until GET / answers).
+start_service() {
+    local envs=$1 logf=$2 t0
+    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
+    t0=$(now_ns)
+    # shellcheck disable=SC2086
+    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
+    SVC_PID=$!
+    PIDS+=("$SVC_PID")
+    wait_http "http://127.0.0.1:$PORT/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
+    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
+}
+stop_service() { stop_pid "$SVC_PID"; forget_pid "$SVC_PID"; }
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+seed() { # seed DB N FILE FILE_LIMIT
+    record "$EXAMPLES/seed --db $1 --keys $2 --keys-file $3 --file-limit $4"
+    "$EXAMPLES/seed" --db "$1" --keys "$2" --keys-file "$3" --file-limit "$4" >&2
+}
+
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
+# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR from the script's BENCH line.
+wrk_run() {
+    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
+    shift 5
+    out="$TMP/wrk-$name.txt"
+    record "wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${2:-}" = once ] && echo " FIFO")"
+    if [ "${2:-}" = once ]; then
+        # Each key once: the script says on a FIFO when the last one is sent, and wrk's main
+        # thread needs a SIGINT to stop sleeping for the rest of -d (see bench/validate.lua).
+        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30))
+        mkfifo "$fifo"
+        exec {fd}<>"$fifo"
+        wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
+        wpid=$!
+        PIDS+=("$wpid")
+        while kill -0 "$wpid" 2>/dev/null; do
+            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
+            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then kill -INT "$wpid" 2>/dev/null || true; fi
+            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
+        done
+        wait "$wpid" || true
+        forget_pid "$wpid"
+        exec {fd}<&-
+    else
+        timeout --signal=INT --kill-after=5 $((dur + 30)) \
+            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
+    fi
+    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
+    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
+    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
+    R_REQ=$requests
+    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
+    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
+    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
+    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR"
+}
+
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
+mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
+maxof() { printf '%s\n' "$@" | sort -n | tail -1; }
+thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
+holds() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
+wrow() { # wrow LABEL…: a table row with the last wrk figures
+    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR |"
+}
+WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors |"
+WSEP="|---:|---:|---:|---:|---:|---:|---:|"
+
+VALIDATE="bench/validate.lua"
+SIGNIN="bench/signin.lua"
+SVC_URL="http://127.0.0.1:$PORT/auth"
+BARE_URL="http://127.0.0.1:$BARE_PORT/auth"
+T0=$(date +%s)
+
+# ---------------------------------------------------------------- 1. validation vs bare axum
+log "step 1: validation, service vs bare axum ($KEYS keys, -c$CONNS, ${SECS}s × $ROUNDS)"
+D1="$TMP/validate"; mkdir -p "$D1"
+seed "$D1/kb.db" "$KEYS" "$D1/keys.txt" "$KEYS"
+start_service "$(validation_env "$D1/kb.db")" "$D1/service.log"
+FIRST_KEY=$(head -1 "$D1/keys.txt")
+BODY_BYTES=$(curl -s -o /dev/null -w '%{size_download}' -H 'User-Agent:' \
+    -H "Authorization: Bearer $FIRST_KEY" "$SVC_URL")
+[ "$BODY_BYTES" -gt 100 ] || die "GET /auth answered $BODY_BYTES bytes"
+record "$EXAMPLES/bare --port $BARE_PORT --body-bytes $BODY_BYTES"
+"$EXAMPLES/bare" --port "$BARE_PORT" --body-bytes "$BODY_BYTES" >"$D1/bare.log" 2>&1 &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+wait_http "http://127.0.0.1:$BARE_PORT/" "$BARE_PID" || die "the bare server did not start"
+
+# Warm-up: every key once (fills the cache), then a short run on each server.
+wrk_run warmup-once "$CONNS" 120 "$VALIDATE" "$SVC_URL" "$D1/keys.txt" once
+wrk_run warmup-service "$CONNS" 2 "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
+wrk_run warmup-bare "$CONNS" 2 "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
+
+S1=()
+BARE_RPS=() BARE_P50=() BARE_P99=() SVC_RPS=() SVC_P50=() SVC_P99=() SVC_NON2XX=0
+for r in $(seq "$ROUNDS"); do
+    wrk_run "bare-$r" "$CONNS" "$SECS" "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
+    S1+=("$(wrow "bare axum, round $r | $CONNS")")
+    BARE_RPS+=("$R_RPS") BARE_P50+=("$R_P50") BARE_P99+=("$R_P99")
+    wrk_run "service-$r" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
+    S1+=("$(wrow "**service**, round $r | $CONNS")")
+    SVC_RPS+=("$R_RPS") SVC_P50+=("$R_P50") SVC_P99+=("$R_P99")
+    SVC_NON2XX=$((SVC_NON2XX + R_NON2XX + R_SOCKERR))
+done
+wrk_run bare-light "$LIGHT_CONNS" "$SECS" "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
+S1+=("$(wrow "bare axum, light load | $LIGHT_CONNS")")
+LIGHT_BARE_P99=$R_P99
+wrk_run service-light "$LIGHT_CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
+S1+=("$(wrow "**service**, light load | $LIGHT_CONNS")")
+LIGHT_SVC_P99=$R_P99 LIGHT_SVC_RPS=$R_RPS
+SVC_NON2XX=$((SVC_NON2XX + R_NON2XX + R_SOCKERR))
+B_RPS=$(mean "${BARE_RPS[@]}") B_P50=$(mean "${BARE_P50[@]}") B_P99=$(mean "${BARE_P99[@]}")
+V_RPS=$(mean "${SVC_RPS[@]}") V_P50=$(mean "${SVC_P50[@]}") V_P99=$(mean "${SVC_P99[@]}")
+V_RATIO=$(pct "$V_RPS" "$B_RPS")
+stop_pid "$BARE_PID"; forget_pid "$BARE_PID"
+stop_service
+
+# ---------------------------------------------------------------- 2. sign-in vs Argon2 ceiling
+log "step 2: sign-ins vs the Argon2 ceiling ($USERS users, -c$SIGNIN_CONNS, ${SECS}s × $ROUNDS)"
+D2="$TMP/signin"; mkdir -p "$D2"
+seed "$D2/kb.db" "$KEYS" "$D2/keys.txt" "$KEYS"
+start_service "$(signin_env "$D2/kb.db")" "$D2/service.log"
+: >"$D2/credentials.txt"
+record "curl -s http://127.0.0.1:$PORT/users -H 'content-type: application/json' -d '{\"username\": \"bench_uNNN\", \"password\": \"…\"}'  # × $USERS"
+for i in $(seq -f '%03g' "$USERS"); do
+    name="bench_u$i"
+    password="kb-bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+    code=$(curl -s -o "$D2/signup.json" -w '%{http_code}' "http://127.0.0.1:$PORT/users" \
+        -H 'content-type: application/json' -d "{\"username\": \"$name\", \"password\": \"$password\"}")
+    [ "$code" = 200 ] || { cat "$D2/signup.json" >&2; die "sign-up of $name answered $code"; }
+    echo "$name $password" >>"$D2/credentials.txt"
+done
+wrk_run signin-warmup-keys "$CONNS" 120 "$VALIDATE" "$SVC_URL" "$D2/keys.txt" once
+
+S2=()
+CEIL=() SIGN_RPS=() SIGN_P50=() SIGN_P99=() SIGN_NON2XX=0
+for r in $(seq "$ROUNDS"); do
+    record "$EXAMPLES/argon2_ceiling --seconds $SECS"
+    line=$("$EXAMPLES/argon2_ceiling" --seconds "$SECS")
+    hps=$(echo "$line" | sed -n 's/.*hashes_per_second=\([0-9.]*\).*/\1/p')
+    threads=$(echo "$line" | sed -n 's/.*threads=\([0-9]*\).*/\1/p')
+    log "argon2 ceiling $r: $hps hashes/s on $threads threads"
+    CEIL+=("$hps")
+    S2+=("| Argon2id ceiling (m=19456 t=2 p=1, $threads threads), round $r | – | $hps | | | | | | |")
+    wrk_run "signin-$r" "$SIGNIN_CONNS" "$SECS" "$SIGNIN" "$SVC_URL" "$D2/credentials.txt"
+    S2+=("$(wrow "**service** POST /auth, round $r | $SIGNIN_CONNS")")
+    SIGN_RPS+=("$R_RPS") SIGN_P50+=("$R_P50") SIGN_P99+=("$R_P99")
+    SIGN_NON2XX=$((SIGN_NON2XX + R_NON2XX + R_SOCKERR))
+done
+C_HPS=$(printf '%s\n' "${CEIL[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
+# Sign-ins/s with one decimal (a few dozen a second).
+SIGN_MEAN=$(for f in "$TMP"/wrk-signin-[0-9]*.txt; do grep '^BENCH ' "$f"; done |
+    sed 's/.*requests=\([0-9]*\) duration_us=\([0-9]*\).*/\1 \2/' |
+    awk '{ s += $1 * 1e6 / $2; n++ } END { printf "%.1f", s / n }')
+SIGN_RATIO=$(pct "$SIGN_MEAN" "$C_HPS")
+
+# ---------------------------------------------------------------- 3. isolation
+log "step 3: validation while a sign-in flood (-c$FLOOD_CONNS) saturates hashing"
+S3=()
+ISO_P99=() ISO_ERR=0
+for conns in "$LIGHT_CONNS" "$CONNS"; do
+    record "# at the same time:"
+    timeout --signal=INT --kill-after=5 $((SECS + 32)) \
+        wrk -t1 -c"$FLOOD_CONNS" -d"$((SECS + 2))s" --latency -s "$SIGNIN" "$SVC_URL" -- "$D2/credentials.txt" \
+        >"$TMP/wrk-flood-$conns.txt" 2>&1 &
+    FLOOD_PID=$!
+    PIDS+=("$FLOOD_PID")
+    record "wrk -t1 -c$FLOOD_CONNS -d$((SECS + 2))s --latency -s $SIGNIN $SVC_URL -- credentials.txt &"
+    sleep 1
+    wrk_run "isolation-validate-$conns" "$conns" "$SECS" "$VALIDATE" "$SVC_URL" "$D2/keys.txt"
+    S3+=("$(wrow "**validation** GET /auth during the flood | $conns")")
+    ISO_P99+=("$R_P99")
+    ISO_ERR=$((ISO_ERR + R_NON2XX + R_SOCKERR))
+    wait "$FLOOD_PID" || true
+    forget_pid "$FLOOD_PID"
+    line=$(grep '^BENCH ' "$TMP/wrk-flood-$conns.txt" | tail -1) || die "the sign-in flood gave no result"
+    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$' | sed 's/^/F_/')"
+    # shellcheck disable=SC2154
+    R_RPS=$(awk -v r="$F_requests" -v d="$F_duration_us" 'BEGIN { printf "%.1f", r * 1e6 / d }')
+    R_P50=$F_p50_us R_P90=$F_p90_us R_P99=$F_p99_us R_MAX=$F_max_us R_NON2XX=$F_non2xx
+    R_SOCKERR=$((F_connect_errors + F_read_errors + F_write_errors + F_timeouts))
+    log "flood: $R_RPS sign-ins/s, non-2xx (503) $R_NON2XX of $F_requests"
+    S3+=("$(wrow "sign-in flood POST /auth ($F_requests answers, $R_NON2XX non-2xx) | $FLOOD_CONNS")")
+done
+ISO_P99_WORST=$(maxof "${ISO_P99[@]}")
+stop_service
+
+# ---------------------------------------------------------------- 4. scale
+S4=() S4_NOTE=()
+for n in $SCALE; do
+    log "step 4: $n live keys"
+    D4="$TMP/scale-$n"; mkdir -p "$D4"
+    file_keys=$(( n < SCALE_FILE_KEYS ? n : SCALE_FILE_KEYS ))
+    t0=$(now_ns)
+    seed "$D4/kb.db" "$n" "$D4/keys.txt" "$file_keys"
+    seed_s=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+    db_mib=$(du -sm "$D4" | cut -f1)
+    start_service "$(validation_env "$D4/kb.db")" "$D4/service.log"
+    idle=$(rss_kib "$SVC_PID")
+    wrk_run "scale-$n-cold" "$CONNS" 300 "$VALIDATE" "$SVC_URL" "$D4/keys.txt" once
+    S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | cold: each key's first use | $STARTUP_MS ms")")
+    wrk_run "scale-$n-warm" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D4/keys.txt"
+    S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | warm, ${SECS}s | ")")
+    S4_NOTE+=("$(thousands "$n") keys: seeded in ${seed_s}s, database ${db_mib} MiB, service RSS $((idle / 1024)) MiB idle, $(( $(rss_kib "$SVC_PID") / 1024 )) MiB after")
+    stop_service
+done
+
+# ---------------------------------------------------------------- 5. memory
+log "step 5: memory, $MEMORY_KEYS keys validated once"
+D5="$TMP/memory"; mkdir -p "$D5"
+seed "$D5/kb.db" "$MEMORY_KEYS" "$D5/keys.txt" "$MEMORY_KEYS"
+start_service "$(validation_env "$D5/kb.db")" "$D5/service.log"
+sleep 2
+RSS_IDLE=$(rss_kib "$SVC_PID")
+wrk_run memory-once "$CONNS" 300 "$VALIDATE" "$SVC_URL" "$D5/keys.txt" once
+MEM_REQ=$R_REQ
+sleep 3 # the batched usage flush (every second) has run
+RSS_AFTER=$(rss_kib "$SVC_PID")
+PER_KEY=$(awk -v a="$RSS_AFTER" -v i="$RSS_IDLE" -v n="$MEMORY_KEYS" 'BEGIN { printf "%.0f", (a - i) * 1024 / n }')
+stop_service
+ELAPSED=$(( $(date +%s) - T0 ))
+
+# ---------------------------------------------------------------- report
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+DIRTY=$(git status --porcelain -- src migrations Cargo.toml 2>/dev/null | grep -q . && echo " (with uncommitted changes under src/)" || true)
+MODE=$([ "$SMOKE" = 1 ] && echo "smoke (--smoke)" || echo "full")
+
+REPORT="$TMP/report.md"
+{
+    echo "## Results"
+    echo
+    echo "Generated by \`bench/run.sh\`$([ "$SMOKE" = 1 ] && echo " --smoke") on $(date -u '+%Y-%m-%d %H:%M UTC') in ${ELAPSED}s ($MODE run)."
+    echo
+    echo "- Machine: $(nproc) cores ($CPU), $MEM memory, Linux $(uname -r); wrk and the servers share these cores."
+    echo "- Build: commit $COMMIT$DIRTY, $(rustc --version 2>/dev/null || echo rustc), release profile; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)."
+    echo "- Settings: ${SECS}s per timed run, $ROUNDS round(s), wrk -t1, $KEYS distinct keys for validation, $USERS users for sign-ins."
+    echo
+    echo "### Goals"
+    echo
+    echo "| goal | target | measured | holds |"
+    echo "|---|---|---|---|"
+    echo "| validation throughput vs bare axum (-c$CONNS) | ≥ 90 % | $V_RATIO % ($(thousands "$V_RPS") vs $(thousands "$B_RPS") req/s) | $(holds "$V_RATIO >= 90") |"
+    echo "| validation p99 at -c$CONNS (saturated) | < 2 ms | $(ms "$V_P99") ms (bare $(ms "$B_P99") ms) | $(holds "$V_P99 < 2000") |"
+    echo "| validation p99 at -c$LIGHT_CONNS (light load) | < 2 ms | $(ms "$LIGHT_SVC_P99") ms (bare $(ms "$LIGHT_BARE_P99") ms) | $(holds "$LIGHT_SVC_P99 < 2000") |"
+    echo "| sign-ins vs Argon2 ceiling | ≥ 85 % | $SIGN_RATIO % ($SIGN_MEAN vs $C_HPS /s) | $(holds "$SIGN_RATIO >= 85") |"
+    echo "| validation p99 during a sign-in flood | < 5 ms | $(ms "${ISO_P99[0]}") ms at -c$LIGHT_CONNS, $(ms "${ISO_P99[1]}") ms at -c$CONNS | $(holds "${ISO_P99[0]} < 5000") at -c$LIGHT_CONNS, $(holds "${ISO_P99[1]} < 5000") at -c$CONNS |"
+    echo "| validation errors during the flood | 0 | $ISO_ERR | $(holds "$ISO_ERR == 0") |"
+    echo "| memory per active key | < 1 KiB | $PER_KEY bytes | $(holds "$PER_KEY < 1024") |"
+    echo
+    echo "### 1. Key validation (\`GET /auth\`) against a bare axum handler"
+    echo
+    echo "$(thousands "$KEYS") distinct keys, all cached (warmed by one pass first). The bare handler answers $BODY_BYTES bytes of JSON (the size of the service's answer) with the same header names. Runs alternate bare, service, bare, service."
+    echo
+    echo "| server | connections $WHEAD"
+    echo "|---|---:$WSEP"
+    printf '%s\n' "${S1[@]}"
+    echo
+    echo "Mean of the -c$CONNS rounds: service $(thousands "$V_RPS") req/s (p50 $(ms "$V_P50") ms, p99 $(ms "$V_P99") ms), bare $(thousands "$B_RPS") req/s (p50 $(ms "$B_P50") ms, p99 $(ms "$B_P99") ms): **service/bare = $V_RATIO %**. Non-2xx or socket errors of the service: $SVC_NON2XX."
+    echo
+    echo "### 2. Sign-in (\`POST /auth\`, Argon2id m=19456 KiB t=2 p=1) against the Argon2 ceiling"
+    echo
+    echo "$USERS users signed up over HTTP, every password correct. -c$SIGNIN_CONNS keeps at most $SIGNIN_CONNS sign-ins in the service, below its hashing queue (16 jobs per core), so none is refused with 503. The ceiling is \`examples/argon2_ceiling\`: one thread per core hashing in a tight loop, nothing else running; rounds alternate."
+    echo
+    echo "| what | connections $WHEAD"
+    echo "|---|---:$WSEP"
+    printf '%s\n' "${S2[@]}"
+    echo
+    echo "Mean: **$SIGN_MEAN sign-ins/s against a ceiling of $C_HPS hashes/s = $SIGN_RATIO %**. Non-2xx or socket errors: $SIGN_NON2XX."
+    echo
+    echo "### 3. Isolation: validation while sign-ins saturate hashing"
+    echo
+    echo "A second wrk sends sign-ins with -c$FLOOD_CONNS (more than the hashing queue holds, so some are answered 503 at once), starting 1 s before and ending 1 s after the validation run."
+    echo
+    echo "| what | connections $WHEAD"
+    echo "|---|---:$WSEP"
+    printf '%s\n' "${S3[@]}"
+    echo
+    echo "### 4. Scale: live keys in the database"
+    echo
+    echo "Keys written straight into SQLite by \`examples/seed\`, then the service started (start-up = launch until \`GET /\` answers). Cold: every key of the file sent once, right after the start, so every request misses the cache and reads SQLite (the database file is in the OS page cache: it was just written). Warm: the same keys again for ${SECS}s, all cached."
+    echo
+    echo "| live keys | keys sent | phase | start-up $WHEAD"
+    echo "|---:|---:|---|---:$WSEP"
+    printf '%s\n' "${S4[@]}"
+    echo
+    printf -- '- %s\n' "${S4_NOTE[@]}"
+    echo
+    echo "### 5. Memory"
+    echo
+    echo "| service | VmRSS |"
+    echo "|---|---:|"
+    echo "| idle, $(thousands "$MEMORY_KEYS") live keys in the database | $((RSS_IDLE / 1024)) MiB ($RSS_IDLE KiB) |"
+    echo "| after $(thousands "$MEM_REQ") requests, each of $(thousands "$MEMORY_KEYS") distinct keys validated once | $((RSS_AFTER / 1024)) MiB ($RSS_AFTER KiB) |"
+    echo "| **per active key** | **$PER_KEY bytes** |"
+    echo
+    echo "### Commands"
+    echo
+    echo "TMP is a fresh temporary directory; every database is new."
+    echo
+    echo '```sh'
+    printf '%s\n' "${COMMANDS[@]}" | sed "s#$TMP#\$TMP#g; s#$ROOT/##g" | awk '!seen[$0]++'
+    echo '```'
+} >"$REPORT"
+
+cat "$REPORT"
+
+mkdir -p "$(dirname "$OUT")"
+BEGIN_MARK="<!-- BEGIN GENERATED by bench/run.sh: do not edit below -->"
+END_MARK="<!-- END GENERATED -->"
+if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT" && grep -qF "$END_MARK" "$OUT"; then
+    awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v r="$REPORT" '
+        $0 == b { print; while ((getline l < r) > 0) print l; skip = 1; next }
+        $0 == e { skip = 0 }
+        !skip { print }' "$OUT" >"$OUT.new"
+    mv "$OUT.new" "$OUT"
+else
+    {
+        echo "# Benchmarks"
+        echo
+        echo "Reproduce with \`bench/run.sh\` (see the top of that script)."
+        echo
+        echo "$BEGIN_MARK"
+        cat "$REPORT"
+        echo "$END_MARK"
+    } >"$OUT"
+fi
+log "report written to $OUT"

@@ -108,6 +108,18 @@ impl Services {
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
         };
+        // Usage first, so that no key is judged idle on stale data; and a minute of margin, so
+        // that a key this instance still holds as live has been refused here already.
+        self.flush().await;
+        match self
+            .store
+            .expire_keys(self.keys.policy(), now.minus(Duration::from_secs(60)))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired keys marked"),
+            Err(e) => tracing::warn!(error = %e, "could not mark expired keys"),
+        }
         if let Err(e) = self.store.prune(&cutoffs).await {
             tracing::warn!(error = %e, "could not prune old rows");
         }

@@ -140,6 +140,10 @@ pub trait Store: Send + Sync + 'static {
     /// Keys revoked or deleted after position `seq` (by any process), with their positions.
     async fn revocations_since(&self, seq: i64) -> StoreResult<Vec<(i64, KeyDigest)>>;
 
+    /// Marks the live keys that are past their deadline at `now` as revoked (`expired`, at the
+    /// moment they expired); returns how many.
+    async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64>;
+
     /// Deletes what is no longer needed, each kind of row before its own cut-off.
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()>;
 

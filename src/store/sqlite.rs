@@ -386,6 +386,35 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64> {
+        let ms = |d: std::time::Duration| {
+            i64::try_from(d.as_millis())
+                .unwrap_or(i64::MAX / 4)
+                .min(i64::MAX / 4)
+        };
+        // The deadline as in KeyPolicy::expires_at: the lifetime, or the idle timeout after the
+        // last use (or creation), whichever comes first.
+        let query = match policy.idle_timeout {
+            None => sqlx::query(
+                "UPDATE keys SET revoke_reason = 'expired', revoked_ms = created_ms + ?1 \
+                 WHERE revoked_ms IS NULL AND created_ms + ?1 <= ?2",
+            )
+            .bind(ms(policy.lifetime))
+            .bind(now.as_millis()),
+            Some(idle) => sqlx::query(
+                "UPDATE keys SET revoke_reason = 'expired', \
+                     revoked_ms = min(created_ms + ?1, max(created_ms, coalesce(last_used_ms, created_ms)) + ?2) \
+                 WHERE revoked_ms IS NULL \
+                   AND min(created_ms + ?1, max(created_ms, coalesce(last_used_ms, created_ms)) + ?2) <= ?3",
+            )
+            .bind(ms(policy.lifetime))
+            .bind(ms(idle))
+            .bind(now.as_millis()),
+        };
+        let done = query.execute(&self.write).await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
         let mut tx = self.write.begin().await.map_err(map_err)?;
         for (sql, before) in [

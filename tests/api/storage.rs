@@ -285,3 +285,34 @@ async fn bad_configuration_stops_start_up_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_sweep_marks_keys_that_expired_unused() {
+    use killbill_auth::clock::Clock;
+    let app = spawn_app().await;
+    app.user("bill").await;
+    app.clock.advance(std::time::Duration::from_secs(181 * 86_400));
+    let policy = killbill_auth::domain::KeyPolicy {
+        lifetime: std::time::Duration::from_secs(180 * 86_400),
+        idle_timeout: None,
+        max_per_user: 10,
+    };
+    assert_eq!(app.store.expire_keys(&policy, app.clock.now()).await.unwrap(), 1);
+    assert_eq!(
+        app.store.expire_keys(&policy, app.clock.now()).await.unwrap(),
+        0,
+        "only once"
+    );
+    let fresh = app.sign_in("bill", PASSWORD).await.key();
+    let listed = app.keys(&fresh).await;
+    let revoked = &listed.body["data"]["revoked"][0];
+    assert_eq!(revoked["reason"], "expired");
+    let created = chrono::DateTime::parse_from_rfc3339(revoked["created"].as_str().unwrap()).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(revoked["revoked"].as_str().unwrap()).unwrap();
+    assert_eq!((at - created).num_days(), 180);
+    assert_eq!(
+        app.validate(&fresh).await.status,
+        200,
+        "the fresh key is untouched"
+    );
+}

@@ -54,9 +54,20 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.read_only(true))
+            // query_only rather than a read-only open: a read-only connection cannot help recover or
+            // checkpoint the WAL and may then answer SQLITE_BUSY at once instead of waiting.
+            .connect_with(options.pragma("query_only", "ON"))
             .await?;
         Ok(Self { read, write })
+    }
+}
+
+impl SqliteStore {
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so that a
+    /// concurrent writer in another process (the admin command line) makes it wait for
+    /// `busy_timeout` instead of failing when a read inside it would have to become a write.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
     }
 }
 
@@ -245,7 +256,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
         )
@@ -335,7 +346,7 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         for row in rows {
             if row.failures.is_empty() {
                 sqlx::query("DELETE FROM throttles WHERE scope = ? AND subject = ?")
@@ -416,7 +427,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         for (sql, before) in [
             ("DELETE FROM revocation_feed WHERE at_ms < ?", cutoffs.feed),
             ("DELETE FROM throttles WHERE updated_ms < ?", cutoffs.throttles),
@@ -462,7 +473,7 @@ impl Store for SqliteStore {
     }
 
     async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL",
         )
@@ -535,7 +546,7 @@ impl Store for SqliteStore {
         phc: &str,
         new_key: &NewKey,
     ) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
             .bind(phc)
             .bind(new_key.created.as_millis())
@@ -559,7 +570,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
             .bind(user_id)
             .fetch_all(&mut *tx)
@@ -613,7 +624,7 @@ impl Store for SqliteStore {
         at: Timestamp,
         network: Option<&str>,
     ) -> StoreResult<Option<RevokedKey>> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked.into_iter().next())
@@ -626,7 +637,7 @@ impl Store for SqliteStore {
         at: Timestamp,
         network: Option<&str>,
     ) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
@@ -650,7 +661,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
         for u in batch {
             match &u.used {
                 // max(): a late flush never moves last_used backwards.

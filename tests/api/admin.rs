@@ -49,14 +49,16 @@ async fn create_admin_works_while_the_server_runs_and_refuses_weak_passwords() {
         &["admin", "create-admin", "--username", "weak_admin"],
         "passwordpassword\n",
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("too easy to guess"));
+    assert!(stderr.contains("too easy to guess"), "{stderr}");
     let out = app.cli(
         &["admin", "create-admin", "--username", "ROOT_ADMIN"],
         &format!("{PASSWORD}\n"),
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already taken"));
+    assert!(stderr.contains("already taken"), "{stderr}");
     let out = app.cli(&["admin", "create-admin", "--username", "quiet"], "");
     assert!(!out.status.success());
 }

@@ -85,6 +85,13 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings
 }
 
+/// For tests about hashing cost: the sign-in throttles out of the way.
+pub fn hashing_only(settings: &mut Settings) {
+    settings.throttle.signin_failures_per_account_network = 10_000;
+    settings.throttle.signin_failures_per_account = 10_000;
+    settings.throttle.signin_failures_per_network = 10_000;
+}
+
 pub fn db_path(dir: &std::path::Path) -> PathBuf {
     dir.join("killbill-auth.db")
 }

@@ -76,10 +76,7 @@ async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working(
     let app = crate::helpers::spawn_app_with(|s| {
         s.password.argon2_memory_kib = 8192;
         s.password.argon2_iterations = 8;
-        // This test is about hashing capacity, not the sign-in throttles.
-        s.throttle.signin_failures_per_account_network = 10_000;
-        s.throttle.signin_failures_per_account = 10_000;
-        s.throttle.signin_failures_per_network = 10_000;
+        crate::helpers::hashing_only(s);
     })
     .await;
     let key = app.user("bill").await;

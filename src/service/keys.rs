@@ -281,6 +281,9 @@ impl KeyService {
 
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
+        if revoked.is_empty() {
+            return;
+        }
         self.revocations.fetch_add(1, Ordering::SeqCst);
         for r in revoked {
             self.cache.invalidate(&r.digest);

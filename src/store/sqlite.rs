@@ -10,10 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
@@ -40,10 +38,12 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        ensure_wal(&options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
@@ -69,6 +69,26 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
     }
+}
+
+/// Puts the database in WAL mode once. WAL is a property of the file; setting it again on every
+/// connection (sqlx's `journal_mode` option) takes a lock that `busy_timeout` does not wait for,
+/// so a connection opened next to another process (the admin command line next to the server)
+/// could fail at once with "database is locked".
+async fn ensure_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    let mut conn = SqliteConnection::connect_with(options).await?;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut conn)
+            .await?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(sqlx::Error::Protocol(format!("journal_mode is {mode}, not wal")));
+        }
+    }
+    conn.close().await
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {

@@ -11,10 +11,12 @@ const ADMIN_PASSWORD: &str = "the admin's own long passphrase";
 
 /// Creates an administrator with the real command line and signs it in.
 async fn admin_key(app: &TestApp) -> String {
-    let out = app.cli(
-        &["admin", "create-admin", "--username", "root_admin"],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
+    let out = app
+        .cli(
+            &["admin", "create-admin", "--username", "root_admin"],
+            &format!("{ADMIN_PASSWORD}\n"),
+        )
+        .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("created administrator root_admin"));
     app.sign_in("root_admin", ADMIN_PASSWORD).await.key()
@@ -45,21 +47,27 @@ async fn create_admin_works_while_the_server_runs_and_refuses_weak_passwords() {
     let me = app.request("GET", "/users/me", Some(&key), None).await;
     assert_eq!(me.body["data"]["user"]["role"], "ADMIN");
 
-    let out = app.cli(
-        &["admin", "create-admin", "--username", "weak_admin"],
-        "passwordpassword\n",
-    );
+    let out = app
+        .cli(
+            &["admin", "create-admin", "--username", "weak_admin"],
+            "passwordpassword\n",
+        )
+        .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("too easy to guess"), "{stderr}");
-    let out = app.cli(
-        &["admin", "create-admin", "--username", "ROOT_ADMIN"],
-        &format!("{PASSWORD}\n"),
-    );
+    let out = app
+        .cli(
+            &["admin", "create-admin", "--username", "ROOT_ADMIN"],
+            &format!("{PASSWORD}\n"),
+        )
+        .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("already taken"), "{stderr}");
-    let out = app.cli(&["admin", "create-admin", "--username", "quiet"], "");
+    let out = app
+        .cli(&["admin", "create-admin", "--username", "quiet"], "")
+        .await;
     assert!(!out.status.success());
 }
 
@@ -170,24 +178,64 @@ async fn the_command_line_lists_revokes_and_deletes_while_the_server_runs() {
     assert_eq!(app.validate(&bills).await.status, 200);
     assert_eq!(app.validate(&teds).await.status, 200);
 
-    let out = app.cli(&["admin", "list-users"], "");
+    let out = app.cli(&["admin", "list-users"], "").await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listing = String::from_utf8_lossy(&out.stdout);
     assert_eq!(listing.lines().count(), 2, "{listing}");
     assert!(listing.lines().any(|l| l.contains("\tbill\tUSER\t")), "{listing}");
 
-    let out = app.cli(&["admin", "revoke-keys", "--username", "BILL"], "");
+    let out = app.cli(&["admin", "revoke-keys", "--username", "BILL"], "").await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("revoked 1 key(s) of bill"));
     eventually_invalid(&app, &bills).await;
     assert_eq!(app.validate(&teds).await.status, 200);
 
-    let out = app.cli(&["admin", "delete-user", "--username", "ted"], "");
+    let out = app.cli(&["admin", "delete-user", "--username", "ted"], "").await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eventually_invalid(&app, &teds).await;
     assert_eq!(app.sign_in("ted", PASSWORD).await.status, 401);
 
-    let out = app.cli(&["admin", "delete-user", "--username", "ted"], "");
+    let out = app.cli(&["admin", "delete-user", "--username", "ted"], "").await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such user"));
+}
+
+#[tokio::test]
+async fn the_command_line_never_finds_the_database_locked_while_the_server_writes() {
+    let app = spawn_app().await;
+    admin_key(&app).await;
+    // Keep the server writing (sign-ins, usage flushes) while the command line opens the database.
+    let busy = {
+        let client = app.client.clone();
+        let url = app.url("/auth");
+        let signup = app.url("/users");
+        tokio::spawn(async move {
+            let body = serde_json::json!({"username": "writer", "password": PASSWORD});
+            client.post(signup).json(&body).send().await.unwrap();
+            for _ in 0..400 {
+                let r = client.post(&url).json(&body).send().await.unwrap();
+                let key: Value = r.json().await.unwrap();
+                if let Some(k) = key["data"]["key"].as_str() {
+                    let _ = client.get(url.clone()).bearer_auth(k).send().await;
+                }
+            }
+        })
+    };
+    for i in 0..6 {
+        let out = app
+            .cli(
+                &["admin", "create-admin", "--username", "root_admin"],
+                &format!("{ADMIN_PASSWORD}\n"),
+            )
+            .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("already taken"), "run {i}: {stderr}");
+        let out = app.cli(&["admin", "list-users"], "").await;
+        assert!(
+            out.status.success(),
+            "run {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    busy.abort();
 }

@@ -179,29 +179,34 @@ impl TestApp {
     }
 
     /// Runs `killbill-auth ARGS` (the real binary) on this app's database, with `stdin` as
-    /// standard input, while the app is running.
-    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
-            .args(args)
-            .env(
-                "KILLBILL_AUTH_DATABASE_URL",
-                format!("sqlite://{}", db_path(self.dir.path()).display()),
-            )
-            .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
-            .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn the command line");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("command line output")
+    /// standard input, while the app is running. The wait happens off the test's runtime thread:
+    /// blocking it would freeze the server mid-transaction and hold the database lock.
+    pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let db = format!("sqlite://{}", db_path(self.dir.path()).display());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let stdin = stdin.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+                .args(&args)
+                .env("KILLBILL_AUTH_DATABASE_URL", db)
+                .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
+                .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn the command line");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(stdin.as_bytes())
+                .expect("write stdin");
+            child.wait_with_output().expect("command line output")
+        })
+        .await
+        .expect("join the command line")
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResponse {

@@ -74,7 +74,7 @@ SERVICE_RUST_LOG=${BENCH_RUST_LOG:-info}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release/killbill-auth"
 EXAMPLES="$TARGET_DIR/release/examples"
-SIGNUP_THROTTLE=1000000
+SIGNUP_THROTTLE=10000
 
 # The service refuses unknown KILLBILL_AUTH_* variables, and the caller's must not change the
 # figures: start from none.
@@ -89,11 +89,12 @@ PIDS=()
 stop_pid() {
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
+    for i in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    # Still there after 10 s: no more asking (only then, so a reused PID is never hit).
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     wait "$pid" 2>/dev/null || true
 }
 cleanup() {
@@ -181,6 +182,11 @@ start_service() {
 }
 stop_service() { stop_pid "$SVC_PID"; forget_pid "$SVC_PID"; }
 
+CLK_TCK=$(getconf CLK_TCK)
+# user + system CPU time of a process so far, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 seed() { # seed DB N FILE FILE_LIMIT
@@ -194,6 +200,8 @@ wrk_run() {
     local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
     shift 5
     out="$TMP/wrk-$name.txt"
+    local cpu0=""
+    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
     record "wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${2:-}" = once ] && echo " FIFO")"
     if [ "${2:-}" = once ]; then
         # Each key once: the script says on a FIFO when the last one is sent, and wrk's main
@@ -204,9 +212,14 @@ wrk_run() {
         wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
         wpid=$!
         PIDS+=("$wpid")
+        local ticks=0
         while kill -0 "$wpid" 2>/dev/null; do
             if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then kill -INT "$wpid" 2>/dev/null || true; fi
+            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
+                # At once, then every 0.2 s until wrk has printed its summary and exited.
+                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
+                ticks=$((ticks + 1))
+            fi
             if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
         done
         wait "$wpid" || true
@@ -216,6 +229,12 @@ wrk_run() {
         timeout --signal=INT --kill-after=5 $((dur + 30)) \
             wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
     fi
+    R_CPU_US="–"
+    if [ -n "$cpu0" ]; then
+        R_CPU_US=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$CPU_PID")" -v hz="$CLK_TCK" -v out="$out" 'BEGIN {
+            while ((getline l < out) > 0) if (l ~ /^BENCH /) { sub(/.*requests=/, "", l); sub(/ .*/, "", l); n = l }
+            printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }')
+    fi
     line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
     local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
     eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
@@ -223,7 +242,7 @@ wrk_run() {
     R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
     R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
     R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
-    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR"
+    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
 }
 
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
@@ -233,16 +252,17 @@ maxof() { printf '%s\n' "$@" | sort -n | tail -1; }
 thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 holds() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
-    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR |"
+    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"
 }
-WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors |"
-WSEP="|---:|---:|---:|---:|---:|---:|---:|"
+WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU µs/request |"
+WSEP="|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 VALIDATE="bench/validate.lua"
 SIGNIN="bench/signin.lua"
 SVC_URL="http://127.0.0.1:$PORT/auth"
 BARE_URL="http://127.0.0.1:$BARE_PORT/auth"
 T0=$(date +%s)
+LOAD0=$(loadavg)
 
 # ---------------------------------------------------------------- 1. validation vs bare axum
 log "step 1: validation, service vs bare axum ($KEYS keys, -c$CONNS, ${SECS}s × $ROUNDS)"
@@ -265,19 +285,24 @@ wrk_run warmup-service "$CONNS" 2 "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
 wrk_run warmup-bare "$CONNS" 2 "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
 
 S1=()
-BARE_RPS=() BARE_P50=() BARE_P99=() SVC_RPS=() SVC_P50=() SVC_P99=() SVC_NON2XX=0
+BARE_RPS=() BARE_P50=() BARE_P99=() BARE_CPU=() SVC_RPS=() SVC_P50=() SVC_P99=() SVC_CPU=() SVC_NON2XX=0
+LOAD1=$(loadavg)
 for r in $(seq "$ROUNDS"); do
+    CPU_PID=$BARE_PID
     wrk_run "bare-$r" "$CONNS" "$SECS" "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
     S1+=("$(wrow "bare axum, round $r | $CONNS")")
-    BARE_RPS+=("$R_RPS") BARE_P50+=("$R_P50") BARE_P99+=("$R_P99")
+    BARE_RPS+=("$R_RPS") BARE_P50+=("$R_P50") BARE_P99+=("$R_P99") BARE_CPU+=("$R_CPU_US")
+    CPU_PID=$SVC_PID
     wrk_run "service-$r" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
     S1+=("$(wrow "**service**, round $r | $CONNS")")
-    SVC_RPS+=("$R_RPS") SVC_P50+=("$R_P50") SVC_P99+=("$R_P99")
+    SVC_RPS+=("$R_RPS") SVC_P50+=("$R_P50") SVC_P99+=("$R_P99") SVC_CPU+=("$R_CPU_US")
     SVC_NON2XX=$((SVC_NON2XX + R_NON2XX + R_SOCKERR))
 done
+CPU_PID=$BARE_PID
 wrk_run bare-light "$LIGHT_CONNS" "$SECS" "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
 S1+=("$(wrow "bare axum, light load | $LIGHT_CONNS")")
 LIGHT_BARE_P99=$R_P99
+CPU_PID=$SVC_PID
 wrk_run service-light "$LIGHT_CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
 S1+=("$(wrow "**service**, light load | $LIGHT_CONNS")")
 LIGHT_SVC_P99=$R_P99 LIGHT_SVC_RPS=$R_RPS
@@ -285,6 +310,10 @@ SVC_NON2XX=$((SVC_NON2XX + R_NON2XX + R_SOCKERR))
 B_RPS=$(mean "${BARE_RPS[@]}") B_P50=$(mean "${BARE_P50[@]}") B_P99=$(mean "${BARE_P99[@]}")
 V_RPS=$(mean "${SVC_RPS[@]}") V_P50=$(mean "${SVC_P50[@]}") V_P99=$(mean "${SVC_P99[@]}")
 V_RATIO=$(pct "$V_RPS" "$B_RPS")
+B_CPU=$(printf '%s\n' "${BARE_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
+V_CPU=$(printf '%s\n' "${SVC_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
+LOAD1="$LOAD1 → $(loadavg)"
+CPU_PID=""
 stop_pid "$BARE_PID"; forget_pid "$BARE_PID"
 stop_service
 
@@ -298,8 +327,9 @@ record "curl -s http://127.0.0.1:$PORT/users -H 'content-type: application/json'
 for i in $(seq -f '%03g' "$USERS"); do
     name="bench_u$i"
     password="kb-bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
-    code=$(curl -s -o "$D2/signup.json" -w '%{http_code}' "http://127.0.0.1:$PORT/users" \
-        -H 'content-type: application/json' -d "{\"username\": \"$name\", \"password\": \"$password\"}")
+    code=$(curl -sS -o "$D2/signup.json" -w '%{http_code}' "http://127.0.0.1:$PORT/users" \
+        -H 'content-type: application/json' -d "{\"username\": \"$name\", \"password\": \"$password\"}") ||
+        { tail -5 "$D2/service.log" >&2; die "sign-up of $name failed (curl exit $?)"; }
     [ "$code" = 200 ] || { cat "$D2/signup.json" >&2; die "sign-up of $name answered $code"; }
     echo "$name $password" >>"$D2/credentials.txt"
 done
@@ -314,11 +344,13 @@ for r in $(seq "$ROUNDS"); do
     threads=$(echo "$line" | sed -n 's/.*threads=\([0-9]*\).*/\1/p')
     log "argon2 ceiling $r: $hps hashes/s on $threads threads"
     CEIL+=("$hps")
-    S2+=("| Argon2id ceiling (m=19456 t=2 p=1, $threads threads), round $r | – | $hps | | | | | | |")
+    S2+=("| Argon2id ceiling (m=19456 t=2 p=1, $threads threads), round $r | – | $hps | | | | | | | |")
+    CPU_PID=$SVC_PID
     wrk_run "signin-$r" "$SIGNIN_CONNS" "$SECS" "$SIGNIN" "$SVC_URL" "$D2/credentials.txt"
     S2+=("$(wrow "**service** POST /auth, round $r | $SIGNIN_CONNS")")
     SIGN_RPS+=("$R_RPS") SIGN_P50+=("$R_P50") SIGN_P99+=("$R_P99")
     SIGN_NON2XX=$((SIGN_NON2XX + R_NON2XX + R_SOCKERR))
+    CPU_PID=""
 done
 C_HPS=$(printf '%s\n' "${CEIL[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
 # Sign-ins/s with one decimal (a few dozen a second).
@@ -338,7 +370,7 @@ for conns in "$LIGHT_CONNS" "$CONNS"; do
         >"$TMP/wrk-flood-$conns.txt" 2>&1 &
     FLOOD_PID=$!
     PIDS+=("$FLOOD_PID")
-    record "wrk -t1 -c$FLOOD_CONNS -d$((SECS + 2))s --latency -s $SIGNIN $SVC_URL -- credentials.txt &"
+    record "wrk -t1 -c$FLOOD_CONNS -d$((SECS + 2))s --latency -s $SIGNIN $SVC_URL -- $D2/credentials.txt &"
     sleep 1
     wrk_run "isolation-validate-$conns" "$conns" "$SECS" "$VALIDATE" "$SVC_URL" "$D2/keys.txt"
     S3+=("$(wrow "**validation** GET /auth during the flood | $conns")")
@@ -351,7 +383,7 @@ for conns in "$LIGHT_CONNS" "$CONNS"; do
     # shellcheck disable=SC2154
     R_RPS=$(awk -v r="$F_requests" -v d="$F_duration_us" 'BEGIN { printf "%.1f", r * 1e6 / d }')
     R_P50=$F_p50_us R_P90=$F_p90_us R_P99=$F_p99_us R_MAX=$F_max_us R_NON2XX=$F_non2xx
-    R_SOCKERR=$((F_connect_errors + F_read_errors + F_write_errors + F_timeouts))
+    R_SOCKERR=$((F_connect_errors + F_read_errors + F_write_errors + F_timeouts)) R_CPU_US="–"
     log "flood: $R_RPS sign-ins/s, non-2xx (503) $R_NON2XX of $F_requests"
     S3+=("$(wrow "sign-in flood POST /auth ($F_requests answers, $R_NON2XX non-2xx) | $FLOOD_CONNS")")
 done
@@ -369,11 +401,13 @@ for n in $SCALE; do
     seed_s=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
     db_mib=$(du -sm "$D4" | cut -f1)
     start_service "$(validation_env "$D4/kb.db")" "$D4/service.log"
+    CPU_PID=$SVC_PID
     idle=$(rss_kib "$SVC_PID")
     wrk_run "scale-$n-cold" "$CONNS" 300 "$VALIDATE" "$SVC_URL" "$D4/keys.txt" once
     S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | cold: each key's first use | $STARTUP_MS ms")")
     wrk_run "scale-$n-warm" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D4/keys.txt"
     S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | warm, ${SECS}s | ")")
+    CPU_PID=""
     S4_NOTE+=("$(thousands "$n") keys: seeded in ${seed_s}s, database ${db_mib} MiB, service RSS $((idle / 1024)) MiB idle, $(( $(rss_kib "$SVC_PID") / 1024 )) MiB after")
     stop_service
 done
@@ -408,6 +442,7 @@ REPORT="$TMP/report.md"
     echo
     echo "- Machine: $(nproc) cores ($CPU), $MEM memory, Linux $(uname -r); wrk and the servers share these cores."
     echo "- Build: commit $COMMIT$DIRTY, $(rustc --version 2>/dev/null || echo rustc), release profile; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)."
+    echo "- Load average (1, 5, 15 min) at the start: $LOAD0; around step 1: $LOAD1; at the end: $(loadavg). Anything above ~0.5 before a step means other work shared the cores."
     echo "- Settings: ${SECS}s per timed run, $ROUNDS round(s), wrk -t1, $KEYS distinct keys for validation, $USERS users for sign-ins."
     echo
     echo "### Goals"
@@ -430,7 +465,7 @@ REPORT="$TMP/report.md"
     echo "|---|---:$WSEP"
     printf '%s\n' "${S1[@]}"
     echo
-    echo "Mean of the -c$CONNS rounds: service $(thousands "$V_RPS") req/s (p50 $(ms "$V_P50") ms, p99 $(ms "$V_P99") ms), bare $(thousands "$B_RPS") req/s (p50 $(ms "$B_P50") ms, p99 $(ms "$B_P99") ms): **service/bare = $V_RATIO %**. Non-2xx or socket errors of the service: $SVC_NON2XX."
+    echo "Mean of the -c$CONNS rounds: service $(thousands "$V_RPS") req/s (p50 $(ms "$V_P50") ms, p99 $(ms "$V_P99") ms), bare $(thousands "$B_RPS") req/s (p50 $(ms "$B_P50") ms, p99 $(ms "$B_P99") ms): **service/bare = $V_RATIO %**. CPU time of the server process per request: service $V_CPU µs, bare $B_CPU µs. Non-2xx or socket errors of the service: $SVC_NON2XX."
     echo
     echo "### 2. Sign-in (\`POST /auth\`, Argon2id m=19456 KiB t=2 p=1) against the Argon2 ceiling"
     echo

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the pieces of key validation, without HTTP: parsing the `Authorization`
-//! header and hashing the key, a cache lookup like the service's, and serialising the answer.
+//! header and hashing the key, a cache lookup like the service's, serialising the answer, and
+//! what every request pays around it (its tracing span and request id).
 //! Kept short (3 s of measurement each) so that `cargo bench` ends in about a minute.
 //!
 //! ```sh
@@ -74,6 +75,13 @@ fn cache_lookup(c: &mut Criterion) {
     }
     cache.run_pending_tasks();
     let missing: Vec<[u8; 32]> = (0..1024).map(|_| AccessKey::generate().digest().0).collect();
+    // The same entries in a cache without time_to_idle: what the idle expiry costs per hit.
+    let plain: moka::sync::Cache<[u8; 32], Arc<Entry>> =
+        moka::sync::Cache::builder().max_capacity(1_000_000).build();
+    for (k, v) in cache.iter() {
+        plain.insert(*k, v);
+    }
+    plain.run_pending_tasks();
 
     let mut g = c.benchmark_group("moka_100k");
     g.throughput(Throughput::Elements(1));
@@ -82,6 +90,13 @@ fn cache_lookup(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % digests.len();
             cache.get(black_box(&digests[i])).is_some()
+        })
+    });
+    let mut k = 0usize;
+    g.bench_function("hit_without_time_to_idle", |b| {
+        b.iter(|| {
+            k = (k + 7919) % digests.len();
+            plain.get(black_box(&digests[k])).is_some()
         })
     });
     let mut j = 0usize;
@@ -135,6 +150,35 @@ fn envelope(c: &mut Criterion) {
     g.finish();
 }
 
+/// What every request pays outside the key check: its tracing span (formatted by the JSON log
+/// layer at creation, as the service's `info` level does) and its `x-request-id` (a UUID v4).
+fn per_request(c: &mut Criterion) {
+    let mut g = c.benchmark_group("per_request");
+    g.throughput(Throughput::Elements(1));
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        g.bench_function("info_span_json", |b| {
+            b.iter(|| {
+                let span = tracing::info_span!(
+                    "request",
+                    method = %black_box("GET"),
+                    path = %black_box("/auth"),
+                    request_id = %black_box("0b6f2e4c-1d3a-4f5b-8c7d-9e0f1a2b3c4d")
+                );
+                let _entered = span.enter();
+            })
+        });
+    });
+    g.bench_function("request_id_uuid_v4", |b| {
+        b.iter(|| axum::http::HeaderValue::from_str(&Uuid::new_v4().to_string()).unwrap())
+    });
+    g.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -145,6 +189,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = hot_path;
     config = short();
-    targets = parse_and_digest, cache_lookup, envelope
+    targets = parse_and_digest, cache_lookup, envelope, per_request
 }
 criterion_main!(hot_path);

@@ -22,9 +22,13 @@ use crate::service::{AccountService, Hasher, KeyService};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PruneCutoffs, Store};
 
-/// How often batched writes (key usage, throttles) reach the database, and how often revocations
-/// made by other processes are picked up.
+/// How often throttles reach the database and revocations made by other processes are picked
+/// up (API.md: a key revoked on one instance is refused everywhere within a second).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often key usage and anomaly state reach the database, in ticks of [`FLUSH_EVERY`]. Every
+/// key in use is a row to update, so this is the hot path's main cost after the request itself;
+/// a crash loses at most this much `last_used` and anomaly history (never an acknowledged write).
+const USAGE_FLUSH_TICKS: u32 = 10;
 /// How often old rows are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long the revocation feed keeps entries (other processes poll it every second).
@@ -89,9 +93,17 @@ impl Services {
 
     /// Writes batched state (key usage and anomaly state, throttles).
     pub async fn flush(&self) {
+        self.flush_usage().await;
+        self.flush_throttles().await;
+    }
+
+    async fn flush_usage(&self) {
         if let Err(e) = self.keys.flush().await {
             tracing::warn!(error = %e, "could not write key usage; will retry");
         }
+    }
+
+    async fn flush_throttles(&self) {
         if let Err(e) = self.throttle.flush(self.store.as_ref(), self.clock.now()).await {
             tracing::warn!(error = %e, "could not write throttles; will retry");
         }
@@ -204,6 +216,7 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
             0
         }
     };
+    let mut ticks: u32 = 0;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -211,7 +224,11 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                services.flush().await;
+                ticks = ticks.wrapping_add(1);
+                if ticks % USAGE_FLUSH_TICKS == 0 {
+                    services.flush_usage().await;
+                }
+                services.flush_throttles().await;
                 match services.store.revocations_since(feed_seq).await {
                     Ok(revoked) => {
                         if let Some((last, _)) = revoked.last() {

@@ -298,10 +298,18 @@ impl KeyService {
         at: Timestamp,
         network: Option<&str>,
     ) -> Result<(), StoreError> {
-        let revoked = self
-            .store
-            .revoke_key(entry.user.id, entry.id, reason, at, network)
-            .await?;
+        // As a task of its own: the request may be validation, which is not detached from its
+        // client, and a revocation must not be cancelled half-way by a client hanging up.
+        let store = self.store.clone();
+        let (user_id, key_id) = (entry.user.id, entry.id);
+        let owned_network = network.map(str::to_owned);
+        let revoked = tokio::spawn(async move {
+            store
+                .revoke_key(user_id, key_id, reason, at, owned_network.as_deref())
+                .await
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("revocation task failed: {e}")))??;
         // Forget even if storage says it was already revoked (e.g. by another instance).
         self.forget(&[RevokedKey {
             id: entry.id,

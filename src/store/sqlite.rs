@@ -681,26 +681,42 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
+        // Multi-row UPDATE … FROM (VALUES …): one statement per few hundred keys instead of one
+        // per key (each statement is a round trip to sqlx's connection thread).
+        const ROWS: usize = 500;
+        let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
         let mut tx = self.begin_write().await?;
-        for u in batch {
-            match &u.used {
-                // max(): a late flush never moves last_used backwards.
-                Some(used) => sqlx::query(
-                    "UPDATE keys SET last_used_ms = max(coalesce(last_used_ms, 0), ?), last_ip = ?, \
-                     user_agent = ?, activity = ? WHERE id = ?",
-                )
-                .bind(used.at.as_millis())
-                .bind(used.ip.to_string())
-                .bind(&used.user_agent)
-                .bind(&u.activity)
-                .bind(u.key_id),
-                None => sqlx::query("UPDATE keys SET activity = ? WHERE id = ?")
-                    .bind(&u.activity)
-                    .bind(u.key_id),
+        for chunk in used.chunks(ROWS) {
+            let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            // max(): a late flush never moves last_used backwards.
+            let sql = format!(
+                "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
+                 last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
+                 FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
+            );
+            let mut query = sqlx::query(&sql);
+            for u in chunk {
+                if let Some(last) = &u.used {
+                    query = query
+                        .bind(u.key_id)
+                        .bind(last.at.as_millis())
+                        .bind(last.ip.to_string())
+                        .bind(last.user_agent.clone())
+                        .bind(u.activity.clone());
+                }
             }
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            query.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        for chunk in unused.chunks(ROWS) {
+            let values = vec!["(?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE keys SET activity = v.column2 FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
+            );
+            let mut query = sqlx::query(&sql);
+            for u in chunk {
+                query = query.bind(u.key_id).bind(u.activity.clone());
+            }
+            query.execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }

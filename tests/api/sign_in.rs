@@ -118,3 +118,33 @@ async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working(
     // Once the flood is over, sign-in works again.
     assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
 }
+
+#[tokio::test]
+async fn clients_hanging_up_mid_request_leave_the_database_working() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::hashing_only).await;
+    app.user("bill").await;
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let client = app.client.clone();
+            let (auth, users) = (app.url("/auth"), app.url("/users"));
+            tasks.push(tokio::spawn(async move {
+                let body = serde_json::json!({"username": "bill", "password": PASSWORD});
+                let _ = client.post(auth).json(&body).send().await;
+                let body = serde_json::json!({"username": format!("u{round}x{i}"), "password": PASSWORD});
+                let _ = client.post(users).json(&body).send().await;
+            }));
+        }
+        // Hang up while sign-ins and sign-ups are in their transactions.
+        tokio::time::sleep(std::time::Duration::from_millis(1 + round)).await;
+        for t in &tasks {
+            t.abort();
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let key = app.sign_in("bill", PASSWORD).await.key();
+    assert_eq!(app.validate(&key).await.status, 200);
+    assert_eq!(app.sign_up("after_the_storm", PASSWORD).await.status, 200);
+    assert_eq!(app.request("DELETE", "/auth", Some(&key), None).await.status, 200);
+    app.validate(&key).await.assert_invalid_key();
+}

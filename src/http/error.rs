@@ -148,10 +148,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidKey => Self::InvalidKey,
             ServiceError::NotFound => Self::NotFound,
             ServiceError::TooManyRequests { retry_after_secs } => Self::TooManyRequests { retry_after_secs },
-            ServiceError::Overloaded(_) => {
-                tracing::warn!("password hashing queue full; answering 503");
-                Self::Unavailable { retry_after_secs: 1 }
-            }
+            // Not logged per request: a flood would become a flood of log lines.
+            ServiceError::Overloaded(_) => Self::Unavailable { retry_after_secs: 1 },
             ServiceError::Store(e) => e.into(),
             ServiceError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -152,6 +152,9 @@ impl AccountService {
         }
         let name = Username::parse(username)?;
         let password = Password::normalise(password)?;
+        if self.hasher.is_full() {
+            return Err(Overloaded.into());
+        }
         let phc = self.hash_new_password(password, name.as_str()).await?;
         let user = User {
             id: Uuid::new_v4(),
@@ -226,6 +229,10 @@ impl AccountService {
         password: &str,
         client: &Client,
     ) -> Result<AccessKey, ServiceError> {
+        // Under a flood, refuse before reading the database or logging anything.
+        if self.hasher.is_full() {
+            return Err(Overloaded.into());
+        }
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = Username::parse(username).ok().map(|n| n.canonical());

@@ -103,6 +103,12 @@ impl Hasher {
         })
     }
 
+    /// True when a new job would be refused: lets a caller answer 503 before doing any other
+    /// work for a request that cannot be served.
+    pub fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }

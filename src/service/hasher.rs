@@ -79,6 +79,12 @@ impl Hasher {
             thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    // The lowest priority of the normal policy (nice 19 on Linux): hashing keeps
+                    // every core when nothing else runs, and yields to key validation when it does.
+                    let lowest = thread_priority::ThreadPriority::Min;
+                    if let Err(e) = thread_priority::set_current_thread_priority(lowest) {
+                        tracing::debug!(error = ?e, "cannot lower the hashing thread's priority");
+                    }
                     while let Ok(job) = rx.recv() {
                         job(&mut worker);
                     }

@@ -225,7 +225,7 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
-                if ticks % USAGE_FLUSH_TICKS == 0 {
+                if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {
                     services.flush_usage().await;
                 }
                 services.flush_throttles().await;

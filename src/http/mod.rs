@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::service::{AccountService, KeyService};
 use crate::store::Store;
@@ -77,7 +77,11 @@ pub fn router(state: AppState) -> Router {
                     // notices (about a fifth of a validation's instructions). The path only, never
                     // headers (they carry keys).
                     tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }),
+                })
+                // 5xx answers are not errors of the service's own to log one by one: a flood of
+                // 503s would become a flood of log lines. Failures worth a line are logged where
+                // they happen (database errors, internal errors).
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
             )
             .layer(PropagateRequestIdLayer::new(x_request_id))
             .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))

@@ -21,6 +21,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Instrument;
 
 use crate::service::{AccountService, KeyService};
 use crate::store::Store;
@@ -139,7 +140,7 @@ async fn guard(req: Request, next: Next) -> Response {
     let response = if hot {
         next.run(req).await
     } else {
-        match tokio::time::timeout(REQUEST_TIMEOUT, tokio::spawn(next.run(req))).await {
+        match tokio::time::timeout(REQUEST_TIMEOUT, tokio::spawn(next.run(req).in_current_span())).await {
             Ok(Ok(response)) => response,
             Ok(Err(join)) => {
                 tracing::error!(error = %join, "request handler failed");

@@ -6,8 +6,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
 /// A moment in UTC, in whole milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
@@ -35,13 +33,57 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T07:23:33.125Z`.
     pub fn to_rfc3339(self) -> String {
-        match DateTime::<Utc>::from_timestamp_millis(self.0) {
-            Some(dt) => dt.to_rfc3339_opts(SecondsFormat::Millis, true),
-            // Outside chrono's range (about ±262,000 years): clamp rather than fail.
-            None if self.0 < 0 => "0000-01-01T00:00:00.000Z".to_owned(),
-            None => "9999-12-31T23:59:59.999Z".to_owned(),
-        }
+        let mut buf = [0u8; RFC3339_LEN];
+        self.write_rfc3339(&mut buf).to_owned()
     }
+
+    /// Writes the RFC 3339 form into `buf` and returns it as text, without allocating: every
+    /// answer carries several timestamps, and this is on the validation path. Years outside
+    /// 0000–9999 (which RFC 3339 cannot write) are clamped to the nearest end.
+    pub fn write_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
+        const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+        const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let ms = self.0.clamp(MIN, MAX);
+        let days = ms.div_euclid(86_400_000);
+        let in_day = ms.rem_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        let fields: [(usize, u64, usize); 7] = [
+            (0, year as u64, 4),
+            (5, u64::from(month), 2),
+            (8, u64::from(day), 2),
+            (11, (in_day / 3_600_000) as u64, 2),
+            (14, (in_day / 60_000 % 60) as u64, 2),
+            (17, (in_day / 1000 % 60) as u64, 2),
+            (20, (in_day % 1000) as u64, 3),
+        ];
+        *buf = *b"0000-00-00T00:00:00.000Z";
+        for (at, mut value, width) in fields {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        }
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(buf).unwrap_or("0000-01-01T00:00:00.000Z")
+    }
+}
+
+/// Length of `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub const RFC3339_LEN: usize = 24;
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl fmt::Display for Timestamp {
@@ -52,7 +94,8 @@ impl fmt::Display for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        let mut buf = [0u8; RFC3339_LEN];
+        s.serialize_str(self.write_rfc3339(&mut buf))
     }
 }
 
@@ -67,6 +110,38 @@ mod tests {
             "2026-11-25T07:23:33.125Z"
         );
         assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+    }
+
+    proptest::proptest! {
+        /// The hand-written formatter agrees with chrono's for every representable moment.
+        #[test]
+        fn formats_like_chrono(ms in -62_167_219_200_000i64..=253_402_300_799_999) {
+            let ours = Timestamp::from_millis(ms).to_rfc3339();
+            let chrono = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            proptest::prop_assert_eq!(ours, chrono);
+        }
+    }
+
+    #[test]
+    fn out_of_range_years_are_clamped() {
+        assert_eq!(
+            Timestamp::from_millis(i64::MIN).to_rfc3339(),
+            "0000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX).to_rfc3339(),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(-1).to_rfc3339(),
+            "1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_000).to_rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]

@@ -33,10 +33,7 @@ impl AnomalyPolicy {
     /// The network of an address: truncated to the configured prefix; an IPv4-mapped IPv6
     /// address counts as the IPv4 address it carries.
     pub fn network_of(&self, ip: IpAddr) -> IpNet {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
+        let ip = canonical_ip(ip);
         let prefix = match ip {
             IpAddr::V4(_) => self.ipv4_prefix.min(32),
             IpAddr::V6(_) => self.ipv6_prefix.min(128),
@@ -45,6 +42,14 @@ impl AnomalyPolicy {
         IpNet::new(ip, prefix)
             .map(|n| n.trunc())
             .unwrap_or_else(|_| IpNet::from(ip))
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is the IPv4 address it carries.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::anomaly::canonical_ip;
 use crate::domain::{AccessKey, Role};
 use crate::service::keys::{KeyError, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
@@ -104,14 +105,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     client
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is the IPv4 address it carries.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<String> {

@@ -273,6 +273,9 @@ impl KeyService {
 
     /// Forgets keys revoked elsewhere (another process sharing the database).
     pub fn forget_digests(&self, digests: &[KeyDigest]) {
+        if digests.is_empty() {
+            return;
+        }
         self.revocations.fetch_add(1, Ordering::SeqCst);
         for d in digests {
             self.cache.invalidate(d);
@@ -281,13 +284,8 @@ impl KeyService {
 
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
-        if revoked.is_empty() {
-            return;
-        }
-        self.revocations.fetch_add(1, Ordering::SeqCst);
-        for r in revoked {
-            self.cache.invalidate(&r.digest);
-        }
+        let digests: Vec<KeyDigest> = revoked.iter().map(|r| r.digest).collect();
+        self.forget_digests(&digests);
     }
 
     /// Revokes one key (of its owner) and forgets it.

@@ -7,20 +7,16 @@ pub mod routes;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use ipnet::IpNet;
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Instrument;
 
 use crate::service::{AccountService, KeyService};
@@ -66,31 +62,16 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{id}/keys", delete(routes::admin::revoke_keys))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
-
-    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    routes.layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(x_request_id.clone(), RequestIds::new()))
-            .layer(
-                TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    // Debug level: at the default `info` nothing formats it, which the hot path
-                    // notices (about a fifth of a validation's instructions). The path only, never
-                    // headers (they carry keys).
-                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                // 5xx answers are not errors of the service's own to log one by one: a flood of
-                // 503s would become a flood of log lines. Failures worth a line are logged where
-                // they happen (database errors, internal errors).
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-            )
-            .layer(PropagateRequestIdLayer::new(x_request_id))
-            .layer(SetResponseHeaderLayer::overriding(CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .layer(SetResponseHeaderLayer::overriding(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-            .layer(middleware::from_fn(guard))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT)),
-    )
+    // One middleware for everything that concerns every request (see `guard`): each tower
+    // layer is a future and a boxed clone per request, which the validation path notices.
+    routes
+        .layer(middleware::from_fn_with_state(RequestIds::new(), guard))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
+
+/// `X-Request-Id`: kept from the request when a proxy in front set one, else made here; echoed
+/// in the answer.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request ids: a random prefix per process and a counter, unique without a system call per
 /// request (a UUID v4 per request costs one).
@@ -107,54 +88,92 @@ impl RequestIds {
             next: Arc::new(AtomicU64::new(1)),
         }
     }
-}
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+    fn make(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        let mut digits = itoa::Buffer::new();
+        let mut id = String::with_capacity(self.prefix.len() + 21);
+        id.push_str(&self.prefix);
+        id.push('-');
+        id.push_str(digits.format(n));
+        // Hex digits, a dash and digits: always a valid header value.
+        HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
 /// The one middleware around every handler:
 /// - refuses headers over [`HEADERS_LIMIT`] bytes (431): hyper bounds what it buffers per
 ///   connection, this bounds what the handlers look at;
+/// - gives the request an id (`X-Request-Id`, echoed in the answer) and a `debug`-level span
+///   (the path only, never headers: they carry keys), with one `debug` line per answer;
 /// - runs every handler but key validation as its own task, so that a client hanging up cannot
 ///   cancel a write half-way, and under the [`REQUEST_TIMEOUT`] (408). Validation (`GET /auth`,
 ///   the hot path) only reads, and revokes through a detached task of its own; its database
 ///   calls are bounded by the store's own timeouts;
-/// - gives the envelope to error answers that axum or tower produced themselves (405 with its
-///   `Allow` header, plain-text extractor rejections), keeping their headers.
-async fn guard(req: Request, next: Next) -> Response {
+/// - gives the envelope to error answers that axum produced itself (405 with its `Allow`
+///   header, plain-text extractor rejections), keeping their headers;
+/// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer.
+async fn guard(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+    let request_id = match req.headers().get(X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = ids.make();
+            req.headers_mut().insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
     let size: usize = req
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    if size > HEADERS_LIMIT {
-        return ApiError::HeadersTooLarge.into_response();
-    }
-    let hot = req.method() == Method::GET && req.uri().path() == "/auth";
-    let response = if hot {
-        next.run(req).await
+    let mut response = if size > HEADERS_LIMIT {
+        ApiError::HeadersTooLarge.into_response()
     } else {
-        match tokio::time::timeout(REQUEST_TIMEOUT, tokio::spawn(next.run(req).in_current_span())).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(join)) => {
-                tracing::error!(error = %join, "request handler failed");
-                ApiError::Internal.into_response()
-            }
-            // The task goes on (and finishes its writes); the client hears 408.
-            Err(_) => ApiError::RequestTimeout.into_response(),
+        // Debug level: at the default `info` nothing formats it, which the hot path notices.
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = ?request_id,
+        );
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        let response = dispatch(req, next).instrument(span.clone()).await;
+        if let Some(started) = started {
+            let _in = span.enter();
+            tracing::debug!(
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "answered"
+            );
         }
+        envelope_bare_errors(response)
     };
-    envelope_bare_errors(response)
+    let headers = response.headers_mut();
+    headers.entry(X_REQUEST_ID).or_insert(request_id);
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
-/// Gives the envelope to error answers that axum or tower produced themselves (405 with its
-/// `Allow` header, 408 from the timeout, plain-text extractor rejections), keeping their headers.
+/// Runs the handler: validation inline, everything else as its own task under the timeout.
+async fn dispatch(req: Request, next: Next) -> Response {
+    if req.method() == Method::GET && req.uri().path() == "/auth" {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, tokio::spawn(next.run(req).in_current_span())).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "request handler failed");
+            ApiError::Internal.into_response()
+        }
+        // The task goes on (and finishes its writes); the client hears 408.
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
+}
+
+/// Gives the envelope to error answers that axum produced itself (405 with its `Allow` header,
+/// plain-text extractor rejections), keeping their headers.
 fn envelope_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response

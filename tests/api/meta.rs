@@ -87,6 +87,21 @@ async fn every_answer_is_not_cached_and_not_sniffed() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_proxys_is_kept() {
+    let app = spawn_app().await;
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/", "/nope", "/auth", "/", "/auth"] {
+        let r = app.request("GET", path, None, None).await;
+        let id = r.header("x-request-id").expect("x-request-id").to_owned();
+        assert!(!id.is_empty() && seen.insert(id), "{path}: ids are unique");
+    }
+    let r = app
+        .send(app.client.get(app.url("/")).header("x-request-id", "edge-42"))
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("edge-42"));
+}
+
+#[tokio::test]
 async fn oversized_headers_are_431_never_500() {
     let app = spawn_app().await;
     let big = "x".repeat(20 * 1024);

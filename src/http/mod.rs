@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod render;
 pub mod routes;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -44,8 +44,19 @@ pub struct KeyEntry {
     pub id: Uuid,
     pub digest: KeyDigest,
     pub user: User,
+    /// The owner as API.md's `User`, serialised once: every validation answers with it.
+    pub user_json: Box<str>,
     pub created: Timestamp,
     usage: Mutex<Usage>,
+}
+
+/// What an answer shows of a key's use, read under one lock and without allocating.
+#[derive(Debug, Clone)]
+pub struct UsageSnapshot {
+    pub expires: Timestamp,
+    pub last_used: Option<Timestamp>,
+    pub last_ip: Option<IpAddr>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -82,10 +93,13 @@ impl KeyEntry {
                     .map(|ip| anomaly.network_of(ip));
                 KeyActivity::issued(network, record.created)
             });
+        // Plain data: serialising it cannot fail.
+        let user_json = serde_json::to_string(&user).unwrap_or_default().into_boxed_str();
         Self {
             id: record.id,
             digest: record.digest,
             user,
+            user_json,
             created: record.created,
             usage: Mutex::new(Usage {
                 last_used: record.last_used,
@@ -98,17 +112,14 @@ impl KeyEntry {
         }
     }
 
-    /// The key as the API shows it (`Key` in API.md).
-    pub fn view(&self, policy: &KeyPolicy, current: bool) -> KeyView {
+    /// The changing part of the key as the API shows it.
+    pub fn usage_snapshot(&self, policy: &KeyPolicy) -> UsageSnapshot {
         let usage = self.usage();
-        KeyView {
-            id: self.id,
-            created: self.created,
+        UsageSnapshot {
             expires: policy.expires_at(self.created, usage.last_used),
             last_used: usage.last_used,
-            last_ip: usage.last_ip.map(|ip| ip.to_string()),
-            user_agent: usage.user_agent.as_deref().map(str::to_owned),
-            current,
+            last_ip: usage.last_ip,
+            user_agent: usage.user_agent.clone(),
         }
     }
 }

@@ -1,16 +1,18 @@
 //! `POST /auth`, `GET /auth`, `DELETE /auth`, `GET /auth/keys`, `DELETE /auth/keys/{id}`.
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::Credentials;
-use crate::domain::{RevocationReason, User};
+use crate::domain::RevocationReason;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, Json};
+use crate::http::render::{self, ValidatedParts};
 use crate::http::AppState;
 use crate::service::keys::{KeyView, RevokedView};
 use crate::service::Client;
@@ -18,12 +20,6 @@ use crate::service::Client;
 #[derive(Serialize)]
 pub struct Issued {
     key: String,
-}
-
-#[derive(Serialize)]
-pub struct Validated {
-    user: User,
-    key: KeyView,
 }
 
 #[derive(Serialize)]
@@ -45,13 +41,25 @@ pub async fn sign_in(
 }
 
 /// Key validation for clients and reverse proxies (forward auth): the owner also travels in
-/// `X-Auth-User-Id` and `X-Auth-Username`.
+/// `X-Auth-User-Id` and `X-Auth-Username`. The answer is `Envelope<Validated>`, written by
+/// [`render::validated`] (the hot path).
 pub async fn validate(State(state): State<AppState>, auth: Authenticated) -> Response {
-    let user = auth.entry.user.clone();
-    let key = auth.entry.view(state.keys.policy(), true);
-    let id = HeaderValue::from_str(&user.id.to_string());
-    let name = HeaderValue::from_str(user.name.as_str());
-    let mut response = Envelope::ok(Validated { user, key }).into_response();
+    let entry = &auth.entry;
+    let usage = entry.usage_snapshot(state.keys.policy());
+    let body = render::validated(&ValidatedParts {
+        user_json: &entry.user_json,
+        key_id: entry.id,
+        created: entry.created,
+        usage: &usage,
+    });
+    let mut id = Uuid::encode_buffer();
+    let id = HeaderValue::from_str(entry.user.id.hyphenated().encode_lower(&mut id));
+    let name = HeaderValue::from_str(entry.user.name.as_str());
+    let mut response = (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
     if let (Ok(id), Ok(name)) = (id, name) {
         let headers = response.headers_mut();
         headers.insert(HeaderName::from_static("x-auth-user-id"), id);

@@ -1,0 +1,139 @@
+//! The answer of `GET /auth`, written by hand.
+//!
+//! Validation is the hot path, and going through serde for its answer cost a fifth of a
+//! validation's instructions (callgrind): escaping every string byte by byte, growing the buffer
+//! twice, allocating a copy of the owner and of the key's fields. Here the owner comes
+//! pre-serialised with the cached key ([`KeyEntry::user_json`]), the buffer is sized once, and
+//! only the user agent (the one string a client chose) goes through serde_json's escaping. A
+//! property test checks that the bytes are exactly what serde would write for
+//! `Envelope<Validated>`.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use crate::domain::time::RFC3339_LEN;
+use crate::domain::Timestamp;
+use crate::service::keys::UsageSnapshot;
+
+/// The parts of a validation answer: the owner (already JSON) and the key.
+pub struct ValidatedParts<'a> {
+    pub user_json: &'a str,
+    pub key_id: Uuid,
+    pub created: Timestamp,
+    pub usage: &'a UsageSnapshot,
+}
+
+/// `{"success":true,"data":{"user":…,"key":{…,"current":true}},"error":null}`: the envelope
+/// of `Validated`, byte for byte as serde_json writes it.
+pub fn validated(parts: &ValidatedParts<'_>) -> Vec<u8> {
+    let usage = parts.usage;
+    let agent_len = usage.user_agent.as_deref().map_or(0, str::len);
+    // Fixed text and five timestamps or ids fit in 256 bytes; an escaped agent in at most 6×.
+    let mut out = Vec::with_capacity(256 + parts.user_json.len() + 64 + agent_len * 6);
+    out.extend_from_slice(br#"{"success":true,"data":{"user":"#);
+    out.extend_from_slice(parts.user_json.as_bytes());
+    out.extend_from_slice(br#","key":{"id":""#);
+    let mut id = Uuid::encode_buffer();
+    out.extend_from_slice(parts.key_id.hyphenated().encode_lower(&mut id).as_bytes());
+    out.extend_from_slice(br#"","created":"#);
+    timestamp(&mut out, parts.created);
+    out.extend_from_slice(br#","expires":"#);
+    timestamp(&mut out, usage.expires);
+    out.extend_from_slice(br#","last_used":"#);
+    match usage.last_used {
+        Some(t) => timestamp(&mut out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","last_ip":"#);
+    match usage.last_ip {
+        Some(ip) => ip_address(&mut out, ip),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","user_agent":"#);
+    match usage.user_agent.as_deref() {
+        // Writing to a Vec cannot fail; serde_json escapes exactly as it does elsewhere.
+        Some(agent) => {
+            if serde_json::to_writer(&mut out, agent).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(br#","current":true}},"error":null}"#);
+    out
+}
+
+fn timestamp(out: &mut Vec<u8>, t: Timestamp) {
+    let mut buf = [0u8; RFC3339_LEN];
+    out.push(b'"');
+    out.extend_from_slice(t.write_rfc3339(&mut buf).as_bytes());
+    out.push(b'"');
+}
+
+fn ip_address(out: &mut Vec<u8>, ip: IpAddr) {
+    // Digits, dots, colons and hex letters: nothing to escape. Writing to a Vec cannot fail.
+    let _ = write!(out, "\"{ip}\"");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{Role, User, Username};
+    use crate::http::envelope::Envelope;
+    use crate::service::keys::KeyView;
+
+    #[derive(serde::Serialize)]
+    struct Validated {
+        user: User,
+        key: KeyView,
+    }
+
+    fn ts() -> impl Strategy<Value = Timestamp> {
+        (-62_167_219_200_000i64..253_402_300_799_999).prop_map(Timestamp::from_millis)
+    }
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u16; 8]>().prop_map(IpAddr::from),
+        ]
+    }
+
+    proptest! {
+        /// The hand-written answer is exactly serde's, for any owner and any use.
+        #[test]
+        fn same_bytes_as_serde(
+            user_id in any::<u128>(), name in "[A-Za-z0-9_]{3,20}", admin in any::<bool>(), user_created in ts(),
+            key_id in any::<u128>(), created in ts(), expires in ts(),
+            last_used in proptest::option::of(ts()), last_ip in proptest::option::of(ip()),
+            user_agent in proptest::option::of("\\PC{0,40}|[\\x00-\\x7f]{0,40}"),
+        ) {
+            let user = User {
+                id: Uuid::from_u128(user_id),
+                name: Username::parse(&name).unwrap(),
+                role: if admin { Role::Admin } else { Role::User },
+                created: user_created,
+            };
+            let usage = UsageSnapshot { expires, last_used, last_ip, user_agent: user_agent.as_deref().map(Arc::from) };
+            let user_json = serde_json::to_string(&user).unwrap();
+            let ours = validated(&ValidatedParts { user_json: &user_json, key_id: Uuid::from_u128(key_id), created, usage: &usage });
+            let key = KeyView {
+                id: Uuid::from_u128(key_id),
+                created,
+                expires,
+                last_used,
+                last_ip: last_ip.map(|ip| ip.to_string()),
+                user_agent: user_agent.clone(),
+                current: true,
+            };
+            let serde = serde_json::to_vec(&Envelope::ok(Validated { user, key })).unwrap();
+            prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(serde).unwrap());
+        }
+    }
+}

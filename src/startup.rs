@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
-use crate::http::{router, AppState};
+use crate::http::{router, AppState, Shared};
 use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
@@ -187,12 +187,12 @@ impl Application {
         let background = tokio::spawn(maintain(services.clone(), stop_rx));
 
         tracing::info!(address = %listener.local_addr()?, "killbill-auth listening");
-        let state = AppState {
+        let state = AppState::new(Shared {
             accounts: services.accounts.clone(),
             keys: services.keys.clone(),
             store: services.store.clone(),
             trusted_proxies,
-        };
+        });
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

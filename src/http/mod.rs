@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -31,13 +31,30 @@ pub const HEADERS_LIMIT: usize = 16 * 1024;
 /// A request that takes longer is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the handlers share; passed explicitly, cheap to clone.
+/// What the handlers share; passed explicitly. axum clones it for every request, so it is one
+/// `Arc` (one reference count to touch, not one per service).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub accounts: Arc<AccountService>,
     pub keys: Arc<KeyService>,
     pub store: Arc<dyn Store>,
     pub trusted_proxies: Arc<[IpNet]>,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -65,9 +82,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // One middleware for everything that concerns every request (see `guard`): each tower
     // layer is a future and a boxed clone per request, which the validation path notices.
-    routes
-        .layer(middleware::from_fn_with_state(RequestIds::new(), guard))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    routes.layer(middleware::from_fn_with_state(RequestIds::new(), guard))
 }
 
 /// `X-Request-Id`: kept from the request when a proxy in front set one, else made here; echoed

@@ -10,6 +10,11 @@
 // A benchmark tool, not service code: failing loudly on a bad argument is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The service's allocator (see `src/main.rs`), so that the two differ only by what the
+/// service's handler does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue};

@@ -13,6 +13,12 @@ use killbill_auth::service::ServiceError;
 use killbill_auth::startup::{shutdown_signal, Application, Services};
 use killbill_auth::telemetry;
 
+/// mimalloc instead of the system allocator: a validation allocates a few dozen small blocks
+/// (hyper, axum, the answer), and glibc's malloc and free were about a tenth of its CPU time.
+/// `examples/bare.rs` uses it too, so the benchmark compares handlers, not allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "killbill-auth",

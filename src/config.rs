@@ -460,7 +460,10 @@ impl Provider for EnvVar {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let path = env_key_path(&self.name[ENV_PREFIX.len()..]);
         // Values read like TOML scalars (`3`, `true`, `["10.0.0.2"]`); anything else is a string.
-        let value: Value = if STRING_KEYS.contains(&path.as_str()) {
+        // A backslash is never part of a valid number, boolean, duration or address list, and
+        // figment's parser panics on one after a non-ASCII character (found by the proptest
+        // below): such a value stays a string, and the type check names the variable.
+        let value: Value = if STRING_KEYS.contains(&path.as_str()) || self.value.contains('\\') {
             Value::from(self.value.clone())
         } else {
             match self.value.parse() {
@@ -674,6 +677,21 @@ mod tests {
         ) {
             let _ = Settings::from_toml_str(&format!("[{section}]\n{key} = {value}\n"));
             let _ = Settings::load_from(None, vec![(format!("KILLBILL_AUTH_{section}_{key}").to_uppercase(), value)]);
+        }
+    }
+
+    #[test]
+    fn a_backslash_after_non_ascii_in_a_variable_is_an_error_not_a_panic() {
+        for value in ["\"é\\n\"", "é\\", "[\"ü\\\"]"] {
+            let err = Settings::load_from(
+                None,
+                vec![("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS".into(), value.into())],
+            )
+            .expect_err(value);
+            assert!(
+                err.to_string().contains("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS"),
+                "{err}"
+            );
         }
     }
 

@@ -29,6 +29,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// key in use is a row to update, so this is the hot path's main cost after the request itself;
 /// a crash loses at most this much `last_used` and anomaly history (never an acknowledged write).
 const USAGE_FLUSH_TICKS: u32 = 10;
+/// How often keys idle in the cache are dropped from it, in ticks of [`FLUSH_EVERY`].
+const SWEEP_TICKS: u32 = 60;
 /// How often old rows are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long the revocation feed keeps entries (other processes poll it every second).
@@ -229,6 +231,12 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                     services.flush_usage().await;
                 }
                 services.flush_throttles().await;
+                if ticks.is_multiple_of(SWEEP_TICKS) {
+                    let swept = services.keys.sweep_idle();
+                    if swept > 0 {
+                        tracing::debug!(swept, cached = services.keys.cached(), "idle keys left the cache");
+                    }
+                }
                 match services.store.revocations_since(feed_seq).await {
                     Ok(revoked) => {
                         if let Some((last, _)) = revoked.last() {

@@ -25,9 +25,9 @@ use crate::store::{KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, Stor
 /// How long revoked keys stay listed by `GET /auth/keys`.
 pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
 /// Keys kept in memory at most; a miss costs one indexed read.
-const CACHE_CAPACITY: u64 = 1_000_000;
-/// Keys unused this long leave the cache.
-const CACHE_IDLE: Duration = Duration::from_secs(600);
+const CACHE_CAPACITY: usize = 1_000_000;
+/// Keys unused this long leave the cache (at the next [`KeyService::sweep_idle`]).
+pub const CACHE_IDLE: Duration = Duration::from_secs(600);
 /// User agents are kept up to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 
@@ -59,7 +59,7 @@ pub struct UsageSnapshot {
     pub user_agent: Option<Arc<str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Usage {
     last_used: Option<Timestamp>,
     last_ip: Option<IpAddr>,
@@ -70,6 +70,8 @@ struct Usage {
     activity: KeyActivity,
     /// Changed since the last flush (and queued in `KeyService::dirty`).
     dirty: bool,
+    /// Last request that presented the key, allowed or not: for the idle sweep of the cache.
+    touched: Timestamp,
 }
 
 impl KeyEntry {
@@ -78,7 +80,7 @@ impl KeyEntry {
         self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn from_record(record: KeyRecord, user: User, anomaly: &AnomalyPolicy) -> Self {
+    fn from_record(record: KeyRecord, user: User, anomaly: &AnomalyPolicy, now: Timestamp) -> Self {
         let last_ip = record.last_ip.as_deref().and_then(|s| s.parse().ok());
         let activity = record
             .activity
@@ -108,6 +110,7 @@ impl KeyEntry {
                 used: false,
                 activity,
                 dirty: false,
+                touched: now,
             }),
         }
     }
@@ -171,7 +174,9 @@ pub struct KeyService {
     clock: Arc<dyn Clock>,
     policy: KeyPolicy,
     anomaly: AnomalyPolicy,
-    cache: moka::sync::Cache<KeyDigest, Arc<KeyEntry>>,
+    /// Live keys by digest. quick_cache (S3-FIFO, sharded, no background work): a hit is a
+    /// hash, a shared lock and an atomic; moka's bookkeeping per hit cost several times that.
+    cache: quick_cache::sync::Cache<KeyDigest, Arc<KeyEntry>>,
     /// Entries whose usage changed since the last flush.
     dirty: Mutex<Vec<Arc<KeyEntry>>>,
     /// Bumped by every revocation, so that a cache fill racing with one can tell.
@@ -190,10 +195,7 @@ impl KeyService {
             clock,
             policy,
             anomaly,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(CACHE_CAPACITY)
-                .time_to_idle(CACHE_IDLE)
-                .build(),
+            cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             dirty: Mutex::new(Vec::new()),
             revocations: AtomicU64::new(0),
         }
@@ -237,6 +239,7 @@ impl KeyService {
     /// Applies expiry and the anomaly rules to one request, and records it (in memory).
     fn judge(&self, entry: &Arc<KeyEntry>, now: Timestamp, network: IpNet, client: &Client) -> Judged {
         let mut usage = entry.usage();
+        usage.touched = usage.touched.max(now);
         if let KeyStatus::Expired { at } = self.policy.status(entry.created, usage.last_used, now) {
             return Judged::Expired { at };
         }
@@ -267,12 +270,17 @@ impl KeyService {
         if record.revoked.is_some() {
             return Err(KeyError::Invalid);
         }
-        let entry = Arc::new(KeyEntry::from_record(record, user, &self.anomaly));
+        let entry = Arc::new(KeyEntry::from_record(
+            record,
+            user,
+            &self.anomaly,
+            self.clock.now(),
+        ));
         self.cache.insert(digest, entry.clone());
         // A revocation that committed while we were reading may have invalidated the cache
         // before our insert: drop what we inserted so the next request reads again.
         if self.revocations.load(Ordering::SeqCst) != seen {
-            self.cache.invalidate(&digest);
+            self.cache.remove(&digest);
         }
         Ok(entry)
     }
@@ -282,6 +290,24 @@ impl KeyService {
         self.anomaly.network_of(ip).to_string()
     }
 
+    /// Drops keys nobody presented for [`CACHE_IDLE`] from the cache (their next use reads the
+    /// database again), so memory follows the players who are playing. Keys with unflushed
+    /// usage stay until it is written. Returns how many left.
+    pub fn sweep_idle(&self) -> usize {
+        let cutoff = self.clock.now().minus(CACHE_IDLE);
+        let before = self.cache.len();
+        self.cache.retain(|_, entry| {
+            let usage = entry.usage();
+            usage.dirty || usage.touched >= cutoff
+        });
+        before.saturating_sub(self.cache.len())
+    }
+
+    /// Keys in the cache.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
     /// Forgets keys revoked elsewhere (another process sharing the database).
     pub fn forget_digests(&self, digests: &[KeyDigest]) {
         if digests.is_empty() {
@@ -289,7 +315,7 @@ impl KeyService {
         }
         self.revocations.fetch_add(1, Ordering::SeqCst);
         for d in digests {
-            self.cache.invalidate(d);
+            self.cache.remove(d);
         }
     }
 

@@ -232,3 +232,50 @@ async fn revoked_keys_are_listed_for_30_days() {
         0
     );
 }
+
+/// The cache follows the players who play: a key nobody presented for ten minutes leaves it
+/// (once its usage is written), and its next use reads the database and works as before.
+#[tokio::test]
+async fn idle_keys_leave_the_cache_and_come_back_on_use() {
+    use std::sync::Arc;
+
+    use killbill_auth::clock::ManualClock;
+    use killbill_auth::service::keys::CACHE_IDLE;
+    use killbill_auth::service::Client;
+    use killbill_auth::startup::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let services = Services::build(&crate::helpers::test_settings(dir.path()), clock.clone())
+        .await
+        .unwrap();
+    let client = Client {
+        ip: "127.0.0.1".parse().unwrap(),
+        user_agent: None,
+    };
+    let (_, idle) = services
+        .accounts
+        .sign_up("bill", PASSWORD, &client)
+        .await
+        .unwrap();
+    let busy = services
+        .accounts
+        .sign_in("bill", PASSWORD, &client)
+        .await
+        .unwrap();
+    services.keys.validate(&idle, &client).await.unwrap();
+    services.keys.validate(&busy, &client).await.unwrap();
+    assert_eq!(services.keys.cached(), 2);
+
+    clock.advance(CACHE_IDLE / 2);
+    services.keys.validate(&busy, &client).await.unwrap();
+    clock.advance(CACHE_IDLE / 2 + Duration::from_secs(1));
+    assert_eq!(services.keys.sweep_idle(), 0, "unwritten usage keeps keys cached");
+    services.keys.flush().await.unwrap();
+    assert_eq!(services.keys.sweep_idle(), 1);
+    assert_eq!(services.keys.cached(), 1);
+
+    let entry = services.keys.validate(&idle, &client).await.unwrap();
+    assert_eq!(entry.user.name.as_str(), "bill");
+    assert_eq!(services.keys.cached(), 2);
+}

@@ -481,24 +481,30 @@ impl KeyService {
     }
 
     async fn write_usage(&self, entries: Vec<Arc<KeyEntry>>) -> Result<usize, StoreError> {
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        let batch = Self::take_usage(&entries);
-        match self.store.record_usage(&batch).await {
-            Ok(()) => Ok(batch.len()),
-            Err(e) => {
+        // In slices, each its own transaction: reading and serialising the state of every key
+        // in use runs on a request thread, and one slice of it is short enough (about a
+        // millisecond) not to be felt by the requests queued behind it.
+        const SLICE: usize = 500;
+        let mut written = 0;
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let later = rest.split_off(rest.len().min(SLICE));
+            let batch = Self::take_usage(&rest);
+            if let Err(e) = self.store.record_usage(&batch).await {
                 // Keep them for the next flush.
-                for entry in &entries {
+                for entry in rest.iter().chain(&later) {
                     entry.usage().dirty = true;
                 }
-                self.dirty().extend(entries);
-                Err(e)
+                self.dirty().extend(rest.into_iter().chain(later));
+                return Err(e);
             }
+            written += batch.len();
+            rest = later;
         }
+        Ok(written)
     }
 
-    /// Writes every pending usage update in one transaction; returns how many.
+    /// Writes every pending usage update; returns how many.
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let entries = std::mem::take(&mut *self.dirty());
         self.write_usage(entries).await

@@ -73,8 +73,24 @@ fn timestamp(out: &mut Vec<u8>, t: Timestamp) {
 }
 
 fn ip_address(out: &mut Vec<u8>, ip: IpAddr) {
-    // Digits, dots, colons and hex letters: nothing to escape. Writing to a Vec cannot fail.
-    let _ = write!(out, "\"{ip}\"");
+    out.push(b'"');
+    match ip {
+        // The common case by hand: `write!` costs a thousand instructions for four numbers.
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        // Hex digits and colons: nothing to escape. Writing to a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -79,12 +79,7 @@ impl Hasher {
             thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
-                    // The lowest priority of the normal policy (nice 19 on Linux): hashing keeps
-                    // every core when nothing else runs, and yields to key validation when it does.
-                    let lowest = thread_priority::ThreadPriority::Min;
-                    if let Err(e) = thread_priority::set_current_thread_priority(lowest) {
-                        tracing::debug!(error = ?e, "cannot lower the hashing thread's priority");
-                    }
+                    lower_priority();
                     while let Ok(job) = rx.recv() {
                         job(&mut worker);
                     }
@@ -237,6 +232,29 @@ impl HashWorker {
         } else {
             Ok(Verification::Mismatch)
         }
+    }
+}
+
+/// Hashing keeps every core when nothing else runs, and yields at once to key validation when
+/// it does. On Linux the thread runs under `SCHED_IDLE`: the scheduler preempts it as soon as a
+/// normal thread (a request thread) wakes up, where nice 19 only shrinks its share and lets it
+/// finish its slice first (the difference showed in validation's p99 during a sign-in flood).
+/// Elsewhere, or if that is refused, the lowest priority of the normal policy (nice 19).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        match set_thread_priority_and_policy(thread_native_id(), thread_priority::ThreadPriority::Min, idle) {
+            Ok(()) => return,
+            Err(e) => tracing::debug!(error = ?e, "cannot run hashing under SCHED_IDLE"),
+        }
+    }
+    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "cannot lower the hashing thread's priority");
     }
 }
 

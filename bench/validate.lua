@@ -37,6 +37,16 @@ function init(args)
    next_index = once and 0 or ((wrk.thread:get("id") or 0) * 7919) % count
 end
 
+-- BENCH_THINK_MS=N: each connection waits N ms between its answer and its next request, so the
+-- offered load is about connections × 1000 / N requests/s whatever the server's speed: a light,
+-- steady load whose latency is not queueing behind wrk's own closed loop.
+local think_ms = tonumber(os.getenv("BENCH_THINK_MS") or "")
+if think_ms and think_ms > 0 then
+   function delay()
+      return think_ms
+   end
+end
+
 function setup(thread)
    setup_threads = (setup_threads or 0)
    thread:set("id", setup_threads)

@@ -9,7 +9,9 @@
 #   0. installs wrk (apt-get install -y wrk) if it is missing; builds the service and the
 #      examples in release mode;
 #   1. validation (GET /auth) against a bare axum handler (examples/bare.rs) answering the same
-#      number of bytes: bare, service, bare, service, … then both at light load;
+#      number of bytes, and against the same handler with the key hashed and looked up in
+#      memory (bare --lookup): bare, lookup, service, round after round; then bare and service
+#      at light load;
 #   2. sign-ins (POST /auth, default Argon2 m=19456 t=2 p=1) next to the Argon2 ceiling of the
 #      machine (examples/argon2_ceiling.rs), alternately;
 #   3. isolation: validation while a sign-in flood keeps the hashing queue full;
@@ -31,7 +33,7 @@
 #   BENCH_SCALE               live-key counts of step 4 ("10000 1000000"; --smoke: "10000 50000")
 #   BENCH_SCALE_FILE_KEYS     keys sent per scale step at most (100000)
 #   BENCH_MEMORY_KEYS         distinct keys validated in step 5 (100000; --smoke: 10000)
-#   BENCH_PORT                service port; the bare server uses BENCH_PORT+1 (18080)
+#   BENCH_PORT                service port; the bare servers use BENCH_PORT+1 and +2 (18080)
 #   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.smoke.md)
 #   BENCH_RUST_LOG            the service's RUST_LOG (info, its default)
 #   BENCH_KEEP_TMP=1          keep the temporary directory (databases, logs, wrk outputs)
@@ -71,6 +73,7 @@ SCALE_FILE_KEYS=${BENCH_SCALE_FILE_KEYS:-100000}
 MEMORY_KEYS=${BENCH_MEMORY_KEYS:-$D_MEMORY}
 PORT=${BENCH_PORT:-18080}
 BARE_PORT=$((PORT + 1))
+LOOKUP_PORT=$((PORT + 2))
 OUT=${BENCH_OUT:-$D_OUT}
 SERVICE_RUST_LOG=${BENCH_RUST_LOG:-info}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -139,6 +142,7 @@ for f in "$BIN" "$EXAMPLES/bare" "$EXAMPLES/seed" "$EXAMPLES/argon2_ceiling"; do
 done
 port_busy "$PORT" && die "port $PORT is taken (set BENCH_PORT)"
 port_busy "$BARE_PORT" && die "port $BARE_PORT is taken (set BENCH_PORT)"
+port_busy "$LOOKUP_PORT" && die "port $LOOKUP_PORT is taken (set BENCH_PORT)"
 
 # ---------------------------------------------------------------- helpers
 # Environment of the service: cheap Argon2 for validation runs, the real defaults for sign-ins.
@@ -263,6 +267,7 @@ VALIDATE="bench/validate.lua"
 SIGNIN="bench/signin.lua"
 SVC_URL="http://127.0.0.1:$PORT/auth"
 BARE_URL="http://127.0.0.1:$BARE_PORT/auth"
+LOOKUP_URL="http://127.0.0.1:$LOOKUP_PORT/auth"
 T0=$(date +%s)
 LOAD0=$(loadavg)
 
@@ -280,13 +285,20 @@ record "$EXAMPLES/bare --port $BARE_PORT --body-bytes $BODY_BYTES"
 BARE_PID=$!
 PIDS+=("$BARE_PID")
 wait_http "http://127.0.0.1:$BARE_PORT/" "$BARE_PID" || die "the bare server did not start"
+record "$EXAMPLES/bare --port $LOOKUP_PORT --body-bytes $BODY_BYTES --lookup KEYS_FILE"
+"$EXAMPLES/bare" --port "$LOOKUP_PORT" --body-bytes "$BODY_BYTES" --lookup "$D1/keys.txt" >"$D1/lookup.log" 2>&1 &
+LOOKUP_PID=$!
+PIDS+=("$LOOKUP_PID")
+wait_http "http://127.0.0.1:$LOOKUP_PORT/" "$LOOKUP_PID" || die "the bare lookup server did not start"
 
 # Warm-up: every key once (fills the cache), then a short run on each server.
 wrk_run warmup-once "$CONNS" 120 "$VALIDATE" "$SVC_URL" "$D1/keys.txt" once
 wrk_run warmup-service "$CONNS" 2 "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
 wrk_run warmup-bare "$CONNS" 2 "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
+wrk_run warmup-lookup "$CONNS" 2 "$VALIDATE" "$LOOKUP_URL" "$D1/keys.txt"
 
 S1=()
+LOOKUP_RPS=() LOOKUP_CPU=() LOOKUP_NON2XX=0
 BARE_RPS=() BARE_P50=() BARE_P99=() BARE_CPU=() SVC_RPS=() SVC_P50=() SVC_P99=() SVC_CPU=() SVC_NON2XX=0
 LOAD1=$(loadavg)
 for r in $(seq "$ROUNDS"); do
@@ -294,6 +306,10 @@ for r in $(seq "$ROUNDS"); do
     wrk_run "bare-$r" "$CONNS" "$SECS" "$VALIDATE" "$BARE_URL" "$D1/keys.txt"
     S1+=("$(wrow "bare axum, round $r | $CONNS")")
     BARE_RPS+=("$R_RPS") BARE_P50+=("$R_P50") BARE_P99+=("$R_P99") BARE_CPU+=("$R_CPU_US")
+    CPU_PID=$LOOKUP_PID
+    wrk_run "lookup-$r" "$CONNS" "$SECS" "$VALIDATE" "$LOOKUP_URL" "$D1/keys.txt"
+    S1+=("$(wrow "bare axum + SHA-256 + in-memory lookup, round $r | $CONNS")")
+    LOOKUP_RPS+=("$R_RPS") LOOKUP_CPU+=("$R_CPU_US") LOOKUP_NON2XX=$((LOOKUP_NON2XX + R_NON2XX + R_SOCKERR))
     CPU_PID=$SVC_PID
     wrk_run "service-$r" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
     S1+=("$(wrow "**service**, round $r | $CONNS")")
@@ -315,10 +331,14 @@ B_RPS=$(mean "${BARE_RPS[@]}") B_P50=$(mean "${BARE_P50[@]}") B_P99=$(mean "${BA
 V_RPS=$(mean "${SVC_RPS[@]}") V_P50=$(mean "${SVC_P50[@]}") V_P99=$(mean "${SVC_P99[@]}")
 V_RATIO=$(pct "$V_RPS" "$B_RPS")
 B_CPU=$(printf '%s\n' "${BARE_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
+L_RPS=$(mean "${LOOKUP_RPS[@]}")
+L_CPU=$(printf '%s\n' "${LOOKUP_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
+L_RATIO=$(pct "$L_RPS" "$B_RPS") V_L_RATIO=$(pct "$V_RPS" "$L_RPS")
 V_CPU=$(printf '%s\n' "${SVC_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
 LOAD1="$LOAD1 → $(loadavg)"
 CPU_PID=""
 stop_pid "$BARE_PID"; forget_pid "$BARE_PID"
+stop_pid "$LOOKUP_PID"; forget_pid "$LOOKUP_PID"
 stop_service
 
 # ---------------------------------------------------------------- 2. sign-in vs Argon2 ceiling
@@ -466,13 +486,15 @@ REPORT="$TMP/report.md"
     echo
     echo "### 1. Key validation (\`GET /auth\`) against a bare axum handler"
     echo
-    echo "$(thousands "$KEYS") distinct keys, all cached (warmed by one pass first). The bare handler answers $BODY_BYTES bytes of JSON (the size of the service's answer) with the same header names. Runs alternate bare, service, bare, service."
+    echo "$(thousands "$KEYS") distinct keys, all cached (warmed by one pass first). The bare handler answers $BODY_BYTES bytes of JSON (the size of the service's answer) with the same header names. A second bare server also parses the key, hashes it and finds it in an in-memory set (`--lookup`). Runs alternate bare, bare + lookup, service, round after round."
     echo
     echo "| server | connections $WHEAD"
     echo "|---|---:$WSEP"
     printf '%s\n' "${S1[@]}"
     echo
     echo "Mean of the -c$CONNS rounds: service $(thousands "$V_RPS") req/s (p50 $(ms "$V_P50") ms, p99 $(ms "$V_P99") ms), bare $(thousands "$B_RPS") req/s (p50 $(ms "$B_P50") ms, p99 $(ms "$B_P99") ms): **service/bare = $V_RATIO %**. CPU time of the server process per request: service $V_CPU µs, bare $B_CPU µs. Non-2xx or socket errors of the service: $SVC_NON2XX."
+    echo
+    echo "The middle rung, bare axum with the key parsed, hashed and looked up in memory: $(thousands "$L_RPS") req/s, $L_CPU µs of CPU per request, **$L_RATIO % of bare**; the service is **$V_L_RATIO % of it** (non-2xx or socket errors: $LOOKUP_NON2XX)."
     echo
     echo "### 2. Sign-in (\`POST /auth\`, Argon2id m=19456 KiB t=2 p=1) against the Argon2 ceiling"
     echo

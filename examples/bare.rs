@@ -6,6 +6,12 @@
 //! ```sh
 //! cargo run --release --example bare -- --port 18081 --body-bytes 380
 //! ```
+//!
+//! With `--lookup KEYS_FILE` it is the issue's middle rung instead: the same answer, but only
+//! after parsing the `Authorization` header, hashing the key (SHA-256, the service's own
+//! `AccessKey`) and finding the digest in an in-memory set of the file's keys (403 otherwise).
+//! Between the two rows lies what a key check costs at the least; between it and the service,
+//! what the service's own rules, bookkeeping and answer cost.
 
 // A benchmark tool, not service code: failing loudly on a bad argument is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,12 +21,34 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use killbill_auth::domain::{AccessKey, KeyDigest};
+
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// The digests of every key of a file (one standard base64 key a line).
+fn digests(path: &str) -> HashSet<KeyDigest> {
+    std::fs::read_to_string(path)
+        .expect("keys file")
+        .lines()
+        .filter_map(|line| AccessKey::parse(line.trim().as_bytes()))
+        .map(|key| key.digest())
+        .collect()
+}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -48,9 +76,24 @@ async fn main() {
         body.len()
     );
 
-    let auth = move || {
+    let lookup: Option<Arc<HashSet<KeyDigest>>> = text_arg("--lookup").map(|path| Arc::new(digests(&path)));
+    if let Some(set) = &lookup {
+        eprintln!("bare: --lookup, {} digests in memory", set.len());
+    }
+
+    let auth = move |headers: HeaderMap| {
         let body = body.clone();
+        let lookup = lookup.clone();
         async move {
+            if let Some(set) = lookup {
+                let known = headers
+                    .get(AUTHORIZATION)
+                    .and_then(|h| AccessKey::from_authorization(h.as_bytes()))
+                    .is_some_and(|key| set.contains(&key.digest()));
+                if !known {
+                    return StatusCode::FORBIDDEN.into_response();
+                }
+            }
             (
                 [
                     (CONTENT_TYPE, HeaderValue::from_static("application/json")),

@@ -486,7 +486,7 @@ REPORT="$TMP/report.md"
     echo
     echo "### 1. Key validation (\`GET /auth\`) against a bare axum handler"
     echo
-    echo "$(thousands "$KEYS") distinct keys, all cached (warmed by one pass first). The bare handler answers $BODY_BYTES bytes of JSON (the size of the service's answer) with the same header names. A second bare server also parses the key, hashes it and finds it in an in-memory set (`--lookup`). Runs alternate bare, bare + lookup, service, round after round."
+    echo "$(thousands "$KEYS") distinct keys, all cached (warmed by one pass first). The bare handler answers $BODY_BYTES bytes of JSON (the size of the service's answer) with the same header names. A second bare server also parses the key, hashes it and finds it in an in-memory set (\`--lookup\`). Runs alternate bare, bare + lookup, service, round after round."
     echo
     echo "| server | connections $WHEAD"
     echo "|---|---:$WSEP"

@@ -140,9 +140,8 @@ fn envelope(c: &mut Criterion) {
             current: true,
         },
     };
-    let user_json = serde_json::to_string(&data.user).unwrap();
     let parts = ValidatedParts {
-        user_json: &user_json,
+        user: &data.user,
         key_id,
         created,
         usage: &usage,

@@ -25,9 +25,11 @@ use crate::store::{PruneCutoffs, Store};
 /// How often throttles reach the database and revocations made by other processes are picked
 /// up (API.md: a key revoked on one instance is refused everywhere within a second).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// How often key usage and anomaly state reach the database, in ticks of [`FLUSH_EVERY`]. Every
-/// key in use is a row to update, so this is the hot path's main cost after the request itself;
-/// a crash loses at most this much `last_used` and anomaly history (never an acknowledged write).
+/// How often the key usage that is due reaches the database, in ticks of [`FLUSH_EVERY`]: a new
+/// network at the next flush, other changes once a minute per key (`USAGE_WRITE_EVERY`). Every
+/// written key is a row to update, the hot path's main cost after the request itself. A crash
+/// loses at most 10 s of networks and 70 s of `last_used` and request counts, never an
+/// acknowledged write; a graceful stop loses nothing.
 const USAGE_FLUSH_TICKS: u32 = 10;
 /// How often keys idle in the cache are dropped from it, in ticks of [`FLUSH_EVERY`].
 const SWEEP_TICKS: u32 = 60;
@@ -94,13 +96,17 @@ impl Services {
     }
 
     /// Writes batched state (key usage and anomaly state, throttles).
+    /// Writes everything pending (at shutdown and before housekeeping).
     pub async fn flush(&self) {
-        self.flush_usage().await;
+        if let Err(e) = self.keys.flush().await {
+            tracing::warn!(error = %e, "could not write key usage; will retry");
+        }
         self.flush_throttles().await;
     }
 
+    /// The periodic flush of key usage: only what is due (see `KeyService::flush_due`).
     async fn flush_usage(&self) {
-        if let Err(e) = self.keys.flush().await {
+        if let Err(e) = self.keys.flush_due().await {
             tracing::warn!(error = %e, "could not write key usage; will retry");
         }
     }

@@ -101,6 +101,15 @@ impl KeyActivity {
         self.networks.iter().filter(|(_, seen)| *seen > horizon).count()
     }
 
+    /// Whether `network` already counts for this key at `now` (seen within the window). A request
+    /// from a network that does not is what makes the state worth writing at once.
+    pub fn knows_network(&self, policy: &AnomalyPolicy, network: IpNet, now: Timestamp) -> bool {
+        let horizon = now.minus(policy.window).as_millis();
+        self.networks
+            .iter()
+            .any(|(n, seen)| *n == network && *seen > horizon)
+    }
+
     /// Accounts for one request from `network` at `now` and says what to do with it.
     pub fn observe(&mut self, policy: &AnomalyPolicy, network: IpNet, now: Timestamp) -> Verdict {
         let ms = now.as_millis();
@@ -210,6 +219,19 @@ mod tests {
         assert_eq!(net(&p, "203.0.113.77").to_string(), "203.0.113.0/24");
         assert_eq!(net(&p, "::ffff:203.0.113.77").to_string(), "203.0.113.0/24");
         assert_eq!(net(&p, "2001:db8:1:2:3:4:5:6").to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn a_network_is_known_while_it_counts() {
+        let p = policy();
+        let day = 86_400_000;
+        let mut a = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        assert!(a.knows_network(&p, net(&p, "10.0.0.200"), t(1)));
+        assert!(!a.knows_network(&p, net(&p, "10.0.1.1"), t(1)));
+        a.observe(&p, net(&p, "10.0.1.1"), t(2));
+        assert!(a.knows_network(&p, net(&p, "10.0.1.1"), t(3)));
+        // A whole window later it no longer counts, so it is news again.
+        assert!(!a.knows_network(&p, net(&p, "10.0.1.1"), t(2 + day)));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
 const CACHE_CAPACITY: usize = 1_000_000;
 /// Keys unused this long leave the cache (at the next [`KeyService::sweep_idle`]).
 pub const CACHE_IDLE: Duration = Duration::from_secs(600);
+/// How stale a key's stored usage may get: a key in use is written once this much time has
+/// passed since its last write, at the next periodic flush. A new network is written at the next
+/// flush (API.md's anomaly rules must survive a restart); a graceful stop writes everything.
+pub const USAGE_WRITE_EVERY: Duration = Duration::from_secs(60);
 /// User agents are kept up to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 
@@ -44,8 +48,6 @@ pub struct KeyEntry {
     pub id: Uuid,
     pub digest: KeyDigest,
     pub user: User,
-    /// The owner as API.md's `User`, serialised once: every validation answers with it.
-    pub user_json: Box<str>,
     pub created: Timestamp,
     usage: Mutex<Usage>,
 }
@@ -72,6 +74,10 @@ struct Usage {
     dirty: bool,
     /// Last request that presented the key, allowed or not: for the idle sweep of the cache.
     touched: Timestamp,
+    /// When this state was last written (or read): see [`USAGE_WRITE_EVERY`].
+    written: Timestamp,
+    /// Changed in a way the next periodic flush must write (a new network).
+    urgent: bool,
 }
 
 impl KeyEntry {
@@ -95,13 +101,10 @@ impl KeyEntry {
                     .map(|ip| anomaly.network_of(ip));
                 KeyActivity::issued(network, record.created)
             });
-        // Plain data: serialising it cannot fail.
-        let user_json = serde_json::to_string(&user).unwrap_or_default().into_boxed_str();
         Self {
             id: record.id,
             digest: record.digest,
             user,
-            user_json,
             created: record.created,
             usage: Mutex::new(Usage {
                 last_used: record.last_used,
@@ -111,6 +114,8 @@ impl KeyEntry {
                 activity,
                 dirty: false,
                 touched: now,
+                written: now,
+                urgent: false,
             }),
         }
     }
@@ -242,6 +247,9 @@ impl KeyService {
         usage.touched = usage.touched.max(now);
         if let KeyStatus::Expired { at } = self.policy.status(entry.created, usage.last_used, now) {
             return Judged::Expired { at };
+        }
+        if !usage.activity.knows_network(&self.anomaly, network, now) {
+            usage.urgent = true;
         }
         let verdict = usage.activity.observe(&self.anomaly, network, now);
         if verdict == Verdict::Allow {
@@ -456,12 +464,14 @@ impl KeyService {
         Ok((live, revoked))
     }
 
-    fn take_usage(entries: &[Arc<KeyEntry>]) -> Vec<KeyUsage> {
+    fn take_usage(entries: &[Arc<KeyEntry>], now: Timestamp) -> Vec<KeyUsage> {
         entries
             .iter()
             .map(|e| {
                 let mut u = e.usage();
                 u.dirty = false;
+                u.urgent = false;
+                u.written = now;
                 let used = match (u.used, u.last_used, u.last_ip) {
                     (true, Some(at), Some(ip)) => Some(LastUse {
                         at,
@@ -489,7 +499,7 @@ impl KeyService {
         let mut rest = entries;
         while !rest.is_empty() {
             let later = rest.split_off(rest.len().min(SLICE));
-            let batch = Self::take_usage(&rest);
+            let batch = Self::take_usage(&rest, self.clock.now());
             if let Err(e) = self.store.record_usage(&batch).await {
                 // Keep them for the next flush.
                 for entry in rest.iter().chain(&later) {
@@ -504,10 +514,26 @@ impl KeyService {
         Ok(written)
     }
 
-    /// Writes every pending usage update; returns how many.
+    /// Writes every pending usage update (at shutdown, and before housekeeping that reads
+    /// usage); returns how many.
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let entries = std::mem::take(&mut *self.dirty());
         self.write_usage(entries).await
+    }
+
+    /// The periodic flush: writes the usage that is due, a new network at once and any other
+    /// change once its last write is [`USAGE_WRITE_EVERY`] old, so that a key in steady use costs
+    /// one row write a minute rather than one per flush. Returns how many were written.
+    pub async fn flush_due(&self) -> Result<usize, StoreError> {
+        let stale = self.clock.now().minus(USAGE_WRITE_EVERY);
+        let pending = std::mem::take(&mut *self.dirty());
+        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| {
+            let usage = e.usage();
+            usage.urgent || usage.written <= stale
+        });
+        // Still marked dirty: they stay queued (judge does not queue them twice).
+        self.dirty().extend(later);
+        self.write_usage(due).await
     }
 
     /// Writes the pending usage of one user's keys.

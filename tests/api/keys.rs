@@ -279,3 +279,61 @@ async fn idle_keys_leave_the_cache_and_come_back_on_use() {
     assert_eq!(entry.user.name.as_str(), "bill");
     assert_eq!(services.keys.cached(), 2);
 }
+
+/// A key in steady use is written once a minute, not at every flush; a new network is written at
+/// the next flush; a graceful stop (`flush`) writes whatever is left.
+#[tokio::test]
+async fn usage_is_written_when_due_not_at_every_flush() {
+    use std::sync::Arc;
+
+    use killbill_auth::clock::{Clock, ManualClock};
+    use killbill_auth::service::keys::USAGE_WRITE_EVERY;
+    use killbill_auth::service::Client;
+    use killbill_auth::startup::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let services = Services::build(&crate::helpers::test_settings(dir.path()), clock.clone())
+        .await
+        .unwrap();
+    let home = Client {
+        ip: "127.0.0.1".parse().unwrap(),
+        user_agent: None,
+    };
+    let (user, key) = services.accounts.sign_up("bill", PASSWORD, &home).await.unwrap();
+    let stored_last_used = || async {
+        let since = clock.now().minus(Duration::from_secs(3600));
+        services.store.list_keys(user.id, since).await.unwrap()[0].last_used
+    };
+
+    // From the network the key was issued on: nothing is due yet.
+    services.keys.validate(&key, &home).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    services.keys.validate(&key, &home).await.unwrap();
+    assert_eq!(services.keys.flush_due().await.unwrap(), 0);
+    assert_eq!(stored_last_used().await, None);
+
+    // A minute after the key was read, its use is due.
+    clock.advance(USAGE_WRITE_EVERY);
+    let at = clock.now();
+    services.keys.validate(&key, &home).await.unwrap();
+    assert_eq!(services.keys.flush_due().await.unwrap(), 1);
+    assert_eq!(stored_last_used().await, Some(at));
+
+    // A new network is due at once.
+    clock.advance(Duration::from_secs(1));
+    let away = Client {
+        ip: "10.1.2.3".parse().unwrap(),
+        user_agent: None,
+    };
+    services.keys.validate(&key, &away).await.unwrap();
+    assert_eq!(services.keys.flush_due().await.unwrap(), 1);
+
+    // Anything else waits for its minute, or for a graceful stop.
+    clock.advance(Duration::from_secs(1));
+    let last = clock.now();
+    services.keys.validate(&key, &away).await.unwrap();
+    assert_eq!(services.keys.flush_due().await.unwrap(), 0);
+    assert_eq!(services.keys.flush().await.unwrap(), 1);
+    assert_eq!(stored_last_used().await, Some(last));
+}

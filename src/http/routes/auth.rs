@@ -48,7 +48,7 @@ pub async fn validate(State(state): State<AppState>, auth: Authenticated) -> Res
     let entry = &auth.entry;
     let usage = entry.usage_snapshot(state.keys.policy());
     let body = render::validated(&ValidatedParts {
-        user_json: &entry.user_json,
+        user: &entry.user,
         key_id: entry.id,
         created: entry.created,
         usage: &usage,

@@ -28,10 +28,6 @@ pub struct SqliteStore {
     write: SqlitePool,
 }
 
-/// Bytes of the database file each reader maps (address space, not memory: the pages are the OS
-/// page cache's, shared by all readers).
-const READ_MMAP_BYTES: u64 = 1 << 30;
-
 impl SqliteStore {
     /// Opens (creating the file and its directory if needed) and migrates the database.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
@@ -64,14 +60,7 @@ impl SqliteStore {
             .test_before_acquire(false)
             // query_only rather than a read-only open: a read-only connection cannot help recover or
             // checkpoint the WAL and may then answer SQLITE_BUSY at once instead of waiting.
-            .connect_with(
-                options
-                    .pragma("query_only", "ON")
-                    // Reads through a memory map instead of a read() per page not in SQLite's own
-                    // cache: a cache miss on a key is one index walk, and on a large database
-                    // (1M keys, ~470 MiB) that walk otherwise costs a system call per page.
-                    .pragma("mmap_size", READ_MMAP_BYTES.to_string()),
-            )
+            .connect_with(options.pragma("query_only", "ON"))
             .await?;
         Ok(Self { read, write })
     }

@@ -74,12 +74,12 @@ PIDS+=("$BARE")
 wait_up "$BARE_PORT"
 python3 "$TMP/client.py" "$BARE_PORT" "$TMP/keys.txt" 1000
 
-callgrind_control -z "$SVC" >/dev/null
-callgrind_control -z "$BARE" >/dev/null
+callgrind_control -z "$SVC" >/dev/null 2>&1
+callgrind_control -z "$BARE" >/dev/null 2>&1
 python3 "$TMP/client.py" "$PORT" "$TMP/keys.txt" "$N"
 python3 "$TMP/client.py" "$BARE_PORT" "$TMP/keys.txt" "$N"
-callgrind_control -d "$SVC" >/dev/null
-callgrind_control -d "$BARE" >/dev/null
+callgrind_control -d "$SVC" >/dev/null 2>&1
+callgrind_control -d "$BARE" >/dev/null 2>&1
 sleep 1
 
 total() { # the dumps taken after zeroing (FILE.1, …), all threads

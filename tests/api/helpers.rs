@@ -85,6 +85,25 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     settings
 }
 
+/// The services without HTTP, on a fresh database and a manual clock: for tests of what a client
+/// cannot see directly (what is cached, what is written when).
+pub async fn services_with_manual_clock() -> (TempDir, Arc<ManualClock>, killbill_auth::startup::Services) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::starting_now());
+    let services = killbill_auth::startup::Services::build(&test_settings(dir.path()), clock.clone())
+        .await
+        .expect("services");
+    (dir, clock, services)
+}
+
+/// A client at `ip`, without a user agent.
+pub fn client_at(ip: &str) -> killbill_auth::service::Client {
+    killbill_auth::service::Client {
+        ip: ip.parse().expect("an IP address"),
+        user_agent: None,
+    }
+}
+
 /// For tests about hashing cost: the sign-in throttles out of the way.
 pub fn hashing_only(settings: &mut Settings) {
     settings.throttle.signin_failures_per_account_network = 10_000;

@@ -237,22 +237,10 @@ async fn revoked_keys_are_listed_for_30_days() {
 /// (once its usage is written), and its next use reads the database and works as before.
 #[tokio::test]
 async fn idle_keys_leave_the_cache_and_come_back_on_use() {
-    use std::sync::Arc;
-
-    use killbill_auth::clock::ManualClock;
     use killbill_auth::service::keys::CACHE_IDLE;
-    use killbill_auth::service::Client;
-    use killbill_auth::startup::Services;
 
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::starting_now());
-    let services = Services::build(&crate::helpers::test_settings(dir.path()), clock.clone())
-        .await
-        .unwrap();
-    let client = Client {
-        ip: "127.0.0.1".parse().unwrap(),
-        user_agent: None,
-    };
+    let (_dir, clock, services) = crate::helpers::services_with_manual_clock().await;
+    let client = crate::helpers::client_at("127.0.0.1");
     let (_, idle) = services
         .accounts
         .sign_up("bill", PASSWORD, &client)
@@ -284,22 +272,11 @@ async fn idle_keys_leave_the_cache_and_come_back_on_use() {
 /// the next flush; a graceful stop (`flush`) writes whatever is left.
 #[tokio::test]
 async fn usage_is_written_when_due_not_at_every_flush() {
-    use std::sync::Arc;
-
-    use killbill_auth::clock::{Clock, ManualClock};
+    use killbill_auth::clock::Clock;
     use killbill_auth::service::keys::USAGE_WRITE_EVERY;
-    use killbill_auth::service::Client;
-    use killbill_auth::startup::Services;
 
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::starting_now());
-    let services = Services::build(&crate::helpers::test_settings(dir.path()), clock.clone())
-        .await
-        .unwrap();
-    let home = Client {
-        ip: "127.0.0.1".parse().unwrap(),
-        user_agent: None,
-    };
+    let (_dir, clock, services) = crate::helpers::services_with_manual_clock().await;
+    let home = crate::helpers::client_at("127.0.0.1");
     let (user, key) = services.accounts.sign_up("bill", PASSWORD, &home).await.unwrap();
     let stored_last_used = || async {
         let since = clock.now().minus(Duration::from_secs(3600));
@@ -322,10 +299,7 @@ async fn usage_is_written_when_due_not_at_every_flush() {
 
     // A new network is due at once.
     clock.advance(Duration::from_secs(1));
-    let away = Client {
-        ip: "10.1.2.3".parse().unwrap(),
-        user_agent: None,
-    };
+    let away = crate::helpers::client_at("10.1.2.3");
     services.keys.validate(&key, &away).await.unwrap();
     assert_eq!(services.keys.flush_due().await.unwrap(), 1);
 

@@ -15,22 +15,16 @@ use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
-}
+#[path = "common/args.rs"]
+mod args;
 
 fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u64;
-    let seconds = arg("--seconds", 10);
-    let threads = arg("--threads", cores);
-    let m = u32::try_from(arg("--m", 19_456)).expect("m");
-    let t = u32::try_from(arg("--t", 2)).expect("t");
-    let p = u32::try_from(arg("--p", 1)).expect("p");
+    let seconds = args::number("--seconds", 10);
+    let threads = args::number("--threads", cores);
+    let m = u32::try_from(args::number("--m", 19_456)).expect("m");
+    let t = u32::try_from(args::number("--t", 2)).expect("t");
+    let p = u32::try_from(args::number("--p", 1)).expect("p");
     let params = Params::new(m, t, p, Some(32)).expect("argon2 parameters");
     let run_for = Duration::from_secs(seconds);
 

@@ -32,13 +32,8 @@ use axum::routing::get;
 use axum::Router;
 use killbill_auth::domain::{AccessKey, KeyDigest};
 
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+#[path = "common/args.rs"]
+mod args;
 
 /// The digests of every key of a file (one standard base64 key a line).
 fn digests(path: &str) -> HashSet<KeyDigest> {
@@ -48,15 +43,6 @@ fn digests(path: &str) -> HashSet<KeyDigest> {
         .filter_map(|line| AccessKey::parse(line.trim().as_bytes()))
         .map(|key| key.digest())
         .collect()
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(default)
 }
 
 /// `{"success":true,"data":{"pad":"xxx…"},"error":null}`, exactly `size` bytes (at least 47).
@@ -69,14 +55,14 @@ fn body_of(size: usize) -> Bytes {
 
 #[tokio::main]
 async fn main() {
-    let port = u16::try_from(arg("--port", 18081)).expect("a port");
-    let body = body_of(arg("--body-bytes", 380));
+    let port = u16::try_from(args::number("--port", 18081)).expect("a port");
+    let body = body_of(args::number("--body-bytes", 380));
     eprintln!(
         "bare: 127.0.0.1:{port}, GET /auth answers {} bytes of JSON",
         body.len()
     );
 
-    let lookup: Option<Arc<HashSet<KeyDigest>>> = text_arg("--lookup").map(|path| Arc::new(digests(&path)));
+    let lookup: Option<Arc<HashSet<KeyDigest>>> = args::text("--lookup").map(|path| Arc::new(digests(&path)));
     if let Some(set) = &lookup {
         eprintln!("bare: --lookup, {} digests in memory", set.len());
     }

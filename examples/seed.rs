@@ -37,20 +37,15 @@ use killbill_auth::clock::{Clock, SystemClock};
 use killbill_auth::store::sqlite::SqliteStore;
 use killbill_auth::store::Store;
 
+#[path = "common/args.rs"]
+mod args;
+
 /// The password of every seeded user.
 const SEED_PASSWORD: &str = "seeded bench password 4f1c";
 /// Rows per INSERT statement (SQLite allows 32766 bound parameters; users take 5 per row).
 const ROWS_PER_STATEMENT: usize = 1_000;
 /// Rows per transaction.
 const ROWS_PER_TRANSACTION: usize = 100_000;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 struct Row {
     user_id: Uuid,
@@ -61,12 +56,12 @@ struct Row {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let db = PathBuf::from(arg("--db").expect("--db PATH"));
-    let keys: usize = arg("--keys").map_or(10_000, |v| v.parse().expect("--keys N"));
-    let keys_file = PathBuf::from(arg("--keys-file").expect("--keys-file FILE"));
-    let file_limit: usize = arg("--file-limit").map_or(keys, |v| v.parse().expect("--file-limit N"));
-    let prefix = arg("--prefix").unwrap_or_else(|| "seed".to_owned());
-    let offset: usize = arg("--offset").map_or(0, |v| v.parse().expect("--offset N"));
+    let db = PathBuf::from(args::text("--db").expect("--db PATH"));
+    let keys: usize = args::text("--keys").map_or(10_000, |v| v.parse().expect("--keys N"));
+    let keys_file = PathBuf::from(args::text("--keys-file").expect("--keys-file FILE"));
+    let file_limit: usize = args::text("--file-limit").map_or(keys, |v| v.parse().expect("--file-limit N"));
+    let prefix = args::text("--prefix").unwrap_or_else(|| "seed".to_owned());
+    let offset: usize = args::text("--offset").map_or(0, |v| v.parse().expect("--offset N"));
     assert!(
         prefix.len() + 7 <= 20 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         "--prefix: at most 13 characters of A-Z a-z 0-9 _"

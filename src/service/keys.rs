@@ -2,7 +2,9 @@
 //!
 //! A validation is a SHA-256, a lookup in an in-memory cache and, on a miss only, one database
 //! read. Nothing is written per request: `last_used`, `last_ip` and `user_agent` are kept on the
-//! cached entry and flushed in batches ([`KeyService::flush`], once a second and at shutdown).
+//! cached entry and written in batches when due ([`KeyService::flush_due`], every 10 s: a new
+//! network at once, anything else once a minute per key) and in full at shutdown
+//! ([`KeyService::flush`]).
 //! A revocation made by this instance removes the key from the cache before it returns, so it
 //! is honoured at once.
 

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::domain::anomaly::canonical_ip;
 use crate::domain::{AccessKey, Role};
-use crate::service::keys::{KeyError, USER_AGENT_MAX};
+use crate::service::keys::{KeyError, UsageSnapshot, Valid, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
 
 /// A JSON request body. Refuses anything but `application/json` (415), bodies over the limit
@@ -144,6 +144,8 @@ impl FromRequestParts<AppState> for Client {
 /// A request with a valid access key: its entry (key and owner) and the client.
 pub struct Authenticated {
     pub entry: Arc<KeyEntry>,
+    /// The key's use as this request leaves it.
+    pub usage: UsageSnapshot,
     pub client: Client,
 }
 
@@ -158,7 +160,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .ok_or(ApiError::InvalidKey)?;
         let client = Client::from_request_parts(parts, state).await?;
         match state.keys.validate(&key, &client).await {
-            Ok(entry) => Ok(Authenticated { entry, client }),
+            Ok(Valid { entry, usage }) => Ok(Authenticated { entry, usage, client }),
             Err(KeyError::Invalid) => Err(ApiError::InvalidKey),
             Err(KeyError::RateLimited { retry_after_secs }) => {
                 Err(ApiError::TooManyRequests { retry_after_secs })

@@ -131,12 +131,18 @@ impl RequestIds {
 
     fn make(&self) -> HeaderValue {
         let mut digits = itoa::Buffer::new();
-        let mut id = String::with_capacity(self.prefix.len() + 21);
-        id.push_str(&self.prefix);
-        id.push('-');
-        id.push_str(digits.format(Self::next()));
+        let digits = digits.format(Self::next()).as_bytes();
+        let mut id = [0u8; 12 + 1 + 20];
+        let prefix = self.prefix.as_bytes();
+        let len = prefix.len() + 1 + digits.len();
+        if len > id.len() {
+            return HeaderValue::from_static("0");
+        }
+        id[..prefix.len()].copy_from_slice(prefix);
+        id[prefix.len()] = b'-';
+        id[prefix.len() + 1..len].copy_from_slice(digits);
         // Hex digits, a dash and digits: always a valid header value.
-        HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("0"))
+        HeaderValue::from_bytes(&id[..len]).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 

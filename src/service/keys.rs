@@ -121,17 +121,6 @@ impl KeyEntry {
             }),
         }
     }
-
-    /// The changing part of the key as the API shows it.
-    pub fn usage_snapshot(&self, policy: &KeyPolicy) -> UsageSnapshot {
-        let usage = self.usage();
-        UsageSnapshot {
-            expires: policy.expires_at(self.created, usage.last_used),
-            last_used: usage.last_used,
-            last_ip: usage.last_ip,
-            user_agent: usage.user_agent.clone(),
-        }
-    }
 }
 
 /// API.md's `Key`.
@@ -160,8 +149,19 @@ pub struct RevokedView {
 
 /// What expiry and the anomaly rules say about one request.
 enum Judged {
-    Expired { at: Timestamp },
+    Expired {
+        at: Timestamp,
+    },
+    /// Allowed, with the key's use as it stands after this request.
+    Allowed(UsageSnapshot),
     Rules(Verdict),
+}
+
+/// A key that passed validation, and its use as this request leaves it (read under the same
+/// lock as the rules, for the answer).
+pub struct Valid {
+    pub entry: Arc<KeyEntry>,
+    pub usage: UsageSnapshot,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +218,7 @@ impl KeyService {
 
     /// Checks a key and records its use. `Err(KeyError::Invalid)` for unknown, expired and
     /// revoked keys alike; an expired key is revoked (reason `expired`) on the way.
-    pub async fn validate(&self, key: &AccessKey, client: &Client) -> Result<Arc<KeyEntry>, KeyError> {
+    pub async fn validate(&self, key: &AccessKey, client: &Client) -> Result<Valid, KeyError> {
         let digest = key.digest();
         let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
@@ -231,7 +231,9 @@ impl KeyService {
                 self.revoke(&entry, RevocationReason::Expired, at, None).await?;
                 Err(KeyError::Invalid)
             }
-            Judged::Rules(Verdict::Allow) => Ok(entry),
+            Judged::Allowed(usage) => Ok(Valid { entry, usage }),
+            // judge() answers Allowed for Allow.
+            Judged::Rules(Verdict::Allow) => Err(KeyError::Invalid),
             Judged::Rules(Verdict::Slow { retry_after_secs }) => {
                 Err(KeyError::RateLimited { retry_after_secs })
             }
@@ -254,7 +256,7 @@ impl KeyService {
             usage.urgent = true;
         }
         let verdict = usage.activity.observe(&self.anomaly, network, now);
-        if verdict == Verdict::Allow {
+        let judged = if verdict == Verdict::Allow {
             usage.used = true;
             usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
             usage.last_ip = Some(client.ip);
@@ -262,14 +264,22 @@ impl KeyService {
             if usage.user_agent.as_deref() != ua {
                 usage.user_agent = ua.map(Arc::from);
             }
-        }
+            Judged::Allowed(UsageSnapshot {
+                expires: self.policy.expires_at(entry.created, usage.last_used),
+                last_used: usage.last_used,
+                last_ip: usage.last_ip,
+                user_agent: usage.user_agent.clone(),
+            })
+        } else {
+            Judged::Rules(verdict)
+        };
         let newly_dirty = !usage.dirty;
         usage.dirty = true;
         drop(usage);
         if newly_dirty {
             self.dirty().push(entry.clone());
         }
-        Judged::Rules(verdict)
+        judged
     }
 
     async fn load(&self, digest: KeyDigest) -> Result<Arc<KeyEntry>, KeyError> {

@@ -263,8 +263,8 @@ async fn idle_keys_leave_the_cache_and_come_back_on_use() {
     assert_eq!(services.keys.sweep_idle(), 1);
     assert_eq!(services.keys.cached(), 1);
 
-    let entry = services.keys.validate(&idle, &client).await.unwrap();
-    assert_eq!(entry.user.name.as_str(), "bill");
+    let valid = services.keys.validate(&idle, &client).await.unwrap();
+    assert_eq!(valid.entry.user.name.as_str(), "bill");
     assert_eq!(services.keys.cached(), 2);
 }
 

@@ -44,14 +44,14 @@ pub async fn sign_in(
 /// Key validation for clients and reverse proxies (forward auth): the owner also travels in
 /// `X-Auth-User-Id` and `X-Auth-Username`. The answer is `Envelope<Validated>`, written by
 /// [`render::validated`] (the hot path).
-pub async fn validate(State(state): State<AppState>, auth: Authenticated) -> Response {
+pub async fn validate(auth: Authenticated) -> Response {
     let entry = &auth.entry;
-    let usage = entry.usage_snapshot(state.keys.policy());
+    let usage = &auth.usage;
     let body = render::validated(&ValidatedParts {
         user: &entry.user,
         key_id: entry.id,
         created: entry.created,
-        usage: &usage,
+        usage,
     });
     let mut id = Uuid::encode_buffer();
     let id = HeaderValue::from_str(entry.user.id.hyphenated().encode_lower(&mut id));

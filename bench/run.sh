@@ -418,7 +418,7 @@ ISO_P99_WORST=$(maxof "${ISO_P99[@]}")
 stop_service
 
 # ---------------------------------------------------------------- 4. scale
-S4=() S4_NOTE=()
+S4=() S4_NOTE=() SCALE_COLD_P99=() SCALE_WARM_P99=() SCALE_N=()
 for n in $SCALE; do
     log "step 4: $n live keys"
     D4="$TMP/scale-$n"; mkdir -p "$D4"
@@ -432,8 +432,10 @@ for n in $SCALE; do
     idle=$(rss_kib "$SVC_PID")
     wrk_run "scale-$n-cold" "$CONNS" 300 "$VALIDATE" "$SVC_URL" "$D4/keys.txt" once
     S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | cold: each key's first use | $STARTUP_MS ms")")
+    SCALE_COLD_P99+=("$R_P99")
     wrk_run "scale-$n-warm" "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D4/keys.txt"
     S4+=("$(wrow "$(thousands "$n") | $(thousands "$file_keys") | warm, ${SECS}s | ")")
+    SCALE_WARM_P99+=("$R_P99") SCALE_N+=("$n")
     CPU_PID=""
     S4_NOTE+=("$(thousands "$n") keys: seeded in ${seed_s}s, database ${db_mib} MiB, service RSS $((idle / 1024)) MiB idle, $(( $(rss_kib "$SVC_PID") / 1024 )) MiB after")
     stop_service
@@ -482,6 +484,12 @@ REPORT="$TMP/report.md"
     echo "| sign-ins vs Argon2 ceiling | ≥ 85 % | $SIGN_RATIO % ($SIGN_MEAN vs $C_HPS /s) | $(holds "$SIGN_RATIO >= 85") |"
     echo "| validation p99 during a sign-in flood | < 5 ms | $(ms "${ISO_P99[0]}") ms at light load, $(ms "${ISO_P99[1]}") ms saturated (-c$CONNS) | $(holds "${ISO_P99[0]} < 5000") at light load, $(holds "${ISO_P99[1]} < 5000") saturated |"
     echo "| validation errors during the flood | 0 | $ISO_ERR | $(holds "$ISO_ERR == 0") |"
+    if [ "${#SCALE_N[@]}" -ge 2 ]; then
+        last=$((${#SCALE_N[@]} - 1))
+        cold_x=$(awk -v a="${SCALE_COLD_P99[0]}" -v b="${SCALE_COLD_P99[$last]}" 'BEGIN { printf "%.2f", b / a }')
+        warm_x=$(awk -v a="${SCALE_WARM_P99[0]}" -v b="${SCALE_WARM_P99[$last]}" 'BEGIN { printf "%.2f", b / a }')
+        echo "| p99 growth from $(thousands "${SCALE_N[0]}") to $(thousands "${SCALE_N[$last]}") live keys | ≤ 1.5× | warm $(ms "${SCALE_WARM_P99[0]}") → $(ms "${SCALE_WARM_P99[$last]}") ms ($warm_x×), cold $(ms "${SCALE_COLD_P99[0]}") → $(ms "${SCALE_COLD_P99[$last]}") ms ($cold_x×) | $(holds "$warm_x <= 1.5") warm, $(holds "$cold_x <= 1.5") cold |"
+    fi
     echo "| memory per active key | < 1 KiB | $PER_KEY bytes | $(holds "$PER_KEY < 1024") |"
     echo
     echo "### 1. Key validation (\`GET /auth\`) against a bare axum handler"

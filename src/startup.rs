@@ -95,8 +95,8 @@ impl Services {
         })
     }
 
-    /// Writes batched state (key usage and anomaly state, throttles).
-    /// Writes everything pending (at shutdown and before housekeeping).
+    /// Writes all batched state (key usage and anomaly state, throttles): at shutdown and before
+    /// housekeeping.
     pub async fn flush(&self) {
         if let Err(e) = self.keys.flush().await {
             tracing::warn!(error = %e, "could not write key usage; will retry");

@@ -158,14 +158,11 @@ impl RequestIds {
 /// - gives the envelope to error answers that axum produced itself (405 with its `Allow`
 ///   header, plain-text extractor rejections), keeping their headers;
 /// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer.
-async fn guard(State(ids): State<RequestIds>, mut req: Request, next: Next) -> Response {
+async fn guard(State(ids): State<RequestIds>, req: Request, next: Next) -> Response {
+    // Kept for the span and the answer; no handler reads it from the request.
     let request_id = match req.headers().get(X_REQUEST_ID) {
         Some(id) => id.clone(),
-        None => {
-            let id = ids.make();
-            req.headers_mut().insert(X_REQUEST_ID, id.clone());
-            id
-        }
+        None => ids.make(),
     };
     let size: usize = req
         .headers()

@@ -29,7 +29,8 @@ pub struct ValidatedParts<'a> {
 pub fn validated(parts: &ValidatedParts<'_>) -> Vec<u8> {
     let usage = parts.usage;
     let agent_len = usage.user_agent.as_deref().map_or(0, str::len);
-    // Fixed text and five timestamps or ids fit in 256 bytes; an escaped agent in at most 6×.
+    // Fixed text, the owner's name and five timestamps or ids fit in 384 bytes; an escaped
+    // agent in at most 6× its length.
     let mut out = Vec::with_capacity(384 + agent_len * 6);
     let user = parts.user;
     out.extend_from_slice(br#"{"success":true,"data":{"user":{"id":"#);

@@ -154,7 +154,10 @@ enum Judged {
     },
     /// Allowed, with the key's use as it stands after this request.
     Allowed(UsageSnapshot),
-    Rules(Verdict),
+    Slow {
+        retry_after_secs: u64,
+    },
+    Revoke(RevocationReason),
 }
 
 /// A key that passed validation, and its use as this request leaves it (read under the same
@@ -232,12 +235,8 @@ impl KeyService {
                 Err(KeyError::Invalid)
             }
             Judged::Allowed(usage) => Ok(Valid { entry, usage }),
-            // judge() answers Allowed for Allow.
-            Judged::Rules(Verdict::Allow) => Err(KeyError::Invalid),
-            Judged::Rules(Verdict::Slow { retry_after_secs }) => {
-                Err(KeyError::RateLimited { retry_after_secs })
-            }
-            Judged::Rules(Verdict::Revoke(reason)) => {
+            Judged::Slow { retry_after_secs } => Err(KeyError::RateLimited { retry_after_secs }),
+            Judged::Revoke(reason) => {
                 self.revoke(&entry, reason, now, Some(&network.to_string()))
                     .await?;
                 Err(KeyError::Invalid)
@@ -255,23 +254,24 @@ impl KeyService {
         if !usage.activity.knows_network(&self.anomaly, network, now) {
             usage.urgent = true;
         }
-        let verdict = usage.activity.observe(&self.anomaly, network, now);
-        let judged = if verdict == Verdict::Allow {
-            usage.used = true;
-            usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
-            usage.last_ip = Some(client.ip);
-            let ua = client.user_agent.as_deref();
-            if usage.user_agent.as_deref() != ua {
-                usage.user_agent = ua.map(Arc::from);
+        let judged = match usage.activity.observe(&self.anomaly, network, now) {
+            Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
+            Verdict::Revoke(reason) => Judged::Revoke(reason),
+            Verdict::Allow => {
+                usage.used = true;
+                usage.last_used = Some(usage.last_used.map_or(now, |t| t.max(now)));
+                usage.last_ip = Some(client.ip);
+                let ua = client.user_agent.as_deref();
+                if usage.user_agent.as_deref() != ua {
+                    usage.user_agent = ua.map(Arc::from);
+                }
+                Judged::Allowed(UsageSnapshot {
+                    expires: self.policy.expires_at(entry.created, usage.last_used),
+                    last_used: usage.last_used,
+                    last_ip: usage.last_ip,
+                    user_agent: usage.user_agent.clone(),
+                })
             }
-            Judged::Allowed(UsageSnapshot {
-                expires: self.policy.expires_at(entry.created, usage.last_used),
-                last_used: usage.last_used,
-                last_ip: usage.last_ip,
-                user_agent: usage.user_agent.clone(),
-            })
-        } else {
-            Judged::Rules(verdict)
         };
         let newly_dirty = !usage.dirty;
         usage.dirty = true;
@@ -330,19 +330,22 @@ impl KeyService {
 
     /// Forgets keys revoked elsewhere (another process sharing the database).
     pub fn forget_digests(&self, digests: &[KeyDigest]) {
-        if digests.is_empty() {
-            return;
-        }
-        self.revocations.fetch_add(1, Ordering::SeqCst);
-        for d in digests {
-            self.cache.remove(d);
-        }
+        self.forget_all(digests.iter().copied());
     }
 
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
-        let digests: Vec<KeyDigest> = revoked.iter().map(|r| r.digest).collect();
-        self.forget_digests(&digests);
+        self.forget_all(revoked.iter().map(|r| r.digest));
+    }
+
+    fn forget_all(&self, digests: impl ExactSizeIterator<Item = KeyDigest>) {
+        if digests.len() == 0 {
+            return;
+        }
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        for d in digests {
+            self.cache.remove(&d);
+        }
     }
 
     /// Revokes one key (of its owner) and forgets it.

@@ -19,14 +19,17 @@ pub enum StoreError {
     Conflict(&'static str),
     /// The database is busy, locked, full or unreachable: worth retrying later.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     #[error("database error: {0}")]
-    Other(#[source] sqlx::Error),
+    Other(#[source] BoxError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database library's own error, whichever library it came from.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A key about to be stored.
 #[derive(Clone, Debug)]

@@ -5,6 +5,8 @@
 //! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
+mod key_reader;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSyn
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use self::key_reader::KeyReader;
 use super::{
     KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError, StoreResult, ThrottleRow,
 };
@@ -26,6 +29,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The key lookup of the validation path, on the caller's thread (see `key_reader`).
+    keys: KeyReader,
 }
 
 impl SqliteStore {
@@ -62,7 +67,9 @@ impl SqliteStore {
             // checkpoint the WAL and may then answer SQLITE_BUSY at once instead of waiting.
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
-        Ok(Self { read, write })
+        let keys = KeyReader::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+        Ok(Self { read, write, keys })
     }
 }
 
@@ -101,15 +108,15 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY (primary codes).
             Some(code) if matches!(primary_code(code), 5 | 6 | 10 | 13 | 14 | 8) => {
-                StoreError::Unavailable(e)
+                StoreError::Unavailable(e.into())
             }
-            _ => StoreError::Other(e),
+            _ => StoreError::Other(e.into()),
         },
         sqlx::Error::PoolTimedOut
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-        _ => StoreError::Other(e),
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.into()),
+        _ => StoreError::Other(e.into()),
     }
 }
 
@@ -275,6 +282,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.keys.close();
         self.read.close().await;
         self.write.close().await;
     }
@@ -627,17 +635,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>> {
-        let sql = format!(
-            "SELECT {KEY_COLUMNS}, u.username, u.role, u.created_ms AS user_created_ms \
-             FROM keys k JOIN users u ON u.id = k.user_id WHERE k.digest = ?"
-        );
-        let row = sqlx::query(&sql)
-            .bind(&digest.0[..])
-            .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| Ok((key_from_row(&r)?, user_from_row(&r)?)))
-            .transpose()
+        self.keys.find_key(digest)
     }
 
     async fn revoke_key(
@@ -723,5 +721,105 @@ impl Store for SqliteStore {
             query.execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::AccessKey;
+    use crate::store::LastUse;
+
+    fn policy() -> KeyPolicy {
+        KeyPolicy {
+            lifetime: Duration::from_secs(180 * 86_400),
+            idle_timeout: None,
+            max_per_user: 10,
+        }
+    }
+
+    fn new_key(user: &User, at: i64) -> (NewKey, KeyDigest) {
+        let digest = AccessKey::generate().digest();
+        let key = NewKey {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            digest,
+            created: ts(at),
+            created_ip: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+        };
+        (key, digest)
+    }
+
+    /// The validation path reads keys with its own SQLite connections (`key_reader`), everything
+    /// else through sqlx: both must see the same row the same way, whatever state it is in.
+    #[tokio::test]
+    async fn the_key_reader_decodes_rows_as_sqlx_does() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("kb.db")).await.expect("store");
+        let user = User {
+            id: Uuid::new_v4(),
+            name: Username::from_trusted("reader_check".into()),
+            role: Role::Admin,
+            created: ts(1_700_000_000_000),
+        };
+        let (fresh, fresh_digest) = new_key(&user, 1_700_000_000_001);
+        store
+            .create_user(&user, "$argon2id$stub", Some(&fresh))
+            .await
+            .expect("user");
+        let (used, used_digest) = new_key(&user, 1_700_000_000_002);
+        store.issue_key(&used, &policy()).await.expect("key");
+        store
+            .record_usage(&[KeyUsage {
+                key_id: used.id,
+                used: Some(LastUse {
+                    at: ts(1_700_000_100_000),
+                    ip: "2001:db8::1".parse().expect("address"),
+                    user_agent: Some("Kill Bill 2/1.0 (é)".into()),
+                }),
+                activity: r#"{"networks":[]}"#.into(),
+            }])
+            .await
+            .expect("usage");
+        let (revoked, revoked_digest) = new_key(&user, 1_700_000_000_003);
+        store.issue_key(&revoked, &policy()).await.expect("key");
+        store
+            .revoke_key(
+                user.id,
+                revoked.id,
+                RevocationReason::IpChanges,
+                ts(1_700_000_200_000),
+                Some("203.0.113.0/24"),
+            )
+            .await
+            .expect("revoke");
+
+        let listed = store.list_keys(user.id, ts(0)).await.expect("list");
+        assert_eq!(listed.len(), 3);
+        for digest in [fresh_digest, used_digest, revoked_digest] {
+            let (record, owner) = store.find_key(&digest).await.expect("read").expect("found");
+            let by_sqlx = listed.iter().find(|k| k.digest == digest).expect("listed");
+            assert_eq!(&record, by_sqlx);
+            assert_eq!(owner, user);
+        }
+        let used_record = listed.iter().find(|k| k.id == used.id).expect("listed");
+        assert_eq!(used_record.user_agent.as_deref(), Some("Kill Bill 2/1.0 (é)"));
+        assert!(listed
+            .iter()
+            .any(|k| k.revoked == Some((ts(1_700_000_200_000), RevocationReason::IpChanges))));
+
+        assert!(store
+            .find_key(&AccessKey::generate().digest())
+            .await
+            .expect("read")
+            .is_none());
+        store.close().await;
+        assert!(matches!(
+            store.find_key(&fresh_digest).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -94,5 +94,5 @@ S=$(total service)
 B=$(total bare)
 echo "instructions per GET /auth ($N requests each): service $((S / N)), bare axum $((B / N)), ratio $(awk -v a="$S" -v b="$B" 'BEGIN { printf "%.2f", a / b }')"
 if [ -n "${BENCH_KEEP_PROFILE:-}" ]; then
-    cp "$TMP"/service.*.cg.* "$BENCH_KEEP_PROFILE"/ && echo "profile kept in $BENCH_KEEP_PROFILE (callgrind_annotate)" >&2
+    cp "$TMP"/service.*.cg.* "$TMP"/bare.*.cg.* "$BENCH_KEEP_PROFILE"/ && echo "profile kept in $BENCH_KEEP_PROFILE (callgrind_annotate)" >&2
 fi

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
-use crate::http::{router, AppState, Shared};
+use crate::http::connection::MakeConnection;
+use crate::http::{AppState, Shared};
 use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
@@ -201,8 +202,7 @@ impl Application {
             store: services.store.clone(),
             trusted_proxies,
         });
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
+        axum::serve(listener, MakeConnection::new(state))
             .with_graceful_shutdown(shutdown)
             .await?;
 

@@ -122,22 +122,34 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
     Some(ua[..end].to_owned())
 }
 
+/// The TCP peer, which the connection puts on every request it hands to the router.
+fn peer(parts: &Parts) -> Result<IpAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .ok_or_else(|| {
+            tracing::error!("no peer address on the request");
+            ApiError::Internal
+        })
+}
+
 impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or_else(|| {
-                tracing::error!("no peer address on the request");
-                ApiError::Internal
-            })?;
-        Ok(Client {
-            ip: client_ip(peer, &parts.headers, &state.trusted_proxies),
-            user_agent: user_agent(&parts.headers),
-        })
+        let peer = peer(parts)?;
+        Ok(Client::from_headers(&parts.headers, peer, state))
+    }
+}
+
+impl Client {
+    /// The client of a request from TCP peer `peer` with these headers.
+    pub fn from_headers(headers: &HeaderMap, peer: IpAddr, state: &AppState) -> Self {
+        Client {
+            ip: client_ip(peer, headers, &state.trusted_proxies),
+            user_agent: user_agent(headers),
+        }
     }
 }
 
@@ -153,12 +165,19 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
+        let peer = peer(parts)?;
+        Self::from_headers(&parts.headers, peer, state).await
+    }
+}
+
+impl Authenticated {
+    /// Checks the `Authorization` header of a request from TCP peer `peer`.
+    pub async fn from_headers(headers: &HeaderMap, peer: IpAddr, state: &AppState) -> Result<Self, ApiError> {
+        let key = headers
             .get(AUTHORIZATION)
             .and_then(|h| AccessKey::from_authorization(h.as_bytes()))
             .ok_or(ApiError::InvalidKey)?;
-        let client = Client::from_request_parts(parts, state).await?;
+        let client = Client::from_headers(headers, peer, state);
         match state.keys.validate(&key, &client).await {
             Ok(Valid { entry, usage }) => Ok(Authenticated { entry, usage, client }),
             Err(KeyError::Invalid) => Err(ApiError::InvalidKey),

@@ -1,5 +1,6 @@
 //! The HTTP face of the service: the router, the envelope, error mapping, extractors, routes.
 
+pub mod connection;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -7,6 +8,7 @@ pub mod render;
 pub mod routes;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -159,6 +161,16 @@ impl RequestIds {
 ///   header, plain-text extractor rejections), keeping their headers;
 /// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer.
 async fn guard(State(ids): State<RequestIds>, req: Request, next: Next) -> Response {
+    guarded(&ids, req, |req| dispatch(req, next)).await
+}
+
+/// What [`guard`] does around `run`, the handler; also used by the validation fast path
+/// ([`connection`]), which does not go through the router.
+async fn guarded<F, Fut>(ids: &RequestIds, req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     // Kept for the span and the answer; no handler reads it from the request.
     let request_id = match req.headers().get(X_REQUEST_ID) {
         Some(id) => id.clone(),
@@ -180,7 +192,7 @@ async fn guard(State(ids): State<RequestIds>, req: Request, next: Next) -> Respo
             request_id = ?request_id,
         );
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
-        let response = dispatch(req, next).instrument(span.clone()).await;
+        let response = run(req).instrument(span.clone()).await;
         if let Some(started) = started {
             let _in = span.enter();
             tracing::debug!(

@@ -51,6 +51,36 @@ async fn validation_returns_user_key_and_forward_auth_headers() {
     assert!(r.text.find(&key).is_none(), "the key itself is never echoed");
 }
 
+/// `GET /auth` is answered by the connection's fast path, `HEAD /auth` by the router's route
+/// (see `src/http/connection.rs`): both must give the same status and headers.
+#[tokio::test]
+async fn validation_answers_alike_through_the_fast_path_and_the_router() {
+    let app = spawn_app().await;
+    let key = app.user("Bill").await;
+    let headers_of = |r: &crate::helpers::TestResponse| {
+        let mut names: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| !["date", "x-request-id", "content-length"].contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        names.sort();
+        names
+    };
+    for key in [Some(key.as_str()), Some("not-a-key"), None] {
+        let get = app.request("GET", "/auth", key, None).await;
+        let head = app.request("HEAD", "/auth", key, None).await;
+        assert_eq!(get.status, head.status, "{key:?}");
+        assert_eq!(headers_of(&get), headers_of(&head), "{key:?}");
+        assert!(head.text.is_empty());
+        assert_eq!(
+            get.header("content-length"),
+            head.header("content-length"),
+            "{key:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sign_out_revokes_this_key_only() {
     let app = spawn_app().await;

@@ -95,10 +95,12 @@ async fn every_answer_carries_a_request_id_and_a_proxys_is_kept() {
         let id = r.header("x-request-id").expect("x-request-id").to_owned();
         assert!(!id.is_empty() && seen.insert(id), "{path}: ids are unique");
     }
-    let r = app
-        .send(app.client.get(app.url("/")).header("x-request-id", "edge-42"))
-        .await;
-    assert_eq!(r.header("x-request-id"), Some("edge-42"));
+    for path in ["/", "/auth"] {
+        let r = app
+            .send(app.client.get(app.url(path)).header("x-request-id", "edge-42"))
+            .await;
+        assert_eq!(r.header("x-request-id"), Some("edge-42"), "{path}");
+    }
 }
 
 #[tokio::test]

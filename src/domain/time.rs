@@ -37,36 +37,50 @@ impl Timestamp {
         self.write_rfc3339(&mut buf).to_owned()
     }
 
-    /// Writes the RFC 3339 form into `buf` and returns it as text, without allocating: every
-    /// answer carries several timestamps, and this is on the validation path. Years outside
-    /// 0000–9999 (which RFC 3339 cannot write) are clamped to the nearest end.
+    /// Writes the RFC 3339 form into `buf` and returns it as text, without allocating.
     pub fn write_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(self.rfc3339_bytes(buf)).unwrap_or("0000-01-01T00:00:00.000Z")
+    }
+
+    /// The RFC 3339 form as bytes, for writers that append bytes (the validation answer, which
+    /// carries three timestamps and is the hot path: this skips the UTF-8 check and writes two
+    /// digits at a time). Years outside 0000–9999 (which RFC 3339 cannot write) are clamped to
+    /// the nearest end.
+    pub fn rfc3339_bytes(self, buf: &mut [u8; RFC3339_LEN]) -> &[u8; RFC3339_LEN] {
         const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
         const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
         let ms = self.0.clamp(MIN, MAX);
         let days = ms.div_euclid(86_400_000);
-        let in_day = ms.rem_euclid(86_400_000);
+        let in_day = ms.rem_euclid(86_400_000) as u32;
         let (year, month, day) = civil_from_days(days);
-        let fields: [(usize, u64, usize); 7] = [
-            (0, year as u64, 4),
-            (5, u64::from(month), 2),
-            (8, u64::from(day), 2),
-            (11, (in_day / 3_600_000) as u64, 2),
-            (14, (in_day / 60_000 % 60) as u64, 2),
-            (17, (in_day / 1000 % 60) as u64, 2),
-            (20, (in_day % 1000) as u64, 3),
-        ];
+        let year = year as u32; // 0..=9999 after the clamp
+        let millis = in_day % 1000;
+        let secs = in_day / 1000;
         *buf = *b"0000-00-00T00:00:00.000Z";
-        for (at, mut value, width) in fields {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        }
-        // Only ASCII digits and separators were written.
-        std::str::from_utf8(buf).unwrap_or("0000-01-01T00:00:00.000Z")
+        let mut put = |at: usize, two: u32| {
+            let i = (two % 100) as usize * 2;
+            buf[at..at + 2].copy_from_slice(&PAIRS[i..i + 2]);
+        };
+        put(0, year / 100);
+        put(2, year);
+        put(5, month);
+        put(8, day);
+        put(11, secs / 3600);
+        put(14, secs / 60 % 60);
+        put(17, secs % 60);
+        put(20, millis / 10);
+        buf[22] = b'0' + (millis % 10) as u8;
+        buf
     }
 }
+
+/// "00" to "99", two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                            2021222324252627282930313233343536373839\
+                            4041424344454647484950515253545556575859\
+                            6061626364656667686970717273747576777879\
+                            8081828384858687888990919293949596979899";
 
 /// Length of `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub const RFC3339_LEN: usize = 24;

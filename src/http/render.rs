@@ -90,7 +90,7 @@ fn uuid(out: &mut Vec<u8>, id: Uuid) {
 fn timestamp(out: &mut Vec<u8>, t: Timestamp) {
     let mut buf = [0u8; RFC3339_LEN];
     out.push(b'"');
-    out.extend_from_slice(t.write_rfc3339(&mut buf).as_bytes());
+    out.extend_from_slice(t.rfc3339_bytes(&mut buf));
     out.push(b'"');
 }
 

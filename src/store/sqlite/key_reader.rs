@@ -10,7 +10,8 @@
 //! Blocking a request thread is bounded: in WAL mode a reader never waits for the writer, only,
 //! rarely, for a WAL recovery or checkpoint by another process, and then for at most
 //! [`READ_BUSY_TIMEOUT`] before the request is answered 503. The connections are opened with
-//! `query_only`, like sqlx's readers (see `SqliteStore::open`).
+//! `query_only`, like sqlx's readers (see `SqliteStore::open`), and read the file through a
+//! memory map ([`MMAP_SIZE`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,19 @@ use crate::store::{KeyRecord, StoreError, StoreResult};
 
 /// How long a lookup waits for a lock before the request is answered 503.
 const READ_BUSY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How much of the database file these connections read through a memory map instead of
+/// `read` calls. A lookup touches about a dozen pages (two indexes and two tables) and, with a
+/// million keys, most are outside SQLite's own page cache: mapped, each is a memory access to
+/// the OS page cache instead of a system call and a 4 KiB copy. Measured with 1M keys, the
+/// first 10,000 lookups after a start took 55–70 µs of CPU each without the map and 30–38 with
+/// it (10,000 keys: 22–29). The pages touched then count in the process's resident memory
+/// (`RssFile`), though they are the OS page cache, shared and reclaimable, that `read` would
+/// fill as well. 2 GiB is SQLite's default upper bound; beyond it, pages are read as before.
+/// The price, as SQLite documents it: a disk I/O error under a mapped read is a signal that
+/// stops the process, not an error answered 503; and the file must not shrink under the map
+/// (nothing here vacuums or truncates it).
+const MMAP_SIZE: i64 = 2 << 30;
 
 /// Idle connections kept; more are opened when more threads read at once, and closed after.
 const IDLE_MAX: usize = 8;
@@ -57,6 +71,7 @@ impl KeyReader {
         )?;
         conn.busy_timeout(READ_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "query_only", "ON")?;
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         Ok(conn)
     }
 

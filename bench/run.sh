@@ -542,7 +542,7 @@ REPORT="$TMP/report.md"
     echo
     echo "### 3. Isolation: validation while sign-ins saturate hashing"
     echo
-    echo "A second wrk sends sign-ins with -c$FLOOD_CONNS (more than the hashing queue holds, so some are answered 503 at once), starting 1 s before and ending 1 s after the validation run."
+    echo "A second wrk sends sign-ins with -c$FLOOD_CONNS (more than the hashing queue holds: the others wait for room, at most 1 s, then are answered 503; beyond the waiting room they would be answered 503 at once), starting 1 s before and ending 1 s after the validation run."
     echo
     echo "| what | connections $WHEAD"
     echo "|---|---:$WSEP"

@@ -1,5 +1,7 @@
 //! `POST /auth`.
 
+use killbill_auth::service::hasher;
+
 use crate::helpers::{spawn_app, PASSWORD};
 
 #[tokio::test]
@@ -80,8 +82,12 @@ async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working(
     })
     .await;
     let key = app.user("bill").await;
+    // More sign-ins at once than the hashing queue and its waiting room hold: the excess is
+    // refused at once, some waiting ones are refused after waiting, the rest are checked.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let room = cores * (hasher::QUEUE_PER_WORKER + hasher::WAITING_PER_WORKER);
     let mut flood = Vec::new();
-    for i in 0..150 {
+    for i in 0..room + 60 {
         let client = app.client.clone();
         let url = app.url("/auth");
         flood.push(tokio::spawn(async move {
@@ -117,6 +123,41 @@ async fn a_sign_in_flood_gets_503_with_retry_after_and_validation_keeps_working(
     assert!(wrong > 0, "the rest were checked");
     // Once the flood is over, sign-in works again.
     assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
+}
+
+/// A burst a little larger than the hashing queue waits for room instead of being refused:
+/// each hash takes a few milliseconds here, enough for the queue to fill, and room comes long
+/// before the wait (1 s) is over.
+#[tokio::test]
+async fn a_burst_beyond_the_hashing_queue_waits_for_room_instead_of_503() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.password.argon2_memory_kib = 8192;
+        s.password.argon2_iterations = 2;
+        crate::helpers::hashing_only(s);
+    })
+    .await;
+    app.user("bill").await;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let burst = cores * hasher::QUEUE_PER_WORKER + 40;
+    let mut tasks = Vec::new();
+    for _ in 0..burst {
+        let client = app.client.clone();
+        let url = app.url("/auth");
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"username": "bill", "password": PASSWORD});
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@
 #   BENCH_USERS               users signed up over HTTP for sign-ins (32; --smoke: 8)
 #   BENCH_SCALE               live-key counts of step 4 ("10000 1000000"; --smoke: "10000 50000")
 #   BENCH_SCALE_FILE_KEYS     keys sent per scale step at most (100000)
-#   BENCH_SCALE_COLD_LIGHT    of those, keys whose first use is measured at light load (5000;
+#   BENCH_SCALE_COLD_LIGHT    of those, keys whose first use is measured at light load (10000;
 #                             --smoke: 1000); the rest are first used at -c64
 #   BENCH_MEMORY_KEYS         distinct keys validated in step 5 (100000; --smoke: 10000)
 #   BENCH_PORT                service port; the bare servers use BENCH_PORT+1 and +2 (18080)
@@ -60,7 +60,7 @@ if [ "$SMOKE" = 1 ]; then
     D_SECONDS=2 D_ROUNDS=1 D_KEYS=2000 D_USERS=8 D_SCALE="10000 50000" D_MEMORY=10000 D_COLD_LIGHT=1000
     D_OUT="${CARGO_TARGET_DIR:-$ROOT/target}/bench/BENCHMARKS.smoke.md"
 else
-    D_SECONDS=10 D_ROUNDS=2 D_KEYS=10000 D_USERS=32 D_SCALE="10000 1000000" D_MEMORY=100000 D_COLD_LIGHT=5000
+    D_SECONDS=10 D_ROUNDS=2 D_KEYS=10000 D_USERS=32 D_SCALE="10000 1000000" D_MEMORY=100000 D_COLD_LIGHT=10000
     D_OUT="$ROOT/BENCHMARKS.md"
 fi
 SECS=${BENCH_SECONDS:-$D_SECONDS}

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use killbill_auth::domain::{AccessKey, Role, Timestamp, User, Username};
 use killbill_auth::http::envelope::Envelope;
-use killbill_auth::http::render::{self, ValidatedParts};
+use killbill_auth::http::render;
 use killbill_auth::service::keys::{KeyView, UsageSnapshot};
 
 /// As many entries as the cache holds in the memory benchmark of `bench/run.sh`.
@@ -140,13 +140,8 @@ fn envelope(c: &mut Criterion) {
             current: true,
         },
     };
-    let parts = ValidatedParts {
-        user: &data.user,
-        key_id,
-        created,
-        usage: &usage,
-    };
-    let bytes = render::validated(&parts);
+    let head = render::head(&data.user, key_id, created);
+    let bytes = render::validated(&head, &usage);
     assert_eq!(bytes, serde_json::to_vec(&Envelope::ok(&data)).unwrap());
     let mut g = c.benchmark_group("envelope");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -154,7 +149,13 @@ fn envelope(c: &mut Criterion) {
         b.iter(|| serde_json::to_vec(&Envelope::ok(black_box(&data))).unwrap())
     });
     g.bench_function("render_validated", |b| {
-        b.iter(|| render::validated(black_box(&parts)))
+        b.iter(|| render::validated(black_box(&head), black_box(&usage)))
+    });
+    g.bench_function("render_head_and_validated", |b| {
+        b.iter(|| {
+            let head = render::head(black_box(&data.user), key_id, created);
+            render::validated(&head, black_box(&usage))
+        })
     });
     g.finish();
 }

@@ -16,24 +16,17 @@ use crate::domain::time::RFC3339_LEN;
 use crate::domain::{Timestamp, User};
 use crate::service::keys::UsageSnapshot;
 
-/// The parts of a validation answer: the owner and the key.
-pub struct ValidatedParts<'a> {
-    pub user: &'a User,
-    pub key_id: Uuid,
-    pub created: Timestamp,
-    pub usage: &'a UsageSnapshot,
-}
+/// How every answer starts, up to the owner's id.
+const START: &[u8] = br#"{"success":true,"data":{"user":{"id":"#;
 
-/// `{"success":true,"data":{"user":…,"key":{…,"current":true}},"error":null}`: the envelope
-/// of `Validated`, byte for byte as serde_json writes it.
-pub fn validated(parts: &ValidatedParts<'_>) -> Vec<u8> {
-    let usage = parts.usage;
-    let agent_len = usage.user_agent.as_deref().map_or(0, str::len);
-    // Fixed text, the owner's name and five timestamps or ids fit in 384 bytes; an escaped
-    // agent in at most 6× its length.
-    let mut out = Vec::with_capacity(384 + agent_len * 6);
-    let user = parts.user;
-    out.extend_from_slice(br#"{"success":true,"data":{"user":{"id":"#);
+/// The part of a validation answer that never changes for a key: the envelope's start, the
+/// owner and the key's id and creation, `{"success":true,"data":{"user":{…},"key":{"id":…,
+/// "created":…`. Kept with the cached key (`KeyEntry::answer_head`), so that a validation
+/// writes only the key's use (three fields that change with every request); it also holds the
+/// owner's id as the `X-Auth-User-Id` header needs it ([`head_user_id`]).
+pub fn head(user: &User, key_id: Uuid, created: Timestamp) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(224 + user.name.as_str().len());
+    out.extend_from_slice(START);
     uuid(&mut out, user.id);
     out.extend_from_slice(br#","name":"#);
     string(&mut out, user.name.as_str());
@@ -42,9 +35,26 @@ pub fn validated(parts: &ValidatedParts<'_>) -> Vec<u8> {
     out.extend_from_slice(br#"","created":"#);
     timestamp(&mut out, user.created);
     out.extend_from_slice(br#"},"key":{"id":"#);
-    uuid(&mut out, parts.key_id);
+    uuid(&mut out, key_id);
     out.extend_from_slice(br#","created":"#);
-    timestamp(&mut out, parts.created);
+    timestamp(&mut out, created);
+    out.into_boxed_slice()
+}
+
+/// The owner's id, hyphenated, as written in a [`head`].
+pub fn head_user_id(head: &[u8]) -> &[u8] {
+    let at = START.len() + 1; // after the opening quote
+    head.get(at..at + 36).unwrap_or_default()
+}
+
+/// `{"success":true,"data":{"user":…,"key":{…,"current":true}},"error":null}`: the envelope
+/// of `Validated`, byte for byte as serde_json writes it, from the key's [`head`] and its use.
+pub fn validated(head: &[u8], usage: &UsageSnapshot) -> Vec<u8> {
+    let agent_len = usage.user_agent.as_deref().map_or(0, str::len);
+    // Three timestamps, an address and the fixed text fit in 160 bytes; an escaped agent in at
+    // most 6× its length.
+    let mut out = Vec::with_capacity(head.len() + 160 + agent_len * 6);
+    out.extend_from_slice(head);
     out.extend_from_slice(br#","expires":"#);
     timestamp(&mut out, usage.expires);
     out.extend_from_slice(br#","last_used":"#);
@@ -159,7 +169,10 @@ mod tests {
                 created: user_created,
             };
             let usage = UsageSnapshot { expires, last_used, last_ip, user_agent: user_agent.as_deref().map(Arc::from) };
-            let ours = validated(&ValidatedParts { user: &user, key_id: Uuid::from_u128(key_id), created, usage: &usage });
+            let head = head(&user, Uuid::from_u128(key_id), created);
+            let id = user.id.hyphenated().to_string();
+            prop_assert_eq!(head_user_id(&head), id.as_bytes());
+            let ours = validated(&head, &usage);
             let key = KeyView {
                 id: Uuid::from_u128(key_id),
                 created,

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -51,6 +51,11 @@ pub struct KeyEntry {
     pub digest: KeyDigest,
     pub user: User,
     pub created: Timestamp,
+    /// The part of the validation answer that never changes for this key (the owner, the key's
+    /// id and creation, as JSON), written by the HTTP layer at the key's first validation and
+    /// reused by every later one (`http::render::head`): about 250 bytes per cached key for
+    /// about 700 fewer instructions per validation.
+    pub answer_head: OnceLock<Box<[u8]>>,
     usage: Mutex<Usage>,
 }
 
@@ -108,6 +113,7 @@ impl KeyEntry {
             digest: record.digest,
             user,
             created: record.created,
+            answer_head: OnceLock::new(),
             usage: Mutex::new(Usage {
                 last_used: record.last_used,
                 last_ip,

@@ -13,7 +13,7 @@ use crate::domain::RevocationReason;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
 use crate::http::extract::{Authenticated, Json};
-use crate::http::render::{self, ValidatedParts};
+use crate::http::render;
 use crate::http::AppState;
 use crate::service::keys::{KeyView, RevokedView};
 use crate::service::Client;
@@ -46,15 +46,11 @@ pub async fn sign_in(
 /// [`render::validated`] (the hot path).
 pub async fn validate(auth: Authenticated) -> Response {
     let entry = &auth.entry;
-    let usage = &auth.usage;
-    let body = render::validated(&ValidatedParts {
-        user: &entry.user,
-        key_id: entry.id,
-        created: entry.created,
-        usage,
-    });
-    let mut id = Uuid::encode_buffer();
-    let id = HeaderValue::from_str(entry.user.id.hyphenated().encode_lower(&mut id));
+    let head = entry
+        .answer_head
+        .get_or_init(|| render::head(&entry.user, entry.id, entry.created));
+    let body = render::validated(head, &auth.usage);
+    let id = HeaderValue::from_bytes(render::head_user_id(head));
     let name = HeaderValue::from_str(entry.user.name.as_str());
     // Room for every header the answer will carry (these three, the request id, the two the
     // middleware adds and Content-Length), so the map is allocated once and never grows.

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
@@ -114,13 +114,16 @@ impl KeyReader {
     }
 }
 
+/// The lookup's SQL, built once: `prepare_cached` finds the statement by its text.
+static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KEY_COLUMNS}, u.username, u.role, u.created_ms \
+         FROM keys k JOIN users u ON u.id = k.user_id WHERE k.digest = ?"
+    )
+});
+
 fn lookup(conn: &Connection, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>> {
-    let mut statement = conn
-        .prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS}, u.username, u.role, u.created_ms \
-             FROM keys k JOIN users u ON u.id = k.user_id WHERE k.digest = ?"
-        ))
-        .map_err(map_err)?;
+    let mut statement = conn.prepare_cached(&LOOKUP_SQL).map_err(map_err)?;
     let row = statement
         .query_row([&digest.0[..]], |row| Ok(from_row(row)))
         .optional()

@@ -173,6 +173,15 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
     })
 }
 
+/// A user and their password hash; `find_login` and `find_user` add the condition.
+const LOGIN_SELECT: &str =
+    "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
+     FROM users u JOIN password_hashes p ON p.user_id = u.id";
+
+fn login_from_row(row: &SqliteRow) -> StoreResult<(User, String)> {
+    Ok((user_from_row(row)?, row.try_get("phc").map_err(map_err)?))
+}
+
 const KEY_COLUMNS: &str =
     "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
      k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity";
@@ -479,29 +488,21 @@ impl Store for SqliteStore {
     }
 
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
-        let row = sqlx::query(
-            "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
-             FROM users u JOIN password_hashes p ON p.user_id = u.id WHERE u.username_canonical = ?",
-        )
-        .bind(canonical_name)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| Ok((user_from_row(&r)?, r.try_get("phc").map_err(map_err)?)))
-            .transpose()
+        let row = sqlx::query(&format!("{LOGIN_SELECT} WHERE u.username_canonical = ?"))
+            .bind(canonical_name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(login_from_row).transpose()
     }
 
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>> {
-        let row = sqlx::query(
-            "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
-             FROM users u JOIN password_hashes p ON p.user_id = u.id WHERE u.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| Ok((user_from_row(&r)?, r.try_get("phc").map_err(map_err)?)))
-            .transpose()
+        let row = sqlx::query(&format!("{LOGIN_SELECT} WHERE u.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(login_from_row).transpose()
     }
 
     async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {

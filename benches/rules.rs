@@ -98,6 +98,7 @@ fn validate(c: &mut Criterion) {
                 max_per_user: 10,
             },
             policy(),
+            Arc::new(killbill_auth::metrics::Metrics::new()),
         );
         (keys, key)
     });

@@ -4,12 +4,14 @@
 //! - `service`: the use cases, the hashing pool and the key-validation hot path;
 //! - `store`: persistence behind one trait (SQLite now);
 //! - `http`: routes, envelope, error mapping, extractors;
+//! - `metrics`: what the service counts, for `GET /metrics`;
 //! - `config`, `telemetry`, `startup`, `clock`: wiring.
 
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod store;

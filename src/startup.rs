@@ -14,8 +14,10 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
+use crate::domain::RevocationReason;
 use crate::http::connection::MakeConnection;
 use crate::http::{AppState, Shared};
+use crate::metrics::Metrics;
 use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
@@ -47,6 +49,7 @@ pub struct Services {
     pub keys: Arc<KeyService>,
     pub accounts: Arc<AccountService>,
     pub throttle: Arc<Throttle>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
@@ -68,11 +71,13 @@ impl Services {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let hasher = Arc::new(Hasher::start(params, p.pepper.as_ref(), cores)?);
 
+        let metrics = Arc::new(Metrics::new());
         let keys = Arc::new(KeyService::new(
             store.clone(),
             clock.clone(),
             settings.key_policy(),
             settings.anomaly_policy(),
+            metrics.clone(),
         ));
         let throttle = Arc::new(Throttle::new(settings.throttle_policy()));
         let restored = throttle.restore(store.as_ref(), clock.now()).await?;
@@ -93,6 +98,7 @@ impl Services {
             keys,
             accounts,
             throttle,
+            metrics,
         })
     }
 
@@ -138,7 +144,10 @@ impl Services {
             .await
         {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired keys marked"),
+            Ok(n) => {
+                self.metrics.keys_revoked(RevocationReason::Expired, n);
+                tracing::info!(expired = n, "expired keys marked");
+            }
             Err(e) => tracing::warn!(error = %e, "could not mark expired keys"),
         }
         if let Err(e) = self.store.prune(&cutoffs).await {
@@ -201,6 +210,7 @@ impl Application {
             keys: services.keys.clone(),
             store: services.store.clone(),
             trusted_proxies,
+            metrics: services.metrics.clone(),
         });
         axum::serve(listener, MakeConnection::new(state))
             .with_graceful_shutdown(shutdown)

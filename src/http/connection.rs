@@ -84,7 +84,12 @@ impl Service<Request> for Connection {
             let state = self.make.state.clone();
             let ids = self.make.ids.clone();
             let peer = self.peer;
-            return Box::pin(async move { Ok(guarded(&ids, req, |req| validate(req, state, peer)).await) });
+            return Box::pin(async move {
+                Ok(guarded(&ids, &state.metrics, "/auth", req, |req| {
+                    validate(req, &state, peer)
+                })
+                .await)
+            });
         }
         req.extensions_mut().insert(ConnectInfo(self.peer));
         Box::pin(self.make.router.call(req))
@@ -92,9 +97,9 @@ impl Service<Request> for Connection {
 }
 
 /// `GET /auth`: the [`Authenticated`] extractor and the handler, as the router runs them.
-async fn validate(req: Request, state: AppState, peer: SocketAddr) -> Response {
+async fn validate(req: Request, state: &AppState, peer: SocketAddr) -> Response {
     let (parts, _body) = req.into_parts();
-    match Authenticated::from_headers(&parts.headers, peer.ip(), &state).await {
+    match Authenticated::from_headers(&parts.headers, peer.ip(), state).await {
         Ok(auth) => routes::auth::validate(auth).await,
         Err(e) => e.into_response(),
     }

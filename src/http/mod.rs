@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
@@ -23,6 +23,7 @@ use axum::Router;
 use ipnet::IpNet;
 use tracing::Instrument;
 
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use crate::service::{AccountService, KeyService};
 use crate::store::Store;
 use error::ApiError;
@@ -44,6 +45,7 @@ pub struct Shared {
     pub keys: Arc<KeyService>,
     pub store: Arc<dyn Store>,
     pub trusted_proxies: Arc<[IpNet]>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(routes::meta::index))
         .route("/health", get(routes::meta::health))
+        .route("/metrics", get(routes::meta::metrics))
         .route("/users", post(routes::users::sign_up))
         .route(
             "/users/me",
@@ -81,11 +84,23 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users", get(routes::admin::list_users))
         .route("/admin/users/{id}", delete(routes::admin::delete_user))
         .route("/admin/users/{id}/keys", delete(routes::admin::revoke_keys))
-        .fallback(|| async { ApiError::NotFound })
-        .with_state(state);
+        .fallback(|| async { ApiError::NotFound });
+    let guard_state = Guard {
+        ids: RequestIds::new(),
+        metrics: state.metrics.clone(),
+    };
     // One middleware for everything that concerns every request (see `guard`): each tower
     // layer is a future and a boxed clone per request, which the validation path notices.
-    routes.layer(middleware::from_fn_with_state(RequestIds::new(), guard))
+    routes
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(guard_state, guard))
+}
+
+/// What the [`guard`] middleware needs: request ids and the counters.
+#[derive(Clone)]
+struct Guard {
+    ids: RequestIds,
+    metrics: Arc<Metrics>,
 }
 
 /// `X-Request-Id`: kept from the request when a proxy in front set one, else made here; echoed
@@ -160,17 +175,21 @@ impl RequestIds {
 /// - gives the envelope to error answers that axum produced itself (405 with its `Allow`
 ///   header, plain-text extractor rejections), keeping their headers;
 /// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer.
-async fn guard(State(ids): State<RequestIds>, req: Request, next: Next) -> Response {
-    guarded(&ids, req, |req| dispatch(req, next)).await
+async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    // Routing has happened (the middleware wraps each route): the route as declared, or none.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+    guarded(&guard.ids, &guard.metrics, route, req, |req| dispatch(req, next)).await
 }
 
 /// What [`guard`] does around `run`, the handler; also used by the validation fast path
-/// ([`connection`]), which does not go through the router.
-async fn guarded<F, Fut>(ids: &RequestIds, req: Request, run: F) -> Response
+/// ([`connection`]), which does not go through the router. `route` labels the request's count.
+async fn guarded<F, Fut>(ids: &RequestIds, metrics: &Metrics, route: &str, req: Request, run: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
+    let method = req.method().clone();
     // Kept for the span and the answer; no handler reads it from the request.
     let request_id = match req.headers().get(X_REQUEST_ID) {
         Some(id) => id.clone(),
@@ -207,6 +226,7 @@ where
     headers.entry(X_REQUEST_ID).or_insert(request_id);
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    metrics.http_request(route, method.as_str(), response.status().as_u16());
     response
 }
 

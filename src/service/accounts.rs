@@ -96,6 +96,11 @@ impl AccountService {
         }
     }
 
+    /// Password hashing jobs queued for the workers, and callers waiting for room.
+    pub fn hashing_load(&self) -> (usize, usize) {
+        self.hasher.load()
+    }
+
     fn new_key(&self, user_id: Uuid, client: &Client) -> (AccessKey, NewKey) {
         let key = AccessKey::generate();
         let record = NewKey {
@@ -327,7 +332,7 @@ impl AccountService {
         self.keys.forget(&revoked);
         let network = self.keys.network_of(client.ip);
         for r in &revoked {
-            super::keys::log_revocation(entry.user.id, r, Some(&network));
+            self.keys.record_revocation(entry.user.id, r, Some(&network));
         }
         tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, network = %network, "password changed");
         Ok(key)

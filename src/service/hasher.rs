@@ -134,6 +134,12 @@ impl Hasher {
         self.queue.is_full() && self.waiting.available_permits() == 0
     }
 
+    /// Jobs queued for the workers, and callers waiting for room in the queue.
+    pub fn load(&self) -> (usize, usize) {
+        let waiting = (self.workers * WAITING_PER_WORKER).saturating_sub(self.waiting.available_permits());
+        (self.queue.len(), waiting)
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }

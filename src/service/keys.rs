@@ -22,6 +22,7 @@ use crate::domain::{
     AccessKey, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp,
     User, Verdict,
 };
+use crate::metrics::Metrics;
 use crate::store::{KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
 
 /// How long revoked keys stay listed by `GET /auth/keys`.
@@ -197,6 +198,7 @@ pub struct KeyService {
     dirty: Mutex<Vec<Arc<KeyEntry>>>,
     /// Bumped by every revocation, so that a cache fill racing with one can tell.
     revocations: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl KeyService {
@@ -205,8 +207,10 @@ impl KeyService {
         clock: Arc<dyn Clock>,
         policy: KeyPolicy,
         anomaly: AnomalyPolicy,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            metrics,
             store,
             clock,
             policy,
@@ -334,6 +338,30 @@ impl KeyService {
         self.cache.len()
     }
 
+    /// Keys whose use is not written yet (see [`KeyService::flush_due`]).
+    pub fn pending_usage_writes(&self) -> usize {
+        self.dirty().len()
+    }
+
+    /// The counters this service adds to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A revocation: a structured security event (never key material) and a count by reason.
+    pub fn record_revocation(&self, user_id: Uuid, r: &RevokedKey, network: Option<&str>) {
+        tracing::info!(
+            target: "security",
+            event = "key_revoked",
+            user_id = %user_id,
+            key_id = %r.id,
+            reason = r.reason.as_str(),
+            network = network.unwrap_or(""),
+            "access key revoked"
+        );
+        self.metrics.keys_revoked(r.reason, 1);
+    }
+
     /// Forgets keys revoked elsewhere (another process sharing the database).
     pub fn forget_digests(&self, digests: &[KeyDigest]) {
         self.forget_all(digests.iter().copied());
@@ -381,7 +409,7 @@ impl KeyService {
             reason,
         }]);
         if let Some(r) = revoked {
-            log_revocation(entry.user.id, &r, network);
+            self.record_revocation(entry.user.id, &r, network);
         }
         Ok(())
     }
@@ -402,7 +430,7 @@ impl KeyService {
         {
             Some(r) => {
                 self.forget(&[r]);
-                log_revocation(user_id, &r, network);
+                self.record_revocation(user_id, &r, network);
                 Ok(true)
             }
             None => Ok(false),
@@ -422,7 +450,7 @@ impl KeyService {
             .await?;
         self.forget(&revoked);
         for r in &revoked {
-            log_revocation(user_id, r, network);
+            self.record_revocation(user_id, r, network);
         }
         Ok(revoked.len())
     }
@@ -434,7 +462,7 @@ impl KeyService {
         let revoked = self.store.issue_key(key, &self.policy).await?;
         self.forget(&revoked);
         for r in &revoked {
-            log_revocation(key.user_id, r, None);
+            self.record_revocation(key.user_id, r, None);
         }
         Ok(())
     }
@@ -565,17 +593,4 @@ impl KeyService {
         };
         self.write_usage(mine).await
     }
-}
-
-/// A revocation as a structured security event (never key material).
-pub fn log_revocation(user_id: Uuid, r: &RevokedKey, network: Option<&str>) {
-    tracing::info!(
-        target: "security",
-        event = "key_revoked",
-        user_id = %user_id,
-        key_id = %r.id,
-        reason = r.reason.as_str(),
-        network = network.unwrap_or(""),
-        "access key revoked"
-    );
 }

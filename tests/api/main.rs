@@ -12,6 +12,7 @@ mod helpers;
 mod keys;
 mod logging;
 mod meta;
+mod metrics;
 mod sign_in;
 mod storage;
 mod users;

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::http::envelope::Envelope;
 use crate::http::AppState;
+use crate::metrics::Gauges;
 
 pub async fn index() -> Envelope<serde_json::Value> {
     Envelope::ok(json!({"name": "killbill-auth", "version": env!("CARGO_PKG_VERSION")}))
@@ -29,4 +30,23 @@ pub async fn health(State(state): State<AppState>) -> Response {
             response
         }
     }
+}
+
+/// Prometheus text, outside the envelope (API.md); see `crate::metrics` for what is counted.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let (hash_queued, hash_waiting) = state.accounts.hashing_load();
+    let text = state.metrics.render(Gauges {
+        cached_keys: state.keys.cached(),
+        pending_usage_writes: state.keys.pending_usage_writes(),
+        hash_queued,
+        hash_waiting,
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }

@@ -186,6 +186,15 @@ fn per_request(c: &mut Criterion) {
     g.bench_function("request_id_uuid_v4", |b| {
         b.iter(|| axum::http::HeaderValue::from_str(&Uuid::new_v4().to_string()).unwrap())
     });
+    // The count of every request for `GET /metrics`: a validation's (a counter registered at
+    // start-up) and any other route's (looked up by its labels).
+    let metrics = killbill_auth::metrics::Metrics::new();
+    g.bench_function("metrics_count_validation", |b| {
+        b.iter(|| metrics.validation(black_box(200)))
+    });
+    g.bench_function("metrics_count_other_route", |b| {
+        b.iter(|| metrics.http_request(black_box("/users/me"), black_box("GET"), black_box(200)))
+    });
     g.finish();
 }
 

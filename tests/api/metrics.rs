@@ -32,7 +32,10 @@ async fn requests_are_counted_by_route_method_and_status() {
         assert_eq!(app.validate(&key).await.status, 200);
     }
     app.validate("not-a-key").await.assert_invalid_key();
-    assert_eq!(app.sign_in("oren_ishii", "wrong password, surely").await.status, 401);
+    assert_eq!(
+        app.sign_in("oren_ishii", "wrong password, surely").await.status,
+        401
+    );
     assert_eq!(
         app.request(
             "DELETE",

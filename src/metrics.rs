@@ -58,42 +58,32 @@ impl Metrics {
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        describe(
-            &recorder,
-            HTTP_REQUESTS,
-            Unit::Count,
-            "HTTP requests answered, by route, method and status.",
-        );
-        describe(
-            &recorder,
-            KEYS_REVOKED,
-            Unit::Count,
-            "Access keys revoked, by reason (expired keys marked by housekeeping included).",
-        );
-        describe(
-            &recorder,
-            CACHED_KEYS,
-            Unit::Count,
-            "Access keys held in the validation cache.",
-        );
-        describe(
-            &recorder,
-            PENDING_USAGE,
-            Unit::Count,
-            "Keys whose use is not yet written to the database (written in batches).",
-        );
-        describe(
-            &recorder,
-            HASH_QUEUE,
-            Unit::Count,
-            "Password hashing jobs: queued for the Argon2 workers, or waiting for room in the queue.",
-        );
-        describe(
-            &recorder,
-            BUILD_INFO,
-            Unit::Count,
-            "Always 1; the version is a label.",
-        );
+        for (name, help) in [
+            (
+                HTTP_REQUESTS,
+                "HTTP requests answered, by route, method and status.",
+            ),
+            (
+                KEYS_REVOKED,
+                "Access keys revoked, by reason (expired keys marked by housekeeping included).",
+            ),
+        ] {
+            recorder.describe_counter(name.into(), Some(Unit::Count), SharedString::const_str(help));
+        }
+        for (name, help) in [
+            (CACHED_KEYS, "Access keys held in the validation cache."),
+            (
+                PENDING_USAGE,
+                "Keys whose use is not yet written to the database (written in batches).",
+            ),
+            (
+                HASH_QUEUE,
+                "Password hashing jobs: queued for the Argon2 workers, or waiting for room in the queue.",
+            ),
+            (BUILD_INFO, "Always 1; the version is a label."),
+        ] {
+            recorder.describe_gauge(name.into(), Some(Unit::Count), SharedString::const_str(help));
+        }
         let counter = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &metadata())
         };
@@ -159,10 +149,6 @@ impl Metrics {
         self.hash_waiting.set(as_f64(now.hash_waiting));
         self.handle.render()
     }
-}
-
-fn describe(recorder: &PrometheusRecorder, name: &'static str, unit: Unit, help: &'static str) {
-    recorder.describe_counter(name.into(), Some(unit), SharedString::const_str(help));
 }
 
 fn metadata() -> Metadata<'static> {

@@ -174,7 +174,8 @@ impl RequestIds {
 ///   calls are bounded by the store's own timeouts;
 /// - gives the envelope to error answers that axum produced itself (405 with its `Allow`
 ///   header, plain-text extractor rejections), keeping their headers;
-/// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer.
+/// - sets `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every answer;
+/// - counts the answer by route, method and status (`crate::metrics`).
 async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     // Routing has happened (the middleware wraps each route): the route as declared, or none.
     let route = req.extensions().get::<MatchedPath>().cloned();

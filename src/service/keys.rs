@@ -343,11 +343,6 @@ impl KeyService {
         self.dirty().len()
     }
 
-    /// The counters this service adds to.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     /// A revocation: a structured security event (never key material) and a count by reason.
     pub fn record_revocation(&self, user_id: Uuid, r: &RevokedKey, network: Option<&str>) {
         tracing::info!(

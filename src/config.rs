@@ -91,6 +91,7 @@ pub struct ThrottleSettings {
     pub signin_failures_per_account_network: u32,
     pub signin_failures_per_account: u32,
     pub signin_failures_per_network: u32,
+    pub signin_failures_per_wide_network: u32,
     pub signin_failure_window: HumanDuration,
     pub signups_per_network: u32,
     pub signup_window: HumanDuration,
@@ -164,6 +165,7 @@ impl Default for ThrottleSettings {
             signin_failures_per_account_network: 5,
             signin_failures_per_account: 50,
             signin_failures_per_network: 100,
+            signin_failures_per_wide_network: 1000,
             signin_failure_window: HumanDuration(Duration::from_secs(15 * 60)),
             signups_per_network: 20,
             signup_window: HumanDuration::hours(1),
@@ -314,6 +316,10 @@ impl Settings {
                 "throttle.signin_failures_per_network",
                 t.signin_failures_per_network,
             ),
+            (
+                "throttle.signin_failures_per_wide_network",
+                t.signin_failures_per_wide_network,
+            ),
             ("throttle.signups_per_network", t.signups_per_network),
         ] {
             // Each throttled subject keeps its last `limit` failure times: keep that small.
@@ -404,6 +410,7 @@ impl Settings {
             per_account_network: t.signin_failures_per_account_network as usize,
             per_account: t.signin_failures_per_account as usize,
             per_network: t.signin_failures_per_network as usize,
+            per_wide_network: t.signin_failures_per_wide_network as usize,
             failure_window: t.signin_failure_window.0,
             signups_per_network: t.signups_per_network as usize,
             signup_window: t.signup_window.0,
@@ -572,6 +579,7 @@ mod tests {
         assert_eq!((s.rate_limit.key_per_second, s.rate_limit.key_burst), (50, 100));
         assert_eq!(s.throttle.signin_failure_window.0, Duration::from_secs(900));
         assert_eq!(s.throttle.signups_per_network, 20);
+        assert_eq!(s.throttle.signin_failures_per_wide_network, 1000);
         assert_eq!(
             (
                 s.password.min_length,

@@ -5,16 +5,21 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::Params;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
-use crate::domain::RevocationReason;
+use crate::domain::name_digest::NAME_KEY_BYTES;
+use crate::domain::{NameKey, RevocationReason};
 use crate::http::connection::MakeConnection;
 use crate::http::{AppState, Shared};
 use crate::metrics::Metrics;
@@ -25,8 +30,7 @@ use crate::service::{AccountService, Hasher, KeyService};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PruneCutoffs, Store};
 
-/// How often throttles reach the database and revocations made by other processes are picked
-/// up (API.md: a key revoked on one instance is refused everywhere within a second).
+/// How often revocations made by other processes are picked up (API.md: a key revoked on one instance is refused everywhere within a second).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the key usage that is due reaches the database, in ticks of [`FLUSH_EVERY`]: a new
 /// network at the next flush, other changes once a minute per key (`USAGE_WRITE_EVERY`). Every
@@ -79,11 +83,8 @@ impl Services {
             settings.anomaly_policy(),
             metrics.clone(),
         ));
-        let throttle = Arc::new(Throttle::new(settings.throttle_policy()));
-        let restored = throttle.restore(store.as_ref(), clock.now()).await?;
-        if restored > 0 {
-            tracing::info!(restored, "sign-in throttles restored");
-        }
+        let names = Arc::new(name_key(settings, &path)?);
+        let throttle = Arc::new(Throttle::new(settings.throttle_policy(), store.clone(), names));
         let accounts = Arc::new(AccountService::new(
             store.clone(),
             clock.clone(),
@@ -102,13 +103,12 @@ impl Services {
         })
     }
 
-    /// Writes all batched state (key usage and anomaly state, throttles): at shutdown and before
+    /// Writes all batched state (key usage and anomaly state): at shutdown and before
     /// housekeeping.
     pub async fn flush(&self) {
         if let Err(e) = self.keys.flush().await {
             tracing::warn!(error = %e, "could not write key usage; will retry");
         }
-        self.flush_throttles().await;
     }
 
     /// The periodic flush of key usage: only what is due (see `KeyService::flush_due`).
@@ -118,20 +118,13 @@ impl Services {
         }
     }
 
-    async fn flush_throttles(&self) {
-        if let Err(e) = self.throttle.flush(self.store.as_ref(), self.clock.now()).await {
-            tracing::warn!(error = %e, "could not write throttles; will retry");
-        }
-    }
-
     /// Deletes feed entries, throttles and known networks past their use, and keys revoked
     /// longer ago than they are listed.
     pub async fn prune(&self) {
         let now = self.clock.now();
-        let throttle = self.throttle.policy();
         let cutoffs = PruneCutoffs {
             feed: now.minus(FEED_KEPT_FOR),
-            throttles: now.minus(throttle.failure_window.max(throttle.signup_window)),
+            throttles: now.minus(self.throttle.policy().longest_window()),
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
         };
@@ -246,7 +239,6 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                 if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {
                     services.flush_usage().await;
                 }
-                services.flush_throttles().await;
                 if ticks.is_multiple_of(SWEEP_TICKS) {
                     let swept = services.keys.sweep_idle();
                     if swept > 0 {
@@ -268,6 +260,54 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
     }
+}
+
+/// The key of name digests ([`NameKey`]): derived from the pepper when one is set (every
+/// instance then shares it), else a secret generated at first start and kept owner-only beside
+/// the database (`killbill-auth.secret` next to `killbill-auth.db`).
+fn name_key(settings: &Settings, database: &Path) -> anyhow::Result<NameKey> {
+    if let Some(pepper) = &settings.password.pepper {
+        return Ok(NameKey::from_pepper(pepper.expose_secret().as_bytes()));
+    }
+    let path = database.with_extension("secret");
+    let hex = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; NAME_KEY_BYTES];
+            OsRng.fill_bytes(&mut bytes);
+            let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write_owner_only(&path, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated the secret for name digests");
+            text
+        }
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
+    let hex = hex.trim();
+    let mut bytes = [0u8; NAME_KEY_BYTES];
+    if hex.len() != 2 * NAME_KEY_BYTES {
+        anyhow::bail!(
+            "{} is not a secret of {NAME_KEY_BYTES} bytes in hex",
+            path.display()
+        );
+    }
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("zz"), 16)
+            .map_err(|_| anyhow::anyhow!("{} is not hex", path.display()))?;
+    }
+    Ok(NameKey::from_bytes(bytes))
+}
+
+/// Creates `path` (which must not exist) readable by its owner only, with `contents`, durably.
+fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -6,6 +6,7 @@
 pub mod access_key;
 pub mod anomaly;
 pub mod key_lifecycle;
+pub mod name_digest;
 pub mod password;
 pub mod throttle;
 pub mod time;
@@ -15,8 +16,9 @@ pub mod username;
 pub use access_key::{AccessKey, KeyDigest};
 pub use anomaly::{AnomalyPolicy, KeyActivity, Verdict};
 pub use key_lifecycle::{KeyPolicy, KeyStatus, RevocationReason};
+pub use name_digest::NameKey;
 pub use password::{Password, PasswordPolicy};
-pub use throttle::{FailureLog, ThrottlePolicy};
+pub use throttle::{wide_network, Counter, FailureLog, Scope, ThrottlePolicy};
 pub use time::Timestamp;
 pub use user::{Role, User};
 pub use username::Username;

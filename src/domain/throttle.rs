@@ -5,9 +5,16 @@
 //! size is bounded by the limit however long an attack lasts, and the answer is exact: the
 //! subject is throttled while `limit` failures lie within the window, until the oldest of them
 //! leaves it (which is also the `Retry-After`).
+//!
+//! The store keeps one row per counted attempt and hands each counter's latest attempts to
+//! [`FailureLog`] inside the transaction that counts a new one, so that the decision is made
+//! here, in plain Rust, and the count is exact however many requests (or instances) race.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +26,90 @@ pub struct ThrottlePolicy {
     pub per_account_network: usize,
     pub per_account: usize,
     pub per_network: usize,
+    /// One wide network (IPv4 /16, IPv6 /48), any accounts: an attacker holding a /48 of IPv6
+    /// space has 65,536 /64 networks, but one wide network.
+    pub per_wide_network: usize,
     pub failure_window: Duration,
     pub signups_per_network: usize,
     pub signup_window: Duration,
+}
+
+/// What a throttle counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Sign-in failures of one account from one client network.
+    AccountNetwork,
+    /// Sign-in failures of one account from all networks.
+    Account,
+    /// Sign-in failures from one client network, any accounts (credential stuffing).
+    Network,
+    /// Sign-in failures from one wide network, any accounts.
+    WideNetwork,
+    /// Sign-up attempts from one client network.
+    Signup,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Scope::AccountNetwork,
+        Scope::Account,
+        Scope::Network,
+        Scope::WideNetwork,
+        Scope::Signup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::AccountNetwork => "account_network",
+            Scope::Account => "account",
+            Scope::Network => "network",
+            Scope::WideNetwork => "wide_network",
+            Scope::Signup => "signup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl ThrottlePolicy {
+    /// The limit and window of a scope.
+    pub fn limit(&self, scope: Scope) -> (usize, Duration) {
+        match scope {
+            Scope::AccountNetwork => (self.per_account_network, self.failure_window),
+            Scope::Account => (self.per_account, self.failure_window),
+            Scope::Network => (self.per_network, self.failure_window),
+            Scope::WideNetwork => (self.per_wide_network, self.failure_window),
+            Scope::Signup => (self.signups_per_network, self.signup_window),
+        }
+    }
+
+    /// How long attempts must be kept to decide any scope.
+    pub fn longest_window(&self) -> Duration {
+        self.failure_window.max(self.signup_window)
+    }
+}
+
+/// The wide network of an address (IPv4 /16, IPv6 /48): what one organisation or one attacker
+/// with a routed IPv6 prefix typically holds.
+pub fn wide_network(ip: IpAddr) -> IpNet {
+    let ip = super::anomaly::canonical_ip(ip);
+    let prefix = match ip {
+        IpAddr::V4(_) => 16,
+        IpAddr::V6(_) => 48,
+    };
+    IpNet::new(ip, prefix)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
+}
+
+/// One counter an attempt is charged to: a scope and its subject (a network, or the keyed
+/// digest of an account name; never a name in clear).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Counter {
+    pub scope: Scope,
+    pub subject: String,
 }
 
 /// The times (ms) of the latest failures of one subject, oldest first.
@@ -30,6 +118,13 @@ pub struct ThrottlePolicy {
 pub struct FailureLog(VecDeque<i64>);
 
 impl FailureLog {
+    /// A log of these attempt times (ms, any order).
+    pub fn from_millis(times: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = times.into_iter().collect();
+        v.sort_unstable();
+        Self(v.into())
+    }
+
     /// Records a failure, keeping only the latest `limit` (older ones cannot change a verdict).
     pub fn record(&mut self, now: Timestamp, limit: usize) {
         let at = now.as_millis();
@@ -112,6 +207,24 @@ mod tests {
         let json = serde_json::to_string(&log).unwrap();
         assert_eq!(json, "[5,7]");
         assert_eq!(serde_json::from_str::<FailureLog>(&json).unwrap(), log);
+    }
+
+    #[test]
+    fn wide_networks_are_v4_16_and_v6_48() {
+        let w = |s: &str| wide_network(s.parse().unwrap()).to_string();
+        assert_eq!(w("203.0.113.7"), "203.0.0.0/16");
+        assert_eq!(w("::ffff:203.0.113.7"), "203.0.0.0/16");
+        assert_eq!(w("2001:db8:aaaa:bbbb::1"), "2001:db8:aaaa::/48");
+        assert_eq!(w("2001:db8:aaaa:ffff::1"), "2001:db8:aaaa::/48");
+    }
+
+    #[test]
+    fn a_log_from_stored_times_decides_like_a_recorded_one() {
+        let mut recorded = FailureLog::default();
+        for at in [30, 10, 20] {
+            recorded.record(t(at), 5);
+        }
+        assert_eq!(FailureLog::from_millis([20, 30, 10]), recorded);
     }
 
     proptest! {

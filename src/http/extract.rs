@@ -102,7 +102,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .flat_map(|v| v.split(','))
         .collect();
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>().map(canonical_ip) else {
+        let Some(ip) = forwarded_ip(hop) else {
             break; // garbage: stop at the last address we could vouch for
         };
         client = ip;
@@ -111,6 +111,18 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, possibly with a port (`203.0.113.7:4711`,
+/// `[2001:db8::1]:4711`) or in brackets (`[2001:db8::1]`), as proxies write them.
+fn forwarded_ip(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())?;
+    Some(canonical_ip(ip))
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<String> {
@@ -250,6 +262,36 @@ mod tests {
             client_ip(ip("10.0.0.2"), &xff(&["garbage"]), &trusted),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn forwarded_entries_may_carry_a_port() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        for (entry, client) in [
+            ("203.0.113.7:4711", "203.0.113.7"),
+            ("[2001:db8::1]:4711", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            (" 2001:db8::1 ", "2001:db8::1"),
+            ("[::ffff:192.0.2.1]:80", "192.0.2.1"),
+        ] {
+            assert_eq!(
+                client_ip(ip("10.0.0.2"), &xff(&[entry]), &trusted),
+                ip(client),
+                "{entry}"
+            );
+        }
+        // A trusted hop with a port is skipped like one without.
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &xff(&["203.0.113.7:1", "10.9.9.9:443"]), &trusted),
+            ip("203.0.113.7")
+        );
+        for garbage in ["203.0.113.7:", "[2001:db8::1", "host.example:80", "1.2.3.4:99999"] {
+            assert_eq!(
+                client_ip(ip("10.0.0.2"), &xff(&[garbage]), &trusted),
+                ip("10.0.0.2"),
+                "{garbage}"
+            );
+        }
     }
 
     #[test]

@@ -7,12 +7,13 @@ use uuid::Uuid;
 
 use super::hasher::{Hasher, Overloaded, Verification};
 use super::keys::{Client, KeyEntry, KeyError, KeyService};
-use super::throttle::{SignInCheck, Throttle};
+use super::throttle::{Attempt, SignInGate, Subject, Throttle};
 use crate::clock::Clock;
 use crate::domain::password::PasswordError;
 use crate::domain::username::UsernameError;
 use crate::domain::{AccessKey, Password, PasswordPolicy, RevocationReason, Role, Timestamp, User, Username};
 use crate::store::{NewKey, Store, StoreError};
+use crate::telemetry::Sampled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -54,8 +55,13 @@ impl From<KeyError> for ServiceError {
 /// throttled by failures from many networks.
 pub const KNOWN_NETWORK_FOR: Duration = Duration::from_secs(30 * 86_400);
 
-/// Attacker-chosen names are logged escaped (`?` formatting) and cut to this many characters.
-const LOGGED_NAME_CHARS: usize = 64;
+/// Names that match no account are digested from at most this many characters (a bound on the
+/// work an attacker can ask for; the digest stays distinct for anything a person types).
+const DIGESTED_NAME_CHARS: usize = 256;
+
+/// Throttled requests are logged at most once a second (an attacker decides how many there are).
+static SIGN_IN_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
+static SIGN_UP_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
 
 pub struct AccountService {
     store: Arc<dyn Store>,
@@ -72,9 +78,14 @@ enum Checked {
     Wrong,
 }
 
-/// A name as typed by a client, safe to log: escaped by `Debug`, cut short.
-fn loggable(name: &str) -> String {
-    name.chars().take(LOGGED_NAME_CHARS).collect()
+/// What checking the current password (and a new one) found.
+enum Reauthentication {
+    /// The current password was wrong; the new one, if given, was refused for this reason.
+    Wrong { refused_new: Option<PasswordError> },
+    /// The current password was right and the new one is refused.
+    RefusedNew(PasswordError),
+    /// The current password was right; the new one's hash, if one was given.
+    Right { new_phc: Option<String> },
 }
 
 impl AccountService {
@@ -140,7 +151,10 @@ impl AccountService {
             .await?
     }
 
-    /// `POST /users`: creates an account and signs it in.
+    /// `POST /users`: creates an account and signs it in. The attempt is counted against its
+    /// network before the password is hashed; invalid input is refused before and does not
+    /// count, nor does a password refused as weak; a taken name counts (it is how names are
+    /// probed).
     pub async fn sign_up(
         &self,
         username: &str,
@@ -149,18 +163,29 @@ impl AccountService {
     ) -> Result<(User, AccessKey), ServiceError> {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
-        if let Some(wait) = self.throttle.check_sign_up(&network, now) {
-            tracing::warn!(target: "security", event = "sign_up_throttled", network = %network, "too many sign-ups from one network");
-            return Err(ServiceError::TooManyRequests {
-                retry_after_secs: wait,
-            });
-        }
         let name = Username::parse(username)?;
         let password = Password::normalise(password)?;
         if self.hasher.is_full() {
             return Err(Overloaded.into());
         }
-        let phc = self.hash_new_password(password, name.as_str()).await?;
+        let attempt = match self.throttle.count_sign_up(&network, now).await? {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                if let Some(suppressed) = SIGN_UP_THROTTLED.admit() {
+                    tracing::warn!(target: "security", event = "sign_up_throttled", network = %network, retry_after_secs = wait, suppressed, "too many sign-ups from one network");
+                }
+                return Err(ServiceError::TooManyRequests {
+                    retry_after_secs: wait,
+                });
+            }
+        };
+        let phc = match self.hash_new_password(password, name.as_str()).await {
+            Ok(phc) => phc,
+            Err(e) => {
+                self.take_back(attempt).await;
+                return Err(e);
+            }
+        };
         let user = User {
             id: Uuid::new_v4(),
             name,
@@ -168,12 +193,7 @@ impl AccountService {
             created: self.clock.now(),
         };
         let (key, record) = self.new_key(user.id, client);
-        let created = self.store.create_user(&user, &phc, Some(&record)).await;
-        if matches!(created, Ok(()) | Err(StoreError::Conflict(_))) {
-            // Taken names count too: they are how names are probed.
-            self.throttle.sign_up_attempted(&network, now);
-        }
-        match created {
+        match self.store.create_user(&user, &phc, Some(&record)).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 tracing::info!(target: "security", event = "sign_up_name_taken", username = ?user.name.as_str(), network = %network, "name taken");
@@ -186,19 +206,48 @@ impl AccountService {
         Ok((user, key))
     }
 
-    /// Applies the sign-in throttles to `account` (canonical name) from `network`; `user_id`
-    /// is the account's id when it exists (for the known-network exemption).
-    async fn check_throttle(
+    /// Takes back an attempt that was not decided by its password (the hashing queue was full,
+    /// the new password was refused): it does not count.
+    async fn take_back(&self, attempt: Attempt) {
+        if let Err(e) = self.throttle.undecided(attempt).await {
+            tracing::warn!(error = %e, "could not take back a counted attempt; it counts as a failure");
+        }
+    }
+
+    /// How a name that may match no account appears in the log: the account's id when it
+    /// exists, else only the keyed digest of what was typed (it may be a password).
+    fn loggable_name(&self, typed: &str, user_id: Option<Uuid>) -> (String, String) {
+        match user_id {
+            Some(id) => (id.to_string(), String::new()),
+            None => {
+                let typed: String = typed.chars().take(DIGESTED_NAME_CHARS).collect();
+                (String::new(), self.throttle.name_digest(&typed))
+            }
+        }
+    }
+
+    /// Counts a sign-in attempt (or a password check for a sensitive change) for `account`
+    /// (canonical name, `None` when not even valid) from the client, before any password is
+    /// hashed; `user_id` is the account's id when it exists (for the known-network exemption).
+    /// 429 when a counter is at its limit.
+    async fn admit(
         &self,
+        typed: &str,
         account: Option<&str>,
         user_id: Option<Uuid>,
+        client: &Client,
         network: &str,
         now: Timestamp,
-    ) -> Result<(), ServiceError> {
-        let wait = match self.throttle.check_sign_in(account, network, now) {
-            SignInCheck::Open => return Ok(()),
-            SignInCheck::Throttled { retry_after_secs } => retry_after_secs,
-            SignInCheck::AccountThrottled { retry_after_secs } => {
+    ) -> Result<Attempt, ServiceError> {
+        let who = Subject {
+            account,
+            ip: client.ip,
+            network,
+        };
+        let wait = match self.throttle.count_sign_in(&who, false, now).await? {
+            SignInGate::Counted(attempt) => return Ok(attempt),
+            SignInGate::Throttled { retry_after_secs } => retry_after_secs,
+            SignInGate::AccountThrottled { retry_after_secs } => {
                 let known = match user_id {
                     Some(id) => {
                         self.store
@@ -207,21 +256,30 @@ impl AccountService {
                     }
                     None => false,
                 };
-                if known {
-                    return Ok(());
+                if !known {
+                    retry_after_secs
+                } else {
+                    match self.throttle.count_sign_in(&who, true, now).await? {
+                        SignInGate::Counted(attempt) => return Ok(attempt),
+                        SignInGate::Throttled { retry_after_secs }
+                        | SignInGate::AccountThrottled { retry_after_secs } => retry_after_secs,
+                    }
                 }
-                retry_after_secs
             }
         };
-        tracing::warn!(
-            target: "security",
-            event = "sign_in_throttled",
-            username = ?account.unwrap_or(""),
-            user_id = %user_id.map(|u| u.to_string()).unwrap_or_default(),
-            network = %network,
-            retry_after_secs = wait,
-            "sign-in throttled"
-        );
+        if let Some(suppressed) = SIGN_IN_THROTTLED.admit() {
+            let (user_id, name_digest) = self.loggable_name(typed, user_id);
+            tracing::warn!(
+                target: "security",
+                event = "sign_in_throttled",
+                user_id = %user_id,
+                name_digest = %name_digest,
+                network = %network,
+                retry_after_secs = wait,
+                suppressed,
+                "sign-in throttled"
+            );
+        }
         Err(ServiceError::TooManyRequests {
             retry_after_secs: wait,
         })
@@ -246,7 +304,8 @@ impl AccountService {
             None => None,
         };
         let user_id = found.as_ref().map(|(u, _)| u.id);
-        self.check_throttle(account.as_deref(), user_id, &network, now)
+        let attempt = self
+            .admit(username, account.as_deref(), user_id, client, &network, now)
             .await?;
         // An oversized or control-character password cannot match any stored hash; it is
         // refused like a wrong password, with no hashing (its cost does not depend on the name).
@@ -256,31 +315,37 @@ impl AccountService {
                     Some((_, phc)) => Arc::<str>::from(phc.as_str()),
                     None => self.hasher.dummy_phc(),
                 };
-                self.check_password(password, phc).await?
+                match self.check_password(password, phc).await {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        self.take_back(attempt).await;
+                        return Err(e);
+                    }
+                }
             }
             Err(_) => Checked::Wrong,
         };
         let (user, upgraded) = match (found, checked) {
             (Some((user, _)), Checked::Ok { upgraded }) => (user, upgraded),
-            (found, _) => {
-                self.throttle.sign_in_failed(account.as_deref(), &network, now);
+            _ => {
+                // The counted attempt stays: it was a failure.
+                let (user_id, name_digest) = self.loggable_name(username, user_id);
                 tracing::info!(
                     target: "security",
                     event = "sign_in_failed",
-                    username = ?loggable(username),
-                    user_id = %found.map(|(u, _)| u.id.to_string()).unwrap_or_default(),
+                    user_id = %user_id,
+                    name_digest = %name_digest,
                     network = %network,
                     "wrong username or password"
                 );
                 return Err(ServiceError::InvalidCredentials);
             }
         };
+        self.throttle.succeeded(attempt).await?;
         if let Some(phc) = upgraded {
             self.store.set_password_hash(user.id, &phc, now).await?;
             tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded");
         }
-        let canonical = user.name.canonical();
-        self.throttle.sign_in_succeeded(&canonical, &network);
         self.store.remember_network(user.id, &network, now).await?;
         let (key, record) = self.new_key(user.id, client);
         self.keys.issue(&record).await?;
@@ -288,32 +353,90 @@ impl AccountService {
         Ok(key)
     }
 
-    /// Verifies the caller's password for a sensitive change (`Invalid password` on mismatch,
-    /// counted as a failed sign-in).
+    /// Checks the caller's password for a sensitive change, counted like a sign-in attempt;
+    /// and, for a change, the new password in the same hashing job. The answer for a new
+    /// password that is refused does not depend on whether `current` was right, and a wrong
+    /// `current` counts as a failed sign-in whatever else the request holds.
     async fn reauthenticate(
         &self,
         entry: &KeyEntry,
-        password: &str,
+        current: &str,
+        new: Option<&str>,
         client: &Client,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Option<String>, ServiceError> {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = entry.user.name.canonical();
-        self.check_throttle(Some(&account), Some(entry.user.id), &network, now)
+        let attempt = self
+            .admit(
+                &account,
+                Some(&account),
+                Some(entry.user.id),
+                client,
+                &network,
+                now,
+            )
             .await?;
-        let Some((_, phc)) = self.store.find_user(entry.user.id).await? else {
-            return Err(ServiceError::InvalidKey);
+        let phc = match self.store.find_user(entry.user.id).await {
+            Ok(Some((_, phc))) => phc,
+            Ok(None) => {
+                self.take_back(attempt).await;
+                return Err(ServiceError::InvalidKey);
+            }
+            Err(e) => {
+                self.take_back(attempt).await;
+                return Err(e.into());
+            }
         };
-        let ok = match Password::normalise(password) {
-            Ok(p) => matches!(self.check_password(p, phc.into()).await?, Checked::Ok { .. }),
-            Err(_) => false,
+        let current = Password::normalise(current).ok();
+        let new = new.map(Password::normalise);
+        let policy = self.policy.clone();
+        let username = entry.user.name.as_str().to_owned();
+        let checked = self
+            .hasher
+            .run(move |w| -> Result<Reauthentication, ServiceError> {
+                let right = current.is_some_and(|p| matches!(w.verify(&p, &phc), Verification::Match { .. }));
+                let new = match new {
+                    None => None,
+                    Some(Err(e)) => Some(Err(e)),
+                    Some(Ok(p)) => Some(policy.check_new(&p, &username).map(|()| p)),
+                };
+                Ok(match (right, new) {
+                    (false, new) => Reauthentication::Wrong {
+                        refused_new: new.and_then(Result::err),
+                    },
+                    (true, Some(Err(e))) => Reauthentication::RefusedNew(e),
+                    (true, None) => Reauthentication::Right { new_phc: None },
+                    (true, Some(Ok(p))) => Reauthentication::Right {
+                        new_phc: Some(w.hash(&p)?),
+                    },
+                })
+            })
+            .await;
+        let checked = match checked.map_err(ServiceError::from).and_then(|r| r) {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.take_back(attempt).await;
+                return Err(e);
+            }
         };
-        if ok {
-            return Ok(());
+        match checked {
+            Reauthentication::Wrong { refused_new } => {
+                tracing::info!(target: "security", event = "reauthentication_failed", user_id = %entry.user.id, network = %network, "wrong password");
+                Err(match refused_new {
+                    Some(e) => ServiceError::WeakPassword(e),
+                    None => ServiceError::InvalidPassword,
+                })
+            }
+            Reauthentication::RefusedNew(e) => {
+                self.throttle.succeeded(attempt).await?;
+                Err(ServiceError::WeakPassword(e))
+            }
+            Reauthentication::Right { new_phc } => {
+                self.throttle.succeeded(attempt).await?;
+                Ok(new_phc)
+            }
         }
-        self.throttle.sign_in_failed(Some(&account), &network, now);
-        tracing::info!(target: "security", event = "reauthentication_failed", user_id = %entry.user.id, network = %network, "wrong password");
-        Err(ServiceError::InvalidPassword)
     }
 
     /// `PUT /users/me/password`: every earlier key is revoked, a new one returned.
@@ -324,9 +447,10 @@ impl AccountService {
         new: &str,
         client: &Client,
     ) -> Result<AccessKey, ServiceError> {
-        let new = Password::normalise(new)?;
-        self.reauthenticate(entry, current, client).await?;
-        let phc = self.hash_new_password(new, entry.user.name.as_str()).await?;
+        let phc = self
+            .reauthenticate(entry, current, Some(new), client)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no hash for the new password"))?;
         let (key, record) = self.new_key(entry.user.id, client);
         let revoked = self.store.change_password(entry.user.id, &phc, &record).await?;
         self.keys.forget(&revoked);
@@ -345,7 +469,7 @@ impl AccountService {
         password: &str,
         client: &Client,
     ) -> Result<(), ServiceError> {
-        self.reauthenticate(entry, password, client).await?;
+        self.reauthenticate(entry, password, None, client).await?;
         let gone = self.store.delete_user(entry.user.id, self.clock.now()).await?;
         self.keys.forget(&gone);
         tracing::info!(target: "security", event = "account_deleted", user_id = %entry.user.id, network = %self.keys.network_of(client.ip), "account deleted");

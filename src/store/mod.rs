@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::{KeyDigest, KeyPolicy, RevocationReason, Timestamp, User};
+use crate::domain::{
+    Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, ThrottlePolicy, Timestamp, User,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,7 +68,7 @@ pub struct KeyRecord {
 pub struct PruneCutoffs {
     /// Revocation feed entries.
     pub feed: Timestamp,
-    /// Throttle logs (by their last update).
+    /// Counted throttle attempts.
     pub throttles: Timestamp,
     /// Known networks (by their last successful sign-in).
     pub known_networks: Timestamp,
@@ -74,14 +76,19 @@ pub struct PruneCutoffs {
     pub revoked_keys: Timestamp,
 }
 
-/// One throttle log as stored.
+/// The rows of one counted attempt (one per counter), so that it can be taken back when it
+/// turns out not to be a failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CountedAttempt(pub Vec<i64>);
+
+/// What [`Store::count_attempt`] decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ThrottleRow {
-    pub scope: String,
-    pub subject: String,
-    /// JSON array of failure times (ms); empty means "delete".
-    pub failures: String,
-    pub updated: Timestamp,
+pub enum Admission {
+    /// Counted against every counter.
+    Counted(CountedAttempt),
+    /// Nothing counted: these counters are at their limit, each with the seconds until it
+    /// frees (at least 1).
+    Refused { blocked: Vec<(Scope, u64)> },
 }
 
 /// A key that a write just revoked, so that caches can forget it at once.
@@ -131,11 +138,20 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the user signed in successfully from `network` at or after `since`.
     async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool>;
 
-    /// Throttle logs updated at or after `since`.
-    async fn load_throttles(&self, since: Timestamp) -> StoreResult<Vec<ThrottleRow>>;
+    /// Counts one attempt against each counter at `now`, atomically: when any counter already
+    /// holds its limit of attempts within its window (`policy`, decided by
+    /// [`crate::domain::FailureLog`]), nothing is counted and the blocked counters are returned.
+    /// Exact under any concurrency: attempts are serialised per database (SQLite's write lock).
+    async fn count_attempt(
+        &self,
+        counters: &[Counter],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> StoreResult<Admission>;
 
-    /// Writes throttle logs in one transaction; an empty `failures` deletes the row.
-    async fn save_throttles(&self, rows: &[ThrottleRow]) -> StoreResult<()>;
+    /// Takes back a counted attempt (it was not a failure), and forgets every attempt counted
+    /// against `forgive` (a correct password forgives its account-and-network failures).
+    async fn uncount_attempt(&self, attempt: &CountedAttempt, forgive: Option<&Counter>) -> StoreResult<()>;
 
     /// The last position in the revocation feed.
     async fn revocation_feed_head(&self) -> StoreResult<i64>;

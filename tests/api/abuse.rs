@@ -179,3 +179,186 @@ async fn unknown_names_cost_the_same_as_wrong_passwords() {
     }
     assert!(best < 0.10, "median sign-in times differ by {:.1}%", best * 100.0);
 }
+
+/// Runs `n` copies of a request at once (each its own task, its own connection when the pool
+/// has none free) and returns the statuses.
+async fn burst(n: usize, make: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec<u16> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let req = make(i);
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                req.send().await.expect("request").status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(n);
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    statuses
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_of_guesses_gets_no_more_password_checks_than_the_limit() {
+    let app = spawn_app().await;
+    app.user("bill").await;
+    let statuses = burst(60, |_| {
+        app.client
+            .post(app.url("/auth"))
+            .json(&serde_json::json!({"username": "bill", "password": WRONG}))
+    })
+    .await;
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 55, "{statuses:?}");
+    // The right password does not get through either.
+    app.sign_in("bill", PASSWORD).await.assert_error(429);
+}
+
+#[tokio::test]
+async fn a_concurrent_burst_of_sign_ups_creates_no_more_accounts_than_the_limit() {
+    let app = spawn_app().await;
+    let statuses = burst(80, |i| {
+        app.client
+            .post(app.url("/users"))
+            .json(&serde_json::json!({"username": format!("player{i}"), "password": PASSWORD}))
+    })
+    .await;
+    assert_eq!(count(&statuses, 200), 20, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 60, "{statuses:?}");
+    // What the answers say is what the database holds.
+    let created: Vec<bool> = {
+        let mut v = Vec::new();
+        for i in 0..80 {
+            v.push(
+                app.sign_in_from("127.0.9.1", &format!("player{i}"), PASSWORD)
+                    .await
+                    .status
+                    == 200,
+            );
+        }
+        v
+    };
+    assert_eq!(created.iter().filter(|c| **c).count(), 20);
+}
+
+/// IPv6 clients, behind a trusted proxy: an attacker holding a /48 has 65,536 /64 networks,
+/// but one wide network.
+#[tokio::test]
+async fn guesses_from_many_networks_of_one_wide_network_are_throttled_together() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.throttle.signin_failures_per_wide_network = 10;
+    })
+    .await;
+    app.user("bill").await;
+    let from = |client: &str, username: &str, password: &str| {
+        app.client
+            .post(app.url("/auth"))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"username": username, "password": password}))
+    };
+    for n in 0..10 {
+        let r = app
+            .send(from(
+                &format!("2001:db8:aaaa:{n:x}::1"),
+                &format!("victim{n}"),
+                WRONG,
+            ))
+            .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    // Another /64 of the same /48: throttled, whatever the account.
+    let r = app.send(from("2001:db8:aaaa:ff::1", "bill", PASSWORD)).await;
+    r.assert_error(429);
+    // Another /48 is not; the IPv4 /16 level works the same way.
+    let r = app.send(from("2001:db8:bbbb::1", "bill", PASSWORD)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for n in 0..10 {
+        let r = app
+            .send(from(&format!("198.51.{n}.7"), &format!("victim{n}"), WRONG))
+            .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    app.send(from("198.51.200.7", "bill", PASSWORD))
+        .await
+        .assert_error(429);
+    let r = app.send(from("198.52.0.7", "bill", PASSWORD)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A proxy that writes the client's port into `X-Forwarded-For` does not collapse its clients
+/// into the proxy's own network.
+#[tokio::test]
+async fn forwarded_addresses_with_ports_are_the_clients() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.user("bill").await;
+    for client in ["203.0.113.7:4711", "[2001:db8::1]:4711", "[2001:db8:1::1]"] {
+        let r = app
+            .send(
+                app.client
+                    .post(app.url("/auth"))
+                    .header("x-forwarded-for", format!("198.51.100.1, {client}"))
+                    .json(&serde_json::json!({"username": "bill", "password": PASSWORD})),
+            )
+            .await;
+        let key = r.key();
+        let keys = app
+            .send(
+                app.client
+                    .get(app.url("/auth/keys"))
+                    .bearer_auth(&key)
+                    .header("x-forwarded-for", client),
+            )
+            .await;
+        let listed = keys.body["data"]["keys"].as_array().unwrap();
+        let this = listed.iter().find(|k| k["current"] == true).unwrap();
+        let last_ip = this["last_ip"].as_str().unwrap();
+        let expected = client
+            .trim_start_matches('[')
+            .split("]")
+            .next()
+            .unwrap()
+            .trim_end_matches(":4711");
+        assert_eq!(last_ip, expected, "{client}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_new_password_says_the_same_whether_the_current_one_was_right() {
+    let app = spawn_app().await;
+    let key = app.user("bill").await;
+    let change = |current: &str, new: &str| {
+        app.request(
+            "PUT",
+            "/users/me/password",
+            Some(&key),
+            Some(serde_json::json!({"current_password": current, "new_password": new})),
+        )
+    };
+    // (A right current password forgives this network's failures: the right ones go first.)
+    let right_weak = change(PASSWORD, "password").await;
+    let right_control = change(PASSWORD, "x\u{7}y").await;
+    let wrong_weak = change(WRONG, "password").await;
+    let wrong_control = change(WRONG, "x\u{7}y").await;
+    assert_eq!(right_weak.assert_error(400), wrong_weak.assert_error(400));
+    assert_eq!(right_control.assert_error(400), wrong_control.assert_error(400));
+    // Each wrong current password counted, whatever else the body held: 2 so far, 3 more.
+    for new in ["password", "another good passphrase", "another good passphrase"] {
+        let r = change(WRONG, new).await;
+        assert!(matches!(r.status, 400 | 401), "{}", r.text);
+    }
+    change(PASSWORD, "another good passphrase")
+        .await
+        .assert_error(429);
+    app.sign_in("bill", PASSWORD).await.assert_error(429);
+}

@@ -18,10 +18,14 @@ use uuid::Uuid;
 
 use self::key_reader::KeyReader;
 use super::{
-    KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError, StoreResult, ThrottleRow,
+    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
+    StoreResult,
 };
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
-use crate::domain::{KeyDigest, KeyPolicy, RevocationReason, Role, Timestamp, User, Username};
+use crate::domain::{
+    Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, Role, ThrottlePolicy, Timestamp, User,
+    Username,
+};
 
 /// How long a statement waits for a lock held by another process (e.g. the admin CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +56,7 @@ const EXPIRE_BY_IDLENESS: &str = concat!(
 /// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys.
 const PRUNE: [&str; 4] = [
     "DELETE FROM revocation_feed WHERE at_ms < ?1",
-    "DELETE FROM throttles WHERE updated_ms < ?1",
+    "DELETE FROM throttle_attempts WHERE at_ms < ?1",
     "DELETE FROM known_networks WHERE last_success_ms < ?1",
     "DELETE FROM keys WHERE revoked_ms < ?1",
 ];
@@ -395,51 +399,73 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn load_throttles(&self, since: Timestamp) -> StoreResult<Vec<ThrottleRow>> {
-        let rows =
-            sqlx::query("SELECT scope, subject, failures, updated_ms FROM throttles WHERE updated_ms >= ?")
-                .bind(since.as_millis())
-                .fetch_all(&self.read)
-                .await
-                .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(ThrottleRow {
-                    scope: r.try_get("scope").map_err(map_err)?,
-                    subject: r.try_get("subject").map_err(map_err)?,
-                    failures: r.try_get("failures").map_err(map_err)?,
-                    updated: ts(r.try_get("updated_ms").map_err(map_err)?),
-                })
-            })
-            .collect()
+    async fn count_attempt(
+        &self,
+        counters: &[Counter],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> StoreResult<Admission> {
+        // The write lock is taken first (BEGIN IMMEDIATE), so that the counts read below cannot
+        // change before this attempt is counted: concurrent attempts queue here, one at a time.
+        let mut tx = self.begin_write().await?;
+        let mut blocked = Vec::new();
+        for counter in counters {
+            let (limit, window) = policy.limit(counter.scope);
+            // The latest `limit` attempts within the window decide (see `FailureLog`).
+            let times: Vec<i64> = sqlx::query_scalar(
+                "SELECT at_ms FROM throttle_attempts WHERE scope = ? AND subject = ? AND at_ms > ? \
+                 ORDER BY at_ms DESC LIMIT ?",
+            )
+            .bind(counter.scope.as_str())
+            .bind(&counter.subject)
+            .bind(now.minus(window).as_millis())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(wait) = FailureLog::from_millis(times).blocked_for(limit, window, now) {
+                blocked.push((counter.scope, wait));
+            }
+        }
+        if !blocked.is_empty() {
+            return Ok(Admission::Refused { blocked });
+        }
+        let mut ids = Vec::with_capacity(counters.len());
+        for counter in counters {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO throttle_attempts (scope, subject, at_ms) VALUES (?, ?, ?) RETURNING id",
+            )
+            .bind(counter.scope.as_str())
+            .bind(&counter.subject)
+            .bind(now.as_millis())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            ids.push(id);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Admission::Counted(CountedAttempt(ids)))
     }
 
-    async fn save_throttles(&self, rows: &[ThrottleRow]) -> StoreResult<()> {
-        if rows.is_empty() {
+    async fn uncount_attempt(&self, attempt: &CountedAttempt, forgive: Option<&Counter>) -> StoreResult<()> {
+        if attempt.0.is_empty() && forgive.is_none() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for row in rows {
-            if row.failures.is_empty() {
-                sqlx::query("DELETE FROM throttles WHERE scope = ? AND subject = ?")
-                    .bind(&row.scope)
-                    .bind(&row.subject)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            } else {
-                sqlx::query(
-                    "INSERT INTO throttles (scope, subject, failures, updated_ms) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (scope, subject) DO UPDATE SET failures = excluded.failures, updated_ms = excluded.updated_ms",
-                )
-                .bind(&row.scope)
-                .bind(&row.subject)
-                .bind(&row.failures)
-                .bind(row.updated.as_millis())
+        for id in &attempt.0 {
+            sqlx::query("DELETE FROM throttle_attempts WHERE id = ?")
+                .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            }
+        }
+        if let Some(counter) = forgive {
+            sqlx::query("DELETE FROM throttle_attempts WHERE scope = ? AND subject = ?")
+                .bind(counter.scope.as_str())
+                .bind(&counter.subject)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }

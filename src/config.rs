@@ -423,6 +423,20 @@ impl Settings {
         }
     }
 
+    /// What is allowed but probably a mistake, said once at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let listen = self.server.listen.ip();
+        if !listen.is_loopback() && self.server.trusted_proxies.is_empty() {
+            warnings.push(format!(
+                "listening on {listen} with no server.trusted_proxies: behind a proxy or load \
+                 balancer every client would count as the proxy's address (one network for the \
+                 throttles and the anomaly rules); list the proxies, or listen on a loopback address"
+            ));
+        }
+        warnings
+    }
+
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.server.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -651,6 +665,24 @@ mod tests {
         assert!(e.contains("password.argon2_memory_kib"), "{e}");
         let e = load_err("[keys]\nmax_per_user = 0\n", &[]);
         assert!(e.contains("keys.max_per_user"), "{e}");
+    }
+
+    #[test]
+    fn a_public_listener_without_trusted_proxies_is_warned_about() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(s.warnings().is_empty());
+        let s = Settings::load_from(None, env(&[("KILLBILL_AUTH_SERVER_LISTEN", "0.0.0.0:8080")])).unwrap();
+        assert_eq!(s.warnings().len(), 1);
+        assert!(s.warnings()[0].contains("trusted_proxies"));
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("KILLBILL_AUTH_SERVER_LISTEN", "0.0.0.0:8080"),
+                ("KILLBILL_AUTH_SERVER_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.warnings().is_empty());
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        for warning in settings.warnings() {
+            tracing::warn!("{warning}");
+        }
         let services = Services::build(settings, clock).await?;
         let listener = TcpListener::bind(settings.server.listen)
             .await

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::envelope::Envelope;
 use crate::service::ServiceError;
 use crate::store::StoreError;
+use crate::telemetry::Sampled;
 
 /// The body of every invalid-key answer, exactly as the seed and API.md give it.
 pub const INVALID_ACCESS_KEY: &str = "Invalid access key";
@@ -122,7 +123,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
+                // Every request says it while the database is away or full: once a second.
+                static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
+                if let Some(suppressed) = SAMPLED.admit() {
+                    tracing::warn!(error = %cause, suppressed, "database unavailable");
+                }
                 Self::Unavailable { retry_after_secs: 1 }
             }
             StoreError::Conflict(what) => {

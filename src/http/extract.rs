@@ -19,6 +19,7 @@ use crate::domain::anomaly::canonical_ip;
 use crate::domain::{AccessKey, Role};
 use crate::service::keys::{KeyError, UsageSnapshot, Valid, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
+use crate::telemetry::Sampled;
 
 /// A JSON request body. Refuses anything but `application/json` (415), bodies over the limit
 /// (413), and malformed JSON, missing, unknown or wrongly typed fields (400, naming the field).
@@ -91,6 +92,9 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     let peer = canonical_ip(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
+        if headers.contains_key("x-forwarded-for") {
+            warn_untrusted_forwarding(peer);
+        }
         return peer;
     }
     let mut client = peer;
@@ -111,6 +115,22 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         }
     }
     client
+}
+
+/// A request with `X-Forwarded-For` from a peer that is not a trusted proxy: either a client
+/// trying its luck (ignored, rightly) or a proxy missing from `server.trusted_proxies` (then
+/// every client behind it counts as the proxy). Said at most once a minute.
+fn warn_untrusted_forwarding(peer: IpAddr) {
+    static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(60));
+    if let Some(suppressed) = SAMPLED.admit() {
+        tracing::warn!(
+            event = "untrusted_forwarded_for",
+            peer = %peer,
+            suppressed,
+            "X-Forwarded-For from a peer that is not in server.trusted_proxies was ignored; \
+             if it is your proxy, list it there"
+        );
+    }
 }
 
 /// One `X-Forwarded-For` entry: an address, possibly with a port (`203.0.113.7:4711`,
@@ -211,13 +231,17 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         if auth.entry.user.role != Role::Admin {
-            tracing::warn!(
-                target: "security",
-                event = "forbidden",
-                user_id = %auth.entry.user.id,
-                path = %parts.uri.path(),
-                "administration refused to a non-administrator"
-            );
+            static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
+            if let Some(suppressed) = SAMPLED.admit() {
+                tracing::warn!(
+                    target: "security",
+                    event = "forbidden",
+                    user_id = %auth.entry.user.id,
+                    path = %parts.uri.path(),
+                    suppressed,
+                    "administration refused to a non-administrator"
+                );
+            }
             return Err(ApiError::Forbidden);
         }
         Ok(Admin(auth))

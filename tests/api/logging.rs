@@ -108,3 +108,82 @@ async fn security_events_are_structured_escaped_and_free_of_secrets() {
         assert!(!log.contains(secret), "a secret reached the log");
     }
 }
+
+/// What an attacker can repeat at will is logged at most once a second (throttled sign-ins) or
+/// once a minute (`X-Forwarded-For` from an untrusted peer), with a count of what was left out;
+/// and a password typed into the username field reaches neither the log nor the database.
+#[tokio::test]
+async fn repeated_events_are_sampled_and_mistyped_names_stay_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_binary(dir.path(), &[]).await;
+    let client = reqwest::Client::new();
+    let sign_in = |name: &'static str| {
+        client
+            .post(server.url("/auth"))
+            .json(&json!({"username": name, "password": "wrong password here"}))
+    };
+    // A password typed as a name: once as a valid-looking name, once as an invalid one.
+    let (valid, invalid) = ("Hunter2Hunter2x", "Tr0ub4dor&3 horse");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(sign_in(invalid).send().await.unwrap().status().as_u16());
+    }
+    for _ in 0..60 {
+        statuses.push(sign_in(valid).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 8, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 55, "{statuses:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(sign_in(valid).send().await.unwrap().status(), 429);
+    let r = client
+        .post(server.url("/users"))
+        .json(&json!({"username": "bill", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let key = body["data"]["key"].as_str().unwrap().to_owned();
+    for _ in 0..20 {
+        let r = client
+            .get(server.url("/auth"))
+            .bearer_auth(&key)
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    server.child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let all = events(&log);
+
+    let throttled = find(&all, "sign_in_throttled");
+    assert_eq!(throttled.len(), 2, "{throttled:?}");
+    assert_eq!(throttled[0]["suppressed"], 0);
+    assert_eq!(throttled[1]["suppressed"], 54);
+    assert_eq!(throttled[0]["name_digest"].as_str().unwrap().len(), 32);
+    let untrusted = find(&all, "untrusted_forwarded_for");
+    assert_eq!(untrusted.len(), 1, "{untrusted:?}");
+    assert_eq!(untrusted[0]["peer"], "127.0.0.1");
+
+    let lowered = valid.to_ascii_lowercase();
+    for typed in [valid, lowered.as_str(), invalid, "Tr0ub4dor"] {
+        assert!(!log.contains(typed), "{typed:?} reached the log");
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(
+                !bytes.windows(typed.len()).any(|w| w == typed.as_bytes()),
+                "{typed:?} reached {}",
+                entry.path().display()
+            );
+        }
+    }
+}

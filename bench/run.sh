@@ -12,6 +12,8 @@
 #      number of bytes, and against the same handler with the key hashed and looked up in
 #      memory (bare --lookup): bare, lookup, service, round after round; then bare and service
 #      at light load;
+#  1b. the same validation load while examples/hostile holds 2,000 idle connections and a few
+#      clients dribble request heads (the service must close them and serve everyone else);
 #   2. sign-ins (POST /auth, default Argon2 m=19456 t=2 p=1) next to the Argon2 ceiling of the
 #      machine (examples/argon2_ceiling.rs), alternately;
 #   3. isolation: validation while a sign-in flood keeps the hashing queue full;
@@ -38,6 +40,8 @@
 #                             --smoke: 1000); the rest are first used at -c64
 #   BENCH_SCALE_COLD_PASSES   light-load cold passes per size, each after a restart (3; --smoke: 1)
 #   BENCH_MEMORY_KEYS         distinct keys validated in step 5 (100000; --smoke: 10000)
+#   BENCH_HOSTILE_IDLE        idle connections held during step 1b (2000)
+#   BENCH_HOSTILE_SLOW        slow-header clients during step 1b (8)
 #   BENCH_PORT                service port; the bare servers use BENCH_PORT+1 and +2 (18080)
 #   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.smoke.md)
 #   BENCH_RUST_LOG            the service's RUST_LOG (info, its default)
@@ -69,6 +73,8 @@ ROUNDS=${BENCH_ROUNDS:-$D_ROUNDS}
 CONNS=${BENCH_CONNECTIONS:-64}
 LIGHT_CONNS=${BENCH_LIGHT_CONNECTIONS:-8}
 LIGHT_THINK=${BENCH_LIGHT_THINK_MS:-1}
+HOSTILE_IDLE=${BENCH_HOSTILE_IDLE:-2000}
+HOSTILE_SLOW=${BENCH_HOSTILE_SLOW:-8}
 SIGNIN_CONNS=${BENCH_SIGNIN_CONNECTIONS:-8}
 FLOOD_CONNS=${BENCH_FLOOD_CONNECTIONS:-64}
 KEYS=${BENCH_KEYS:-$D_KEYS}
@@ -377,6 +383,30 @@ L_CPU=$(printf '%s\n' "${LOOKUP_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%
 L_RATIO=$(pct "$L_RPS" "$B_RPS") V_L_RATIO=$(pct "$V_RPS" "$L_RPS")
 V_CPU=$(printf '%s\n' "${SVC_CPU[@]}" | awk '{ s += $1; n++ } END { printf "%.1f", s / n }')
 LOAD1="$LOAD1 → $(loadavg)"
+
+# ---------------------------------------------------------------- 1b. hostile connections
+# The same service, keys and wrk load as the rounds above, while examples/hostile holds
+# HOSTILE_IDLE idle connections (spread over 8 local addresses, below the per-address cap) and
+# HOSTILE_SLOW clients dribbling a request head a byte a second, reopening whatever the server
+# closes; normal clients must not notice.
+log "step 1b: validation while $HOSTILE_IDLE idle and $HOSTILE_SLOW slow-header connections are held"
+HOSTILE_FROM=$(seq -s, -f '127.0.1.%g' 1 8)
+record "$EXAMPLES/hostile --port $PORT --idle $HOSTILE_IDLE --slow $HOSTILE_SLOW --seconds $((SECS + 6)) --from $HOSTILE_FROM &"
+"$EXAMPLES/hostile" --port "$PORT" --idle "$HOSTILE_IDLE" --slow "$HOSTILE_SLOW" --seconds $((SECS + 6)) \
+    --from "$HOSTILE_FROM" >"$TMP/hostile.txt" 2>&1 &
+HOSTILE_PID=$!
+PIDS+=("$HOSTILE_PID")
+sleep 3
+HOSTILE_HELD=$(grep '^HOSTILE ' "$TMP/hostile.txt" | tail -1 | sed 's/.*open=\([0-9]*\).*/\1/')
+CPU_PID=$SVC_PID
+wrk_run service-hostile "$CONNS" "$SECS" "$VALIDATE" "$SVC_URL" "$D1/keys.txt"
+S1+=("$(wrow "**service** while ${HOSTILE_HELD:-?} idle and $HOSTILE_SLOW slow-header connections are held | $CONNS")")
+H_RPS=$R_RPS H_P99=$R_P99 H_ERR=$((R_NON2XX + R_SOCKERR))
+wait "$HOSTILE_PID" || true
+forget_pid "$HOSTILE_PID"
+HOSTILE_LAST=$(grep '^HOSTILE ' "$TMP/hostile.txt" | tail -1 | sed 's/^HOSTILE //')
+H_RATIO=$(pct "$H_RPS" "$V_RPS")
+log "hostile: $HOSTILE_LAST"
 CPU_PID=""
 stop_pid "$BARE_PID"; forget_pid "$BARE_PID"
 stop_pid "$LOOKUP_PID"; forget_pid "$LOOKUP_PID"
@@ -545,6 +575,7 @@ REPORT="$TMP/report.md"
     echo "| validation throughput vs bare axum (-c$CONNS) | ≥ 90 % | $V_RATIO % ($(thousands "$V_RPS") vs $(thousands "$B_RPS") req/s) | $(holds "$V_RATIO >= 90") |"
     echo "| … and vs bare axum + SHA-256 + in-memory lookup (the least a validation does) | – | $V_L_RATIO % (that rung: $L_RATIO % of bare) | – |"
     echo "| validation p99 at -c$CONNS (saturated) | < 2 ms | $(ms "$V_P99") ms (bare $(ms "$B_P99") ms) | $(holds "$V_P99 < 2000") |"
+    echo "| validation under hostile connections ($HOSTILE_IDLE idle + $HOSTILE_SLOW slow-header held) vs without | ≥ 90 % | $H_RATIO % ($(thousands "$H_RPS") vs $(thousands "$V_RPS") req/s), p99 $(ms "$H_P99") ms, errors $H_ERR | $(holds "$H_RATIO >= 90 && $H_ERR == 0") |"
     echo "| validation p99 at light load (-c$LIGHT_CONNS, $LIGHT_THINK ms between requests) | < 2 ms | $(ms "$LIGHT_SVC_P99") ms (bare $(ms "$LIGHT_BARE_P99") ms) | $(holds "$LIGHT_SVC_P99 < 2000") |"
     echo "| sign-ins vs Argon2 ceiling | ≥ 85 % | $SIGN_RATIO % ($SIGN_MEAN vs $C_HPS /s) | $(holds "$SIGN_RATIO >= 85") |"
     echo "| validation p99 during a sign-in flood | < 5 ms | $(ms "${ISO_P99[0]}") ms at light load, $(ms "${ISO_P99[1]}") ms saturated (-c$CONNS) | $(holds "${ISO_P99[0]} < 5000") at light load, $(holds "${ISO_P99[1]} < 5000") saturated |"
@@ -570,6 +601,8 @@ REPORT="$TMP/report.md"
     printf '%s\n' "${S1[@]}"
     echo
     echo "Mean of the -c$CONNS rounds: service $(thousands "$V_RPS") req/s (p50 $(ms "$V_P50") ms, p99 $(ms "$V_P99") ms), bare $(thousands "$B_RPS") req/s (p50 $(ms "$B_P50") ms, p99 $(ms "$B_P99") ms): **service/bare = $V_RATIO %**. CPU time of the server process per request: service $V_CPU µs, bare $B_CPU µs. Non-2xx or socket errors of the service: $SVC_NON2XX."
+    echo
+    echo "Under hostile connections (\`examples/hostile\`: idle sockets that send nothing and clients dribbling a head a byte a second, reopened as soon as the service closes them; at the end: $HOSTILE_LAST): $(thousands "$H_RPS") req/s, p99 $(ms "$H_P99") ms, **$H_RATIO % of the same service without them** in the same run."
     echo
     echo "The middle rung, bare axum with the key parsed, hashed and looked up in memory: $(thousands "$L_RPS") req/s, $L_CPU µs of CPU per request, **$L_RATIO % of bare**; the service is **$V_L_RATIO % of it** (non-2xx or socket errors: $LOOKUP_NON2XX)."
     echo

@@ -243,6 +243,13 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
+                // While writes fail (a full disk), a probe write each second, so that the
+                // failure clears as soon as space is back even when no client writes.
+                if services.store.writes_failing() {
+                    if let Err(e) = services.store.check_writes().await {
+                        tracing::debug!(error = %e, "database writes still fail");
+                    }
+                }
                 if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {
                     services.flush_usage().await;
                 }

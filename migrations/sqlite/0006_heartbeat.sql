@@ -1,6 +1,6 @@
--- The probe write of GET /health while writes fail (after a full disk, say): a row of about 4 KiB
--- is inserted and deleted in one committed transaction, so that the probe needs a free page as a
--- real write does. Always empty between probes.
+-- The probe write of GET /health while writes fail (after a full disk, say): a row of a few pages
+-- is inserted and deleted in one committed transaction, so that the probe needs free space as a
+-- real write does (src/store/sqlite/write.rs). Always empty between probes.
 CREATE TABLE heartbeat (
     id     INTEGER PRIMARY KEY,
     filler BLOB    NOT NULL

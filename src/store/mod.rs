@@ -116,12 +116,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     /// Whether writes work. At once `Ok` while no write has failed as unavailable since the last
-    /// one that succeeded; otherwise a probe write (a small committed transaction that needs
-    /// free space as a real write does) decides, and its success clears the failure.
+    /// successful probe; otherwise a probe write (a small committed transaction that needs
+    /// about as much free space as a sign-up) decides, and its success clears the failure.
     async fn check_writes(&self) -> StoreResult<()>;
 
     /// A write failed as unavailable (full disk, I/O error, read-only file, lock timeout) and
-    /// none has succeeded since.
+    /// no probe write has succeeded since ([`Store::check_writes`]).
     fn writes_failing(&self) -> bool;
 
     /// Fault drill, for tests: caps the database at `pages` pages (`None` lifts the cap), so

@@ -184,7 +184,7 @@ impl SqliteStore {
     }
 
     /// Runs a write and notes its outcome: an unavailable database marks writes as failing
-    /// (`GET /health` answers 503), a success clears that.
+    /// (`GET /health` answers 503 until a probe write succeeds).
     async fn writing<T>(&self, write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         let outcome = write.await;
         self.writes.note(&outcome);
@@ -198,7 +198,9 @@ impl SqliteStore {
             for sql in write::PROBE {
                 sqlx::query(sql).execute(&mut *tx).await.map_err(map_err)?;
             }
-            tx.commit().await.map_err(map_err)
+            tx.commit().await.map_err(map_err)?;
+            self.writes.recovered();
+            Ok(())
         })
         .await
     }

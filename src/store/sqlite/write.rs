@@ -13,7 +13,8 @@
 //! [`WriteState`] remembers whether writes fail as unavailable (full disk, I/O error, read-only
 //! file, lock timeout), so that `GET /health` can say so; while they do, a probe write
 //! ([`PROBE`]) decides when they work again, run by `GET /health` and once a second by the
-//! server's background loop, so that the state clears even when nobody writes.
+//! server's background loop, so that the state clears even when nobody writes. Only the probe
+//! clears it (see [`WriteState::note`]).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,10 +26,12 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use super::{is_unavailable, map_err};
 use crate::store::{StoreError, StoreResult};
 
-/// The probe write: a row of about 4 KiB (a page's worth, so that it needs a free page as a
-/// real write does) inserted and deleted in one committed transaction, leaving nothing behind.
+/// The probe write: a row inserted and deleted in one committed transaction, leaving nothing
+/// behind. Its 16 KiB need about as many new pages (and WAL frames) as a sign-up, the largest
+/// common write (rows and index entries in five tables): with a single page's worth, the probe
+/// fitted where sign-ups no longer did, and `GET /health` said 200 while they were refused.
 pub(super) const PROBE: [&str; 2] = [
-    "INSERT OR REPLACE INTO heartbeat (id, filler) VALUES (1, zeroblob(4096))",
+    "INSERT OR REPLACE INTO heartbeat (id, filler) VALUES (1, zeroblob(16384))",
     "DELETE FROM heartbeat",
 ];
 
@@ -46,23 +49,24 @@ impl WriteState {
         self.failing.load(Ordering::Acquire)
     }
 
-    /// Notes the outcome of a write: an unavailable database sets the state, a success
-    /// clears it; other errors (a taken name, a bug) say nothing about the disk.
+    /// Notes the outcome of a write: an unavailable database marks writes as failing. Only a
+    /// probe write clears that ([`WriteState::recovered`]): other writes that succeed may have
+    /// needed no new space (an update in place, as the throttle flush makes every second) and
+    /// say nothing about whether a sign-up would fit.
     pub(super) fn note<T>(&self, outcome: &StoreResult<T>) {
-        match outcome {
-            Ok(_) => self.succeeded(),
-            Err(StoreError::Unavailable(e)) => self.failed(e),
-            Err(_) => {}
+        if let Err(StoreError::Unavailable(e)) = outcome {
+            self.failed(e);
         }
     }
 
     fn failed(&self, error: &dyn std::fmt::Display) {
         if !self.failing.swap(true, Ordering::AcqRel) {
-            tracing::error!(error = %error, "database writes fail; answering 503 until a write succeeds");
+            tracing::error!(error = %error, "database writes fail; answering 503 until a probe write succeeds");
         }
     }
 
-    fn succeeded(&self) {
+    /// A probe write committed.
+    pub(super) fn recovered(&self) {
         if self.failing.swap(false, Ordering::AcqRel) {
             tracing::warn!("database writes work again");
         }
@@ -125,11 +129,7 @@ impl WriteTx {
             return Err(sqlx::Error::Protocol("write transaction already ended".into()));
         };
         match sqlx::query("COMMIT").execute(&mut *conn).await {
-            Ok(_) => {
-                drop(conn);
-                self.state.succeeded();
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, "commit failed; rolling back");
                 clean_up(conn).await;

@@ -316,3 +316,34 @@ async fn the_sweep_marks_keys_that_expired_unused() {
         "the fresh key is untouched"
     );
 }
+
+/// API.md, "Running": the data directory and the database are created owner-only (the hashes
+/// are in it); SQLite gives its `-wal` and `-shm` files the main file's mode.
+#[tokio::test]
+async fn the_database_is_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("new").join("data");
+    let settings = test_settings(&data);
+    let app = spawn_in(root, &settings).await;
+    app.user("bill").await;
+    for dir in [app.dir.path().join("new"), data.clone()] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("killbill-auth.db")
+        })
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    app.stop().await;
+}

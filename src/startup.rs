@@ -69,9 +69,14 @@ impl Services {
             tracing::warn!("argon2 parameters are below OWASP's minimum (m=19456 KiB, t=2): for tests only");
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let hasher = Arc::new(Hasher::start(params, p.pepper.as_ref(), cores)?);
-
         let metrics = Arc::new(Metrics::new());
+        let hasher = Arc::new(Hasher::start(
+            params,
+            p.pepper.as_ref(),
+            cores,
+            metrics.hashes_refused(),
+        )?);
+
         let keys = Arc::new(KeyService::new(
             store.clone(),
             clock.clone(),

@@ -1078,6 +1078,29 @@ mod tests {
         store.close().await;
     }
 
+    /// The fault drill's page limit holds on the writer connection that replaces a closed one
+    /// (a failed rollback closes it), and lifting it gives SQLite's largest again.
+    #[tokio::test]
+    async fn the_size_limit_survives_a_new_write_connection() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("kb.db")).await.expect("store");
+        let max_pages = || async {
+            let mut conn = store.write.acquire().await.expect("connection");
+            sqlx::query_scalar::<_, i64>("PRAGMA max_page_count")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("pragma")
+        };
+        store.set_size_limit(Some(1000)).await.expect("limit");
+        assert_eq!(max_pages().await, 1000);
+        let conn = store.write.acquire().await.expect("connection");
+        conn.close().await.expect("close");
+        assert_eq!(max_pages().await, 1000, "on the new connection");
+        store.set_size_limit(None).await.expect("no limit");
+        assert!(max_pages().await > 1_000_000_000);
+        store.close().await;
+    }
+
     /// Housekeeping runs in the write transaction, every 10 minutes and at start-up: none of its
     /// statements may scan a table (with a million keys a scan held a core and the write lock
     /// for about 100 ms, and the first requests after a start waited behind it).

@@ -56,7 +56,11 @@ async fn hold(from: IpAddr, to: SocketAddr, slow: bool, deadline: tokio::time::I
         let mut buf = [0u8; 512];
         let mut sent = 0;
         loop {
-            let wait = if slow { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+            let wait = if slow {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(3600)
+            };
             tokio::select! {
                 read = stream.read(&mut buf) => {
                     if matches!(read, Ok(0) | Err(_)) {
@@ -95,7 +99,13 @@ async fn main() {
     let mut tasks = Vec::with_capacity(idle + slow);
     for i in 0..idle + slow {
         let address = from[i % from.len()];
-        tasks.push(tokio::spawn(hold(address, to, i >= idle, deadline, counts.clone())));
+        tasks.push(tokio::spawn(hold(
+            address,
+            to,
+            i >= idle,
+            deadline,
+            counts.clone(),
+        )));
         // Open them over a fraction of a second rather than in one SYN burst.
         if i % 100 == 99 {
             tokio::time::sleep(Duration::from_millis(10)).await;

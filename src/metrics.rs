@@ -14,6 +14,7 @@ use crate::domain::RevocationReason;
 
 const HTTP_REQUESTS: &str = "killbill_auth_http_requests_total";
 const KEYS_REVOKED: &str = "killbill_auth_keys_revoked_total";
+const HASHES_REFUSED: &str = "killbill_auth_password_hashes_refused_total";
 const CACHED_KEYS: &str = "killbill_auth_cached_keys";
 const PENDING_USAGE: &str = "killbill_auth_pending_usage_writes";
 const HASH_QUEUE: &str = "killbill_auth_hash_queue";
@@ -42,6 +43,8 @@ pub struct Metrics {
     validations: [Counter; VALIDATION_STATUSES.len()],
     /// Revocations by reason, in the order of [`RevocationReason::ALL`].
     revoked: [Counter; RevocationReason::ALL.len()],
+    /// Stored password hashes refused as too costly (counted by the hashing workers).
+    hashes_refused: Counter,
     cached_keys: Gauge,
     pending_usage: Gauge,
     hash_queued: Gauge,
@@ -66,6 +69,10 @@ impl Metrics {
             (
                 KEYS_REVOKED,
                 "Access keys revoked, by reason (expired keys marked by housekeeping included).",
+            ),
+            (
+                HASHES_REFUSED,
+                "Stored password hashes refused without verifying: far costlier than the configured parameters.",
             ),
         ] {
             recorder.describe_counter(name.into(), Some(Unit::Count), SharedString::const_str(help));
@@ -106,6 +113,7 @@ impl Metrics {
         Self {
             validations,
             revoked,
+            hashes_refused: counter(HASHES_REFUSED, Vec::new()),
             cached_keys: gauge(CACHED_KEYS, Vec::new()),
             pending_usage: gauge(PENDING_USAGE, Vec::new()),
             hash_queued: gauge(HASH_QUEUE, vec![Label::from_static_parts("state", "queued")]),
@@ -136,6 +144,11 @@ impl Metrics {
         if let Some(i) = RevocationReason::ALL.iter().position(|r| *r == reason) {
             self.revoked[i].increment(count);
         }
+    }
+
+    /// The counter of stored password hashes refused as too costly, for the hashing workers.
+    pub fn hashes_refused(&self) -> Counter {
+        self.hashes_refused.clone()
     }
 
     /// The metrics as Prometheus text, with the gauges set to `now`.

@@ -73,9 +73,14 @@ impl Services {
             tracing::warn!("argon2 parameters are below OWASP's minimum (m=19456 KiB, t=2): for tests only");
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let hasher = Arc::new(Hasher::start(params, p.pepper.as_ref(), cores)?);
-
         let metrics = Arc::new(Metrics::new());
+        let hasher = Arc::new(Hasher::start(
+            params,
+            p.pepper.as_ref(),
+            cores,
+            metrics.hashes_refused(),
+        )?);
+
         let keys = Arc::new(KeyService::new(
             store.clone(),
             clock.clone(),
@@ -239,6 +244,13 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
+                // While writes fail (a full disk), a probe write each second, so that the
+                // failure clears as soon as space is back even when no client writes.
+                if services.store.writes_failing() {
+                    if let Err(e) = services.store.check_writes().await {
+                        tracing::debug!(error = %e, "database writes still fail");
+                    }
+                }
                 if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {
                     services.flush_usage().await;
                 }

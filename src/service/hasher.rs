@@ -13,7 +13,17 @@
 //!
 //! Each worker keeps one Argon2 memory buffer for its whole life
 //! (`hash_password_into_with_memory`), which saves allocating and page-faulting ~19 MiB per hash.
+//!
+//! A stored hash is verified with the parameters it was made with, which come from the database:
+//! a tampered or absurd row must not make one sign-in allocate gigabytes or run for minutes.
+//! Hashes costlier than [`StoredLimits`] (four times the configured cost, with floors) are
+//! refused without computing anything: logged at error level, counted
+//! (`killbill_auth_password_hashes_refused_total`) and answered as a wrong password.
+//!
+//! A job that panics (a bug) does not take its worker with it: the panic is caught and logged,
+//! the caller gets [`JobError::Panicked`] (500), and the worker takes the next job.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -28,6 +38,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use subtle::ConstantTimeEq;
 use tracing::Span;
 
+use super::accounts::ServiceError;
 use crate::domain::Password;
 
 const SALT_BYTES: usize = 16;
@@ -40,16 +51,77 @@ pub const WAITING_PER_WORKER: usize = 256;
 /// How long a caller waits for room in a full queue before it is refused. The queue itself
 /// holds about a quarter of a second of work at the default parameters on two cores.
 pub const ADMISSION_WAIT: Duration = Duration::from_secs(1);
-/// Hashes whose stored parameters are beyond these are refused without allocating: a tampered
-/// row must not make one sign-in allocate gigabytes.
-const MAX_STORED_M_KIB: u32 = 4 * 1024 * 1024;
-const MAX_STORED_T: u32 = 64;
-const MAX_STORED_P: u32 = 16;
+/// How much costlier than the configured parameters a stored hash may be and still be
+/// verified: a stored hash is refused when any of its parameters is above `LIMIT_FACTOR` times
+/// the configured one and above its floor. Room for hashes made before the parameters were
+/// lowered, and for imported ones (Spring Security's defaults are far below the floors).
+const LIMIT_FACTOR: u32 = 4;
+/// Floors of the limits: 256 MiB of memory, 16 passes, 16 lanes.
+const LIMIT_FLOOR_M_KIB: u32 = 256 * 1024;
+const LIMIT_FLOOR_T: u32 = 16;
+const LIMIT_FLOOR_P: u32 = 16;
 
 /// The hashing queue is full; try again shortly.
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing is overloaded")]
 pub struct Overloaded;
+
+/// Why a hashing job gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The queue and its waiting room are full (503 with `Retry-After`).
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    /// The job panicked, a bug: answered 500 rather than 503, which would invite a retry that
+    /// panics again. The worker goes on with the next job.
+    #[error("password hashing job panicked")]
+    Panicked,
+}
+
+impl From<JobError> for ServiceError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Overloaded(o) => ServiceError::Overloaded(o),
+            JobError::Panicked => ServiceError::Internal(e.into()),
+        }
+    }
+}
+
+/// The costliest stored hash that is verified (see [`LIMIT_FACTOR`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredLimits {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl StoredLimits {
+    pub fn for_params(params: &Params) -> Self {
+        let limit = |configured: u32, floor: u32| configured.saturating_mul(LIMIT_FACTOR).max(floor);
+        Self {
+            m_kib: limit(params.m_cost(), LIMIT_FLOOR_M_KIB),
+            t: limit(params.t_cost(), LIMIT_FLOOR_T),
+            p: limit(params.p_cost(), LIMIT_FLOOR_P),
+        }
+    }
+
+    fn allow(&self, stored: &Params) -> bool {
+        stored.m_cost() <= self.m_kib && stored.t_cost() <= self.t && stored.p_cost() <= self.p
+    }
+}
+
+/// Why a stored hash could not be verified.
+enum Unusable {
+    /// Beyond [`StoredLimits`]: refused without computing.
+    TooCostly(Params),
+    Malformed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Unusable {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Malformed(e)
+    }
+}
 
 /// What checking a password against a stored hash found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +146,22 @@ pub struct Hasher {
 /// The state one worker thread owns: parameters, pepper and its reusable memory.
 pub struct HashWorker {
     params: Params,
+    limits: StoredLimits,
     pepper: Option<Arc<SecretBox<[u8]>>>,
     memory: Vec<Block>,
+    /// Stored hashes refused as too costly (a metric).
+    refused: metrics::Counter,
 }
 
 impl Hasher {
-    /// Starts `workers` threads (at least one) hashing with `params`.
-    pub fn start(params: Params, pepper: Option<&SecretString>, workers: usize) -> anyhow::Result<Self> {
+    /// Starts `workers` threads (at least one) hashing with `params`; stored hashes refused as
+    /// too costly are counted in `refused`.
+    pub fn start(
+        params: Params,
+        pepper: Option<&SecretString>,
+        workers: usize,
+        refused: metrics::Counter,
+    ) -> anyhow::Result<Self> {
         let workers = workers.max(1);
         let pepper: Option<Arc<SecretBox<[u8]>>> = pepper.map(|p| {
             Arc::new(SecretBox::new(
@@ -92,28 +173,34 @@ impl Hasher {
         for i in 0..workers {
             let rx = rx.clone();
             let room = room.clone();
-            let mut worker = HashWorker {
-                params: params.clone(),
-                pepper: pepper.clone(),
-                memory: Vec::new(),
-            };
+            let mut worker = HashWorker::new(params.clone(), pepper.clone(), refused.clone());
             thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     lower_priority();
                     while let Ok(job) = rx.recv() {
                         room.notify_one();
-                        job(&mut worker);
+                        // Unwind safety: a panicking job can leave half-changed only what it
+                        // owns (dropped while unwinding; its reply sender among them, so the
+                        // caller learns of it) and the worker. The worker's parameters, limits
+                        // and pepper are only read by jobs; its memory is scratch that Argon2
+                        // fills before it reads it, resized to the job's need before each use;
+                        // its counter is atomic. No lock is held across a job. So the next job
+                        // finds the worker as good as new.
+                        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut worker))) {
+                            let message = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            tracing::error!(panic = %message, "password hashing job panicked; the worker goes on");
+                        }
                     }
                 })?;
         }
         // A hash of a random password, verified against for unknown usernames so that a sign-in
         // costs the same whether or not the account exists.
-        let mut probe = HashWorker {
-            params,
-            pepper,
-            memory: Vec::new(),
-        };
+        let mut probe = HashWorker::new(params, pepper, refused);
         let mut random = [0u8; 32];
         OsRng.fill_bytes(&mut random);
         let dummy = Password::normalise(&STANDARD_NO_PAD.encode(random))
@@ -150,7 +237,7 @@ impl Hasher {
     }
 
     /// Runs `f` on a hashing thread, carrying the caller's tracing span.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, Overloaded>
+    pub async fn run<T, F>(&self, f: F) -> Result<T, JobError>
     where
         T: Send + 'static,
         F: FnOnce(&mut HashWorker) -> T + Send + 'static,
@@ -164,9 +251,11 @@ impl Hasher {
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(crossbeam_channel::TrySendError::Full(job)) => self.wait_for_room(job).await?,
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Overloaded),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Overloaded.into()),
         }
-        answer.await.map_err(|_| Overloaded)
+        // Queued: the workers outlive `self`, so an answer that never comes means the job
+        // panicked (its reply sender was dropped while unwinding).
+        answer.await.map_err(|_| JobError::Panicked)
     }
 
     /// Queues `job` once there is room, waiting in the waiting room for at most
@@ -192,6 +281,16 @@ impl Hasher {
 }
 
 impl HashWorker {
+    fn new(params: Params, pepper: Option<Arc<SecretBox<[u8]>>>, refused: metrics::Counter) -> Self {
+        Self {
+            limits: StoredLimits::for_params(&params),
+            params,
+            pepper,
+            memory: Vec::new(),
+            refused,
+        }
+    }
+
     fn argon2<'a>(pepper: Option<&'a [u8]>, params: Params) -> Result<Argon2<'a>, argon2::Error> {
         match pepper {
             Some(secret) => Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, params),
@@ -239,27 +338,39 @@ impl HashWorker {
 
     /// Checks a password against a stored PHC string in constant time. A malformed or
     /// unsupported hash is a mismatch (and logged), never a panic.
+    /// A hash costlier than [`StoredLimits`] is a mismatch too, refused without computing,
+    /// logged at error level (its parameters, never the hash) and counted.
     pub fn verify(&mut self, password: &Password, phc: &str) -> Verification {
         match self.try_verify(password, phc) {
             Ok(v) => v,
-            Err(e) => {
+            Err(Unusable::TooCostly(stored)) => {
+                self.refused.increment(1);
+                tracing::error!(
+                    m_kib = stored.m_cost(),
+                    t = stored.t_cost(),
+                    p = stored.p_cost(),
+                    max_m_kib = self.limits.m_kib,
+                    max_t = self.limits.t,
+                    max_p = self.limits.p,
+                    "stored password hash is far costlier than the configured parameters (a tampered row?): refused without verifying, answered as a wrong password"
+                );
+                Verification::Mismatch
+            }
+            Err(Unusable::Malformed(e)) => {
                 tracing::error!(error = %e, "stored password hash is unusable");
                 Verification::Mismatch
             }
         }
     }
 
-    fn try_verify(&mut self, password: &Password, phc: &str) -> anyhow::Result<Verification> {
+    fn try_verify(&mut self, password: &Password, phc: &str) -> Result<Verification, Unusable> {
         let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("PHC: {e}"))?;
         if parsed.algorithm.as_str() != "argon2id" || parsed.version != Some(0x13) {
-            anyhow::bail!("not argon2id v19");
+            return Err(anyhow::anyhow!("not argon2id v19").into());
         }
         let stored = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
-        if stored.m_cost() > MAX_STORED_M_KIB
-            || stored.t_cost() > MAX_STORED_T
-            || stored.p_cost() > MAX_STORED_P
-        {
-            anyhow::bail!("parameters out of bounds");
+        if !self.limits.allow(&stored) {
+            return Err(Unusable::TooCostly(stored));
         }
         let salt = parsed.salt.ok_or_else(|| anyhow::anyhow!("no salt"))?;
         let mut salt_buf = [0u8; 64];
@@ -276,8 +387,14 @@ impl HashWorker {
             Some(expected.len()),
         )
         .map_err(|e| anyhow::anyhow!("params: {e}"))?;
-        self.compute(params, password.expose().as_bytes(), salt, &mut out)
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+        let computed = self.compute(params, password.expose().as_bytes(), salt, &mut out);
+        // A costlier (older) hash grew the worker's memory: give the excess back.
+        let configured = self.params.block_count();
+        if self.memory.len() > configured {
+            self.memory.truncate(configured);
+            self.memory.shrink_to_fit();
+        }
+        computed.map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         if bool::from(out.as_slice().ct_eq(expected)) {
             let needs_rehash = stored.m_cost() != self.params.m_cost()
                 || stored.t_cost() != self.params.t_cost()
@@ -322,11 +439,11 @@ mod tests {
     }
 
     fn worker(params: Params, pepper: Option<&str>) -> HashWorker {
-        HashWorker {
+        HashWorker::new(
             params,
-            pepper: pepper.map(|p| Arc::new(SecretBox::new(p.as_bytes().to_vec().into_boxed_slice()))),
-            memory: Vec::new(),
-        }
+            pepper.map(|p| Arc::new(SecretBox::new(p.as_bytes().to_vec().into_boxed_slice()))),
+            metrics::Counter::noop(),
+        )
     }
 
     fn pw(s: &str) -> Password {
@@ -402,9 +519,83 @@ mod tests {
         }
     }
 
+    #[test]
+    fn limits_are_four_times_the_configured_cost_with_floors() {
+        assert_eq!(
+            StoredLimits::for_params(&Params::new(19_456, 2, 1, None).unwrap()),
+            StoredLimits {
+                m_kib: 256 * 1024,
+                t: 16,
+                p: 16
+            }
+        );
+        assert_eq!(
+            StoredLimits::for_params(&Params::new(128 * 1024, 8, 8, None).unwrap()),
+            StoredLimits {
+                m_kib: 512 * 1024,
+                t: 32,
+                p: 32
+            }
+        );
+    }
+
+    #[test]
+    fn stored_hashes_far_costlier_than_configured_are_refused_and_counted() {
+        let metrics = crate::metrics::Metrics::new();
+        let mut w = HashWorker::new(cheap(64), None, metrics.hashes_refused());
+        let started = std::time::Instant::now();
+        for phc in [
+            // 4 GiB, the old cap: one sign-in allocated it.
+            "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=262145,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=64,t=17,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=1024,t=1,p=17$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        ] {
+            assert_eq!(w.verify(&pw("whatever password"), phc), Verification::Mismatch, "{phc}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "nothing computed"
+        );
+        assert!(w.memory.is_empty(), "nothing allocated");
+        let text = metrics.render(crate::metrics::Gauges::default());
+        assert!(
+            text.lines()
+                .any(|l| l == "killbill_auth_password_hashes_refused_total 4"),
+            "{text}"
+        );
+        // Within the limits, a costlier hash (made before the parameters were lowered) verifies,
+        // and the memory it needed is given back.
+        let older = worker(cheap(4096), None).hash(&pw("some long password")).unwrap();
+        assert_eq!(
+            w.verify(&pw("some long password"), &older),
+            Verification::Match { needs_rehash: true }
+        );
+        assert_eq!(w.memory.len(), cheap(64).block_count());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_kill_its_worker() {
+        let hasher = Hasher::start(cheap(64), None, 1, metrics::Counter::noop()).unwrap();
+        for _ in 0..3 {
+            let panicked = hasher.run(|_| -> () { panic!("a bug in a hashing job") }).await;
+            assert!(matches!(panicked, Err(JobError::Panicked)), "{panicked:?}");
+            let phc = hasher
+                .run(|w| w.hash(&pw("pool password here")))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(phc.starts_with("$argon2id$"));
+        }
+        assert!(matches!(
+            ServiceError::from(JobError::Panicked),
+            ServiceError::Internal(_)
+        ));
+    }
+
     #[tokio::test]
     async fn pool_runs_jobs_lets_callers_wait_for_room_and_refuses_beyond() {
-        let hasher = Arc::new(Hasher::start(cheap(64), None, 1).unwrap());
+        let hasher = Arc::new(Hasher::start(cheap(64), None, 1, metrics::Counter::noop()).unwrap());
         let phc = hasher
             .run(|w| w.hash(&pw("pool password here")))
             .await

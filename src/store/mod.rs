@@ -122,6 +122,20 @@ pub trait Store: Send + Sync + 'static {
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether writes work. At once `Ok` while no write has failed as unavailable since the last
+    /// successful probe; otherwise a probe write (a small committed transaction that needs
+    /// about as much free space as a sign-up) decides, and its success clears the failure.
+    async fn check_writes(&self) -> StoreResult<()>;
+
+    /// A write failed as unavailable (full disk, I/O error, read-only file, lock timeout) and
+    /// no probe write has succeeded since ([`Store::check_writes`]).
+    fn writes_failing(&self) -> bool;
+
+    /// Fault drill, for tests: caps the database at `pages` pages (`None` lifts the cap), so
+    /// that writes needing more space fail as on a full disk. Kept across reconnections; not
+    /// persistent. A cap below the current size acts as the current size.
+    async fn set_size_limit(&self, pages: Option<u64>) -> StoreResult<()>;
+
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
 

@@ -316,3 +316,71 @@ async fn the_sweep_marks_keys_that_expired_unused() {
         "the fresh key is untouched"
     );
 }
+
+/// API.md, "Running": the data directory and the database are created owner-only (the hashes
+/// are in it); SQLite gives its `-wal` and `-shm` files the main file's mode.
+#[tokio::test]
+async fn the_database_is_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("new").join("data");
+    let settings = test_settings(&data);
+    let app = spawn_in(root, &settings).await;
+    app.user("bill").await;
+    for dir in [app.dir.path().join("new"), data.clone()] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("killbill-auth.db")
+        })
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    app.stop().await;
+}
+
+/// A stored hash far costlier than the configured parameters (here 4 GiB of memory, a tampered
+/// row) is refused without being computed: the right password gets a quick 401, like a wrong
+/// one, and the refusal is counted.
+#[tokio::test]
+async fn a_tampered_hash_far_costlier_than_configured_is_refused_quickly() {
+    let app = spawn_app().await;
+    app.user("bill").await;
+    let mut db = open(app.dir.path()).await;
+    sqlx::query("UPDATE password_hashes SET phc = ?")
+        .bind(
+            "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA\
+             $aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let r = app.sign_in("bill", PASSWORD).await;
+    r.assert_error(401);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let metrics = app.request("GET", "/metrics", None, None).await;
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|l| l == "killbill_auth_password_hashes_refused_total 1"),
+        "{}",
+        metrics.text
+    );
+}

@@ -13,23 +13,33 @@ pub async fn index() -> Envelope<serde_json::Value> {
     Envelope::ok(json!({"name": "killbill-auth", "version": env!("CARGO_PKG_VERSION")}))
 }
 
+/// 200 when the database answers and takes writes; 503 with `Retry-After` when it is
+/// unreachable, or while writes fail (a full disk): then this makes a probe write, so that it
+/// says 200 again as soon as a write would succeed.
 pub async fn health(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Envelope::ok(json!({"status": "ok", "database": "ok"})).into_response(),
+    let database = match state.store.ping().await {
+        Ok(()) => match state.store.check_writes().await {
+            Ok(()) => return Envelope::ok(json!({"status": "ok", "database": "ok"})).into_response(),
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: database writes fail");
+                "writes_failing"
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unreachable");
-            let body = Envelope {
-                success: false,
-                data: Some(json!({"status": "unavailable", "database": "unreachable"})),
-                error: Some("Database unavailable".to_owned()),
-            };
-            let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            "unreachable"
         }
-    }
+    };
+    let body = Envelope {
+        success: false,
+        data: Some(json!({"status": "unavailable", "database": database})),
+        error: Some("Database unavailable".to_owned()),
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Prometheus text, outside the envelope (API.md); see `crate::metrics` for what is counted.

@@ -176,6 +176,8 @@ fn uuid(row: &Row<'_>, index: usize) -> StoreResult<Uuid> {
     Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt(format!("uuid in column {index}")))
 }
 
+/// As the sqlx side's `is_unavailable`: `sqlite_error_code` is the primary code of an extended
+/// one (SQLITE_IOERR_READ is an I/O failure).
 fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi::ErrorCode;
     match e.sqlite_error_code() {
@@ -185,7 +187,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
             | ErrorCode::SystemIoFailure
             | ErrorCode::DiskFull
             | ErrorCode::CannotOpen
-            | ErrorCode::ReadOnly,
+            | ErrorCode::ReadOnly
+            | ErrorCode::FileLockingProtocolFailed,
         ) => StoreError::Unavailable(Box::new(e)),
         _ => StoreError::Other(Box::new(e)),
     }

@@ -6,9 +6,12 @@
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
 mod key_reader;
+mod write;
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +20,7 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use self::key_reader::KeyReader;
+use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
     StoreResult,
@@ -64,17 +68,17 @@ const PRUNE: [&str; 4] = [
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Whether writes fail, and the fault drill's page limit (see `write`).
+    writes: Arc<WriteState>,
     /// The key lookup of the validation path, on the caller's thread (see `key_reader`).
     keys: KeyReader,
 }
 
 impl SqliteStore {
-    /// Opens (creating the file and its directory if needed) and migrates the database.
+    /// Opens (creating the file and its directory if needed, owner-only) and migrates the
+    /// database.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("cannot create database directory {}: {e}", dir.display()))?;
-        }
+        create_owner_only(path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
@@ -84,10 +88,22 @@ impl SqliteStore {
         ensure_wal(&options)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+        let writes = Arc::new(WriteState::default());
+        let state = writes.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
             .test_before_acquire(false)
+            // The fault drill's page limit outlives the connection (a failed rollback closes it).
+            .after_connect(move |conn, _| {
+                let limit = state.page_limit();
+                Box::pin(async move {
+                    if limit.is_some() {
+                        sqlx::query(&max_page_count_sql(limit)).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
@@ -104,16 +120,93 @@ impl SqliteStore {
             .await?;
         let keys = KeyReader::open(path)
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
-        Ok(Self { read, write, keys })
+        Ok(Self {
+            read,
+            write,
+            writes,
+            keys,
+        })
     }
 }
 
+/// Creates the database's directory (0700) and file (0600) when they do not exist yet, so that
+/// no other user of the machine can read the hashes; SQLite gives the `-wal` and `-shm` files
+/// the main file's mode. Existing ones are left as they are, with a warning when the file is
+/// open to other users.
+#[cfg(unix)]
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create database directory {}: {e}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)
+                .map_err(|e| anyhow::anyhow!("cannot read database file {}: {e}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the database file is open to other users of this machine (chmod 600 it, and 700 its directory)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot create database file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create database directory {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so that a
-    /// concurrent writer in another process (the admin command line) makes it wait for
-    /// `busy_timeout` instead of failing when a read inside it would have to become a write.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    /// A write transaction on the writer connection (see [`WriteTx`]).
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        WriteTx::begin(&self.write, &self.writes).await
+    }
+
+    /// Runs a write and notes its outcome: an unavailable database marks writes as failing
+    /// (`GET /health` answers 503 until a probe write succeeds).
+    async fn writing<T>(&self, write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        let outcome = write.await;
+        self.writes.note(&outcome);
+        outcome
+    }
+
+    /// The probe write (see [`write::PROBE`]).
+    async fn probe_write(&self) -> StoreResult<()> {
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            for sql in write::PROBE {
+                sqlx::query(sql).execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            self.writes.recovered();
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -140,18 +233,28 @@ async fn ensure_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("unique constraint"),
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY (primary codes).
-            Some(code) if matches!(primary_code(code), 5 | 6 | 10 | 13 | 14 | 8) => {
-                StoreError::Unavailable(e.into())
-            }
-            _ => StoreError::Other(e.into()),
-        },
+        _ if is_unavailable(&e) => StoreError::Unavailable(e.into()),
+        _ => StoreError::Other(e.into()),
+    }
+}
+
+/// SQLite's primary result codes that mean "not now" rather than "wrong": SQLITE_BUSY,
+/// SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
+/// sqlx reports extended codes (SQLITE_IOERR_WRITE is 778), compared by their primary code.
+const UNAVAILABLE_CODES: [i64; 7] = [5, 6, 8, 10, 13, 14, 15];
+
+/// Whether the database is busy, full, read-only or unreachable (answered 503, worth retrying
+/// later) rather than refusing the statement itself.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| UNAVAILABLE_CODES.contains(&primary_code(&code))),
         sqlx::Error::PoolTimedOut
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.into()),
-        _ => StoreError::Other(e.into()),
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 
@@ -325,6 +428,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn check_writes(&self) -> StoreResult<()> {
+        if self.writes.failing() {
+            self.probe_write().await
+        } else {
+            Ok(())
+        }
+    }
+
+    fn writes_failing(&self) -> bool {
+        self.writes.failing()
+    }
+
+    async fn set_size_limit(&self, pages: Option<u64>) -> StoreResult<()> {
+        self.writes.set_page_limit(pages);
+        let mut conn = self.write.acquire().await.map_err(map_err)?;
+        sqlx::query(&max_page_count_sql(pages))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.keys.close();
         self.read.close().await;
@@ -332,29 +457,32 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(user.id)
-        .bind(user.name.as_str())
-        .bind(user.name.canonical())
-        .bind(user.role.as_str())
-        .bind(user.created.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
+            )
             .bind(user.id)
-            .bind(phc)
+            .bind(user.name.as_str())
+            .bind(user.name.canonical())
+            .bind(user.role.as_str())
             .bind(user.created.as_millis())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if let Some(key) = key {
-            insert_key(&mut tx, key).await?;
-        }
-        tx.commit().await.map_err(map_err)
+            sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
+                .bind(user.id)
+                .bind(phc)
+                .bind(user.created.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if let Some(key) = key {
+                insert_key(&mut tx, key).await?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+        .await
     }
 
     async fn list_users(&self, after: Option<(Timestamp, Uuid)>, limit: u32) -> StoreResult<Vec<User>> {
@@ -373,17 +501,20 @@ impl Store for SqliteStore {
     }
 
     async fn remember_network(&self, user_id: Uuid, network: &str, at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO known_networks (user_id, network, last_success_ms) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, network) DO UPDATE SET last_success_ms = max(last_success_ms, excluded.last_success_ms)",
-        )
-        .bind(user_id)
-        .bind(network)
-        .bind(at.as_millis())
-        .execute(&self.write)
+        self.writing(async {
+            sqlx::query(
+                "INSERT INTO known_networks (user_id, network, last_success_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (user_id, network) DO UPDATE SET last_success_ms = max(last_success_ms, excluded.last_success_ms)",
+            )
+            .bind(user_id)
+            .bind(network)
+            .bind(at.as_millis())
+            .execute(&self.write)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
         .await
-        .map_err(map_err)?;
-        Ok(())
     }
 
     async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool> {
@@ -405,69 +536,74 @@ impl Store for SqliteStore {
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> StoreResult<Admission> {
-        // The write lock is taken first (BEGIN IMMEDIATE), so that the counts read below cannot
-        // change before this attempt is counted: concurrent attempts queue here, one at a time.
-        let mut tx = self.begin_write().await?;
-        let mut blocked = Vec::new();
-        for counter in counters {
-            let (limit, window) = policy.limit(counter.scope);
-            // The latest `limit` attempts within the window decide (see `FailureLog`).
-            let times: Vec<i64> = sqlx::query_scalar(
-                "SELECT at_ms FROM throttle_attempts WHERE scope = ? AND subject = ? AND at_ms > ? \
-                 ORDER BY at_ms DESC LIMIT ?",
-            )
-            .bind(counter.scope.as_str())
-            .bind(&counter.subject)
-            .bind(now.minus(window).as_millis())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(wait) = FailureLog::from_millis(times).blocked_for(limit, window, now) {
-                blocked.push((counter.scope, wait));
-            }
-        }
-        if !blocked.is_empty() {
-            return Ok(Admission::Refused { blocked });
-        }
-        let mut ids = Vec::with_capacity(counters.len());
-        for counter in counters {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO throttle_attempts (scope, subject, at_ms) VALUES (?, ?, ?) RETURNING id",
-            )
-            .bind(counter.scope.as_str())
-            .bind(&counter.subject)
-            .bind(now.as_millis())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            ids.push(id);
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(Admission::Counted(CountedAttempt(ids)))
-    }
-
-    async fn uncount_attempt(&self, attempt: &CountedAttempt, forgive: Option<&Counter>) -> StoreResult<()> {
-        if attempt.0.is_empty() && forgive.is_none() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for id in &attempt.0 {
-            sqlx::query("DELETE FROM throttle_attempts WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        if let Some(counter) = forgive {
-            sqlx::query("DELETE FROM throttle_attempts WHERE scope = ? AND subject = ?")
+        self.writing(async {
+            // The write lock is taken first (BEGIN IMMEDIATE), so that the counts read below cannot
+            // change before this attempt is counted: concurrent attempts queue here, one at a time.
+            let mut tx = self.begin_write().await?;
+            let mut blocked = Vec::new();
+            for counter in counters {
+                let (limit, window) = policy.limit(counter.scope);
+                // The latest `limit` attempts within the window decide (see `FailureLog`).
+                let times: Vec<i64> = sqlx::query_scalar(
+                    "SELECT at_ms FROM throttle_attempts WHERE scope = ? AND subject = ? AND at_ms > ? \
+                     ORDER BY at_ms DESC LIMIT ?",
+                )
                 .bind(counter.scope.as_str())
                 .bind(&counter.subject)
-                .execute(&mut *tx)
+                .bind(now.minus(window).as_millis())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+                if let Some(wait) = FailureLog::from_millis(times).blocked_for(limit, window, now) {
+                    blocked.push((counter.scope, wait));
+                }
+            }
+            if !blocked.is_empty() {
+                return Ok(Admission::Refused { blocked });
+            }
+            let mut ids = Vec::with_capacity(counters.len());
+            for counter in counters {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO throttle_attempts (scope, subject, at_ms) VALUES (?, ?, ?) RETURNING id",
+                )
+                .bind(counter.scope.as_str())
+                .bind(&counter.subject)
+                .bind(now.as_millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                ids.push(id);
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(Admission::Counted(CountedAttempt(ids)))
+        })
+        .await
+    }
+    async fn uncount_attempt(&self, attempt: &CountedAttempt, forgive: Option<&Counter>) -> StoreResult<()> {
+        self.writing(async {
+            if attempt.0.is_empty() && forgive.is_none() {
+                return Ok(());
+            }
+            let mut tx = self.begin_write().await?;
+            for id in &attempt.0 {
+                sqlx::query("DELETE FROM throttle_attempts WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            if let Some(counter) = forgive {
+                sqlx::query("DELETE FROM throttle_attempts WHERE scope = ? AND subject = ?")
+                    .bind(counter.scope.as_str())
+                    .bind(&counter.subject)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+        .await
     }
 
     async fn revocation_feed_head(&self) -> StoreResult<i64> {
@@ -496,46 +632,53 @@ impl Store for SqliteStore {
     }
 
     async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64> {
-        let ms = |d: std::time::Duration| {
-            i64::try_from(d.as_millis())
-                .unwrap_or(i64::MAX / 4)
-                .min(i64::MAX / 4)
-        };
-        let lifetime = ms(policy.lifetime);
-        let idle = policy.idle_timeout.map_or(i64::MAX / 4, ms);
-        let mut tx = self.begin_write().await?;
-        let mut expired = 0;
-        for sql in std::iter::once(EXPIRE_BY_LIFETIME).chain(policy.idle_timeout.map(|_| EXPIRE_BY_IDLENESS))
-        {
-            let done = sqlx::query(sql)
-                .bind(lifetime)
-                .bind(idle)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            expired += done.rows_affected();
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(expired)
+        self.writing(async {
+            let ms = |d: std::time::Duration| {
+                i64::try_from(d.as_millis())
+                    .unwrap_or(i64::MAX / 4)
+                    .min(i64::MAX / 4)
+            };
+            let lifetime = ms(policy.lifetime);
+            let idle = policy.idle_timeout.map_or(i64::MAX / 4, ms);
+            let mut tx = self.begin_write().await?;
+            let mut expired = 0;
+            for sql in
+                std::iter::once(EXPIRE_BY_LIFETIME).chain(policy.idle_timeout.map(|_| EXPIRE_BY_IDLENESS))
+            {
+                let done = sqlx::query(sql)
+                    .bind(lifetime)
+                    .bind(idle)
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                expired += done.rows_affected();
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(expired)
+        })
+        .await
     }
 
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let [feed, throttles, networks, keys] = PRUNE;
-        for (sql, before) in [
-            (feed, cutoffs.feed),
-            (throttles, cutoffs.throttles),
-            (networks, cutoffs.known_networks),
-            (keys, cutoffs.revoked_keys),
-        ] {
-            sqlx::query(sql)
-                .bind(before.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let [feed, throttles, networks, keys] = PRUNE;
+            for (sql, before) in [
+                (feed, cutoffs.feed),
+                (throttles, cutoffs.throttles),
+                (networks, cutoffs.known_networks),
+                (keys, cutoffs.revoked_keys),
+            ] {
+                sqlx::query(sql)
+                    .bind(before.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+        .await
     }
 
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
@@ -557,71 +700,77 @@ impl Store for SqliteStore {
     }
 
     async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL",
-        )
-        .bind(key.user_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut live = Vec::with_capacity(rows.len());
-        let mut revoked = Vec::new();
-        for row in rows {
-            let id: Uuid = row.try_get("id").map_err(map_err)?;
-            let created = ts(row.try_get("created_ms").map_err(map_err)?);
-            let last_used = row
-                .try_get::<Option<i64>, _>("last_used_ms")
-                .map_err(map_err)?
-                .map(ts);
-            match policy.status(created, last_used, key.created) {
-                KeyStatus::Live => live.push(KeyUse {
-                    id,
-                    created,
-                    last_used,
-                }),
-                KeyStatus::Expired { at } => revoked.extend(
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(
+                "SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL",
+            )
+            .bind(key.user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let mut live = Vec::with_capacity(rows.len());
+            let mut revoked = Vec::new();
+            for row in rows {
+                let id: Uuid = row.try_get("id").map_err(map_err)?;
+                let created = ts(row.try_get("created_ms").map_err(map_err)?);
+                let last_used = row
+                    .try_get::<Option<i64>, _>("last_used_ms")
+                    .map_err(map_err)?
+                    .map(ts);
+                match policy.status(created, last_used, key.created) {
+                    KeyStatus::Live => live.push(KeyUse {
+                        id,
+                        created,
+                        last_used,
+                    }),
+                    KeyStatus::Expired { at } => revoked.extend(
+                        revoke_where(
+                            &mut tx,
+                            key.user_id,
+                            Some(&[id]),
+                            RevocationReason::Expired,
+                            at,
+                            None,
+                        )
+                        .await?,
+                    ),
+                }
+            }
+            let evict = keys_to_evict(&live, policy.max_per_user);
+            if !evict.is_empty() {
+                let ip = key.created_ip.map(|ip| ip.to_string());
+                revoked.extend(
                     revoke_where(
                         &mut tx,
                         key.user_id,
-                        Some(&[id]),
-                        RevocationReason::Expired,
-                        at,
-                        None,
+                        Some(&evict),
+                        RevocationReason::Evicted,
+                        key.created,
+                        ip.as_deref(),
                     )
                     .await?,
-                ),
+                );
             }
-        }
-        let evict = keys_to_evict(&live, policy.max_per_user);
-        if !evict.is_empty() {
-            let ip = key.created_ip.map(|ip| ip.to_string());
-            revoked.extend(
-                revoke_where(
-                    &mut tx,
-                    key.user_id,
-                    Some(&evict),
-                    RevocationReason::Evicted,
-                    key.created,
-                    ip.as_deref(),
-                )
-                .await?,
-            );
-        }
-        insert_key(&mut tx, key).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revoked)
+            insert_key(&mut tx, key).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(revoked)
+        })
+        .await
     }
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
-            .bind(phc)
-            .bind(now.as_millis())
-            .bind(user_id)
-            .execute(&self.write)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        self.writing(async {
+            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+                .bind(phc)
+                .bind(now.as_millis())
+                .bind(user_id)
+                .execute(&self.write)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn change_password(
@@ -630,60 +779,66 @@ impl Store for SqliteStore {
         phc: &str,
         new_key: &NewKey,
     ) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
-            .bind(phc)
-            .bind(new_key.created.as_millis())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let ip = new_key.created_ip.map(|ip| ip.to_string());
-        let revoked = revoke_where(
-            &mut tx,
-            user_id,
-            None,
-            RevocationReason::PasswordChanged,
-            new_key.created,
-            ip.as_deref(),
-        )
-        .await?;
-        insert_key(&mut tx, new_key).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revoked)
-    }
-
-    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
-            .bind(user_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let mut gone = Vec::with_capacity(rows.len());
-        for row in rows {
-            gone.push(RevokedKey {
-                id: row.try_get("id").map_err(map_err)?,
-                digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
-                reason: RevocationReason::Admin,
-            });
-        }
-        for key in &gone {
-            sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
-                .bind(&key.digest.0[..])
-                .bind(at.as_millis())
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+                .bind(phc)
+                .bind(new_key.created.as_millis())
+                .bind(user_id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-        }
-        // Keys, hashes and events go with the user (ON DELETE CASCADE).
-        sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(gone)
+            let ip = new_key.created_ip.map(|ip| ip.to_string());
+            let revoked = revoke_where(
+                &mut tx,
+                user_id,
+                None,
+                RevocationReason::PasswordChanged,
+                new_key.created,
+                ip.as_deref(),
+            )
+            .await?;
+            insert_key(&mut tx, new_key).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(revoked)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let mut gone = Vec::with_capacity(rows.len());
+            for row in rows {
+                gone.push(RevokedKey {
+                    id: row.try_get("id").map_err(map_err)?,
+                    digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
+                    reason: RevocationReason::Admin,
+                });
+            }
+            for key in &gone {
+                sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
+                    .bind(&key.digest.0[..])
+                    .bind(at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            // Keys, hashes and events go with the user (ON DELETE CASCADE).
+            sqlx::query("DELETE FROM users WHERE id = ?")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(gone)
+        })
+        .await
     }
 
     async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>> {
@@ -698,10 +853,13 @@ impl Store for SqliteStore {
         at: Timestamp,
         network: Option<&str>,
     ) -> StoreResult<Option<RevokedKey>> {
-        let mut tx = self.begin_write().await?;
-        let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revoked.into_iter().next())
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(revoked.into_iter().next())
+        })
+        .await
     }
 
     async fn revoke_user_keys(
@@ -711,10 +869,13 @@ impl Store for SqliteStore {
         at: Timestamp,
         network: Option<&str>,
     ) -> StoreResult<Vec<RevokedKey>> {
-        let mut tx = self.begin_write().await?;
-        let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(revoked)
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
+            tx.commit().await.map_err(map_err)?;
+            Ok(revoked)
+        })
+        .await
     }
 
     async fn list_keys(&self, user_id: Uuid, revoked_since: Timestamp) -> StoreResult<Vec<KeyRecord>> {
@@ -732,47 +893,50 @@ impl Store for SqliteStore {
     }
 
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // Multi-row UPDATE … FROM (VALUES …): one statement per few hundred keys instead of one
-        // per key (each statement is a round trip to sqlx's connection thread).
-        const ROWS: usize = 500;
-        let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
-        let mut tx = self.begin_write().await?;
-        for chunk in used.chunks(ROWS) {
-            let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            // max(): a late flush never moves last_used backwards.
-            let sql = format!(
-                "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
-                 last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
-                 FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
-            );
-            let mut query = sqlx::query(&sql);
-            for u in chunk {
-                if let Some(last) = &u.used {
-                    query = query
-                        .bind(u.key_id)
-                        .bind(last.at.as_millis())
-                        .bind(last.ip.to_string())
-                        .bind(last.user_agent.clone())
-                        .bind(u.activity.clone());
+        self.writing(async {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // Multi-row UPDATE … FROM (VALUES …): one statement per few hundred keys instead of one
+            // per key (each statement is a round trip to sqlx's connection thread).
+            const ROWS: usize = 500;
+            let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
+            let mut tx = self.begin_write().await?;
+            for chunk in used.chunks(ROWS) {
+                let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                // max(): a late flush never moves last_used backwards.
+                let sql = format!(
+                    "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
+                     last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
+                     FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
+                );
+                let mut query = sqlx::query(&sql);
+                for u in chunk {
+                    if let Some(last) = &u.used {
+                        query = query
+                            .bind(u.key_id)
+                            .bind(last.at.as_millis())
+                            .bind(last.ip.to_string())
+                            .bind(last.user_agent.clone())
+                            .bind(u.activity.clone());
+                    }
                 }
+                query.execute(&mut *tx).await.map_err(map_err)?;
             }
-            query.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        for chunk in unused.chunks(ROWS) {
-            let values = vec!["(?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "UPDATE keys SET activity = v.column2 FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
-            );
-            let mut query = sqlx::query(&sql);
-            for u in chunk {
-                query = query.bind(u.key_id).bind(u.activity.clone());
+            for chunk in unused.chunks(ROWS) {
+                let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                let sql = format!(
+                    "UPDATE keys SET activity = v.column2 FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
+                );
+                let mut query = sqlx::query(&sql);
+                for u in chunk {
+                    query = query.bind(u.key_id).bind(u.activity.clone());
+                }
+                query.execute(&mut *tx).await.map_err(map_err)?;
             }
-            query.execute(&mut *tx).await.map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+            tx.commit().await.map_err(map_err)
+        })
+        .await
     }
 }
 
@@ -942,6 +1106,29 @@ mod tests {
                 key.created.as_millis()
             );
         }
+        store.close().await;
+    }
+
+    /// The fault drill's page limit holds on the writer connection that replaces a closed one
+    /// (a failed rollback closes it), and lifting it gives SQLite's largest again.
+    #[tokio::test]
+    async fn the_size_limit_survives_a_new_write_connection() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("kb.db")).await.expect("store");
+        let max_pages = || async {
+            let mut conn = store.write.acquire().await.expect("connection");
+            sqlx::query_scalar::<_, i64>("PRAGMA max_page_count")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("pragma")
+        };
+        store.set_size_limit(Some(1000)).await.expect("limit");
+        assert_eq!(max_pages().await, 1000);
+        let conn = store.write.acquire().await.expect("connection");
+        conn.close().await.expect("close");
+        assert_eq!(max_pages().await, 1000, "on the new connection");
+        store.set_size_limit(None).await.expect("no limit");
+        assert!(max_pages().await > 1_000_000_000);
         store.close().await;
     }
 

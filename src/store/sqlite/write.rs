@@ -25,6 +25,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::{is_unavailable, map_err};
 use crate::store::{StoreError, StoreResult};
+use crate::telemetry::Sampled;
 
 /// The probe write: a row inserted and deleted in one committed transaction, leaving nothing
 /// behind. Its 16 KiB need about as many new pages (and WAL frames) as a sign-up, the largest
@@ -131,7 +132,11 @@ impl WriteTx {
         match sqlx::query("COMMIT").execute(&mut *conn).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::warn!(error = %e, "commit failed; rolling back");
+                // Every write says it while the disk is full: once a second, with a count.
+                static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
+                if let Some(suppressed) = SAMPLED.admit() {
+                    tracing::warn!(error = %e, suppressed, "commit failed; rolling back");
+                }
                 clean_up(conn).await;
                 if is_unavailable(&e) {
                     self.state.failed(&e);

@@ -10,17 +10,21 @@ pub mod server;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use hyper::body::{Frame, SizeHint};
 use ipnet::IpNet;
 use tracing::Instrument;
 
@@ -242,14 +246,69 @@ async fn dispatch(req: Request, next: Next, timeout: Duration) -> Response {
     if req.method() == Method::GET && req.uri().path() == "/auth" {
         return next.run(req).await;
     }
-    match tokio::time::timeout(timeout, tokio::spawn(next.run(req).in_current_span())).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let req = req.map(|body| Body::new(BodyUntil::new(body, deadline)));
+    match tokio::time::timeout_at(deadline, tokio::spawn(next.run(req).in_current_span())).await {
         Ok(Ok(response)) => response,
         Ok(Err(join)) => {
             tracing::error!(error = %join, "request handler failed");
             ApiError::Internal.into_response()
         }
-        // The task goes on (and finishes its writes); the client hears 408.
-        Err(_) => ApiError::RequestTimeout.into_response(),
+        // The task goes on (and finishes its writes); the client hears 408, and the connection
+        // closes (its body, if still awaited, fails at the same deadline: see `BodyUntil`).
+        Err(_) => {
+            let mut response = ApiError::RequestTimeout.into_response();
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// A request body that fails once its deadline has passed. A handler still waiting for the body
+/// at the request timeout then gives up and drops it, and hyper, seeing nobody wants the rest,
+/// stops waiting for it and closes the connection after the 408: without this, a client that
+/// never sends the body it announced would hold the connection (and the handler's task) for as
+/// long as it likes.
+struct BodyUntil {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BodyUntil {
+    fn new(inner: Body, deadline: tokio::time::Instant) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl HttpBody for BodyUntil {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(axum::Error::new(
+            "the request body did not arrive in time",
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

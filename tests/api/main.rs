@@ -8,6 +8,7 @@ mod abuse;
 mod admin;
 mod anomaly;
 mod bad_input;
+mod connections;
 mod helpers;
 mod keys;
 mod logging;

@@ -140,7 +140,7 @@ async fn a_head_dribbled_byte_by_byte_is_cut_at_the_head_timeout_with_408() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout_not_the_head_timeout() {
-    let app = app_with_timeouts(500, 2000, 30_000).await;
+    let app = app_with_timeouts(300, 1000, 30_000).await;
     let mut stream = connect_from("127.0.0.1", app.addr).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -149,7 +149,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout_not_th
     let response = read_response(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
     let (received, elapsed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
-    assert_between(elapsed, 1800, 3500, "an idle keep-alive connection");
+    assert_between(elapsed, 900, 2500, "an idle keep-alive connection");
     assert!(
         received.is_empty(),
         "closed without a word: {:?}",
@@ -159,7 +159,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout_not_th
 
 #[tokio::test]
 async fn a_keep_alive_timeout_shorter_than_the_head_timeout_closes_idle_connections_sooner() {
-    let app = app_with_timeouts(3000, 500, 30_000).await;
+    let app = app_with_timeouts(2000, 300, 30_000).await;
     let mut stream = connect_from("127.0.0.1", app.addr).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -167,30 +167,30 @@ async fn a_keep_alive_timeout_shorter_than_the_head_timeout_closes_idle_connecti
         .unwrap();
     read_response(&mut stream).await;
     let (_, elapsed) = read_until_closed(&mut stream, Duration::from_secs(4)).await;
-    assert_between(elapsed, 400, 2000, "an idle keep-alive connection");
+    assert_between(elapsed, 250, 1500, "an idle keep-alive connection");
 }
 
 #[tokio::test]
 async fn the_next_head_on_a_keep_alive_connection_has_the_head_timeout_from_its_first_byte() {
-    // Idle for up to 3 s is fine, but a head begun must be whole within 1 s.
-    let app = app_with_timeouts(1000, 3000, 30_000).await;
+    // Idle for up to 1.5 s is fine, but a head begun must be whole within 0.5 s.
+    let app = app_with_timeouts(500, 1500, 30_000).await;
     let mut stream = connect_from("127.0.0.1", app.addr).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     read_response(&mut stream).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     // Past the head timeout, within the keep-alive one: still open, and served.
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200 "));
-    // Now the start of a head, and nothing more: cut 1 s after it, not 3 s.
+    // Now the start of a head, and nothing more: cut 0.5 s after it, not 1.5 s.
     stream.write_all(b"GET /heal").await.unwrap();
     let (received, elapsed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
-    assert_between(elapsed, 800, 2500, "an unfinished second head");
+    assert_between(elapsed, 400, 1400, "an unfinished second head");
     let text = String::from_utf8_lossy(&received);
     assert!(
         text.starts_with("HTTP/1.1 408 ") && text.ends_with(TIMED_OUT),
@@ -340,6 +340,7 @@ async fn idle_connections_from_one_address_beyond_the_open_file_limit_do_not_den
     let dir = tempfile::tempdir().unwrap();
     let server = start_binary_with(dir.path(), Some(512), &[("RUST_LOG", "info")]).await;
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let flooding = Instant::now();
     let mut flood = Vec::new();
     for _ in 0..600 {
         flood.push(connect_from("127.0.0.1", addr).await);
@@ -365,7 +366,8 @@ async fn idle_connections_from_one_address_beyond_the_open_file_limit_do_not_den
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The log is written as it goes; a moment for the last line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     drop(flood);
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     assert!(
@@ -373,10 +375,12 @@ async fn idle_connections_from_one_address_beyond_the_open_file_limit_do_not_den
             .any(|l| l.contains("open-file limit") && l.contains("512")),
         "{log}"
     );
+    // One line a second at most, however many refusals (344 here).
     let refusals = log.lines().filter(|l| l.contains("connections refused")).count();
-    let accept_errors = log.lines().filter(|l| l.contains("accept failed")).count();
-    assert!((1..=4).contains(&refusals), "{refusals} refusal lines:\n{log}");
-    assert_eq!(accept_errors, 0, "{log}");
+    let most = flooding.elapsed().as_secs() as usize + 1;
+    assert!((1..=most).contains(&refusals), "{refusals} refusal lines:\n{log}");
+    assert!(!log.contains("accept failed"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
 }
 
 /// The same flood with the per-address cap out of the way: the global cap (derived from the
@@ -405,6 +409,7 @@ async fn at_the_derived_global_cap_the_server_refuses_without_running_out_of_des
         client.get(server.url("/health")).send().await.unwrap().status(),
         200
     );
+    let flooding = Instant::now();
     let mut flood = Vec::new();
     for _ in 0..600 {
         flood.push(connect_from("127.0.0.1", addr).await);
@@ -439,7 +444,8 @@ async fn at_the_derived_global_cap_the_server_refuses_without_running_out_of_des
         .lines()
         .filter(|l| l.contains("connections refused"))
         .collect();
-    assert!((1..=4).contains(&refusals.len()), "{log}");
+    let most = flooding.elapsed().as_secs() as usize + 1;
+    assert!((1..=most).contains(&refusals.len()), "{log}");
     assert!(refusals.iter().any(|l| l.contains("\"limit\":384")), "{log}");
     assert!(!log.contains("accept failed"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");

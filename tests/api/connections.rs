@@ -450,3 +450,48 @@ async fn at_the_derived_global_cap_the_server_refuses_without_running_out_of_des
     assert!(!log.contains("accept failed"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
 }
+
+/// With both caps out of the way the process does run out of descriptors (EMFILE): the accept
+/// loop pauses instead of spinning, logs once a second at most, and recovers when the flood goes.
+#[tokio::test]
+async fn out_of_descriptors_the_accept_loop_pauses_and_recovers() {
+    rlimit::increase_nofile_limit(4096).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_binary_with(
+        dir.path(),
+        Some(512),
+        &[
+            ("RUST_LOG", "info"),
+            ("KILLBILL_AUTH_SERVER_MAX_CONNECTIONS", "100000"),
+            ("KILLBILL_AUTH_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+        ],
+    )
+    .await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let flooding = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..600 {
+        flood.push(connect_from("127.0.0.1", addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(flood);
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut served = false;
+    for _ in 0..40 {
+        if let Ok(r) = client.get(server.url("/health")).send().await {
+            assert_eq!(r.status(), 200);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "served again once the flood went away");
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let errors = log.lines().filter(|l| l.contains("accept failed")).count();
+    let most = flooding.elapsed().as_secs() as usize + 1;
+    assert!((1..=most).contains(&errors), "{errors} lines:\n{log}");
+}

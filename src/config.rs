@@ -51,6 +51,18 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     #[serde(deserialize_with = "de_networks")]
     pub trusted_proxies: Vec<IpNet>,
+    /// A connection must deliver a whole request head within this (the first from its opening,
+    /// later ones from their first byte), or it is closed.
+    pub request_head_timeout: HumanDuration,
+    /// A request's body must arrive, and its handler answer, within this: else 408.
+    pub request_timeout: HumanDuration,
+    /// A keep-alive connection with no request under way is closed after this.
+    pub keep_alive_timeout: HumanDuration,
+    /// Open connections at most; 0 = derived from the open-file limit
+    /// (see `crate::http::server::derived_max_connections`).
+    pub max_connections: u32,
+    /// Open connections from one client address at most; trusted proxies are exempt.
+    pub max_connections_per_address: u32,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -115,6 +127,11 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trusted_proxies: Vec::new(),
+            request_head_timeout: HumanDuration::secs(10),
+            request_timeout: HumanDuration::secs(30),
+            keep_alive_timeout: HumanDuration::secs(60),
+            max_connections: 0,
+            max_connections_per_address: 256,
         }
     }
 }
@@ -261,6 +278,22 @@ impl Settings {
 
     /// Checks ranges and combinations serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        for (key, value) in [
+            ("server.request_head_timeout", server.request_head_timeout),
+            ("server.request_timeout", server.request_timeout),
+            ("server.keep_alive_timeout", server.keep_alive_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(invalid(key, "must be longer than 0s"));
+            }
+        }
+        if server.max_connections_per_address == 0 {
+            return Err(invalid(
+                "server.max_connections_per_address",
+                "must be at least 1",
+            ));
+        }
         self.database_target()?;
         if self.keys.lifetime.0.is_zero() {
             return Err(invalid("keys.lifetime", "must be longer than 0s"));
@@ -455,8 +488,11 @@ fn env_key_path(rest: &str) -> String {
 }
 
 /// Keys whose values are text even when they look like a number (a pepper of digits, say).
-const STRING_KEYS: [&str; 9] = [
+const STRING_KEYS: [&str; 12] = [
     "server.listen",
+    "server.request_head_timeout",
+    "server.request_timeout",
+    "server.keep_alive_timeout",
     "database.url",
     "password.pepper",
     "keys.lifetime",
@@ -516,6 +552,10 @@ pub struct HumanDuration(pub Duration);
 impl HumanDuration {
     pub const ZERO: Self = Self(Duration::ZERO);
 
+    const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
     const fn hours(h: u64) -> Self {
         Self(Duration::from_secs(h * 3600))
     }
@@ -573,6 +613,13 @@ mod tests {
     fn defaults_match_api_md() {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.request_head_timeout.0, Duration::from_secs(10));
+        assert_eq!(s.server.request_timeout.0, Duration::from_secs(30));
+        assert_eq!(s.server.keep_alive_timeout.0, Duration::from_secs(60));
+        assert_eq!(
+            (s.server.max_connections, s.server.max_connections_per_address),
+            (0, 256)
+        );
         assert_eq!(
             s.database_target().unwrap(),
             DatabaseTarget::Sqlite("data/killbill-auth.db".into())
@@ -683,6 +730,45 @@ mod tests {
         )
         .unwrap();
         assert!(s.warnings().is_empty());
+    }
+
+    #[test]
+    fn server_limits_from_file_and_environment() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "[server]\nrequest_head_timeout = \"2s\"\nkeep_alive_timeout = \"5m\"\nmax_connections = 900"
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(f.path()),
+            env(&[
+                ("KILLBILL_AUTH_SERVER_REQUEST_TIMEOUT", "1500ms"),
+                ("KILLBILL_AUTH_SERVER_KEEP_ALIVE_TIMEOUT", "90s"),
+                ("KILLBILL_AUTH_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "12"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.request_head_timeout.0, Duration::from_secs(2));
+        assert_eq!(s.server.request_timeout.0, Duration::from_millis(1500));
+        assert_eq!(s.server.keep_alive_timeout.0, Duration::from_secs(90));
+        assert_eq!(s.server.max_connections, 900);
+        assert_eq!(s.server.max_connections_per_address, 12);
+    }
+
+    #[test]
+    fn server_limits_are_validated() {
+        for key in ["request_head_timeout", "request_timeout", "keep_alive_timeout"] {
+            let e = load_err(&format!("[server]\n{key} = \"0s\"\n"), &[]);
+            assert!(e.contains(&format!("server.{key}")), "{e}");
+            let var = format!("KILLBILL_AUTH_SERVER_{}", key.to_uppercase());
+            let e = load_err("", &[(var.as_str(), "soon")]);
+            assert!(e.contains(key) && e.contains("soon"), "{e}");
+        }
+        let e = load_err("[server]\nmax_connections_per_address = 0\n", &[]);
+        assert!(e.contains("server.max_connections_per_address"), "{e}");
+        let e = load_err("", &[("KILLBILL_AUTH_SERVER_MAX_CONNECTIONS", "-1")]);
+        assert!(e.contains("max_connections"), "{e}");
     }
 
     #[test]

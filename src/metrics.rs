@@ -19,6 +19,8 @@ const CACHED_KEYS: &str = "killbill_auth_cached_keys";
 const PENDING_USAGE: &str = "killbill_auth_pending_usage_writes";
 const HASH_QUEUE: &str = "killbill_auth_hash_queue";
 const BUILD_INFO: &str = "killbill_auth_build_info";
+const OPEN_CONNECTIONS: &str = "killbill_auth_open_connections";
+const CONNECTIONS_REFUSED: &str = "killbill_auth_connections_refused_total";
 
 /// The route label of a request that matched no route: unknown paths stay out of the labels,
 /// so a scanner cannot grow the metrics without bound.
@@ -26,6 +28,26 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// The statuses `GET /auth` answers, in the order of [`Metrics::validations`].
 const VALIDATION_STATUSES: [u16; 4] = [200, 403, 429, 503];
+
+/// Why a connection was closed as soon as it was accepted (`crate::http::server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address already had `server.max_connections_per_address` open.
+    PerAddress,
+    /// `server.max_connections` were open.
+    MaxConnections,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::PerAddress, Refusal::MaxConnections];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::PerAddress => "per_address",
+            Refusal::MaxConnections => "max_connections",
+        }
+    }
+}
 
 /// What the scrape reads at that moment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,6 +71,10 @@ pub struct Metrics {
     pending_usage: Gauge,
     hash_queued: Gauge,
     hash_waiting: Gauge,
+    /// Open HTTP connections, moved as they open and close.
+    open_connections: Gauge,
+    /// Connections refused, in the order of [`Refusal::ALL`].
+    refused: [Counter; Refusal::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -74,6 +100,10 @@ impl Metrics {
                 HASHES_REFUSED,
                 "Stored password hashes refused without verifying: far costlier than the configured parameters.",
             ),
+            (
+                CONNECTIONS_REFUSED,
+                "TCP connections closed as soon as accepted, by reason: the per-address or the global cap.",
+            ),
         ] {
             recorder.describe_counter(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -88,6 +118,7 @@ impl Metrics {
                 "Password hashing jobs: queued for the Argon2 workers, or waiting for room in the queue.",
             ),
             (BUILD_INFO, "Always 1; the version is a label."),
+            (OPEN_CONNECTIONS, "Open HTTP connections."),
         ] {
             recorder.describe_gauge(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -105,6 +136,12 @@ impl Metrics {
                 vec![Label::from_static_parts("reason", reason.as_str())],
             )
         });
+        let refused = Refusal::ALL.map(|reason| {
+            counter(
+                CONNECTIONS_REFUSED,
+                vec![Label::from_static_parts("reason", reason.as_str())],
+            )
+        });
         gauge(
             BUILD_INFO,
             vec![Label::from_static_parts("version", env!("CARGO_PKG_VERSION"))],
@@ -118,6 +155,8 @@ impl Metrics {
             pending_usage: gauge(PENDING_USAGE, Vec::new()),
             hash_queued: gauge(HASH_QUEUE, vec![Label::from_static_parts("state", "queued")]),
             hash_waiting: gauge(HASH_QUEUE, vec![Label::from_static_parts("state", "waiting")]),
+            open_connections: gauge(OPEN_CONNECTIONS, Vec::new()),
+            refused,
             recorder,
             handle,
         }
@@ -149,6 +188,20 @@ impl Metrics {
     /// The counter of stored password hashes refused as too costly, for the hashing workers.
     pub fn hashes_refused(&self) -> Counter {
         self.hashes_refused.clone()
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.increment(1.0);
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.decrement(1.0);
+    }
+
+    pub fn connection_refused(&self, reason: Refusal) {
+        if let Some(i) = Refusal::ALL.iter().position(|r| *r == reason) {
+            self.refused[i].increment(1);
+        }
     }
 
     /// The metrics as Prometheus text, with the gauges set to `now`.
@@ -195,6 +248,10 @@ mod tests {
         metrics.http_request("/auth/keys/{id}", "DELETE", 404);
         metrics.http_request(UNMATCHED_ROUTE, "BREW", 404);
         metrics.keys_revoked(RevocationReason::IpChanges, 3);
+        metrics.connection_opened();
+        metrics.connection_opened();
+        metrics.connection_closed();
+        metrics.connection_refused(Refusal::PerAddress);
         let text = metrics.render(Gauges {
             cached_keys: 7,
             pending_usage_writes: 2,
@@ -210,6 +267,9 @@ mod tests {
             r#"killbill_auth_keys_revoked_total{reason="ip_changes"} 3"#,
             r#"killbill_auth_keys_revoked_total{reason="admin"} 0"#,
             "killbill_auth_cached_keys 7",
+            "killbill_auth_open_connections 1",
+            r#"killbill_auth_connections_refused_total{reason="per_address"} 1"#,
+            r#"killbill_auth_connections_refused_total{reason="max_connections"} 0"#,
             "killbill_auth_pending_usage_writes 2",
             r#"killbill_auth_hash_queue{state="queued"} 1"#,
             "# TYPE killbill_auth_http_requests_total counter",

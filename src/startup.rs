@@ -20,7 +20,8 @@ use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
 use crate::domain::name_digest::NAME_KEY_BYTES;
 use crate::domain::{NameKey, RevocationReason};
-use crate::http::connection::MakeConnection;
+use crate::http::connection::Connections;
+use crate::http::server::{self, Limits};
 use crate::http::{AppState, Shared};
 use crate::metrics::Metrics;
 use crate::service::accounts::KNOWN_NETWORK_FOR;
@@ -162,7 +163,7 @@ impl Services {
 pub struct Application {
     listener: TcpListener,
     services: Services,
-    trusted_proxies: Arc<[ipnet::IpNet]>,
+    limits: Limits,
 }
 
 impl Application {
@@ -170,6 +171,13 @@ impl Application {
         for warning in settings.warnings() {
             tracing::warn!("{warning}");
         }
+        let open_files = server::raise_open_file_limit();
+        let limits = Limits::new(&settings.server, open_files);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_connections_per_address = limits.max_connections_per_address,
+            "connection limits"
+        );
         let services = Services::build(settings, clock).await?;
         let listener = TcpListener::bind(settings.server.listen)
             .await
@@ -177,7 +185,7 @@ impl Application {
         Ok(Self {
             listener,
             services,
-            trusted_proxies: settings.server.trusted_proxies.clone().into(),
+            limits,
         })
     }
 
@@ -200,7 +208,7 @@ impl Application {
         let Self {
             listener,
             services,
-            trusted_proxies,
+            limits,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(maintain(services.clone(), stop_rx));
@@ -210,12 +218,18 @@ impl Application {
             accounts: services.accounts.clone(),
             keys: services.keys.clone(),
             store: services.store.clone(),
-            trusted_proxies,
+            trusted_proxies: limits.trusted_proxies.clone(),
             metrics: services.metrics.clone(),
+            request_timeout: limits.request_timeout,
         });
-        axum::serve(listener, MakeConnection::new(state))
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        server::serve(
+            listener,
+            Connections::new(state),
+            limits,
+            services.metrics.clone(),
+            shutdown,
+        )
+        .await;
 
         let _ = stop_tx.send(true);
         let _ = background.await;

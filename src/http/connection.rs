@@ -10,31 +10,30 @@
 //! tests drive both (every `GET /auth` in them goes through this path).
 
 use std::convert::Infallible;
-use std::future::{ready, Future, Ready};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 use axum::Router;
-use tokio::net::TcpListener;
-use tower_service::Service;
+use hyper::body::Incoming;
+use tower_service::Service as _;
 
 use super::extract::Authenticated;
 use super::{guarded, routes, AppState, RequestIds};
 
-/// Makes a [`Connection`] for each accepted TCP connection; give it to `axum::serve`.
+/// Makes a [`Connection`] for each accepted TCP connection (`super::server` calls it).
 #[derive(Clone)]
-pub struct MakeConnection {
+pub struct Connections {
     router: Router,
     state: AppState,
     ids: RequestIds,
 }
 
-impl MakeConnection {
+impl Connections {
     pub fn new(state: AppState) -> Self {
         Self {
             router: super::router(state.clone()),
@@ -42,22 +41,13 @@ impl MakeConnection {
             ids: RequestIds::new(),
         }
     }
-}
 
-impl Service<IncomingStream<'_, TcpListener>> for MakeConnection {
-    type Response = Connection;
-    type Error = Infallible;
-    type Future = Ready<Result<Connection, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, TcpListener>) -> Self::Future {
-        ready(Ok(Connection {
-            peer: *stream.remote_addr(),
+    /// The service of a connection from `peer`.
+    pub fn connection(&self, peer: SocketAddr) -> Connection {
+        Connection {
+            peer,
             make: self.clone(),
-        }))
+        }
     }
 }
 
@@ -65,21 +55,18 @@ impl Service<IncomingStream<'_, TcpListener>> for MakeConnection {
 #[derive(Clone)]
 pub struct Connection {
     peer: SocketAddr,
-    make: MakeConnection,
+    make: Connections,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-impl Service<Request> for Connection {
+impl hyper::service::Service<hyper::Request<Incoming>> for Connection {
     type Response = Response;
     type Error = Infallible;
     type Future = Answer;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut req: Request) -> Answer {
+    fn call(&self, req: hyper::Request<Incoming>) -> Answer {
+        let mut req: Request = req.map(Body::new);
         if req.method() == Method::GET && req.uri().path() == "/auth" {
             let state = self.make.state.clone();
             let ids = self.make.ids.clone();
@@ -92,7 +79,8 @@ impl Service<Request> for Connection {
             });
         }
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        Box::pin(self.make.router.call(req))
+        // A clone is a reference count: the router is an `Arc` inside, always ready.
+        Box::pin(self.make.router.clone().call(req))
     }
 }
 

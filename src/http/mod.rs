@@ -6,20 +6,25 @@ pub mod error;
 pub mod extract;
 pub mod render;
 pub mod routes;
+pub mod server;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use hyper::body::{Frame, SizeHint};
 use ipnet::IpNet;
 use tracing::Instrument;
 
@@ -32,8 +37,6 @@ use error::ApiError;
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Largest total size of a request's header names and values.
 pub const HEADERS_LIMIT: usize = 16 * 1024;
-/// A request that takes longer is answered 408.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handlers share; passed explicitly. axum clones it for every request, so it is one
 /// `Arc` (one reference count to touch, not one per service).
@@ -46,6 +49,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: Arc<Metrics>,
+    /// A request that takes longer is answered 408 (`server.request_timeout`).
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -88,6 +93,7 @@ pub fn router(state: AppState) -> Router {
     let guard_state = Guard {
         ids: RequestIds::new(),
         metrics: state.metrics.clone(),
+        request_timeout: state.request_timeout,
     };
     // One middleware for everything that concerns every request (see `guard`): each tower
     // layer is a future and a boxed clone per request, which the validation path notices.
@@ -96,11 +102,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
-/// What the [`guard`] middleware needs: request ids and the counters.
+/// What the [`guard`] middleware needs: request ids, the counters and the request timeout.
 #[derive(Clone)]
 struct Guard {
     ids: RequestIds,
     metrics: Arc<Metrics>,
+    request_timeout: Duration,
 }
 
 /// `X-Request-Id`: kept from the request when a proxy in front set one, else made here; echoed
@@ -169,7 +176,7 @@ impl RequestIds {
 /// - gives the request an id (`X-Request-Id`, echoed in the answer) and a `debug`-level span
 ///   (the path only, never headers: they carry keys), with one `debug` line per answer;
 /// - runs every handler but key validation as its own task, so that a client hanging up cannot
-///   cancel a write half-way, and under the [`REQUEST_TIMEOUT`] (408). Validation (`GET /auth`,
+///   cancel a write half-way, and under `server.request_timeout` (408). Validation (`GET /auth`,
 ///   the hot path) only reads, and revokes through a detached task of its own; its database
 ///   calls are bounded by the store's own timeouts;
 /// - gives the envelope to error answers that axum produced itself (405 with its `Allow`
@@ -180,7 +187,10 @@ async fn guard(State(guard): State<Guard>, req: Request, next: Next) -> Response
     // Routing has happened (the middleware wraps each route): the route as declared, or none.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    guarded(&guard.ids, &guard.metrics, route, req, |req| dispatch(req, next)).await
+    guarded(&guard.ids, &guard.metrics, route, req, |req| {
+        dispatch(req, next, guard.request_timeout)
+    })
+    .await
 }
 
 /// What [`guard`] does around `run`, the handler; also used by the validation fast path
@@ -232,18 +242,73 @@ where
 }
 
 /// Runs the handler: validation inline, everything else as its own task under the timeout.
-async fn dispatch(req: Request, next: Next) -> Response {
+async fn dispatch(req: Request, next: Next, timeout: Duration) -> Response {
     if req.method() == Method::GET && req.uri().path() == "/auth" {
         return next.run(req).await;
     }
-    match tokio::time::timeout(REQUEST_TIMEOUT, tokio::spawn(next.run(req).in_current_span())).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let req = req.map(|body| Body::new(BodyUntil::new(body, deadline)));
+    match tokio::time::timeout_at(deadline, tokio::spawn(next.run(req).in_current_span())).await {
         Ok(Ok(response)) => response,
         Ok(Err(join)) => {
             tracing::error!(error = %join, "request handler failed");
             ApiError::Internal.into_response()
         }
-        // The task goes on (and finishes its writes); the client hears 408.
-        Err(_) => ApiError::RequestTimeout.into_response(),
+        // The task goes on (and finishes its writes); the client hears 408, and the connection
+        // closes (its body, if still awaited, fails at the same deadline: see `BodyUntil`).
+        Err(_) => {
+            let mut response = ApiError::RequestTimeout.into_response();
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// A request body that fails once its deadline has passed. A handler still waiting for the body
+/// at the request timeout then gives up and drops it, and hyper, seeing nobody wants the rest,
+/// stops waiting for it and closes the connection after the 408: without this, a client that
+/// never sends the body it announced would hold the connection (and the handler's task) for as
+/// long as it likes.
+struct BodyUntil {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BodyUntil {
+    fn new(inner: Body, deadline: tokio::time::Instant) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+}
+
+impl HttpBody for BodyUntil {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(axum::Error::new(
+            "the request body did not arrive in time",
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

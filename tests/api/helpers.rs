@@ -104,8 +104,10 @@ pub fn client_at(ip: &str) -> killbill_auth::service::Client {
     }
 }
 
-/// For tests about hashing cost: the sign-in throttles out of the way.
+/// For tests about hashing cost: the sign-in throttles out of the way, and the per-address
+/// connection cap too (their floods play hundreds of clients, all from 127.0.0.1).
 pub fn hashing_only(settings: &mut Settings) {
+    settings.server.max_connections_per_address = 10_000;
     settings.throttle.signin_failures_per_account_network = 10_000;
     settings.throttle.signin_failures_per_account = 10_000;
     settings.throttle.signin_failures_per_network = 10_000;
@@ -310,13 +312,29 @@ fn free_port() -> u16 {
 
 /// Runs the real binary on `dir`, logging to `dir/server.log`.
 pub async fn start_binary(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+    start_binary_with(dir, None, extra_env).await
+}
+
+/// [`start_binary`] with, if given, an open-file limit (soft and hard, as `ulimit -n` sets them).
+pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("server.log"))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+    let binary = env!("CARGO_BIN_EXE_killbill-auth");
+    let mut command = match open_files {
+        None => Command::new(binary),
+        Some(limit) => {
+            let mut bash = Command::new("bash");
+            bash.arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            bash
+        }
+    };
+    let mut child = command
         .arg("serve")
         .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
         .env(

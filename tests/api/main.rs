@@ -8,6 +8,7 @@ mod abuse;
 mod admin;
 mod anomaly;
 mod bad_input;
+mod connections;
 mod faults;
 mod helpers;
 mod keys;

@@ -261,12 +261,11 @@ impl Settings {
         if let Some(file) = file {
             figment = figment.merge(file);
         }
-        let mut vars: Vec<(String, String)> = env
+        let vars: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
-        vars.sort();
-        for (name, value) in vars {
+        for (name, value) in read_file_variables(vars)? {
             figment = figment.merge(EnvVar { name, value });
         }
         let settings: Settings = figment
@@ -473,6 +472,46 @@ impl Settings {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.server.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// Suffix of a variable whose value is read from a file: `KILLBILL_AUTH_DATABASE_URL_FILE=/run/secrets/db`
+/// sets `database.url` to the file's contents, its trailing newline removed (how containers hand
+/// secrets over). Sorted by name, so that the order of the environment does not matter.
+const FILE_SUFFIX: &str = "_FILE";
+
+/// Replaces each `…_FILE` variable by the variable it names, with the file's contents. Setting
+/// both forms of one key is an error (which one wins would be a guess); so is a file that cannot
+/// be read. Error messages name the variable and the path, never the contents (a secret).
+fn read_file_variables(vars: Vec<(String, String)>) -> Result<Vec<(String, String)>, ConfigError> {
+    let direct: std::collections::HashSet<&str> = vars
+        .iter()
+        .filter(|(k, _)| !k.ends_with(FILE_SUFFIX))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut out = Vec::with_capacity(vars.len());
+    for (name, value) in &vars {
+        let Some(target) = name.strip_suffix(FILE_SUFFIX) else {
+            out.push((name.clone(), value.clone()));
+            continue;
+        };
+        if direct.contains(target) {
+            return Err(ConfigError::Parse(format!(
+                "both {target} and {name} are set; set one of them"
+            )));
+        }
+        let mut text = std::fs::read_to_string(value).map_err(|e| {
+            ConfigError::Parse(format!("environment variable {name}: cannot read {value}: {e}"))
+        })?;
+        if text.ends_with('\n') {
+            text.pop();
+            if text.ends_with('\r') {
+                text.pop();
+            }
+        }
+        out.push((target.to_owned(), text));
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// `ANOMALY_MAX_NETWORKS` → `anomaly.max_networks`; a name with no known section is kept as it
@@ -769,6 +808,66 @@ mod tests {
         assert!(e.contains("server.max_connections_per_address"), "{e}");
         let e = load_err("", &[("KILLBILL_AUTH_SERVER_MAX_CONNECTIONS", "-1")]);
         assert!(e.contains("max_connections"), "{e}");
+    }
+
+    #[test]
+    fn values_may_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pepper = dir.path().join("pepper");
+        std::fs::write(&pepper, "a-pepper-from-a-file-123\n").unwrap();
+        let networks = dir.path().join("networks");
+        std::fs::write(&networks, "3").unwrap();
+        let s = Settings::load_from(
+            None,
+            vec![
+                (
+                    "KILLBILL_AUTH_PASSWORD_PEPPER_FILE".into(),
+                    pepper.display().to_string(),
+                ),
+                (
+                    "KILLBILL_AUTH_ANOMALY_MAX_NETWORKS_FILE".into(),
+                    networks.display().to_string(),
+                ),
+            ],
+        )
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            s.password.pepper.as_ref().unwrap().expose_secret(),
+            "a-pepper-from-a-file-123"
+        );
+        assert_eq!(s.anomaly.max_networks, 3);
+
+        let e = Settings::load_from(
+            None,
+            vec![(
+                "KILLBILL_AUTH_PASSWORD_PEPPER_FILE".into(),
+                "/nonexistent/pepper".into(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("KILLBILL_AUTH_PASSWORD_PEPPER_FILE") && e.contains("/nonexistent/pepper"),
+            "{e}"
+        );
+        let e = Settings::load_from(
+            None,
+            vec![
+                (
+                    "KILLBILL_AUTH_PASSWORD_PEPPER_FILE".into(),
+                    pepper.display().to_string(),
+                ),
+                (
+                    "KILLBILL_AUTH_PASSWORD_PEPPER".into(),
+                    "another-pepper-value-456".into(),
+                ),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("set one of them"), "{e}");
+        assert!(!e.contains("a-pepper-from-a-file"), "{e}");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! - `store`: persistence behind one trait (SQLite now);
 //! - `http`: routes, envelope, error mapping, extractors;
 //! - `metrics`: what the service counts, for `GET /metrics`;
+//! - `cli`: the command line (`serve`, `admin …`);
 //! - `config`, `telemetry`, `startup`, `clock`: wiring.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;

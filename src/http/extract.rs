@@ -78,6 +78,32 @@ fn describe_json_error(path: &str, e: &serde_json::Error) -> String {
     }
 }
 
+/// A query string, parsed into `T` (whose fields say what the route takes; unknown parameters
+/// are refused with `#[serde(deny_unknown_fields)]`); a bad one is a 400 naming the parameter.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parse_query(parts.uri.query().unwrap_or("")).map(Query)
+    }
+}
+
+/// Parses a query string into `T`, describing a failure in terms of the parameter at fault.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path.is_empty() || path == "." {
+            ApiError::BadRequest(format!("query: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("{path}: {inner}"))
+        }
+    })
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
@@ -351,6 +377,44 @@ mod tests {
             let body = serde_json::json!({"username": u, "password": p}).to_string();
             proptest::prop_assert!(parse_json::<crate::http::routes::Credentials>(body.as_bytes()).is_ok());
         }
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Page {
+        limit: Option<u32>,
+        #[serde(default)]
+        all: bool,
+        after: Option<String>,
+    }
+
+    #[test]
+    fn query_strings_are_parsed_and_errors_name_the_parameter() {
+        let page: Page = parse_query("limit=5&all=true&after=a%2Bb%3D").unwrap();
+        assert_eq!(
+            page,
+            Page {
+                limit: Some(5),
+                all: true,
+                after: Some("a+b=".into())
+            }
+        );
+        let empty: Page = parse_query("").unwrap();
+        assert_eq!(
+            empty,
+            Page {
+                limit: None,
+                all: false,
+                after: None
+            }
+        );
+        let msg = |q: &str| match parse_query::<Page>(q) {
+            Err(ApiError::BadRequest(m)) => m,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert!(msg("all=maybe").starts_with("all:"), "{}", msg("all=maybe"));
+        assert!(msg("limit=-1").starts_with("limit:"), "{}", msg("limit=-1"));
+        assert!(msg("page=2").contains("page"), "{}", msg("page=2"));
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! `GET /admin/users`, `DELETE /admin/users/{id}/keys`, `DELETE /admin/users/{id}`: for keys of
 //! users with the `ADMIN` role only.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{Timestamp, User};
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::Admin;
+use crate::http::extract::{Admin, Query};
 use crate::http::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -37,39 +37,37 @@ fn decode_cursor(cursor: &str) -> Option<(Timestamp, Uuid)> {
     ))
 }
 
-fn parse_page(query: Option<&str>) -> Result<(u32, Option<(Timestamp, Uuid)>), ApiError> {
-    let mut limit = DEFAULT_LIMIT;
-    let mut after = None;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("limit", v)) => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::BadRequest(format!("limit: must be 1 to {MAX_LIMIT}")))?;
-            }
-            Some(("after", v)) => {
-                after = Some(
-                    decode_cursor(v)
-                        .ok_or_else(|| ApiError::BadRequest("after: not a valid cursor".into()))?,
-                );
-            }
-            _ => {
-                let name = pair.split('=').next().unwrap_or(pair);
-                return Err(ApiError::BadRequest(format!("unknown query parameter `{name}`")));
-            }
+/// `?limit=N&after=CURSOR`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    fn parse(self) -> Result<(u32, Option<(Timestamp, Uuid)>), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::BadRequest(format!("limit: must be 1 to {MAX_LIMIT}")));
         }
+        let after = match self.after {
+            Some(cursor) => Some(
+                decode_cursor(&cursor)
+                    .ok_or_else(|| ApiError::BadRequest("after: not a valid cursor".into()))?,
+            ),
+            None => None,
+        };
+        Ok((limit, after))
     }
-    Ok((limit, after))
 }
 
 pub async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
-    RawQuery(query): RawQuery,
+    Query(page): Query<PageQuery>,
 ) -> Result<Envelope<UserPage>, ApiError> {
-    let (limit, after) = parse_page(query.as_deref())?;
+    let (limit, after) = page.parse()?;
     // One more than asked tells whether there is a next page.
     let mut users = state.accounts.list_users(after, limit + 1).await?;
     let next = if users.len() > limit as usize {

@@ -1,18 +1,18 @@
 //! `POST /auth`, `GET /auth`, `DELETE /auth`, `GET /auth/keys`, `DELETE /auth/keys/{id}`.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Credentials;
 use crate::domain::RevocationReason;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::{Authenticated, Json};
+use crate::http::extract::{Authenticated, Json, Query};
 use crate::http::render;
 use crate::http::AppState;
 use crate::service::keys::{KeyView, RevokedView};
@@ -66,30 +66,18 @@ pub async fn validate(auth: Authenticated) -> Response {
 }
 
 /// `?all=true` signs out every key of the user; `all=false` or no query, only this one.
-fn parse_all(query: Option<&str>) -> Result<bool, ApiError> {
-    let mut all = false;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("all", "true")) => all = true,
-            Some(("all", "false")) => all = false,
-            Some(("all", _)) | None if pair.starts_with("all") => {
-                return Err(ApiError::BadRequest("all: must be true or false".into()))
-            }
-            _ => {
-                let name = pair.split('=').next().unwrap_or(pair);
-                return Err(ApiError::BadRequest(format!("unknown query parameter `{name}`")));
-            }
-        }
-    }
-    Ok(all)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOutQuery {
+    #[serde(default)]
+    all: bool,
 }
 
 pub async fn sign_out(
     State(state): State<AppState>,
     auth: Authenticated,
-    RawQuery(query): RawQuery,
+    Query(SignOutQuery { all }): Query<SignOutQuery>,
 ) -> Result<Envelope<()>, ApiError> {
-    let all = parse_all(query.as_deref())?;
     state.accounts.sign_out(&auth.entry, all, &auth.client).await?;
     Ok(Envelope::empty())
 }

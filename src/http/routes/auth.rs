@@ -120,11 +120,12 @@ mod tests {
 
     #[test]
     fn all_query() {
-        assert!(!parse_all(None).unwrap());
-        assert!(parse_all(Some("all=true")).unwrap());
-        assert!(!parse_all(Some("all=false")).unwrap());
-        assert!(parse_all(Some("all=yes")).is_err());
-        assert!(parse_all(Some("all")).is_err());
-        assert!(parse_all(Some("everything=true")).is_err());
+        let all = |q: &str| crate::http::extract::parse_query::<SignOutQuery>(q).map(|q| q.all);
+        assert!(!all("").unwrap());
+        assert!(all("all=true").unwrap());
+        assert!(!all("all=false").unwrap());
+        assert!(all("all=yes").is_err());
+        assert!(all("all").is_err());
+        assert!(all("everything=true").is_err());
     }
 }

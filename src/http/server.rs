@@ -39,7 +39,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -294,6 +294,9 @@ struct HeadClock {
     /// When the first byte arrived while waiting for the current head, in nanoseconds after
     /// `opened`, plus 1; 0 while none has.
     first_byte: AtomicU64,
+    /// The connection's one runtime timer, kept from wait to wait (see [`HeadSleep`]); made
+    /// when a wait first has to sleep (a head that is already buffered never needs one).
+    alarm: Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
 }
 
 impl HeadClock {
@@ -305,6 +308,7 @@ impl HeadClock {
             waits: AtomicU64::new(0),
             waiting: AtomicBool::new(false),
             first_byte: AtomicU64::new(0),
+            alarm: Mutex::new(None),
         }
     }
 
@@ -364,7 +368,6 @@ impl Timer for HeadTimer {
             clock: self.0.clone(),
             wait,
             began: Instant::now(),
-            armed: None,
         })
     }
 }
@@ -374,9 +377,6 @@ struct HeadSleep {
     clock: Arc<HeadClock>,
     wait: u64,
     began: Instant,
-    /// The deadline the tokio sleep is set to; made when first polled (a head that is already
-    /// buffered never needs one).
-    armed: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 impl Future for HeadSleep {
@@ -384,20 +384,23 @@ impl Future for HeadSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Only this connection's task polls it: never contended.
+        let mut alarm = this.clock.alarm.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            let deadline = this.clock.deadline(this.wait, this.began);
-            let (at, sleep) = this
-                .armed
-                .get_or_insert_with(|| (deadline, Box::pin(tokio::time::sleep_until(deadline.into()))));
-            if *at != deadline {
-                *at = deadline;
-                sleep.as_mut().reset(deadline.into());
+            let deadline: tokio::time::Instant = this.clock.deadline(this.wait, this.began).into();
+            let sleep = alarm.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            // Set later than this wait's deadline (a head's first byte brought it forward):
+            // bring it forward. Set earlier (an earlier wait's deadline): leave it; when it
+            // rings it is moved on below. So a keep-alive connection answering request after
+            // request touches the runtime's timer once per timeout, not once per request.
+            if sleep.deadline() > deadline {
+                sleep.as_mut().reset(deadline);
             }
             ready!(sleep.as_mut().poll(cx));
-            // A byte may have moved the deadline since it was set.
-            if this.clock.deadline(this.wait, this.began) == deadline {
+            if sleep.deadline() >= deadline {
                 return Poll::Ready(());
             }
+            sleep.as_mut().reset(deadline);
         }
     }
 }

@@ -77,7 +77,10 @@ fn sqlite_unavailable(code: &str) -> bool {
 fn postgres_unavailable(sqlstate: &str) -> bool {
     sqlstate.starts_with("08")
         || sqlstate.starts_with("53")
-        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "25006")
+        || matches!(
+            sqlstate,
+            "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "25006"
+        )
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 mod error;
 mod health;
-mod rows;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -22,7 +22,6 @@ use uuid::Uuid;
 use crate::domain::{
     Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, ThrottlePolicy, Timestamp, User,
 };
-
 
 /// A key about to be stored.
 #[derive(Clone, Debug)]

@@ -46,7 +46,8 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: row.user_id,
             name: Username::from_trusted(row.username),
-            role: Role::parse(&row.role).ok_or_else(|| StoreError::Corrupt(format!("role {:?}", row.role)))?,
+            role: Role::parse(&row.role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {:?}", row.role)))?,
             created: ts(row.user_created_ms),
         })
     }
@@ -182,10 +183,12 @@ pub(super) fn expired_keys(
 ) -> Vec<(Uuid, Timestamp)> {
     let mut expired: Vec<(Uuid, Timestamp)> = candidates
         .into_iter()
-        .filter_map(|k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), now) {
-            KeyStatus::Expired { at } => Some((k.id, at)),
-            KeyStatus::Live => None,
-        })
+        .filter_map(
+            |k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), now) {
+                KeyStatus::Expired { at } => Some((k.id, at)),
+                KeyStatus::Live => None,
+            },
+        )
         .collect();
     // A key may be a candidate by both bounds.
     expired.sort_unstable_by_key(|(id, _)| *id);

@@ -512,10 +512,11 @@ impl Store for PgStore {
     }
 
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
-        let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.username_canonical = $1"))
-            .bind(canonical_name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<LoginRow> =
+            sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.username_canonical = $1"))
+                .bind(canonical_name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(LoginRow::into_login).transpose()
     }
 
@@ -720,7 +721,8 @@ impl Store for PgStore {
             }
             // One statement per few thousand keys, the batch bound as arrays.
             const ROWS: usize = 5_000;
-            let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
+            let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) =
+                batch.iter().partition(|u| u.used.is_some());
             let mut tx = self.pool.begin().await?;
             for chunk in used.chunks(ROWS) {
                 let mut ids = Vec::with_capacity(chunk.len());

@@ -21,8 +21,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
-use crate::store::rows::KEY_COLUMNS;
 use crate::domain::{KeyDigest, RevocationReason, Role, Timestamp, User, Username};
+use crate::store::rows::KEY_COLUMNS;
 use crate::store::{KeyRecord, StoreError, StoreResult};
 
 /// How long a lookup waits for a lock before the request is answered 503.

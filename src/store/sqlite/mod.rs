@@ -21,13 +21,13 @@ use uuid::Uuid;
 
 use self::key_reader::KeyReader;
 use self::write::{max_page_count_sql, WriteState, WriteTx};
-use super::{
-    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult,
-};
 use super::rows::{
     expired_keys, expiry_bounds, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow, UserRow, KEY_COLUMNS,
     LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+};
+use super::{
+    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
+    StoreResult,
 };
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
 use crate::domain::{
@@ -253,16 +253,18 @@ async fn revoke_where(
     network: Option<&str>,
 ) -> StoreResult<Vec<RevokedKey>> {
     let rows: Vec<RevokedRow> = match key_ids {
-        None => sqlx::query_as(
-            "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
+        None => {
+            sqlx::query_as(
+                "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
              WHERE user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
-        )
-        .bind(at.as_millis())
-        .bind(reason.as_str())
-        .bind(network)
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?,
+            )
+            .bind(at.as_millis())
+            .bind(reason.as_str())
+            .bind(network)
+            .bind(user_id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
         Some(ids) => {
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
@@ -308,9 +310,7 @@ async fn revoke_where(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await?;
+        sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
@@ -887,76 +887,6 @@ mod tests {
             store.find_key(&fresh_digest).await,
             Err(StoreError::Unavailable(_))
         ));
-    }
-
-    /// Expiry by lifetime and by idleness (two statements since each has its index): each key
-    /// expired once, at the earlier of its two deadlines.
-    #[tokio::test]
-    async fn expiry_marks_each_key_at_its_earlier_deadline() {
-        const DAY: i64 = 86_400_000;
-        let now = 1_800_000_000_000;
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(&dir.path().join("kb.db")).await.expect("store");
-        let user = User {
-            id: Uuid::new_v4(),
-            name: Username::from_trusted("expiry_check".into()),
-            role: Role::User,
-            created: ts(now - 400 * DAY),
-        };
-        store
-            .create_user(&user, "$argon2id$stub", None)
-            .await
-            .expect("user");
-        // (created, last used, expected revocation). The key past its lifetime comes last: a
-        // key issued after its deadline would have it marked expired at once (`issue_key`).
-        let cases = [
-            (now - 100 * DAY, Some(now - 40 * DAY), Some(now - 10 * DAY)), // idle
-            (now - 100 * DAY, Some(now - 5 * DAY), None),
-            (now - 31 * DAY, None, Some(now - DAY)), // idle since creation
-            (now - 10 * DAY, None, None),
-            (now - 200 * DAY, Some(now - DAY), Some(now - 20 * DAY)), // lifetime
-        ];
-        let mut ids = Vec::new();
-        for (created, used, _) in cases {
-            let (key, _) = new_key(&user, created);
-            store.issue_key(&key, &policy()).await.expect("key");
-            if let Some(at) = used {
-                store
-                    .record_usage(&[KeyUsage {
-                        key_id: key.id,
-                        used: Some(LastUse {
-                            at: ts(at),
-                            ip: "198.51.100.7".parse().expect("address"),
-                            user_agent: None,
-                        }),
-                        activity: "{}".into(),
-                    }])
-                    .await
-                    .expect("usage");
-            }
-            ids.push(key.id);
-        }
-        let policy = KeyPolicy {
-            idle_timeout: Some(Duration::from_secs(30 * 86_400)),
-            ..policy()
-        };
-        assert_eq!(store.expire_keys(&policy, ts(now)).await.expect("expire"), 3);
-        assert_eq!(
-            store.expire_keys(&policy, ts(now)).await.expect("expire"),
-            0,
-            "only once"
-        );
-        let listed = store.list_keys(user.id, ts(0)).await.expect("list");
-        for (id, (_, _, expected)) in ids.iter().zip(cases) {
-            let key = listed.iter().find(|k| k.id == *id).expect("listed");
-            assert_eq!(
-                key.revoked,
-                expected.map(|at| (ts(at), RevocationReason::Expired)),
-                "key created {}",
-                key.created.as_millis()
-            );
-        }
-        store.close().await;
     }
 
     /// The fault drill's page limit holds on the writer connection that replaces a closed one

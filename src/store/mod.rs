@@ -1,9 +1,18 @@
 //! Storage boundary: everything the service keeps, behind one trait.
 //!
-//! The handlers and the rules see only [`Store`]; `sqlite` fills it for one machine, and a
-//! PostgreSQL implementation can fill it for several instances without touching them.
+//! The handlers and the rules see only [`Store`]; `sqlite` fills it for one machine, and
+//! `postgres` for several instances sharing one database, without touching them.
 
+mod error;
+mod health;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+pub use error::{BoxError, StoreError, StoreResult};
 
 use std::net::IpAddr;
 
@@ -13,25 +22,6 @@ use uuid::Uuid;
 use crate::domain::{
     Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, ThrottlePolicy, Timestamp, User,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A unique constraint refused the write (a taken username).
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    /// The database is busy, locked, full or unreachable: worth retrying later.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    #[error("database error: {0}")]
-    Other(#[source] BoxError),
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// The database library's own error, whichever library it came from.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A key about to be stored.
 #[derive(Clone, Debug)]
@@ -155,7 +145,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts one attempt against each counter at `now`, atomically: when any counter already
     /// holds its limit of attempts within its window (`policy`, decided by
     /// [`crate::domain::FailureLog`]), nothing is counted and the blocked counters are returned.
-    /// Exact under any concurrency: attempts are serialised per database (SQLite's write lock).
+    /// Exact under any concurrency: attempts are serialised per database (SQLite's write lock) or
+    /// per counter (PostgreSQL's advisory locks, across instances).
     async fn count_attempt(
         &self,
         counters: &[Counter],

@@ -21,8 +21,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::KEY_COLUMNS;
 use crate::domain::{KeyDigest, RevocationReason, Role, Timestamp, User, Username};
+use crate::store::rows::KEY_COLUMNS;
 use crate::store::{KeyRecord, StoreError, StoreResult};
 
 /// How long a lookup waits for a lock before the request is answered 503.
@@ -147,7 +147,7 @@ fn from_row(row: &Row<'_>) -> StoreResult<(KeyRecord, User)> {
     let key = KeyRecord {
         id: uuid(row, 0)?,
         user_id: uuid(row, 1)?,
-        digest: super::digest_from(digest)?,
+        digest: crate::store::rows::digest_from(digest)?,
         created: Timestamp::from_millis(row.get(3).map_err(get)?),
         last_used: row
             .get::<_, Option<i64>>(4)

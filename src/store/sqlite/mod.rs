@@ -15,48 +15,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use self::key_reader::KeyReader;
 use self::write::{max_page_count_sql, WriteState, WriteTx};
+use super::rows::{
+    expired_keys, expiry_bounds, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow, UserRow, KEY_COLUMNS,
+    LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+};
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
     StoreResult,
 };
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
 use crate::domain::{
-    Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, Role, ThrottlePolicy, Timestamp, User,
-    Username,
+    Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
 
 /// How long a statement waits for a lock held by another process (e.g. the admin CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Expiry, as in `KeyPolicy::expires_at`: a key's deadline is its lifetime after creation or
-/// its idle timeout after its last use (or creation), whichever comes first (?1 the lifetime,
-/// ?2 the idle timeout, ?3 now, in ms). Two statements, each answered by an index rather than
-/// a scan of every live key (`housekeeping_reads_indexes_not_tables`): by lifetime
-/// (`keys_live`), and, when an idle timeout is set, by idleness (`keys_live_by_last_use`; the
-/// exact deadline test stays, the indexed bound is implied by it).
-macro_rules! expire_deadline {
-    () => {
-        "min(created_ms + ?1, max(created_ms, coalesce(last_used_ms, created_ms)) + ?2)"
-    };
-}
-const EXPIRE_BY_LIFETIME: &str = concat!(
-    "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ",
-    expire_deadline!(),
-    " WHERE revoked_ms IS NULL AND created_ms <= ?3 - ?1"
-);
-const EXPIRE_BY_IDLENESS: &str = concat!(
-    "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ",
-    expire_deadline!(),
-    " WHERE revoked_ms IS NULL AND coalesce(last_used_ms, created_ms) <= ?3 - ?2 AND ",
-    expire_deadline!(),
-    " <= ?3"
-);
+/// Expiry candidates: live keys that may be past their deadline (?1 the bound), each statement
+/// answered by an index rather than a scan of every live key
+/// (`housekeeping_reads_indexes_not_tables`): by lifetime (`keys_live`: created at or before
+/// now − lifetime) and, when an idle timeout is set, by idleness (`keys_live_by_last_use`: last
+/// used, else created, at or before now − idle timeout). Which of them expired, and when, is
+/// [`KeyPolicy`]'s to say (`rows::expired_keys`); [`EXPIRE`] marks each.
+const EXPIRY_CANDIDATES_BY_LIFETIME: &str =
+    "SELECT id, created_ms, last_used_ms FROM keys WHERE revoked_ms IS NULL AND created_ms <= ?1";
+const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT id, created_ms, last_used_ms FROM keys \
+     WHERE revoked_ms IS NULL AND coalesce(last_used_ms, created_ms) <= ?1";
+/// Marks one key expired at its deadline (?1), if it is still live.
+const EXPIRE: &str =
+    "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
 /// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys.
 const PRUNE: [&str; 4] = [
     "DELETE FROM revocation_feed WHERE at_ms < ?1",
@@ -190,9 +183,7 @@ impl SqliteStore {
     /// Runs a write and notes its outcome: an unavailable database marks writes as failing
     /// (`GET /health` answers 503 until a probe write succeeds).
     async fn writing<T>(&self, write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        let outcome = write.await;
-        self.writes.note(&outcome);
-        outcome
+        self.writes.health.writing(write).await
     }
 
     /// The probe write (see [`write::PROBE`]).
@@ -200,10 +191,10 @@ impl SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             for sql in write::PROBE {
-                sqlx::query(sql).execute(&mut *tx).await.map_err(map_err)?;
+                sqlx::query(sql).execute(&mut *tx).await?;
             }
-            tx.commit().await.map_err(map_err)?;
-            self.writes.recovered();
+            tx.commit().await?;
+            self.writes.health.recovered();
             Ok(())
         })
         .await
@@ -230,100 +221,6 @@ async fn ensure_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
     conn.close().await
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("unique constraint"),
-        _ if is_unavailable(&e) => StoreError::Unavailable(e.into()),
-        _ => StoreError::Other(e.into()),
-    }
-}
-
-/// SQLite's primary result codes that mean "not now" rather than "wrong": SQLITE_BUSY,
-/// SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
-/// sqlx reports extended codes (SQLITE_IOERR_WRITE is 778), compared by their primary code.
-const UNAVAILABLE_CODES: [i64; 7] = [5, 6, 8, 10, 13, 14, 15];
-
-/// Whether the database is busy, full, read-only or unreachable (answered 503, worth retrying
-/// later) rather than refusing the statement itself.
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| UNAVAILABLE_CODES.contains(&primary_code(&code))),
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::Io(_)
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
-    }
-}
-
-fn primary_code(code: &str) -> i64 {
-    code.parse::<i64>().map(|c| c & 0xff).unwrap_or(-1)
-}
-
-fn ts(ms: i64) -> Timestamp {
-    Timestamp::from_millis(ms)
-}
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
-    let role: String = row.try_get("role").map_err(map_err)?;
-    Ok(User {
-        id: row.try_get("user_id").map_err(map_err)?,
-        name: Username::from_trusted(row.try_get("username").map_err(map_err)?),
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
-        created: ts(row.try_get("user_created_ms").map_err(map_err)?),
-    })
-}
-
-fn digest_from(bytes: Vec<u8>) -> StoreResult<KeyDigest> {
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("digest length".into()))?;
-    Ok(KeyDigest(arr))
-}
-
-fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
-    let revoked_ms: Option<i64> = row.try_get("revoked_ms").map_err(map_err)?;
-    let reason: Option<String> = row.try_get("revoke_reason").map_err(map_err)?;
-    let revoked = match (revoked_ms, reason) {
-        (Some(at), Some(r)) => Some((
-            ts(at),
-            RevocationReason::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
-        )),
-        _ => None,
-    };
-    Ok(KeyRecord {
-        id: row.try_get("id").map_err(map_err)?,
-        user_id: row.try_get("user_id").map_err(map_err)?,
-        digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
-        created: ts(row.try_get("created_ms").map_err(map_err)?),
-        last_used: row
-            .try_get::<Option<i64>, _>("last_used_ms")
-            .map_err(map_err)?
-            .map(ts),
-        last_ip: row.try_get("last_ip").map_err(map_err)?,
-        user_agent: row.try_get("user_agent").map_err(map_err)?,
-        revoked,
-        created_ip: row.try_get("created_ip").map_err(map_err)?,
-        revoked_network: row.try_get("revoked_network").map_err(map_err)?,
-        activity: row.try_get("activity").map_err(map_err)?,
-    })
-}
-
-/// A user and their password hash; `find_login` and `find_user` add the condition.
-const LOGIN_SELECT: &str =
-    "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
-     FROM users u JOIN password_hashes p ON p.user_id = u.id";
-
-fn login_from_row(row: &SqliteRow) -> StoreResult<(User, String)> {
-    Ok((user_from_row(row)?, row.try_get("phc").map_err(map_err)?))
-}
-
-const KEY_COLUMNS: &str =
-    "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
-     k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity";
-
 async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
     sqlx::query("INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES (?, ?, ?, ?, ?)")
@@ -333,8 +230,7 @@ async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()
         .bind(key.created.as_millis())
         .bind(&ip)
         .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
     sqlx::query(
         "INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES (?, ?, 'issued', ?, ?)",
     )
@@ -343,8 +239,7 @@ async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()
     .bind(&ip)
     .bind(key.created.as_millis())
     .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
@@ -357,22 +252,23 @@ async fn revoke_where(
     at: Timestamp,
     network: Option<&str>,
 ) -> StoreResult<Vec<RevokedKey>> {
-    let rows = match key_ids {
-        None => sqlx::query(
-            "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
+    let rows: Vec<RevokedRow> = match key_ids {
+        None => {
+            sqlx::query_as(
+                "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
              WHERE user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
-        )
-        .bind(at.as_millis())
-        .bind(reason.as_str())
-        .bind(network)
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?,
+            )
+            .bind(at.as_millis())
+            .bind(reason.as_str())
+            .bind(network)
+            .bind(user_id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
         Some(ids) => {
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
-                let row = sqlx::query(
+                let row: Option<RevokedRow> = sqlx::query_as(
                     "UPDATE keys SET revoked_ms = ?, revoke_reason = ?, revoked_network = ? \
                      WHERE id = ? AND user_id = ? AND revoked_ms IS NULL RETURNING id, digest",
                 )
@@ -382,8 +278,7 @@ async fn revoke_where(
                 .bind(id)
                 .bind(user_id)
                 .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
+                .await?;
                 rows.extend(row);
             }
             rows
@@ -391,7 +286,7 @@ async fn revoke_where(
     };
     let mut revoked = Vec::with_capacity(rows.len());
     for row in rows {
-        let id: Uuid = row.try_get("id").map_err(map_err)?;
+        let id = row.id;
         sqlx::query(
             "INSERT INTO key_events (key_id, user_id, event, reason, network, at_ms) VALUES (?, ?, 'revoked', ?, ?, ?)",
         )
@@ -401,19 +296,13 @@ async fn revoke_where(
         .bind(network)
         .bind(at.as_millis())
         .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        .await?;
         sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
-            .bind(row.try_get::<Vec<u8>, _>("digest").map_err(map_err)?)
+            .bind(&row.digest)
             .bind(at.as_millis())
             .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-        revoked.push(RevokedKey {
-            id,
-            digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
-            reason,
-        });
+            .await?;
+        revoked.push(row.revoked(reason)?);
     }
     Ok(revoked)
 }
@@ -421,15 +310,12 @@ async fn revoke_where(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
     async fn check_writes(&self) -> StoreResult<()> {
-        if self.writes.failing() {
+        if self.writes.health.failing() {
             self.probe_write().await
         } else {
             Ok(())
@@ -437,16 +323,15 @@ impl Store for SqliteStore {
     }
 
     fn writes_failing(&self) -> bool {
-        self.writes.failing()
+        self.writes.health.failing()
     }
 
     async fn set_size_limit(&self, pages: Option<u64>) -> StoreResult<()> {
         self.writes.set_page_limit(pages);
-        let mut conn = self.write.acquire().await.map_err(map_err)?;
+        let mut conn = self.write.acquire().await?;
         sqlx::query(&max_page_count_sql(pages))
             .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 
@@ -468,36 +353,32 @@ impl Store for SqliteStore {
             .bind(user.role.as_str())
             .bind(user.created.as_millis())
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
             sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
                 .bind(user.id)
                 .bind(phc)
                 .bind(user.created.as_millis())
                 .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
             if let Some(key) = key {
                 insert_key(&mut tx, key).await?;
             }
-            tx.commit().await.map_err(map_err)
+            tx.commit().await
         })
         .await
     }
 
     async fn list_users(&self, after: Option<(Timestamp, Uuid)>, limit: u32) -> StoreResult<Vec<User>> {
         let (after_ms, after_id) = after.map_or((i64::MIN, Uuid::nil()), |(t, id)| (t.as_millis(), id));
-        let rows = sqlx::query(
-            "SELECT id AS user_id, username, role, created_ms AS user_created_ms FROM users \
-             WHERE (created_ms, id) > (?, ?) ORDER BY created_ms, id LIMIT ?",
-        )
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE (created_ms, id) > (?, ?) ORDER BY created_ms, id LIMIT ?"
+        ))
         .bind(after_ms)
         .bind(after_id)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(user_from_row).collect()
+        .await?;
+        rows.into_iter().map(User::try_from).collect()
     }
 
     async fn remember_network(&self, user_id: Uuid, network: &str, at: Timestamp) -> StoreResult<()> {
@@ -510,8 +391,7 @@ impl Store for SqliteStore {
             .bind(network)
             .bind(at.as_millis())
             .execute(&self.write)
-            .await
-            .map_err(map_err)?;
+            .await?;
             Ok(())
         })
         .await
@@ -525,8 +405,7 @@ impl Store for SqliteStore {
         .bind(network)
         .bind(since.as_millis())
         .fetch_optional(&self.read)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(found.is_some())
     }
 
@@ -553,8 +432,7 @@ impl Store for SqliteStore {
                 .bind(now.minus(window).as_millis())
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
                 if let Some(wait) = FailureLog::from_millis(times).blocked_for(limit, window, now) {
                     blocked.push((counter.scope, wait));
                 }
@@ -571,11 +449,10 @@ impl Store for SqliteStore {
                 .bind(&counter.subject)
                 .bind(now.as_millis())
                 .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
                 ids.push(id);
             }
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(Admission::Counted(CountedAttempt(ids)))
         })
         .await
@@ -590,18 +467,16 @@ impl Store for SqliteStore {
                 sqlx::query("DELETE FROM throttle_attempts WHERE id = ?")
                     .bind(id)
                     .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
             }
             if let Some(counter) = forgive {
                 sqlx::query("DELETE FROM throttle_attempts WHERE scope = ? AND subject = ?")
                     .bind(counter.scope.as_str())
                     .bind(&counter.subject)
                     .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
             }
-            tx.commit().await.map_err(map_err)
+            tx.commit().await
         })
         .await
     }
@@ -609,52 +484,45 @@ impl Store for SqliteStore {
     async fn revocation_feed_head(&self) -> StoreResult<i64> {
         let head: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM revocation_feed")
             .fetch_one(&self.read)
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(head.unwrap_or(0))
     }
 
     async fn revocations_since(&self, seq: i64) -> StoreResult<Vec<(i64, KeyDigest)>> {
-        let rows =
-            sqlx::query("SELECT seq, digest FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT 10000")
+        let rows: Vec<FeedRow> =
+            sqlx::query_as("SELECT seq, digest FROM revocation_feed WHERE seq > ? ORDER BY seq LIMIT 10000")
                 .bind(seq)
                 .fetch_all(&self.read)
-                .await
-                .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq").map_err(map_err)?,
-                    digest_from(r.try_get("digest").map_err(map_err)?)?,
-                ))
-            })
-            .collect()
+                .await?;
+        rows.into_iter().map(FeedRow::into_entry).collect()
     }
 
     async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64> {
         self.writing(async {
-            let ms = |d: std::time::Duration| {
-                i64::try_from(d.as_millis())
-                    .unwrap_or(i64::MAX / 4)
-                    .min(i64::MAX / 4)
-            };
-            let lifetime = ms(policy.lifetime);
-            let idle = policy.idle_timeout.map_or(i64::MAX / 4, ms);
+            let (by_lifetime, by_idleness) = expiry_bounds(policy, now);
             let mut tx = self.begin_write().await?;
+            let mut candidates: Vec<LiveKeyRow> = sqlx::query_as(EXPIRY_CANDIDATES_BY_LIFETIME)
+                .bind(by_lifetime.as_millis())
+                .fetch_all(&mut *tx)
+                .await?;
+            if let Some(bound) = by_idleness {
+                candidates.extend(
+                    sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_IDLENESS)
+                        .bind(bound.as_millis())
+                        .fetch_all(&mut *tx)
+                        .await?,
+                );
+            }
             let mut expired = 0;
-            for sql in
-                std::iter::once(EXPIRE_BY_LIFETIME).chain(policy.idle_timeout.map(|_| EXPIRE_BY_IDLENESS))
-            {
-                let done = sqlx::query(sql)
-                    .bind(lifetime)
-                    .bind(idle)
-                    .bind(now.as_millis())
+            for (id, at) in expired_keys(policy, now, candidates) {
+                let done = sqlx::query(EXPIRE)
+                    .bind(at.as_millis())
+                    .bind(id)
                     .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
                 expired += done.rows_affected();
             }
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(expired)
         })
         .await
@@ -673,51 +541,42 @@ impl Store for SqliteStore {
                 sqlx::query(sql)
                     .bind(before.as_millis())
                     .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
             }
-            tx.commit().await.map_err(map_err)
+            tx.commit().await
         })
         .await
     }
 
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
-        let row = sqlx::query(&format!("{LOGIN_SELECT} WHERE u.username_canonical = ?"))
+        let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.username_canonical = ?"))
             .bind(canonical_name)
             .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(login_from_row).transpose()
+            .await?;
+        row.map(LoginRow::into_login).transpose()
     }
 
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>> {
-        let row = sqlx::query(&format!("{LOGIN_SELECT} WHERE u.id = ?"))
+        let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.id = ?"))
             .bind(id)
             .fetch_optional(&self.read)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(login_from_row).transpose()
+            .await?;
+        row.map(LoginRow::into_login).transpose()
     }
 
     async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let rows = sqlx::query(
-                "SELECT id, created_ms, last_used_ms FROM keys WHERE user_id = ? AND revoked_ms IS NULL",
-            )
+            let rows: Vec<LiveKeyRow> = sqlx::query_as(&format!(
+                "SELECT {LIVE_KEY_COLUMNS} FROM keys WHERE user_id = ? AND revoked_ms IS NULL"
+            ))
             .bind(key.user_id)
             .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .await?;
             let mut live = Vec::with_capacity(rows.len());
             let mut revoked = Vec::new();
             for row in rows {
-                let id: Uuid = row.try_get("id").map_err(map_err)?;
-                let created = ts(row.try_get("created_ms").map_err(map_err)?);
-                let last_used = row
-                    .try_get::<Option<i64>, _>("last_used_ms")
-                    .map_err(map_err)?
-                    .map(ts);
+                let (id, created, last_used) = (row.id, ts(row.created_ms), row.last_used_ms.map(ts));
                 match policy.status(created, last_used, key.created) {
                     KeyStatus::Live => live.push(KeyUse {
                         id,
@@ -753,7 +612,7 @@ impl Store for SqliteStore {
                 );
             }
             insert_key(&mut tx, key).await?;
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(revoked)
         })
         .await
@@ -766,8 +625,7 @@ impl Store for SqliteStore {
                 .bind(now.as_millis())
                 .bind(user_id)
                 .execute(&self.write)
-                .await
-                .map_err(map_err)?;
+                .await?;
             Ok(())
         })
         .await
@@ -786,8 +644,7 @@ impl Store for SqliteStore {
                 .bind(new_key.created.as_millis())
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+                .await?;
             let ip = new_key.created_ip.map(|ip| ip.to_string());
             let revoked = revoke_where(
                 &mut tx,
@@ -799,7 +656,7 @@ impl Store for SqliteStore {
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(revoked)
         })
         .await
@@ -808,34 +665,28 @@ impl Store for SqliteStore {
     async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let rows = sqlx::query("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
-                .bind(user_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            let mut gone = Vec::with_capacity(rows.len());
-            for row in rows {
-                gone.push(RevokedKey {
-                    id: row.try_get("id").map_err(map_err)?,
-                    digest: digest_from(row.try_get("digest").map_err(map_err)?)?,
-                    reason: RevocationReason::Admin,
-                });
-            }
+            let rows: Vec<RevokedRow> =
+                sqlx::query_as("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
+                    .bind(user_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let gone = rows
+                .into_iter()
+                .map(|row| row.revoked(RevocationReason::Admin))
+                .collect::<StoreResult<Vec<_>>>()?;
             for key in &gone {
                 sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
                     .bind(&key.digest.0[..])
                     .bind(at.as_millis())
                     .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
             }
             // Keys, hashes and events go with the user (ON DELETE CASCADE).
             sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(user_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            tx.commit().await.map_err(map_err)?;
+                .await?;
+            tx.commit().await?;
             Ok(gone)
         })
         .await
@@ -856,7 +707,7 @@ impl Store for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
         .await
@@ -872,7 +723,7 @@ impl Store for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
-            tx.commit().await.map_err(map_err)?;
+            tx.commit().await?;
             Ok(revoked)
         })
         .await
@@ -883,13 +734,12 @@ impl Store for SqliteStore {
             "SELECT {KEY_COLUMNS} FROM keys k \
              WHERE k.user_id = ? AND (k.revoked_ms IS NULL OR k.revoked_ms >= ?) ORDER BY k.created_ms, k.id"
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<KeyRow> = sqlx::query_as(&sql)
             .bind(user_id)
             .bind(revoked_since.as_millis())
             .fetch_all(&self.read)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(key_from_row).collect()
+            .await?;
+        rows.into_iter().map(KeyRecord::try_from).collect()
     }
 
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()> {
@@ -921,7 +771,7 @@ impl Store for SqliteStore {
                             .bind(u.activity.clone());
                     }
                 }
-                query.execute(&mut *tx).await.map_err(map_err)?;
+                query.execute(&mut *tx).await?;
             }
             for chunk in unused.chunks(ROWS) {
                 let values = vec!["(?, ?)"; chunk.len()].join(", ");
@@ -932,9 +782,9 @@ impl Store for SqliteStore {
                 for u in chunk {
                     query = query.bind(u.key_id).bind(u.activity.clone());
                 }
-                query.execute(&mut *tx).await.map_err(map_err)?;
+                query.execute(&mut *tx).await?;
             }
-            tx.commit().await.map_err(map_err)
+            tx.commit().await
         })
         .await
     }
@@ -946,7 +796,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::AccessKey;
+    use crate::domain::{AccessKey, Role, Username};
     use crate::store::LastUse;
 
     fn policy() -> KeyPolicy {
@@ -1039,76 +889,6 @@ mod tests {
         ));
     }
 
-    /// Expiry by lifetime and by idleness (two statements since each has its index): each key
-    /// expired once, at the earlier of its two deadlines.
-    #[tokio::test]
-    async fn expiry_marks_each_key_at_its_earlier_deadline() {
-        const DAY: i64 = 86_400_000;
-        let now = 1_800_000_000_000;
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(&dir.path().join("kb.db")).await.expect("store");
-        let user = User {
-            id: Uuid::new_v4(),
-            name: Username::from_trusted("expiry_check".into()),
-            role: Role::User,
-            created: ts(now - 400 * DAY),
-        };
-        store
-            .create_user(&user, "$argon2id$stub", None)
-            .await
-            .expect("user");
-        // (created, last used, expected revocation). The key past its lifetime comes last: a
-        // key issued after its deadline would have it marked expired at once (`issue_key`).
-        let cases = [
-            (now - 100 * DAY, Some(now - 40 * DAY), Some(now - 10 * DAY)), // idle
-            (now - 100 * DAY, Some(now - 5 * DAY), None),
-            (now - 31 * DAY, None, Some(now - DAY)), // idle since creation
-            (now - 10 * DAY, None, None),
-            (now - 200 * DAY, Some(now - DAY), Some(now - 20 * DAY)), // lifetime
-        ];
-        let mut ids = Vec::new();
-        for (created, used, _) in cases {
-            let (key, _) = new_key(&user, created);
-            store.issue_key(&key, &policy()).await.expect("key");
-            if let Some(at) = used {
-                store
-                    .record_usage(&[KeyUsage {
-                        key_id: key.id,
-                        used: Some(LastUse {
-                            at: ts(at),
-                            ip: "198.51.100.7".parse().expect("address"),
-                            user_agent: None,
-                        }),
-                        activity: "{}".into(),
-                    }])
-                    .await
-                    .expect("usage");
-            }
-            ids.push(key.id);
-        }
-        let policy = KeyPolicy {
-            idle_timeout: Some(Duration::from_secs(30 * 86_400)),
-            ..policy()
-        };
-        assert_eq!(store.expire_keys(&policy, ts(now)).await.expect("expire"), 3);
-        assert_eq!(
-            store.expire_keys(&policy, ts(now)).await.expect("expire"),
-            0,
-            "only once"
-        );
-        let listed = store.list_keys(user.id, ts(0)).await.expect("list");
-        for (id, (_, _, expected)) in ids.iter().zip(cases) {
-            let key = listed.iter().find(|k| k.id == *id).expect("listed");
-            assert_eq!(
-                key.revoked,
-                expected.map(|at| (ts(at), RevocationReason::Expired)),
-                "key created {}",
-                key.created.as_millis()
-            );
-        }
-        store.close().await;
-    }
-
     /// The fault drill's page limit holds on the writer connection that replaces a closed one
     /// (a failed rollback closes it), and lifting it gives SQLite's largest again.
     #[tokio::test]
@@ -1141,7 +921,11 @@ mod tests {
         let path = dir.path().join("kb.db");
         let store = SqliteStore::open(&path).await.expect("store");
         let conn = rusqlite::Connection::open(&path).expect("connection");
-        for sql in PRUNE.into_iter().chain([EXPIRE_BY_LIFETIME, EXPIRE_BY_IDLENESS]) {
+        for sql in PRUNE.into_iter().chain([
+            EXPIRY_CANDIDATES_BY_LIFETIME,
+            EXPIRY_CANDIDATES_BY_IDLENESS,
+            EXPIRE,
+        ]) {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .expect("statement");

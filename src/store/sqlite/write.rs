@@ -11,20 +11,19 @@
 //! closes the connection so that the pool opens a fresh one.
 //!
 //! [`WriteState`] remembers whether writes fail as unavailable (full disk, I/O error, read-only
-//! file, lock timeout), so that `GET /health` can say so; while they do, a probe write
-//! ([`PROBE`]) decides when they work again, run by `GET /health` and once a second by the
-//! server's background loop, so that the state clears even when nobody writes. Only the probe
-//! clears it (see [`WriteState::note`]).
+//! file, lock timeout), so that `GET /health` can say so ([`WriteHealth`], shared with the other
+//! stores); while they do, a probe write ([`PROBE`]) decides when they work again.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-use super::{is_unavailable, map_err};
-use crate::store::{StoreError, StoreResult};
+use crate::store::error::is_unavailable;
+use crate::store::health::WriteHealth;
+use crate::store::StoreResult;
 use crate::telemetry::Sampled;
 
 /// The probe write: a row inserted and deleted in one committed transaction, leaving nothing
@@ -39,40 +38,13 @@ pub(super) const PROBE: [&str; 2] = [
 /// What the write path shares with the pool's `after_connect` and with `GET /health`.
 #[derive(Debug, Default)]
 pub(super) struct WriteState {
-    /// A write failed as unavailable and none has committed since.
-    failing: AtomicBool,
+    /// Whether writes fail.
+    pub(super) health: WriteHealth,
     /// `PRAGMA max_page_count` for the writer connection, 0 for none (a fault drill).
     page_limit: AtomicU64,
 }
 
 impl WriteState {
-    pub(super) fn failing(&self) -> bool {
-        self.failing.load(Ordering::Acquire)
-    }
-
-    /// Notes the outcome of a write: an unavailable database marks writes as failing. Only a
-    /// probe write clears that ([`WriteState::recovered`]): other writes that succeed may have
-    /// needed no new space (an update in place, as the throttle flush makes every second) and
-    /// say nothing about whether a sign-up would fit.
-    pub(super) fn note<T>(&self, outcome: &StoreResult<T>) {
-        if let Err(StoreError::Unavailable(e)) = outcome {
-            self.failed(e);
-        }
-    }
-
-    fn failed(&self, error: &dyn std::fmt::Display) {
-        if !self.failing.swap(true, Ordering::AcqRel) {
-            tracing::error!(error = %error, "database writes fail; answering 503 until a probe write succeeds");
-        }
-    }
-
-    /// A probe write committed.
-    pub(super) fn recovered(&self) {
-        if self.failing.swap(false, Ordering::AcqRel) {
-            tracing::warn!("database writes work again");
-        }
-    }
-
     pub(super) fn page_limit(&self) -> Option<u64> {
         match self.page_limit.load(Ordering::Acquire) {
             0 => None,
@@ -106,16 +78,16 @@ impl WriteTx {
     /// inside it would have to become a write.
     pub(super) async fn begin(pool: &SqlitePool, state: &Arc<WriteState>) -> StoreResult<Self> {
         let begun = async {
-            let mut conn = pool.acquire().await.map_err(map_err)?;
+            let mut conn = pool.acquire().await?;
             if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
                 clean_up(conn).await;
-                return Err(map_err(e));
+                return Err(e.into());
             }
             Ok(conn)
         }
         .await;
         if begun.is_err() {
-            state.note(&begun);
+            state.health.note(&begun);
         }
         Ok(Self {
             conn: Some(begun?),
@@ -125,9 +97,9 @@ impl WriteTx {
 
     /// Commits; on failure the transaction is rolled back (if SQLite has not done so already)
     /// and the connection left clean, before the error is returned.
-    pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
+    pub(super) async fn commit(mut self) -> StoreResult<()> {
         let Some(mut conn) = self.conn.take() else {
-            return Err(sqlx::Error::Protocol("write transaction already ended".into()));
+            return Err(sqlx::Error::Protocol("write transaction already ended".into()).into());
         };
         match sqlx::query("COMMIT").execute(&mut *conn).await {
             Ok(_) => Ok(()),
@@ -139,9 +111,9 @@ impl WriteTx {
                 }
                 clean_up(conn).await;
                 if is_unavailable(&e) {
-                    self.state.failed(&e);
+                    self.state.health.failed(&e);
                 }
-                Err(e)
+                Err(e.into())
             }
         }
     }

@@ -1,0 +1,853 @@
+//! The store conformance suite: what every [`Store`] must do, as scenarios over `&dyn Store`,
+//! each run against a fresh SQLite store (a temporary directory) and a fresh PostgreSQL store
+//! (a database of its own, see `postgres::testing`). Then PostgreSQL's own concern: several
+//! instances (separate pools) writing at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Admission, CountedAttempt, KeyUsage, LastUse, NewKey, PruneCutoffs, Store, StoreError};
+use crate::domain::{
+    AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
+    Username,
+};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_800_000_000_000;
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn user(name: &str, created: i64) -> User {
+    User {
+        id: Uuid::new_v4(),
+        name: Username::from_trusted(name.into()),
+        role: Role::User,
+        created: ts(created),
+    }
+}
+
+fn new_key(user: &User, at: i64) -> NewKey {
+    NewKey {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        digest: AccessKey::generate().digest(),
+        created: ts(at),
+        created_ip: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
+    }
+}
+
+fn policy(max_per_user: usize) -> KeyPolicy {
+    KeyPolicy {
+        lifetime: Duration::from_secs(100 * 86_400),
+        idle_timeout: None,
+        max_per_user,
+    }
+}
+
+fn used(key_id: Uuid, at: i64) -> KeyUsage {
+    KeyUsage {
+        key_id,
+        used: Some(LastUse {
+            at: ts(at),
+            ip: "203.0.113.9".parse().unwrap(),
+            user_agent: Some("Kill Bill 2/1.0 (é)".into()),
+        }),
+        activity: format!(r#"{{"at":{at}}}"#),
+    }
+}
+
+async fn live_ids(store: &dyn Store, user_id: Uuid) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = store
+        .list_keys(user_id, ts(i64::MAX))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.revoked.is_none())
+        .map(|k| k.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+async fn users_and_names(store: &dyn Store) {
+    store.ping().await.unwrap();
+    let bill = user("Bill", T0);
+    store.create_user(&bill, "$argon2id$one", None).await.unwrap();
+    let (found, phc) = store
+        .find_login("bill")
+        .await
+        .unwrap()
+        .expect("found by canonical name");
+    assert_eq!((found, phc.as_str()), (bill.clone(), "$argon2id$one"));
+    assert!(store.find_login("bil").await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .create_user(&user("BILL", T0 + 1), "$argon2id$x", None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The refused sign-up left nothing behind, and a key travels with a sign-up.
+    let ann = user("ann", T0 + 2);
+    let key = new_key(&ann, T0 + 2);
+    store
+        .create_user(&ann, "$argon2id$two", Some(&key))
+        .await
+        .unwrap();
+    let (record, owner) = store.find_key(&key.digest).await.unwrap().expect("key");
+    assert_eq!((record.id, owner), (key.id, ann.clone()));
+    assert_eq!(record.created_ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(store.find_user(ann.id).await.unwrap().expect("by id").0, ann);
+    assert!(store.find_user(Uuid::new_v4()).await.unwrap().is_none());
+
+    store
+        .set_password_hash(ann.id, "$argon2id$three", ts(T0 + 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_user(ann.id).await.unwrap().unwrap().1,
+        "$argon2id$three"
+    );
+
+    // Creation order, by cursor.
+    let carl = user("carl", T0 + 3);
+    store.create_user(&carl, "$argon2id$c", None).await.unwrap();
+    let all = store.list_users(None, 10).await.unwrap();
+    assert_eq!(all, vec![bill.clone(), ann.clone(), carl.clone()]);
+    let page = store.list_users(None, 2).await.unwrap();
+    assert_eq!(page, vec![bill, ann.clone()]);
+    let rest = store.list_users(Some((ann.created, ann.id)), 2).await.unwrap();
+    assert_eq!(rest, vec![carl.clone()]);
+
+    // Known networks: the latest success counts.
+    store
+        .remember_network(carl.id, "203.0.113.0/24", ts(T0 + 100))
+        .await
+        .unwrap();
+    store
+        .remember_network(carl.id, "203.0.113.0/24", ts(T0 + 50))
+        .await
+        .unwrap();
+    assert!(store
+        .is_known_network(carl.id, "203.0.113.0/24", ts(T0 + 100))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_known_network(carl.id, "203.0.113.0/24", ts(T0 + 101))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_known_network(carl.id, "198.51.100.0/24", ts(0))
+        .await
+        .unwrap());
+    assert!(!store
+        .is_known_network(ann.id, "203.0.113.0/24", ts(0))
+        .await
+        .unwrap());
+
+    assert!(!store.writes_failing());
+    store.check_writes().await.unwrap();
+}
+
+async fn key_limit_eviction_and_expiry(store: &dyn Store) {
+    let bill = user("bill", T0);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    let head = store.revocation_feed_head().await.unwrap();
+    let keys: Vec<NewKey> = (0..3).map(|d| new_key(&bill, T0 + d * DAY)).collect();
+    for key in &keys {
+        assert!(store.issue_key(key, &policy(3)).await.unwrap().is_empty());
+    }
+    store
+        .record_usage(&[used(keys[0].id, T0 + 3 * DAY)])
+        .await
+        .unwrap();
+    // Past the limit: the least recently used goes (keys[1], never used, created before keys[2]).
+    let fourth = new_key(&bill, T0 + 4 * DAY);
+    let evicted = store.issue_key(&fourth, &policy(3)).await.unwrap();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(
+        (evicted[0].id, evicted[0].digest, evicted[0].reason),
+        (keys[1].id, keys[1].digest, RevocationReason::Evicted)
+    );
+    assert_eq!(
+        live_ids(store, bill.id).await,
+        sorted(vec![keys[0].id, keys[2].id, fourth.id])
+    );
+    let (record, _) = store.find_key(&keys[1].digest).await.unwrap().unwrap();
+    assert_eq!(
+        record.revoked,
+        Some((ts(T0 + 4 * DAY), RevocationReason::Evicted))
+    );
+    assert_eq!(record.revoked_network.as_deref(), Some("198.51.100.7"));
+
+    // A sign-in after keys[0]'s lifetime (100 days) marks it expired at its deadline; the
+    // others stay, within the limit.
+    let fifth = new_key(&bill, T0 + 101 * DAY);
+    let expired = store.issue_key(&fifth, &policy(3)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        (expired[0].id, expired[0].reason),
+        (keys[0].id, RevocationReason::Expired)
+    );
+    let (record, _) = store.find_key(&keys[0].digest).await.unwrap().unwrap();
+    assert_eq!(
+        record.revoked,
+        Some((ts(T0 + 100 * DAY), RevocationReason::Expired))
+    );
+    assert_eq!(
+        live_ids(store, bill.id).await,
+        sorted(vec![keys[2].id, fourth.id, fifth.id])
+    );
+    // Both revocations reached the feed, in order.
+    let feed: Vec<KeyDigest> = store
+        .revocations_since(head)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(feed, vec![keys[1].digest, keys[0].digest]);
+
+    // A limit of one: every sign-in replaces the previous key.
+    let sixth = new_key(&bill, T0 + 102 * DAY);
+    let gone = store.issue_key(&sixth, &policy(1)).await.unwrap();
+    assert_eq!(gone.len(), 3);
+    assert_eq!(live_ids(store, bill.id).await, vec![sixth.id]);
+}
+
+async fn revoke_one_and_all(store: &dyn Store) {
+    let bill = user("bill", T0);
+    let ann = user("ann", T0);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store.create_user(&ann, "$argon2id$x", None).await.unwrap();
+    let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
+    for key in &keys {
+        store.issue_key(key, &policy(10)).await.unwrap();
+    }
+    let anns = new_key(&ann, T0);
+    store.issue_key(&anns, &policy(10)).await.unwrap();
+
+    // Not theirs: nothing.
+    let at = ts(T0 + 10);
+    assert!(store
+        .revoke_key(ann.id, keys[0].id, RevocationReason::SignedOut, at, None)
+        .await
+        .unwrap()
+        .is_none());
+    let one = store
+        .revoke_key(
+            bill.id,
+            keys[0].id,
+            RevocationReason::SignedOut,
+            at,
+            Some("203.0.113.0/24"),
+        )
+        .await
+        .unwrap()
+        .expect("revoked");
+    assert_eq!(
+        (one.id, one.digest, one.reason),
+        (keys[0].id, keys[0].digest, RevocationReason::SignedOut)
+    );
+    // Only once.
+    assert!(store
+        .revoke_key(
+            bill.id,
+            keys[0].id,
+            RevocationReason::IpChanges,
+            ts(T0 + 11),
+            None
+        )
+        .await
+        .unwrap()
+        .is_none());
+    let (record, _) = store.find_key(&keys[0].digest).await.unwrap().unwrap();
+    assert_eq!(record.revoked, Some((at, RevocationReason::SignedOut)));
+    assert_eq!(record.revoked_network.as_deref(), Some("203.0.113.0/24"));
+
+    let all = store
+        .revoke_user_keys(bill.id, RevocationReason::Admin, ts(T0 + 20), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(all.iter().map(|k| k.id).collect()),
+        sorted(vec![keys[1].id, keys[2].id])
+    );
+    assert!(all.iter().all(|k| k.reason == RevocationReason::Admin));
+    assert!(live_ids(store, bill.id).await.is_empty());
+    assert_eq!(
+        live_ids(store, ann.id).await,
+        vec![anns.id],
+        "other users untouched"
+    );
+    // Revoked keys are listed from `revoked_since` on.
+    assert_eq!(store.list_keys(bill.id, ts(T0 + 11)).await.unwrap().len(), 2);
+    assert_eq!(store.list_keys(bill.id, ts(T0 + 10)).await.unwrap().len(), 3);
+    assert!(store.list_keys(bill.id, ts(T0 + 21)).await.unwrap().is_empty());
+}
+
+async fn change_password_and_delete_user(store: &dyn Store) {
+    let bill = user("bill", T0);
+    store.create_user(&bill, "$argon2id$old", None).await.unwrap();
+    let old: Vec<NewKey> = (0..2).map(|i| new_key(&bill, T0 + i)).collect();
+    for key in &old {
+        store.issue_key(key, &policy(10)).await.unwrap();
+    }
+    let fresh = new_key(&bill, T0 + 100);
+    let revoked = store
+        .change_password(bill.id, "$argon2id$new", &fresh)
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(revoked.iter().map(|k| k.id).collect()),
+        sorted(old.iter().map(|k| k.id).collect())
+    );
+    assert!(revoked
+        .iter()
+        .all(|k| k.reason == RevocationReason::PasswordChanged));
+    assert_eq!(
+        store.find_login("bill").await.unwrap().unwrap().1,
+        "$argon2id$new"
+    );
+    assert_eq!(live_ids(store, bill.id).await, vec![fresh.id]);
+    let (record, _) = store.find_key(&old[0].digest).await.unwrap().unwrap();
+    assert_eq!(
+        record.revoked,
+        Some((ts(T0 + 100), RevocationReason::PasswordChanged))
+    );
+
+    let head = store.revocation_feed_head().await.unwrap();
+    let gone = store.delete_user(bill.id, ts(T0 + 200)).await.unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(
+        (gone[0].id, gone[0].digest, gone[0].reason),
+        (fresh.id, fresh.digest, RevocationReason::Admin)
+    );
+    assert!(store.find_user(bill.id).await.unwrap().is_none());
+    assert!(store.find_login("bill").await.unwrap().is_none());
+    assert!(store.find_key(&fresh.digest).await.unwrap().is_none());
+    assert!(store.find_key(&old[0].digest).await.unwrap().is_none());
+    let feed = store.revocations_since(head).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|(_, d)| *d).collect::<Vec<_>>(),
+        vec![fresh.digest]
+    );
+    // The name is free again.
+    store
+        .create_user(&user("BILL", T0 + 300), "$argon2id$x", None)
+        .await
+        .unwrap();
+    assert!(store
+        .delete_user(Uuid::new_v4(), ts(T0))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn usage_batches(store: &dyn Store) {
+    let bill = user("bill", T0);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
+    for key in &keys {
+        store.issue_key(key, &policy(10)).await.unwrap();
+    }
+    store
+        .record_usage(&[
+            used(keys[0].id, T0 + 1_000),
+            used(keys[1].id, T0 + 2_000),
+            KeyUsage {
+                key_id: keys[2].id,
+                used: None,
+                activity: "{\"unused\":true}".into(),
+            },
+            used(Uuid::new_v4(), T0 + 5), // a key deleted meanwhile: ignored
+        ])
+        .await
+        .unwrap();
+    // A late flush never moves last_used backwards, but the state it carries is written.
+    store.record_usage(&[used(keys[0].id, T0 + 500)]).await.unwrap();
+    store.record_usage(&[]).await.unwrap();
+    let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
+    let get = |id: Uuid| listed.iter().find(|k| k.id == id).unwrap();
+    assert_eq!(get(keys[0].id).last_used, Some(ts(T0 + 1_000)));
+    assert_eq!(
+        get(keys[0].id).activity.as_deref(),
+        Some(&*format!(r#"{{"at":{}}}"#, T0 + 500))
+    );
+    assert_eq!(get(keys[1].id).last_used, Some(ts(T0 + 2_000)));
+    assert_eq!(get(keys[1].id).last_ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(get(keys[1].id).user_agent.as_deref(), Some("Kill Bill 2/1.0 (é)"));
+    assert_eq!(get(keys[2].id).last_used, None);
+    assert_eq!(get(keys[2].id).activity.as_deref(), Some("{\"unused\":true}"));
+    // Oldest first, and find_key agrees with list_keys.
+    assert_eq!(
+        listed.iter().map(|k| k.id).collect::<Vec<_>>(),
+        keys.iter().map(|k| k.id).collect::<Vec<_>>()
+    );
+    for record in &listed {
+        assert_eq!(&store.find_key(&record.digest).await.unwrap().unwrap().0, record);
+    }
+}
+
+fn throttle_policy() -> ThrottlePolicy {
+    ThrottlePolicy {
+        per_account_network: 3,
+        per_account: 50,
+        per_network: 5,
+        per_wide_network: 1000,
+        failure_window: Duration::from_secs(900),
+        signups_per_network: 20,
+        signup_window: Duration::from_secs(3600),
+    }
+}
+
+fn counter(scope: Scope, subject: &str) -> Counter {
+    Counter {
+        scope,
+        subject: subject.into(),
+    }
+}
+
+async fn throttles(store: &dyn Store) {
+    let policy = throttle_policy();
+    let pair = counter(Scope::AccountNetwork, "acct|203.0.113.0/24");
+    let network = counter(Scope::Network, "203.0.113.0/24");
+    let both = [pair.clone(), network.clone()];
+    let mut counted = Vec::new();
+    for i in 0..3 {
+        match store
+            .count_attempt(&both, &policy, ts(T0 + i * 1000))
+            .await
+            .unwrap()
+        {
+            Admission::Counted(attempt) => {
+                assert_eq!(attempt.0.len(), 2);
+                counted.push(attempt);
+            }
+            refused => panic!("attempt {i}: {refused:?}"),
+        }
+    }
+    // At the limit: refused, with the wait until the oldest attempt leaves the window.
+    assert_eq!(
+        store.count_attempt(&both, &policy, ts(T0 + 2_000)).await.unwrap(),
+        Admission::Refused {
+            blocked: vec![(Scope::AccountNetwork, 898)]
+        }
+    );
+    // The refusal counted nothing: the network counter (limit 5) has room for two more.
+    for _ in 0..2 {
+        assert!(matches!(
+            store
+                .count_attempt(std::slice::from_ref(&network), &policy, ts(T0 + 3_000))
+                .await
+                .unwrap(),
+            Admission::Counted(_)
+        ));
+    }
+    assert!(matches!(
+        store
+            .count_attempt(std::slice::from_ref(&network), &policy, ts(T0 + 3_000))
+            .await
+            .unwrap(),
+        Admission::Refused { .. }
+    ));
+    // Taking an attempt back frees its place in every counter.
+    store.uncount_attempt(&counted[2], None).await.unwrap();
+    assert!(matches!(
+        store.count_attempt(&both, &policy, ts(T0 + 4_000)).await.unwrap(),
+        Admission::Counted(_)
+    ));
+    // Both blocked (each by its oldest attempt in the window, T0), in the order given.
+    assert_eq!(
+        store.count_attempt(&both, &policy, ts(T0 + 5_000)).await.unwrap(),
+        Admission::Refused {
+            blocked: vec![(Scope::AccountNetwork, 895), (Scope::Network, 895)]
+        }
+    );
+    // The window passes for the oldest attempts.
+    assert!(matches!(
+        store
+            .count_attempt(std::slice::from_ref(&pair), &policy, ts(T0 + 900_000))
+            .await
+            .unwrap(),
+        Admission::Counted(_)
+    ));
+    // Forgiving a counter forgets all its attempts; other subjects are untouched.
+    store
+        .uncount_attempt(&CountedAttempt::default(), Some(&pair))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        assert!(
+            matches!(
+                store
+                    .count_attempt(std::slice::from_ref(&pair), &policy, ts(T0 + 900_001))
+                    .await
+                    .unwrap(),
+                Admission::Counted(_)
+            ),
+            "after forgiving, attempt {i}"
+        );
+    }
+    let other = counter(Scope::AccountNetwork, "other|203.0.113.0/24");
+    assert!(matches!(
+        store
+            .count_attempt(std::slice::from_ref(&other), &policy, ts(T0 + 900_001))
+            .await
+            .unwrap(),
+        Admission::Counted(_)
+    ));
+    store
+        .uncount_attempt(&CountedAttempt::default(), None)
+        .await
+        .unwrap();
+}
+
+async fn revocation_feed_order(store: &dyn Store) {
+    assert_eq!(store.revocation_feed_head().await.unwrap(), 0);
+    assert!(store.revocations_since(0).await.unwrap().is_empty());
+    let bill = user("bill", T0);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    let keys: Vec<NewKey> = (0..4).map(|i| new_key(&bill, T0 + i)).collect();
+    for key in &keys {
+        store.issue_key(key, &policy(10)).await.unwrap();
+    }
+    for (i, key) in [&keys[2], &keys[0], &keys[3]].into_iter().enumerate() {
+        store
+            .revoke_key(
+                bill.id,
+                key.id,
+                RevocationReason::SignedOut,
+                ts(T0 + 10 + i as i64),
+                None,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let feed = store.revocations_since(0).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|(_, d)| *d).collect::<Vec<_>>(),
+        vec![keys[2].digest, keys[0].digest, keys[3].digest]
+    );
+    assert!(feed.windows(2).all(|w| w[0].0 < w[1].0));
+    let head = store.revocation_feed_head().await.unwrap();
+    assert_eq!(head, feed[2].0);
+    assert_eq!(
+        store.revocations_since(feed[0].0).await.unwrap(),
+        feed[1..].to_vec()
+    );
+    assert!(store.revocations_since(head).await.unwrap().is_empty());
+}
+
+/// Expiry by lifetime and by idleness: each key expired once, at the earlier of its two
+/// deadlines.
+async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
+    let now = T0;
+    let bill = user("bill", now - 400 * DAY);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    let lifetime = KeyPolicy {
+        lifetime: Duration::from_secs(180 * 86_400),
+        idle_timeout: None,
+        max_per_user: 10,
+    };
+    // (created, last used, expected revocation). The key past its lifetime comes last: a key
+    // issued after its deadline would have it marked expired at once (`issue_key`).
+    let cases = [
+        (now - 100 * DAY, Some(now - 40 * DAY), Some(now - 10 * DAY)), // idle
+        (now - 100 * DAY, Some(now - 5 * DAY), None),
+        (now - 31 * DAY, None, Some(now - DAY)), // idle since creation
+        (now - 10 * DAY, None, None),
+        (now - 200 * DAY, Some(now - DAY), Some(now - 20 * DAY)), // lifetime
+    ];
+    let mut ids = Vec::new();
+    for (created, last, _) in cases {
+        let key = new_key(&bill, created);
+        store.issue_key(&key, &lifetime).await.unwrap();
+        if let Some(at) = last {
+            store.record_usage(&[used(key.id, at)]).await.unwrap();
+        }
+        ids.push(key.id);
+    }
+    // Without an idle timeout only the lifetime counts.
+    let head = store.revocation_feed_head().await.unwrap();
+    let idle = KeyPolicy {
+        idle_timeout: Some(Duration::from_secs(30 * 86_400)),
+        ..lifetime.clone()
+    };
+    assert_eq!(store.expire_keys(&lifetime, ts(now - 21 * DAY)).await.unwrap(), 0);
+    assert_eq!(store.expire_keys(&idle, ts(now)).await.unwrap(), 3);
+    assert_eq!(store.expire_keys(&idle, ts(now)).await.unwrap(), 0, "only once");
+    let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
+    for (id, (_, _, expected)) in ids.iter().zip(cases) {
+        let key = listed.iter().find(|k| k.id == *id).unwrap();
+        assert_eq!(
+            key.revoked,
+            expected.map(|at| (ts(at), RevocationReason::Expired)),
+            "key created {}",
+            key.created.as_millis()
+        );
+    }
+    // Housekeeping's expiry writes no feed entries (expired keys are refused by their deadline).
+    assert_eq!(store.revocation_feed_head().await.unwrap(), head);
+}
+
+async fn pruning(store: &dyn Store) {
+    let bill = user("bill", T0);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
+    for key in &keys {
+        store.issue_key(key, &policy(10)).await.unwrap();
+    }
+    store
+        .revoke_key(
+            bill.id,
+            keys[0].id,
+            RevocationReason::SignedOut,
+            ts(T0 + 100),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .revoke_key(
+            bill.id,
+            keys[1].id,
+            RevocationReason::SignedOut,
+            ts(T0 + 300),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .remember_network(bill.id, "old/24", ts(T0 + 100))
+        .await
+        .unwrap();
+    store
+        .remember_network(bill.id, "new/24", ts(T0 + 300))
+        .await
+        .unwrap();
+    let policy = throttle_policy();
+    let old = counter(Scope::Signup, "old");
+    let new = counter(Scope::Signup, "new");
+    store
+        .count_attempt(std::slice::from_ref(&old), &policy, ts(T0 + 100))
+        .await
+        .unwrap();
+    store
+        .count_attempt(std::slice::from_ref(&new), &policy, ts(T0 + 300))
+        .await
+        .unwrap();
+
+    let cut = ts(T0 + 200);
+    store
+        .prune(&PruneCutoffs {
+            feed: cut,
+            throttles: cut,
+            known_networks: cut,
+            revoked_keys: cut,
+        })
+        .await
+        .unwrap();
+    let feed = store.revocations_since(0).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|(_, d)| *d).collect::<Vec<_>>(),
+        vec![keys[1].digest]
+    );
+    assert!(
+        store.find_key(&keys[0].digest).await.unwrap().is_none(),
+        "revoked before the cut"
+    );
+    assert!(store.find_key(&keys[1].digest).await.unwrap().is_some());
+    assert!(
+        store.find_key(&keys[2].digest).await.unwrap().is_some(),
+        "live keys stay"
+    );
+    assert!(!store.is_known_network(bill.id, "old/24", ts(0)).await.unwrap());
+    assert!(store.is_known_network(bill.id, "new/24", ts(0)).await.unwrap());
+    // The pruned attempt no longer counts: a limit of one now admits "old" once more, not "new".
+    let one = ThrottlePolicy {
+        signups_per_network: 1,
+        signup_window: Duration::from_secs(86_400),
+        ..policy
+    };
+    assert!(matches!(
+        store
+            .count_attempt(std::slice::from_ref(&old), &one, ts(T0 + 400))
+            .await
+            .unwrap(),
+        Admission::Counted(_)
+    ));
+    assert!(matches!(
+        store
+            .count_attempt(std::slice::from_ref(&new), &one, ts(T0 + 400))
+            .await
+            .unwrap(),
+        Admission::Refused { .. }
+    ));
+}
+
+async fn closed_is_unavailable(store: &dyn Store) {
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.find_login("bill").await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.remember_network(Uuid::new_v4(), "n", ts(T0)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(store.writes_failing(), "a write failed as unavailable");
+}
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            use crate::store::Store;
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("kb.db")).await.unwrap();
+                    super::$scenario(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            use crate::store::Store;
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let db = crate::store::postgres::testing::TestDatabase::create().await;
+                    let store = crate::store::postgres::PgStore::connect(&db.url, 4).await.unwrap();
+                    super::$scenario(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users_and_names,
+    key_limit_eviction_and_expiry,
+    revoke_one_and_all,
+    change_password_and_delete_user,
+    usage_batches,
+    throttles,
+    revocation_feed_order,
+    expiry_at_the_earlier_deadline,
+    pruning,
+    closed_is_unavailable,
+);
+
+/// Several instances on one PostgreSQL database: separate pools writing at once.
+mod postgres_instances {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::postgres::testing::TestDatabase;
+    use crate::store::postgres::PgStore;
+
+    async fn instances(db: &TestDatabase, n: usize) -> Vec<Arc<PgStore>> {
+        let mut stores = Vec::new();
+        for _ in 0..n {
+            stores.push(Arc::new(PgStore::connect(&db.url, 8).await.unwrap()));
+        }
+        stores
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn three_instances_start_at_once_on_an_empty_database() {
+        let db = TestDatabase::create().await;
+        let (a, b, c) = tokio::join!(
+            PgStore::connect(&db.url, 2),
+            PgStore::connect(&db.url, 2),
+            PgStore::connect(&db.url, 2)
+        );
+        let stores = [a.unwrap(), b.unwrap(), c.unwrap()];
+        let bill = user("bill", T0);
+        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        for store in &stores {
+            assert_eq!(store.find_user(bill.id).await.unwrap().unwrap().0, bill);
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_attempts_on_several_instances_count_exactly_the_limit() {
+        let db = TestDatabase::create().await;
+        let stores = instances(&db, 3).await;
+        let policy = throttle_policy(); // per_account_network: 3, per_network: 5
+        let network = counter(Scope::Network, "203.0.113.0/24");
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let store = stores[i % stores.len()].clone();
+            let policy = policy.clone();
+            // Two counters per attempt, listed in either order: the sorted locks cannot deadlock.
+            let mut counters = vec![
+                network.clone(),
+                counter(Scope::Account, &format!("acct{}", i % 7)),
+            ];
+            if i % 2 == 0 {
+                counters.reverse();
+            }
+            tasks.push(tokio::spawn(async move {
+                store
+                    .count_attempt(&counters, &policy, ts(T0 + i as i64))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut counted = 0;
+        for task in tasks {
+            if let Admission::Counted(_) = task.await.unwrap() {
+                counted += 1;
+            }
+        }
+        assert_eq!(counted, 5);
+        for store in &stores {
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sign_ins_on_two_instances_keep_the_key_limit() {
+        let db = TestDatabase::create().await;
+        let stores = instances(&db, 2).await;
+        let bill = user("bill", T0);
+        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = stores[i % 2].clone();
+            let key = new_key(&bill, T0 + i as i64);
+            tasks.push(tokio::spawn(async move {
+                store.issue_key(&key, &policy(3)).await.unwrap().len()
+            }));
+        }
+        let mut evicted = 0;
+        for task in tasks {
+            evicted += task.await.unwrap();
+        }
+        assert_eq!(live_ids(&*stores[1], bill.id).await.len(), 3);
+        assert_eq!(evicted, 17, "every key but the last three, evicted once");
+        let feed = stores[0].revocations_since(0).await.unwrap();
+        assert_eq!(feed.len(), 17);
+        for store in &stores {
+            store.close().await;
+        }
+    }
+}

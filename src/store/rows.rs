@@ -1,0 +1,207 @@
+//! Rows as both SQL stores read them (`sqlx::FromRow`, over any backend whose types decode
+//! these columns: SQLite's blobs and integers, PostgreSQL's uuid, bytea and bigint), and their
+//! conversion to the domain's types, written once.
+
+use uuid::Uuid;
+
+use super::{KeyRecord, RevokedKey, StoreError, StoreResult};
+use crate::domain::{KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, Timestamp, User, Username};
+
+/// The columns of [`KeyRow`], on the table aliased `k`.
+pub(super) const KEY_COLUMNS: &str =
+    "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
+     k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity";
+
+/// A user and their password hash; `find_login` and `find_user` add the condition.
+pub(super) const LOGIN_SELECT: &str =
+    "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
+     FROM users u JOIN password_hashes p ON p.user_id = u.id";
+
+/// The columns of [`UserRow`] from the `users` table itself.
+pub(super) const USER_COLUMNS: &str = "id AS user_id, username, role, created_ms AS user_created_ms";
+
+pub(super) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+pub(super) fn digest_from(bytes: Vec<u8>) -> StoreResult<KeyDigest> {
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("digest length".into()))?;
+    Ok(KeyDigest(arr))
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    user_id: Uuid,
+    username: String,
+    role: String,
+    user_created_ms: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> StoreResult<User> {
+        Ok(User {
+            id: row.user_id,
+            name: Username::from_trusted(row.username),
+            role: Role::parse(&row.role)
+                .ok_or_else(|| StoreError::Corrupt(format!("role {:?}", row.role)))?,
+            created: ts(row.user_created_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct LoginRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    phc: String,
+}
+
+impl LoginRow {
+    pub(super) fn into_login(self) -> StoreResult<(User, String)> {
+        Ok((self.user.try_into()?, self.phc))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    id: Uuid,
+    user_id: Uuid,
+    digest: Vec<u8>,
+    created_ms: i64,
+    last_used_ms: Option<i64>,
+    last_ip: Option<String>,
+    user_agent: Option<String>,
+    revoked_ms: Option<i64>,
+    revoke_reason: Option<String>,
+    revoked_network: Option<String>,
+    created_ip: Option<String>,
+    activity: Option<String>,
+}
+
+impl TryFrom<KeyRow> for KeyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> StoreResult<KeyRecord> {
+        let revoked = match (row.revoked_ms, row.revoke_reason) {
+            (Some(at), Some(r)) => Some((
+                ts(at),
+                RevocationReason::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("reason {r:?}")))?,
+            )),
+            _ => None,
+        };
+        Ok(KeyRecord {
+            id: row.id,
+            user_id: row.user_id,
+            digest: digest_from(row.digest)?,
+            created: ts(row.created_ms),
+            last_used: row.last_used_ms.map(ts),
+            last_ip: row.last_ip,
+            user_agent: row.user_agent,
+            revoked,
+            created_ip: row.created_ip,
+            revoked_network: row.revoked_network,
+            activity: row.activity,
+        })
+    }
+}
+
+/// A key found by its digest, with its owner (`find_key`).
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyWithUserRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    username: String,
+    role: String,
+    user_created_ms: i64,
+}
+
+impl KeyWithUserRow {
+    pub(super) fn into_pair(self) -> StoreResult<(KeyRecord, User)> {
+        let user = User::try_from(UserRow {
+            user_id: self.key.user_id,
+            username: self.username,
+            role: self.role,
+            user_created_ms: self.user_created_ms,
+        })?;
+        Ok((self.key.try_into()?, user))
+    }
+}
+
+/// A key just revoked (`… RETURNING id, digest`).
+#[derive(sqlx::FromRow)]
+pub(super) struct RevokedRow {
+    pub(super) id: Uuid,
+    pub(super) digest: Vec<u8>,
+}
+
+impl RevokedRow {
+    pub(super) fn revoked(self, reason: RevocationReason) -> StoreResult<RevokedKey> {
+        Ok(RevokedKey {
+            id: self.id,
+            digest: digest_from(self.digest)?,
+            reason,
+        })
+    }
+}
+
+/// A live key as expiry and eviction see it.
+#[derive(sqlx::FromRow)]
+pub(super) struct LiveKeyRow {
+    pub(super) id: Uuid,
+    pub(super) created_ms: i64,
+    pub(super) last_used_ms: Option<i64>,
+}
+
+/// The columns of [`LiveKeyRow`].
+pub(super) const LIVE_KEY_COLUMNS: &str = "id, created_ms, last_used_ms";
+
+/// One position of the revocation feed.
+#[derive(sqlx::FromRow)]
+pub(super) struct FeedRow {
+    seq: i64,
+    digest: Vec<u8>,
+}
+
+impl FeedRow {
+    pub(super) fn into_entry(self) -> StoreResult<(i64, KeyDigest)> {
+        Ok((self.seq, digest_from(self.digest)?))
+    }
+}
+
+/// Expiry, decided in one place ([`KeyPolicy::status`]): of the candidates that the stores
+/// select by index (created at or before `now - lifetime`, or last used, else created, at or
+/// before `now - idle_timeout`), those past their deadline at `now`, each with the moment it
+/// expired. The stores only mark them.
+pub(super) fn expired_keys(
+    policy: &KeyPolicy,
+    now: Timestamp,
+    candidates: impl IntoIterator<Item = LiveKeyRow>,
+) -> Vec<(Uuid, Timestamp)> {
+    let mut expired: Vec<(Uuid, Timestamp)> = candidates
+        .into_iter()
+        .filter_map(
+            |k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), now) {
+                KeyStatus::Expired { at } => Some((k.id, at)),
+                KeyStatus::Live => None,
+            },
+        )
+        .collect();
+    // A key may be a candidate by both bounds.
+    expired.sort_unstable_by_key(|(id, _)| *id);
+    expired.dedup_by_key(|(id, _)| *id);
+    expired
+}
+
+/// The bounds by which expiry candidates are selected: `created_ms <= by_lifetime`, and, when
+/// an idle timeout is set, `coalesce(last_used_ms, created_ms) <= by_idleness`. Each is implied
+/// by its deadline having passed, so no expired key escapes them.
+pub(super) fn expiry_bounds(policy: &KeyPolicy, now: Timestamp) -> (Timestamp, Option<Timestamp>) {
+    (
+        now.minus(policy.lifetime),
+        policy.idle_timeout.map(|idle| now.minus(idle)),
+    )
+}

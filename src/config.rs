@@ -65,10 +65,43 @@ pub struct ServerSettings {
     pub max_connections_per_address: u32,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://user:password@host:5432/db`: may hold a password, so it is
+    /// printed only with the password redacted ([`redact_url`]).
     pub url: String,
+    /// Pool size on PostgreSQL (each instance's).
+    pub max_connections: u32,
+    /// PostgreSQL: a direct session connection for notifications when `url` goes through a
+    /// transaction-pooling PgBouncer; empty = `url`.
+    pub listen_url: String,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("listen_url", &redact_url(&self.listen_url))
+            .finish()
+    }
+}
+
+/// A database URL with its password (if any) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -140,6 +173,8 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://data/killbill-auth.db".to_owned(),
+            max_connections: 16,
+            listen_url: String::new(),
         }
     }
 }
@@ -203,10 +238,21 @@ impl Default for PasswordSettings {
 }
 
 /// Where the data lives, from `database.url`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum DatabaseTarget {
     /// `sqlite://PATH` (relative to the working directory) or `sqlite:///abs/path`.
     Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`: several instances may share it.
+    Postgres(PostgresTarget),
+}
+
+/// A PostgreSQL database. The URLs may hold a password: they are secrets (`Debug` redacts them).
+#[derive(Clone, Debug)]
+pub struct PostgresTarget {
+    pub url: SecretString,
+    /// Where notifications are listened for (`database.listen_url`, else `url`).
+    pub listen_url: SecretString,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -406,12 +452,27 @@ impl Settings {
             return Ok(DatabaseTarget::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(invalid(
-                "database.url",
-                "PostgreSQL is not available in this version yet; use sqlite://PATH",
-            ));
+            let d = &self.database;
+            if d.max_connections == 0 || d.max_connections > 1000 {
+                return Err(invalid("database.max_connections", "must be 1 to 1000"));
+            }
+            let listen = if d.listen_url.is_empty() {
+                &d.url
+            } else if d.listen_url.starts_with("postgres://") || d.listen_url.starts_with("postgresql://") {
+                &d.listen_url
+            } else {
+                return Err(invalid("database.listen_url", "must start with postgres:// (or be empty)"));
+            };
+            return Ok(DatabaseTarget::Postgres(PostgresTarget {
+                url: SecretString::from(d.url.clone()),
+                listen_url: SecretString::from(listen.clone()),
+                max_connections: d.max_connections,
+            }));
         }
-        Err(invalid("database.url", "must start with sqlite://"))
+        Err(invalid(
+            "database.url",
+            "must start with sqlite:// or postgres://",
+        ))
     }
 
     pub fn key_policy(&self) -> KeyPolicy {
@@ -659,10 +720,11 @@ mod tests {
             (s.server.max_connections, s.server.max_connections_per_address),
             (0, 256)
         );
-        assert_eq!(
+        assert!(matches!(
             s.database_target().unwrap(),
-            DatabaseTarget::Sqlite("data/killbill-auth.db".into())
-        );
+            DatabaseTarget::Sqlite(p) if p == Path::new("data/killbill-auth.db")
+        ));
+        assert_eq!(s.database.max_connections, 16);
         assert_eq!(s.keys.lifetime.0, Duration::from_secs(180 * 86_400));
         assert!(s.key_policy().idle_timeout.is_none());
         assert_eq!(s.keys.max_per_user, 10);
@@ -868,6 +930,40 @@ mod tests {
         .to_string();
         assert!(e.contains("set one of them"), "{e}");
         assert!(!e.contains("a-pepper-from-a-file"), "{e}");
+    }
+
+    #[test]
+    fn postgres_urls_are_secrets() {
+        let url = "postgres://kb:s3cr3t-pw@db.internal:5432/killbill";
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("KILLBILL_AUTH_DATABASE_URL", url),
+                ("KILLBILL_AUTH_DATABASE_MAX_CONNECTIONS", "32"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("s3cr3t-pw"), "{s:?}");
+        match s.database_target().unwrap() {
+            DatabaseTarget::Postgres(pg) => {
+                use secrecy::ExposeSecret;
+                assert_eq!(pg.url.expose_secret(), url);
+                assert_eq!(pg.listen_url.expose_secret(), url);
+                assert_eq!(pg.max_connections, 32);
+                assert!(!format!("{pg:?}").contains("s3cr3t-pw"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(redact_url(url), "postgres://kb:***@db.internal:5432/killbill");
+        assert_eq!(redact_url("postgres://kb@h/db"), "postgres://kb@h/db");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        let e = load_err(
+            "[database]\nurl = \"postgres://kb:pw@h/db\"\nmax_connections = 0\n",
+            &[],
+        );
+        assert!(e.contains("database.max_connections"), "{e}");
+        let e = load_err("[database]\nurl = \"mysql://kb:s3cr3t@h/db\"\n", &[]);
+        assert!(e.contains("database.url") && !e.contains("s3cr3t"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
 use crate::service::{AccountService, Hasher, KeyService};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PruneCutoffs, Store};
 
@@ -59,8 +60,17 @@ pub struct Services {
 
 impl Services {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let DatabaseTarget::Sqlite(path) = settings.database_target()?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await?);
+        let (store, names): (Arc<dyn Store>, NameKey) = match settings.database_target()? {
+            DatabaseTarget::Sqlite(path) => {
+                let store = Arc::new(SqliteStore::open(&path).await?);
+                (store, name_key_beside(settings, &path)?)
+            }
+            DatabaseTarget::Postgres(pg) => {
+                let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url, pg.max_connections).await?);
+                let names = name_key_shared(settings, store.as_ref()).await?;
+                (store, names)
+            }
+        };
 
         let p = &settings.password;
         let params = Params::new(
@@ -89,8 +99,11 @@ impl Services {
             settings.anomaly_policy(),
             metrics.clone(),
         ));
-        let names = Arc::new(name_key(settings, &path)?);
-        let throttle = Arc::new(Throttle::new(settings.throttle_policy(), store.clone(), names));
+        let throttle = Arc::new(Throttle::new(
+            settings.throttle_policy(),
+            store.clone(),
+            Arc::new(names),
+        ));
         let accounts = Arc::new(AccountService::new(
             store.clone(),
             clock.clone(),
@@ -291,10 +304,32 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The key of name digests ([`NameKey`]): derived from the pepper when one is set (every
-/// instance then shares it), else a secret generated at first start and kept owner-only beside
-/// the database (`killbill-auth.secret` next to `killbill-auth.db`).
-fn name_key(settings: &Settings, database: &Path) -> anyhow::Result<NameKey> {
+/// The key of name digests ([`NameKey`]) for instances sharing a database server: derived from
+/// the pepper when one is set, else a secret the first instance generates and keeps in the
+/// database, where every instance finds it. (With the pepper, a copy of the database alone does
+/// not hold the key; the README recommends one for PostgreSQL.)
+async fn name_key_shared(settings: &Settings, store: &dyn Store) -> anyhow::Result<NameKey> {
+    if let Some(pepper) = &settings.password.pepper {
+        return Ok(NameKey::from_pepper(pepper.expose_secret().as_bytes()));
+    }
+    let mut fresh = [0u8; NAME_KEY_BYTES];
+    OsRng.fill_bytes(&mut fresh);
+    let kept = store
+        .service_secret("name_digest_key", &fresh)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the service's secret: {e}"))?;
+    let bytes: [u8; NAME_KEY_BYTES] = kept
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the service's secret in the database is not {NAME_KEY_BYTES} bytes"))?;
+    Ok(NameKey::from_bytes(bytes))
+}
+
+/// The key of name digests ([`NameKey`]) on SQLite: derived from the pepper when one is set, else
+/// a secret generated at first start and kept owner-only beside the database
+/// (`killbill-auth.secret` next to `killbill-auth.db`), so that a copy of the database alone does
+/// not hold it.
+fn name_key_beside(settings: &Settings, database: &Path) -> anyhow::Result<NameKey> {
     if let Some(pepper) = &settings.password.pepper {
         return Ok(NameKey::from_pepper(pepper.expose_secret().as_bytes()));
     }

@@ -154,6 +154,10 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Admission>;
 
+    /// The secret called `name`, kept in the database for every instance: stored as `candidate`
+    /// if there is none yet (the first instance to ask decides), else the stored one.
+    async fn service_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+
     /// Takes back a counted attempt (it was not a failure), and forgets every attempt counted
     /// against `forgive` (a correct password forgives its account-and-network failures).
     async fn uncount_attempt(&self, attempt: &CountedAttempt, forgive: Option<&Counter>) -> StoreResult<()>;

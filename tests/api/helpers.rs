@@ -79,7 +79,7 @@ impl TestResponse {
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut settings = Settings::load_from(None, Vec::new()).expect("default settings");
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
-    settings.database.url = format!("sqlite://{}", db_path(dir).display());
+    settings.database.url = database_url(dir);
     settings.password.argon2_memory_kib = 64;
     settings.password.argon2_iterations = 1;
     settings
@@ -111,6 +111,100 @@ pub fn hashing_only(settings: &mut Settings) {
     settings.throttle.signin_failures_per_account_network = 10_000;
     settings.throttle.signin_failures_per_account = 10_000;
     settings.throttle.signin_failures_per_network = 10_000;
+}
+
+/// The database a test binary runs its tests on: `tests/api` on SQLite, `tests/postgres` (the
+/// same tests) on the machine's PostgreSQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use (a database per test is made on it):
+/// `KILLBILL_TEST_POSTGRES_URL`, else the local server as this machine kind runs it.
+pub fn postgres_admin_url() -> String {
+    std::env::var("KILLBILL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The database URL of the test whose files live in `dir`: a SQLite file in `dir`, or a
+/// PostgreSQL database named after `dir` (the same directory gives the same database, so that a
+/// test can restart its app on the same data), made on first use.
+pub fn database_url(dir: &Path) -> String {
+    match crate::BACKEND {
+        Backend::Sqlite => format!("sqlite://{}", db_path(dir).display()),
+        Backend::Postgres => {
+            let name = postgres_database_for(dir);
+            let admin = postgres_admin_url();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// Creates (once) the PostgreSQL database of `dir` and returns its name: `kb_test_<pid>_<n>`,
+/// where the process id lets a later run drop what an earlier one left behind.
+fn postgres_database_for(dir: &Path) -> String {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static NAMES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
+    static CLEANED: Once = Once::new();
+    CLEANED.call_once(drop_databases_of_finished_runs);
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let names = names.get_or_insert_with(HashMap::new);
+    if let Some(name) = names.get(dir) {
+        return name.clone();
+    }
+    let name = format!("kb_test_{}_{}", std::process::id(), names.len());
+    run_postgres_admin(format!("CREATE DATABASE \"{name}\""));
+    names.insert(dir.to_owned(), name.clone());
+    name
+}
+
+/// Drops the test databases of test processes that are no longer running.
+fn drop_databases_of_finished_runs() {
+    let names: Vec<String> = on_postgres_admin(|mut conn| async move {
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'kb\\_test\\_%'")
+            .fetch_all(&mut conn)
+            .await
+    });
+    for name in names {
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            run_postgres_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
+fn run_postgres_admin(sql: String) {
+    on_postgres_admin(|mut conn| async move { sqlx::query(&sql).execute(&mut conn).await.map(|_| ()) });
+}
+
+/// Runs `f` on a connection to the PostgreSQL server, on a thread of its own (callers may be on
+/// a runtime's thread, where blocking on another runtime is not allowed).
+fn on_postgres_admin<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(sqlx::PgConnection) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            use sqlx::Connection;
+            let conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                .await
+                .expect("PostgreSQL for the tests (see README: Tests)");
+            f(conn).await.expect("PostgreSQL administration")
+        })
+    })
+    .join()
+    .expect("PostgreSQL administration thread")
 }
 
 pub fn db_path(dir: &std::path::Path) -> PathBuf {
@@ -203,7 +297,7 @@ impl TestApp {
     /// standard input, while the app is running. The wait happens off the test's runtime thread:
     /// blocking it would freeze the server mid-transaction and hold the database lock.
     pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        let db = format!("sqlite://{}", db_path(self.dir.path()).display());
+        let db = database_url(self.dir.path());
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let stdin = stdin.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -339,7 +433,7 @@ pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &
         .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "KILLBILL_AUTH_DATABASE_URL",
-            format!("sqlite://{}", db_path(dir).display()),
+            database_url(dir),
         )
         .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
         .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")

@@ -4,6 +4,9 @@
 // A failed expectation in a test should panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The database of this test binary (`tests/postgres` runs the same tests on PostgreSQL).
+pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
 mod abuse;
 mod admin;
 mod anomaly;

@@ -1,0 +1,35 @@
+//! The integration tests of `tests/api` again, each on a fresh database of the machine's real
+//! PostgreSQL (`KILLBILL_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`):
+//! every behaviour a client sees must be the same on both databases. Left out: the modules about
+//! SQLite's own files (`storage`, `faults`: file modes, page limits, a full tmpfs).
+
+// A failed expectation in a test should panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+/// The database of this test binary.
+pub const BACKEND: helpers::Backend = helpers::Backend::Postgres;
+
+#[path = "../api/abuse.rs"]
+mod abuse;
+#[path = "../api/admin.rs"]
+mod admin;
+#[path = "../api/anomaly.rs"]
+mod anomaly;
+#[path = "../api/bad_input.rs"]
+mod bad_input;
+#[path = "../api/connections.rs"]
+mod connections;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/keys.rs"]
+mod keys;
+#[path = "../api/logging.rs"]
+mod logging;
+#[path = "../api/meta.rs"]
+mod meta;
+#[path = "../api/metrics.rs"]
+mod metrics;
+#[path = "../api/sign_in.rs"]
+mod sign_in;
+#[path = "../api/users.rs"]
+mod users;

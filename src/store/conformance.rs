@@ -3,8 +3,6 @@
 //! (a database of its own, see `postgres::testing`). Then PostgreSQL's own concern: several
 //! instances (separate pools) writing at once.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

@@ -461,7 +461,10 @@ impl Settings {
             } else if d.listen_url.starts_with("postgres://") || d.listen_url.starts_with("postgresql://") {
                 &d.listen_url
             } else {
-                return Err(invalid("database.listen_url", "must start with postgres:// (or be empty)"));
+                return Err(invalid(
+                    "database.listen_url",
+                    "must start with postgres:// (or be empty)",
+                ));
             };
             return Ok(DatabaseTarget::Postgres(PostgresTarget {
                 url: SecretString::from(d.url.clone()),

@@ -143,7 +143,7 @@ pub fn database_url(dir: &Path) -> String {
     }
 }
 
-/// Creates (once) the PostgreSQL database of `dir` and returns its name: `kb_test_<pid>_<n>`,
+/// Creates (once) the PostgreSQL database of `dir` and returns its name: `kb_http_<pid>_<n>`,
 /// where the process id lets a later run drop what an earlier one left behind.
 fn postgres_database_for(dir: &Path) -> String {
     use std::collections::HashMap;
@@ -156,7 +156,7 @@ fn postgres_database_for(dir: &Path) -> String {
     if let Some(name) = names.get(dir) {
         return name.clone();
     }
-    let name = format!("kb_test_{}_{}", std::process::id(), names.len());
+    let name = format!("kb_http_{}_{}", std::process::id(), names.len());
     run_postgres_admin(format!("CREATE DATABASE \"{name}\""));
     names.insert(dir.to_owned(), name.clone());
     name
@@ -165,7 +165,7 @@ fn postgres_database_for(dir: &Path) -> String {
 /// Drops the test databases of test processes that are no longer running.
 fn drop_databases_of_finished_runs() {
     let names: Vec<String> = on_postgres_admin(|mut conn| async move {
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'kb\\_test\\_%'")
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'kb\\_http\\_%'")
             .fetch_all(&mut conn)
             .await
     });
@@ -431,10 +431,7 @@ pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &
     let mut child = command
         .arg("serve")
         .env("KILLBILL_AUTH_SERVER_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "KILLBILL_AUTH_DATABASE_URL",
-            database_url(dir),
-        )
+        .env("KILLBILL_AUTH_DATABASE_URL", database_url(dir))
         .env("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "64")
         .env("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1")
         .env("RUST_LOG", "debug")

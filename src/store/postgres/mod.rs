@@ -356,11 +356,13 @@ impl Store for PgStore {
     async fn service_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         self.writing(async {
             // The first to insert wins; everyone reads what won.
-            sqlx::query("INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(candidate)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
             let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = $1")
                 .bind(name)
                 .fetch_one(&self.pool)
@@ -797,9 +799,9 @@ pub(crate) mod testing {
     use secrecy::SecretString;
     use sqlx::Connection;
 
-    /// The server tests use: `KILLBILL_AUTH_TEST_POSTGRES`, else the local one.
+    /// The server tests use: `KILLBILL_TEST_POSTGRES_URL`, else the local one.
     pub(crate) fn server_url() -> String {
-        std::env::var("KILLBILL_AUTH_TEST_POSTGRES")
+        std::env::var("KILLBILL_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
@@ -815,7 +817,7 @@ pub(crate) mod testing {
             let name = format!("kb_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = sqlx::PgConnection::connect(&server_url())
                 .await
-                .expect("PostgreSQL for the tests (KILLBILL_AUTH_TEST_POSTGRES)");
+                .expect("PostgreSQL for the tests (KILLBILL_TEST_POSTGRES_URL)");
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&mut admin)
                 .await

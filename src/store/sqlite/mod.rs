@@ -412,11 +412,13 @@ impl Store for SqliteStore {
     async fn service_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         self.writing(async {
             // The first to insert wins; everyone reads what won.
-            sqlx::query("INSERT INTO service_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(candidate)
-                .execute(&self.write)
-                .await?;
+            sqlx::query(
+                "INSERT INTO service_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.write)
+            .await?;
             let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = ?")
                 .bind(name)
                 .fetch_one(&self.write)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use argon2::Params;
 use rand::rngs::OsRng;
 use rand::RngCore;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -28,6 +28,7 @@ use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
 use crate::service::{AccountService, Hasher, KeyService};
+use crate::store::postgres::listen::{self, Revocations};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PruneCutoffs, Store};
@@ -56,19 +57,23 @@ pub struct Services {
     pub accounts: Arc<AccountService>,
     pub throttle: Arc<Throttle>,
     pub metrics: Arc<Metrics>,
+    /// PostgreSQL: where revocations from every instance are listened for.
+    pub revocations_url: Option<SecretString>,
 }
 
 impl Services {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let (store, names): (Arc<dyn Store>, NameKey) = match settings.database_target()? {
+        let (store, names, revocations_url): (Arc<dyn Store>, NameKey, _) = match settings
+            .database_target()?
+        {
             DatabaseTarget::Sqlite(path) => {
                 let store = Arc::new(SqliteStore::open(&path).await?);
-                (store, name_key_beside(settings, &path)?)
+                (store, name_key_beside(settings, &path)?, None)
             }
             DatabaseTarget::Postgres(pg) => {
                 let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url, pg.max_connections).await?);
                 let names = name_key_shared(settings, store.as_ref()).await?;
-                (store, names)
+                (store, names, Some(pg.listen_url))
             }
         };
 
@@ -119,6 +124,7 @@ impl Services {
             accounts,
             throttle,
             metrics,
+            revocations_url,
         })
     }
 
@@ -224,7 +230,18 @@ impl Application {
             limits,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = tokio::spawn(maintain(services.clone(), stop_rx));
+        let background = tokio::spawn(maintain(services.clone(), stop_rx.clone()));
+        let follower = services.revocations_url.clone().map(|url| {
+            let keys = services.keys.clone();
+            tokio::spawn(listen::follow(
+                url,
+                move |event| match event {
+                    Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
+                    Revocations::Lost => keys.forget_everything(),
+                },
+                stop_rx,
+            ))
+        });
 
         tracing::info!(address = %listener.local_addr()?, "killbill-auth listening");
         let state = AppState::new(Shared {
@@ -246,6 +263,9 @@ impl Application {
 
         let _ = stop_tx.send(true);
         let _ = background.await;
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
         services.close().await;
         tracing::info!("stopped");
         Ok(())

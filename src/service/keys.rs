@@ -362,6 +362,14 @@ impl KeyService {
         self.forget_all(digests.iter().copied());
     }
 
+    /// Forgets every cached key (revocations may have been missed: see
+    /// `store::postgres::listen`); each is read again from the database at its next use. Usage
+    /// not yet written is kept (it is held apart from the cache) and written as usual.
+    pub fn forget_everything(&self) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        self.cache.clear();
+    }
+
     /// Forgets revoked keys in this instance's cache.
     pub fn forget(&self, revoked: &[RevokedKey]) {
         self.forget_all(revoked.iter().map(|r| r.digest));

@@ -33,3 +33,6 @@ mod metrics;
 mod sign_in;
 #[path = "../api/users.rs"]
 mod users;
+
+// PostgreSQL only: several real server processes on one database.
+mod instances;

@@ -25,6 +25,8 @@
 //! a full disk, too many connections, a shutting-down server, serialization failures and
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
+pub mod listen;
+
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
@@ -238,7 +240,9 @@ async fn revoke_where(
     rows.into_iter().map(|row| row.revoked(reason)).collect()
 }
 
-/// Appends revoked or deleted keys to the revocation feed, in the given order.
+/// Appends revoked or deleted keys to the revocation feed, in the given order, and notifies every
+/// instance (`listen`): PostgreSQL delivers a transaction's notifications when, and only if, it
+/// commits, in commit order.
 async fn insert_feed(conn: &mut PgConnection, digests: &[Vec<u8>], at: Timestamp) -> StoreResult<()> {
     if digests.is_empty() {
         return Ok(());
@@ -251,6 +255,11 @@ async fn insert_feed(conn: &mut PgConnection, digests: &[Vec<u8>], at: Timestamp
     .bind(at.as_millis())
     .execute(&mut *conn)
     .await?;
+    sqlx::query("SELECT pg_notify($1, encode(d, 'hex')) FROM unnest($2::bytea[]) AS f(d)")
+        .bind(listen::REVOCATIONS_CHANNEL)
+        .bind(digests)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -1,0 +1,139 @@
+//! Revocations from every instance, within a second: each transaction that revokes or deletes
+//! keys also sends one notification per key (`pg_notify` on [`REVOCATIONS_CHANNEL`], payload the
+//! key's digest in hex; see `insert_feed`), which PostgreSQL delivers when, and only if, the
+//! transaction commits. Every instance listens on a session connection of its own
+//! (`database.listen_url`, for deployments where `database.url` goes through a transaction
+//! pooler) and drops each notified key from its cache.
+//!
+//! A notification sent while an instance was not listening is lost for it. So whenever the
+//! listening connection is (re)established, after it was lost or could not be made, the
+//! instance is told [`Revocations::Lost`] and drops everything it cached instead of trusting it:
+//! keys are read again from the database on their next use. While it cannot listen it keeps
+//! dropping its cache every second, so no cached answer outlives a revocation by more than that.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use tokio::sync::watch;
+
+use crate::domain::KeyDigest;
+use crate::telemetry::Sampled;
+
+/// The notification channel of revocations.
+pub const REVOCATIONS_CHANNEL: &str = "killbill_auth_revocations";
+
+/// How long to wait before trying to listen again after a failure.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What the follower reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocations {
+    /// The key with this digest was revoked or deleted by some instance.
+    Revoked(KeyDigest),
+    /// Notifications may have been missed: drop whatever is cached.
+    Lost,
+}
+
+/// Follows revocations until `stop` turns true, calling `on` for each event (from this task).
+pub async fn follow(
+    url: SecretString,
+    mut on: impl FnMut(Revocations) + Send,
+    mut stop: watch::Receiver<bool>,
+) {
+    static FAILURES: Sampled = Sampled::new(Duration::from_secs(10));
+    if let Err(e) = PgConnectOptions::from_str(url.expose_secret()) {
+        tracing::error!(error = %e, "invalid database.listen_url: revocations from other instances are not followed");
+        return;
+    }
+    loop {
+        let listened = async {
+            let mut listener = PgListener::connect(url.expose_secret()).await?;
+            listener.listen(REVOCATIONS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let listened = tokio::select! {
+            listened = listened => listened,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut listener = match listened {
+            Ok(listener) => listener,
+            Err(e) => {
+                if let Some(suppressed) = FAILURES.admit() {
+                    tracing::warn!(error = %e, suppressed, "cannot listen for revocations; dropping cached keys every second until it can");
+                }
+                on(Revocations::Lost);
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_EVERY) => continue,
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        };
+        // Anything revoked before this point may have gone unnoticed.
+        on(Revocations::Lost);
+        tracing::info!("listening for revocations from every instance");
+        loop {
+            tokio::select! {
+                received = listener.try_recv() => match received {
+                    Ok(Some(notification)) => match parse_digest(notification.payload()) {
+                        Some(digest) => on(Revocations::Revoked(digest)),
+                        None => {
+                            tracing::warn!("unreadable revocation notification; dropping cached keys");
+                            on(Revocations::Lost);
+                        }
+                    },
+                    // The connection was lost: we may have missed some. Listen again on a new
+                    // connection (sqlx would reconnect by itself, but then nobody would know from
+                    // when on nothing can have been missed: the `Lost` after `listen` says so).
+                    Ok(None) => {
+                        tracing::warn!("lost the connection that listens for revocations; dropping cached keys");
+                        on(Revocations::Lost);
+                        break;
+                    }
+                    Err(e) => {
+                        if let Some(suppressed) = FAILURES.admit() {
+                            tracing::warn!(error = %e, suppressed, "listening for revocations failed; dropping cached keys");
+                        }
+                        on(Revocations::Lost);
+                        break;
+                    }
+                },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// A digest from its 64 hex digits.
+fn parse_digest(hex: &str) -> Option<KeyDigest> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let text = std::str::from_utf8(pair).ok()?;
+        digest[i] = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(KeyDigest(digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_come_back_from_hex() {
+        let digest = KeyDigest([0xab; 32]);
+        let hex: String = digest.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(parse_digest(&hex), Some(digest));
+        assert_eq!(parse_digest(&hex[..62]), None);
+        assert_eq!(parse_digest(&"zz".repeat(32)), None);
+        assert_eq!(parse_digest(&"é".repeat(32)), None);
+    }
+}

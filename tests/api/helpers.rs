@@ -410,6 +410,14 @@ pub async fn start_binary(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
 }
 
 /// [`start_binary`] with, if given, an open-file limit (soft and hard, as `ulimit -n` sets them).
+/// Runs the real binary on `dir` with the database at `url` (e.g. a PostgreSQL server of the test's own).
+#[allow(dead_code)] // the PostgreSQL tests only
+pub async fn start_binary_with_url(dir: &Path, url: &str, extra_env: &[(&str, &str)]) -> Server {
+    let mut env = vec![("KILLBILL_AUTH_DATABASE_URL", url)];
+    env.extend_from_slice(extra_env);
+    start_binary_with(dir, None, &env).await
+}
+
 pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let log = std::fs::OpenOptions::new()

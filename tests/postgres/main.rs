@@ -36,3 +36,4 @@ mod users;
 
 // PostgreSQL only: several real server processes on one database.
 mod instances;
+mod outage;

@@ -1,0 +1,287 @@
+//! PostgreSQL going away and coming back, for real: a private PostgreSQL server (Debian's
+//! binaries, `initdb` into a temporary directory, its own port) that the test stops and starts
+//! while the service runs, so that the machine's shared server, which the other tests use, is
+//! never touched. Also: PostgreSQL down at start-up.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{start_binary_with_url, PASSWORD};
+
+/// A PostgreSQL server of the test's own, run as the `postgres` user (it refuses root).
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn as_postgres(program: &Path, args: &[&str]) {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("runuser (util-linux) to run PostgreSQL as the postgres user");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's PostgreSQL server (.ci/run installs it)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata("/var/lib/postgresql").expect("the postgres user's home");
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(dir.path(), Some(owner.uid()), Some(owner.gid())).unwrap();
+        let data = dir.path().join("data");
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        let pg = Self {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        pg.up();
+        pg
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.path().join("data");
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        as_postgres(&self.bin.join("pg_ctl"), &all);
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log");
+        self.pg_ctl(&["-o", &options, "-l", log.to_str().unwrap(), "-w", "start"]);
+    }
+
+    fn down(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> reqwest::Response {
+    client.post(url).json(&body).send().await.unwrap()
+}
+
+/// Polls `f` until it returns true, for at most `limit`.
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_postgresql_restart_costs_503s_and_nothing_else() {
+    let pg = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_binary_with_url(dir.path(), &pg.url(), &[]).await;
+    let b = start_binary_with_url(dir.path(), &pg.url(), &[]).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = post(
+        &client,
+        a.url("/users"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(
+        &client,
+        b.url("/auth"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    let key = r.json::<Value>().await.unwrap()["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    pg.down();
+    // Whatever needs the database answers 503 with Retry-After: never a key, never a wrong answer.
+    for (path, body) in [
+        ("/auth", json!({"username": "bill", "password": PASSWORD})),
+        (
+            "/auth",
+            json!({"username": "bill", "password": "a wrong password here"}),
+        ),
+        ("/users", json!({"username": "ted", "password": PASSWORD})),
+    ] {
+        let r = post(&client, a.url(path), body.clone()).await;
+        assert_eq!(r.status(), 503, "{path} {body}");
+        assert!(r.headers().contains_key("retry-after"));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["success"], false);
+    }
+    let health = client.get(a.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    // A key nobody has cached cannot be checked: 503, not 403 and not 200.
+    let unknown = client
+        .get(a.url("/auth"))
+        .bearer_auth("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(unknown.status().as_u16(), 503 | 403),
+        "{}",
+        unknown.status()
+    );
+
+    pg.up();
+    // Both instances recover by themselves.
+    for server in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(15), async || {
+                client
+                    .get(server.url("/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await,
+            "an instance did not recover"
+        );
+    }
+    // What was acknowledged before is there; writes work again.
+    let r = post(
+        &client,
+        b.url("/auth"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(
+        &client,
+        a.url("/users"),
+        json!({"username": "ted", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Revocations flow between the instances again (the listeners reconnected).
+    assert_eq!(
+        client
+            .get(a.url("/auth"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            client
+                .delete(b.url("/auth"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200 || r.status() == 403)
+        })
+        .await
+    );
+    let revoked = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(1), async || {
+            client
+                .get(a.url("/auth"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 403)
+        })
+        .await,
+        "A accepted a key revoked on B after the restart ({:?})",
+        revoked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn postgresql_down_at_start_up_is_one_clear_line_and_a_failure() {
+    let port = free_port();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+            .arg("serve")
+            .env("KILLBILL_AUTH_SERVER_LISTEN", "127.0.0.1:0")
+            .env(
+                "KILLBILL_AUTH_DATABASE_URL",
+                format!("postgres://kb:s3cret-pw@127.0.0.1:{port}/kb"),
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    for text in [&stderr, &stdout] {
+        assert!(!text.contains("panicked"), "{text}");
+        assert!(
+            !text.contains("s3cret-pw"),
+            "the password reached the output: {text}"
+        );
+    }
+}

@@ -768,6 +768,39 @@ mod postgres_instances {
         stores
     }
 
+    /// Housekeeping runs on one instance at a time: while another holds its turn, a store skips.
+    #[tokio::test]
+    async fn housekeeping_takes_turns() {
+        use secrecy::ExposeSecret;
+        use sqlx::Connection;
+        let db = TestDatabase::create().await;
+        let store = PgStore::connect(&db.url, 2).await.unwrap();
+        let bill = user("bill", T0 - 400 * DAY);
+        store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+        let key = new_key(&bill, T0 - 200 * DAY);
+        let policy = KeyPolicy {
+            lifetime: Duration::from_secs(180 * 86_400),
+            idle_timeout: None,
+            max_per_user: 10,
+        };
+        store.issue_key(&key, &policy).await.unwrap();
+        let mut other = sqlx::PgConnection::connect(db.url.expose_secret()).await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(crate::store::postgres::HOUSEKEEPING_LOCK)
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.expire_keys(&policy, ts(T0)).await.unwrap(),
+            0,
+            "another instance's turn"
+        );
+        assert_eq!(live_ids(&store, bill.id).await, vec![key.id]);
+        other.close().await.unwrap();
+        assert_eq!(store.expire_keys(&policy, ts(T0)).await.unwrap(), 1);
+        store.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn three_instances_start_at_once_on_an_empty_database() {
         let db = TestDatabase::create().await;

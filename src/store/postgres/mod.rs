@@ -242,6 +242,19 @@ async fn revoke_where(
     rows.into_iter().map(|row| row.revoked(reason)).collect()
 }
 
+/// The advisory lock of housekeeping (expiry and pruning), a constant every instance shares.
+pub const HOUSEKEEPING_LOCK: i64 = 0x6b62_6175_7468_686b; // "kbauthhk"
+
+/// Housekeeping runs on one instance at a time: whether this transaction got the turn (it holds
+/// the lock until it ends). An instance that does not get it skips this round; another instance
+/// is doing the same work.
+async fn housekeeping_turn(tx: &mut PgConnection) -> StoreResult<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(HOUSEKEEPING_LOCK)
+        .fetch_one(&mut *tx)
+        .await?)
+}
+
 /// Appends revoked or deleted keys to the revocation feed, in the given order, and notifies every
 /// instance (`listen`): PostgreSQL delivers a transaction's notifications when, and only if, it
 /// commits, in commit order.
@@ -491,6 +504,9 @@ impl Store for PgStore {
         self.writing(async {
             let (by_lifetime, by_idleness) = expiry_bounds(policy, now);
             let mut tx = self.pool.begin().await?;
+            if !housekeeping_turn(&mut tx).await? {
+                return Ok(0);
+            }
             let mut candidates: Vec<LiveKeyRow> = sqlx::query_as(EXPIRY_CANDIDATES_BY_LIFETIME)
                 .bind(by_lifetime.as_millis())
                 .fetch_all(&mut *tx)
@@ -523,6 +539,9 @@ impl Store for PgStore {
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
+            if !housekeeping_turn(&mut tx).await? {
+                return Ok(());
+            }
             let [feed, throttles, networks, keys] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),

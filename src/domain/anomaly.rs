@@ -7,6 +7,14 @@
 //! - a request counter over `flood_window` as two fixed windows (the previous one weighted by how
 //!   much of it still overlaps the sliding window, the estimate rate limiters commonly use);
 //! - a token bucket for the rate limit.
+//!
+//! Several instances serving one key count together (API.md: what all instances saw, with a
+//! lag of at most a second): the fixed flood windows are aligned to the epoch, so that every
+//! instance cuts the same ones; what this instance counted and saw since it last shared is kept
+//! apart ([`KeyActivity::take_unshared`]), added to the shared totals by the store as deltas
+//! (never read-modify-write), and the totals come back ([`KeyActivity::absorb`]): networks are
+//! united, counts become the totals plus what was counted since, and the requests other
+//! instances served take their tokens from this instance's bucket.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -83,6 +91,41 @@ pub struct KeyActivity {
     /// a restart refills the bucket, which costs at most one burst.
     #[serde(skip)]
     bucket: Option<(u64, i64)>,
+    /// Requests counted here and not shared yet, by flood window start (at most two windows).
+    #[serde(skip)]
+    unshared: Vec<(i64, u64)>,
+    /// Networks seen here and not shared yet (new, or seen again a while after they were last
+    /// shared), with when.
+    #[serde(skip)]
+    unshared_networks: Vec<(IpNet, i64)>,
+    /// When each network was last shared (or heard of from the others).
+    #[serde(skip)]
+    shared_seen: Vec<(IpNet, i64)>,
+}
+
+/// How long a network in steady use goes without its last-seen time being shared again.
+const RESHARE_SEEN_AFTER_MS: i64 = 60_000;
+
+/// What one instance saw of a key since it last shared: requests per flood window start, and
+/// networks with when they were seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActivityDelta {
+    pub counts: Vec<(i64, u64)>,
+    pub networks: Vec<(IpNet, i64)>,
+}
+
+impl ActivityDelta {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.networks.is_empty()
+    }
+}
+
+/// What every instance saw of a key: total requests per recent flood window, and the networks
+/// seen within the window with their latest sighting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedActivity {
+    pub counts: Vec<(i64, u64)>,
+    pub networks: Vec<(IpNet, i64)>,
 }
 
 impl KeyActivity {
@@ -132,6 +175,14 @@ impl KeyActivity {
             Some((_, seen)) => *seen = (*seen).max(now),
             None => self.networks.push((network, now)),
         }
+        let shared = self
+            .shared_seen
+            .iter()
+            .find(|(n, _)| *n == network)
+            .map(|(_, s)| *s);
+        if shared.is_none_or(|s| now - s >= RESHARE_SEEN_AFTER_MS) {
+            note_seen(&mut self.unshared_networks, network, now);
+        }
         if self.networks.len() > policy.max_networks {
             // Keep the state bounded: the newest max_networks + 1 are enough to know the verdict.
             self.networks.sort_by_key(|(_, seen)| std::cmp::Reverse(*seen));
@@ -144,22 +195,115 @@ impl KeyActivity {
     /// Returns true when the (estimated) requests within the flood window exceed the limit.
     fn count_request(&mut self, policy: &AnomalyPolicy, now: i64) -> bool {
         let window = duration_ms(policy.flood_window).max(1);
-        let elapsed = now.saturating_sub(self.flood_start);
-        if elapsed >= 2 * window {
-            self.flood_previous = 0;
-            self.flood_current = 0;
-            self.flood_start = now;
-        } else if elapsed >= window {
-            self.flood_previous = self.flood_current;
-            self.flood_current = 0;
-            self.flood_start = self.flood_start.saturating_add(window);
-        }
+        self.advance_flood_window(window, now - now.rem_euclid(window));
         self.flood_current = self.flood_current.saturating_add(1);
+        add_count(&mut self.unshared, self.flood_start, 1);
+        self.flood_estimate(window, now) > policy.flood_max_requests
+    }
+
+    /// Moves the fixed windows on to the one starting at `start` (aligned to the epoch: every
+    /// instance cuts the same windows). A start before the current one (a clock stepped back)
+    /// keeps the current window.
+    fn advance_flood_window(&mut self, window: i64, start: i64) {
+        if start <= self.flood_start {
+            return;
+        }
+        if start - self.flood_start <= window {
+            // The next window (or, from a state written before windows were aligned, the
+            // aligned window that follows it).
+            self.flood_previous = self.flood_current;
+        } else {
+            self.flood_previous = 0;
+        }
+        self.flood_current = 0;
+        self.flood_start = start;
+        let oldest = start - window;
+        self.unshared.retain(|(w, _)| *w >= oldest);
+    }
+
+    /// Requests within the sliding window ending at `now`: the current fixed window, and the
+    /// part of the previous one that still overlaps it.
+    fn flood_estimate(&self, window: i64, now: i64) -> u64 {
         let into_current = now.saturating_sub(self.flood_start).clamp(0, window);
-        // The part of the previous fixed window that still lies inside the sliding window.
         let overlap = (window - into_current) as u128;
         let from_previous = (self.flood_previous as u128 * overlap / window as u128) as u64;
-        self.flood_current.saturating_add(from_previous) > policy.flood_max_requests
+        self.flood_current.saturating_add(from_previous)
+    }
+
+    /// What this instance saw since it last shared, for the store to add to the totals; it is
+    /// forgotten here (give it back with [`KeyActivity::unshare`] if the store could not take it).
+    pub fn take_unshared(&mut self) -> ActivityDelta {
+        let networks = std::mem::take(&mut self.unshared_networks);
+        for (network, seen) in &networks {
+            note_seen(&mut self.shared_seen, *network, *seen);
+        }
+        ActivityDelta {
+            counts: std::mem::take(&mut self.unshared),
+            networks,
+        }
+    }
+
+    /// Gives back a delta the store could not take, to be shared next time.
+    pub fn unshare(&mut self, delta: ActivityDelta) {
+        for (w, n) in delta.counts {
+            add_count(&mut self.unshared, w, n);
+        }
+        for (network, seen) in delta.networks {
+            self.shared_seen.retain(|(n, _)| *n != network);
+            note_seen(&mut self.unshared_networks, network, seen);
+        }
+    }
+
+    /// Takes in what every instance saw (the totals after this instance's last delta was added):
+    /// networks are united; each window's count becomes its total plus what was counted here
+    /// since; requests the other instances served take their tokens from this bucket. Returns the
+    /// reason to revoke the key when the united activity crosses a line.
+    pub fn absorb(
+        &mut self,
+        policy: &AnomalyPolicy,
+        shared: &SharedActivity,
+        now: Timestamp,
+    ) -> Option<RevocationReason> {
+        let now = now.as_millis();
+        let window = duration_ms(policy.flood_window).max(1);
+        if let Some(newest) = shared.counts.iter().map(|(w, _)| *w).max() {
+            self.advance_flood_window(window, newest);
+        }
+        let mut others = 0u64;
+        for (w, total) in &shared.counts {
+            let since = self.unshared.iter().find(|(u, _)| u == w).map_or(0, |(_, n)| *n);
+            let known = if *w == self.flood_start {
+                &mut self.flood_current
+            } else if *w == self.flood_start - window {
+                &mut self.flood_previous
+            } else {
+                continue;
+            };
+            let merged = total.saturating_add(since);
+            others = others.saturating_add(merged.saturating_sub(*known));
+            *known = (*known).max(merged);
+        }
+        if others > 0 {
+            if let Some((tokens, _)) = &mut self.bucket {
+                *tokens = tokens.saturating_sub(others.saturating_mul(1000));
+            }
+        }
+        let horizon = now.saturating_sub(duration_ms(policy.window));
+        for (network, seen) in &shared.networks {
+            if *seen <= horizon {
+                continue;
+            }
+            note_seen(&mut self.shared_seen, *network, *seen);
+            note_seen(&mut self.networks, *network, *seen);
+        }
+        self.networks.retain(|(_, seen)| *seen > horizon);
+        if self.networks.len() > policy.max_networks {
+            self.networks.sort_by_key(|(_, seen)| std::cmp::Reverse(*seen));
+            self.networks.truncate(policy.max_networks + 1);
+            return Some(RevocationReason::IpChanges);
+        }
+        (self.flood_estimate(window, now) > policy.flood_max_requests)
+            .then_some(RevocationReason::RequestFlood)
     }
 
     fn take_token(&mut self, policy: &AnomalyPolicy, now: i64) -> Verdict {
@@ -180,6 +324,22 @@ impl KeyActivity {
                 retry_after_secs: secs,
             }
         }
+    }
+}
+
+/// Adds `n` requests to window `w`.
+fn add_count(counts: &mut Vec<(i64, u64)>, w: i64, n: u64) {
+    match counts.iter_mut().find(|(x, _)| *x == w) {
+        Some((_, c)) => *c = c.saturating_add(n),
+        None => counts.push((w, n)),
+    }
+}
+
+/// Notes that `network` was seen at `at` (keeping the latest sighting).
+fn note_seen(seen: &mut Vec<(IpNet, i64)>, network: IpNet, at: i64) {
+    match seen.iter_mut().find(|(n, _)| *n == network) {
+        Some((_, s)) => *s = (*s).max(at),
+        None => seen.push((network, at)),
     }
 }
 
@@ -277,6 +437,114 @@ mod tests {
         );
     }
 
+    /// A store shared by instances, as the real ones behave: deltas added, totals returned.
+    #[derive(Default)]
+    struct Shared {
+        counts: std::collections::BTreeMap<i64, u64>,
+        networks: std::collections::BTreeMap<IpNet, i64>,
+    }
+
+    impl Shared {
+        fn share(
+            &mut self,
+            a: &mut KeyActivity,
+            p: &AnomalyPolicy,
+            now: Timestamp,
+        ) -> Option<RevocationReason> {
+            let delta = a.take_unshared();
+            for (w, n) in delta.counts {
+                *self.counts.entry(w).or_default() += n;
+            }
+            for (net, seen) in delta.networks {
+                let s = self.networks.entry(net).or_default();
+                *s = (*s).max(seen);
+            }
+            let totals = SharedActivity {
+                counts: self.counts.iter().map(|(w, n)| (*w, *n)).collect(),
+                networks: self.networks.iter().map(|(n, s)| (*n, *s)).collect(),
+            };
+            a.absorb(p, &totals, now)
+        }
+    }
+
+    #[test]
+    fn networks_seen_by_different_instances_add_up() {
+        let mut p = policy();
+        p.max_networks = 2;
+        let home = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(home), t(0));
+        let mut b = a.clone();
+        let mut store = Shared::default();
+        assert_eq!(a.observe(&p, net(&p, "10.0.1.1"), t(10)), Verdict::Allow);
+        assert_eq!(b.observe(&p, net(&p, "10.0.2.1"), t(20)), Verdict::Allow);
+        assert_eq!(store.share(&mut a, &p, t(30)), None, "A alone has seen two");
+        assert_eq!(
+            store.share(&mut b, &p, t(40)),
+            Some(RevocationReason::IpChanges),
+            "together they have seen three"
+        );
+    }
+
+    #[test]
+    fn requests_served_by_different_instances_add_up_and_share_the_rate_limit() {
+        let mut p = policy();
+        p.flood_max_requests = 10;
+        let n = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        let mut b = a.clone();
+        let mut store = Shared::default();
+        for i in 0..6 {
+            assert_eq!(a.observe(&p, n, t(i)), Verdict::Allow);
+            assert_eq!(b.observe(&p, n, t(i)), Verdict::Allow);
+        }
+        assert_eq!(store.share(&mut a, &p, t(10)), None);
+        assert_eq!(
+            store.share(&mut b, &p, t(11)),
+            Some(RevocationReason::RequestFlood)
+        );
+        assert_eq!(
+            store.counts.values().sum::<u64>(),
+            12,
+            "each request counted once"
+        );
+
+        // The bucket: burst 3, next to nothing refilled; B's requests take A's tokens.
+        p.flood_max_requests = 1_000;
+        p.burst = 3.0;
+        p.per_second = 0.001;
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        let mut b = a.clone();
+        let mut store = Shared::default();
+        assert_eq!(a.observe(&p, n, t(1)), Verdict::Allow);
+        assert_eq!(store.share(&mut a, &p, t(2)), None);
+        assert_eq!(b.observe(&p, n, t(3)), Verdict::Allow);
+        assert_eq!(b.observe(&p, n, t(4)), Verdict::Allow);
+        assert_eq!(store.share(&mut b, &p, t(5)), None);
+        assert_eq!(store.share(&mut a, &p, t(6)), None);
+        assert!(
+            matches!(a.observe(&p, n, t(7)), Verdict::Slow { .. }),
+            "three served in all"
+        );
+    }
+
+    #[test]
+    fn a_delta_the_store_could_not_take_is_shared_next_time() {
+        let p = policy();
+        let n = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        a.observe(&p, n, t(1));
+        a.observe(&p, net(&p, "10.0.5.1"), t(2));
+        let lost = a.take_unshared();
+        assert_eq!(lost.counts, vec![(0, 2)]);
+        assert_eq!(lost.networks.len(), 2);
+        a.unshare(lost.clone());
+        a.observe(&p, n, t(3));
+        let again = a.take_unshared();
+        assert_eq!(again.counts, vec![(0, 3)]);
+        assert_eq!(again.networks.len(), 2);
+        assert!(a.take_unshared().is_empty());
+    }
+
     #[test]
     fn a_flood_revokes_past_its_threshold() {
         let mut p = policy();
@@ -366,6 +634,40 @@ mod tests {
     }
 
     proptest! {
+        /// However requests and sharing interleave on two instances, the shared totals count
+        /// every request exactly once, and each instance ends up knowing them all.
+        #[test]
+        fn shared_counts_are_exact(steps in proptest::collection::vec(0u8..4, 1..200)) {
+            let mut p = policy();
+            p.flood_max_requests = u64::MAX;
+            p.burst = 1e9;
+            let n = net(&p, "10.0.0.1");
+            let mut nodes = [KeyActivity::issued(Some(n), t(0)), KeyActivity::issued(Some(n), t(0))];
+            let mut store = Shared::default();
+            let mut served = 0u64;
+            for (i, step) in steps.iter().enumerate() {
+                let now = t(i as i64);
+                match step {
+                    0 | 1 => {
+                        nodes[*step as usize].observe(&p, n, now);
+                        served += 1;
+                    }
+                    2 | 3 => {
+                        store.share(&mut nodes[*step as usize - 2], &p, now);
+                    }
+                    _ => unreachable!(),
+                }
+            }
+            let end = t(steps.len() as i64);
+            store.share(&mut nodes[0], &p, end);
+            store.share(&mut nodes[1], &p, end);
+            store.share(&mut nodes[0], &p, end);
+            prop_assert_eq!(store.counts.values().sum::<u64>(), served);
+            for node in &nodes {
+                prop_assert_eq!(node.flood_current + node.flood_previous, served);
+            }
+        }
+
         /// For any sequence of (time, network) events, the key is revoked exactly at the first
         /// event where some window of length `window` holds more than `max_networks` networks.
         #[test]

@@ -14,7 +14,7 @@ pub mod user;
 pub mod username;
 
 pub use access_key::{AccessKey, KeyDigest};
-pub use anomaly::{AnomalyPolicy, KeyActivity, Verdict};
+pub use anomaly::{ActivityDelta, AnomalyPolicy, KeyActivity, SharedActivity, Verdict};
 pub use key_lifecycle::{KeyPolicy, KeyStatus, RevocationReason};
 pub use name_digest::NameKey;
 pub use password::{Password, PasswordPolicy};

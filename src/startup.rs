@@ -104,6 +104,9 @@ impl Services {
             settings.anomaly_policy(),
             metrics.clone(),
         ));
+        if revocations_url.is_some() {
+            keys.share_with_other_instances();
+        }
         let throttle = Arc::new(Throttle::new(
             settings.throttle_policy(),
             store.clone(),
@@ -152,6 +155,7 @@ impl Services {
             throttles: now.minus(self.throttle.policy().longest_window()),
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
+            shared_activity: now.minus(self.keys.shared_activity_kept_for()),
         };
         // Usage first, so that no key is judged idle on stale data; and a minute of margin, so
         // that a key this instance still holds as live has been refused here already.
@@ -231,17 +235,25 @@ impl Application {
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(maintain(services.clone(), stop_rx.clone()));
-        let follower = services.revocations_url.clone().map(|url| {
-            let keys = services.keys.clone();
-            tokio::spawn(listen::follow(
-                url,
-                move |event| match event {
-                    Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
-                    Revocations::Lost => keys.forget_everything(),
-                },
-                stop_rx,
-            ))
-        });
+        let follower = match services.revocations_url.clone() {
+            None => None,
+            Some(url) => {
+                let keys = services.keys.clone();
+                let (started_tx, started) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(listen::follow(
+                    url,
+                    move |event| match event {
+                        Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
+                        Revocations::Lost => keys.forget_everything(),
+                    },
+                    started_tx,
+                    stop_rx,
+                ));
+                // Serve once listening (or once it failed: it keeps trying, dropping the cache).
+                let _ = tokio::time::timeout(Duration::from_secs(10), started).await;
+                Some(task)
+            }
+        };
 
         tracing::info!(address = %listener.local_addr()?, "killbill-auth listening");
         let state = AppState::new(Shared {
@@ -296,6 +308,12 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                 if services.store.writes_failing() {
                     if let Err(e) = services.store.check_writes().await {
                         tracing::debug!(error = %e, "database writes still fail");
+                    }
+                }
+                // Several instances: what each saw of its keys adds up, every second.
+                if services.revocations_url.is_some() {
+                    if let Err(e) = services.keys.share_activity().await {
+                        tracing::warn!(error = %e, "could not share key activity; will retry");
                     }
                 }
                 if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {

@@ -230,6 +230,11 @@ impl KeyActivity {
         self.flood_current.saturating_add(from_previous)
     }
 
+    /// Whether there is anything this instance saw and has not shared.
+    pub fn has_unshared(&self) -> bool {
+        !self.unshared.is_empty() || !self.unshared_networks.is_empty()
+    }
+
     /// What this instance saw since it last shared, for the store to add to the totals; it is
     /// forgotten here (give it back with [`KeyActivity::unshare`] if the store could not take it).
     pub fn take_unshared(&mut self) -> ActivityDelta {

@@ -9,7 +9,7 @@
 //! is honoured at once.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::{
-    AccessKey, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Timestamp,
-    User, Verdict,
+    AccessKey, ActivityDelta, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, RevocationReason,
+    SharedActivity, Timestamp, User, Verdict,
 };
 use crate::metrics::Metrics;
 use crate::store::{KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
@@ -186,6 +186,10 @@ pub enum KeyError {
     Store(#[from] StoreError),
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub struct KeyService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -198,6 +202,10 @@ pub struct KeyService {
     dirty: Mutex<Vec<Arc<KeyEntry>>>,
     /// Bumped by every revocation, so that a cache fill racing with one can tell.
     revocations: AtomicU64,
+    /// Several instances share one database: keys with activity to share are queued in
+    /// `unshared` (see [`KeyService::share_activity`]).
+    sharing: AtomicBool,
+    unshared: Mutex<Vec<Arc<KeyEntry>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -218,6 +226,8 @@ impl KeyService {
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             dirty: Mutex::new(Vec::new()),
             revocations: AtomicU64::new(0),
+            sharing: AtomicBool::new(false),
+            unshared: Mutex::new(Vec::new()),
         }
     }
 
@@ -264,6 +274,7 @@ impl KeyService {
         if !usage.activity.knows_network(&self.anomaly, network, now) {
             usage.urgent = true;
         }
+        let had_unshared = usage.activity.has_unshared();
         let judged = match usage.activity.observe(&self.anomaly, network, now) {
             Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
             Verdict::Revoke(reason) => Judged::Revoke(reason),
@@ -285,9 +296,13 @@ impl KeyService {
         };
         let newly_dirty = !usage.dirty;
         usage.dirty = true;
+        let newly_unshared = !had_unshared && usage.activity.has_unshared();
         drop(usage);
         if newly_dirty {
             self.dirty().push(entry.clone());
+        }
+        if newly_unshared && self.sharing.load(Ordering::Relaxed) {
+            lock(&self.unshared).push(entry.clone());
         }
         judged
     }
@@ -586,6 +601,77 @@ impl KeyService {
         // Still marked dirty: they stay queued (judge does not queue them twice).
         self.dirty().extend(later);
         self.write_usage(due).await
+    }
+
+    /// Several instances share the database: from now on, what this one sees of its keys is
+    /// queued for [`KeyService::share_activity`], which must then run every second.
+    pub fn share_with_other_instances(&self) {
+        self.sharing.store(true, Ordering::Relaxed);
+    }
+
+    /// How long the shared anomaly rows of a key matter: the network window, or the two flood
+    /// windows the request estimate reads.
+    pub fn shared_activity_kept_for(&self) -> Duration {
+        self.anomaly
+            .window
+            .max(self.anomaly.flood_window.saturating_mul(2))
+    }
+
+    /// Several instances on one database (PostgreSQL), every second: adds what this instance saw
+    /// of its keys since the last time (requests per flood window, networks) to what every
+    /// instance saw, takes the totals in, and revokes the keys whose united activity crosses a
+    /// line (API.md: the anomaly rules and the rate limit count what all instances saw, with a
+    /// lag of at most a second). Returns how many keys were shared.
+    pub async fn share_activity(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let queued: Vec<Arc<KeyEntry>> = std::mem::take(&mut *lock(&self.unshared));
+        let mut taken = Vec::new();
+        for entry in queued {
+            let delta = entry.usage().activity.take_unshared();
+            if !delta.is_empty() {
+                taken.push((entry, delta));
+            }
+        }
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let deltas: Vec<(Uuid, ActivityDelta)> = taken.iter().map(|(e, d)| (e.id, d.clone())).collect();
+        let counts_since = now.minus(self.anomaly.flood_window.saturating_mul(2));
+        let networks_since = now.minus(self.anomaly.window);
+        let totals = match self
+            .store
+            .share_activity(&deltas, counts_since, networks_since)
+            .await
+        {
+            Ok(totals) => totals,
+            Err(e) => {
+                let mut queue = lock(&self.unshared);
+                for (entry, delta) in taken {
+                    let mut usage = entry.usage();
+                    let was_queued = usage.activity.has_unshared();
+                    usage.activity.unshare(delta);
+                    drop(usage);
+                    if !was_queued {
+                        queue.push(entry);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let totals: std::collections::HashMap<Uuid, SharedActivity> = totals.into_iter().collect();
+        let mut crossed = Vec::new();
+        for (entry, _) in &taken {
+            if let Some(shared) = totals.get(&entry.id) {
+                if let Some(reason) = entry.usage().activity.absorb(&self.anomaly, shared, now) {
+                    crossed.push((entry.clone(), reason));
+                }
+            }
+        }
+        for (entry, reason) in crossed {
+            tracing::info!(target: "security", event = "anomaly_across_instances", user_id = %entry.user.id, key_id = %entry.id, reason = reason.as_str(), "what all instances saw crosses a line");
+            self.revoke(&entry, reason, now, None).await?;
+        }
+        Ok(taken.len())
     }
 
     /// Writes the pending usage of one user's keys.

@@ -654,6 +654,7 @@ async fn pruning(store: &dyn Store) {
             throttles: cut,
             known_networks: cut,
             revoked_keys: cut,
+            shared_activity: cut,
         })
         .await
         .unwrap();

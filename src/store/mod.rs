@@ -20,7 +20,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
-    Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, ThrottlePolicy, Timestamp, User,
+    ActivityDelta, Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, SharedActivity, ThrottlePolicy,
+    Timestamp, User,
 };
 
 /// A key about to be stored.
@@ -64,6 +65,9 @@ pub struct PruneCutoffs {
     pub known_networks: Timestamp,
     /// Revoked keys (by their revocation).
     pub revoked_keys: Timestamp,
+    /// Shared anomaly state: request counts of windows that started before, networks last seen
+    /// before.
+    pub shared_activity: Timestamp,
 }
 
 /// The rows of one counted attempt (one per counter), so that it can be taken back when it
@@ -153,6 +157,18 @@ pub trait Store: Send + Sync + 'static {
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> StoreResult<Admission>;
+
+    /// Adds what this instance saw of some keys to what every instance saw, as deltas (request
+    /// counts per flood window are added, never read-modify-write; a network keeps its latest
+    /// sighting), and returns the totals of those keys: the counts of windows starting at or
+    /// after `counts_since`, and the networks seen after `networks_since`. Keys with an empty
+    /// delta are only read.
+    async fn share_activity(
+        &self,
+        deltas: &[(Uuid, ActivityDelta)],
+        counts_since: Timestamp,
+        networks_since: Timestamp,
+    ) -> StoreResult<Vec<(Uuid, SharedActivity)>>;
 
     /// The secret called `name`, kept in the database for every instance: stored as `candidate`
     /// if there is none yet (the first instance to ask decides), else the stored one.

@@ -5,7 +5,9 @@
 use uuid::Uuid;
 
 use super::{KeyRecord, RevokedKey, StoreError, StoreResult};
-use crate::domain::{KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, Timestamp, User, Username};
+use crate::domain::{
+    KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, Timestamp, User, Username,
+};
 
 /// The columns of [`KeyRow`], on the table aliased `k`.
 pub(super) const KEY_COLUMNS: &str =
@@ -204,4 +206,30 @@ pub(super) fn expiry_bounds(policy: &KeyPolicy, now: Timestamp) -> (Timestamp, O
         now.minus(policy.lifetime),
         policy.idle_timeout.map(|idle| now.minus(idle)),
     )
+}
+
+/// Shared anomaly state from rows: counts per window, networks with their latest sighting (a
+/// network that does not parse is skipped: it could only come from a corrupt row).
+pub(crate) fn shared_activity(counts: Vec<(i64, i64)>, networks: Vec<(String, i64)>) -> SharedActivity {
+    SharedActivity {
+        counts: counts
+            .into_iter()
+            .map(|(w, n)| (w, u64::try_from(n).unwrap_or(0)))
+            .collect(),
+        networks: networks
+            .into_iter()
+            .filter_map(|(n, seen)| Some((n.parse().ok()?, seen)))
+            .collect(),
+    }
+}
+
+/// Three vectors from triples.
+pub(crate) fn unzip3<A, B, C>(items: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in items {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
 }

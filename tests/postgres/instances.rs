@@ -277,3 +277,73 @@ async fn the_admin_command_line_revokes_on_every_instance() {
         }
     }
 }
+
+async fn validate_from(server: &Server, ip: &str, key: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    validate(&client, server, key).await
+}
+
+/// Polls until both instances refuse `key`, for at most `limit`; returns how long it took.
+async fn refused_by_both(a: &Server, b: &Server, key: &str, limit: Duration) -> Option<Duration> {
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if validate(&client, a, key).await == 403 && validate(&client, b, key).await == 403 {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// A key used from two networks on A and two on B (its issuing network counts on both) is used
+/// from three networks in all: with `max_networks = 2` both instances end up refusing it,
+/// although neither saw more than two.
+#[tokio::test]
+async fn networks_split_across_instances_revoke_on_both() {
+    let (_dir, a, b) = two_instances(&[("KILLBILL_AUTH_ANOMALY_MAX_NETWORKS", "2")]).await;
+    let client = reqwest::Client::new();
+    let (_, body) = post(
+        &client,
+        &a,
+        "/users",
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    let key = key_of(&body);
+    assert_eq!(validate_from(&a, "127.0.1.1", &key).await, 200);
+    assert_eq!(validate_from(&b, "127.0.2.1", &key).await, 200);
+    let took = refused_by_both(&a, &b, &key, Duration::from_secs(5)).await;
+    assert!(took.is_some(), "three networks in all, and the key still works");
+    println!("networks split across two instances: refused by both after {took:?}");
+}
+
+/// A flood split across two instances: each serves fewer requests than the limit, together
+/// more; both end up refusing the key.
+#[tokio::test]
+async fn a_flood_split_across_instances_revokes_on_both() {
+    let (_dir, a, b) = two_instances(&[("KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS", "40")]).await;
+    let client = reqwest::Client::new();
+    let (_, body) = post(
+        &client,
+        &a,
+        "/users",
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    let key = key_of(&body);
+    for server in [&a, &b] {
+        for _ in 0..25 {
+            assert_eq!(validate(&client, server, &key).await, 200);
+        }
+    }
+    let took = refused_by_both(&a, &b, &key, Duration::from_secs(5)).await;
+    assert!(
+        took.is_some(),
+        "50 requests in all against a limit of 40, and the key still works"
+    );
+    println!("flood split across two instances: refused by both after {took:?}");
+}

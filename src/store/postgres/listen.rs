@@ -37,11 +37,16 @@ pub enum Revocations {
 }
 
 /// Follows revocations until `stop` turns true, calling `on` for each event (from this task).
+/// `started` is told once the first attempt to listen is over (listening, or not able to): the
+/// server waits for it before it serves, so that the first [`Revocations::Lost`] finds an empty
+/// cache instead of dropping the fresh in-memory state of keys already in use.
 pub async fn follow(
     url: SecretString,
     mut on: impl FnMut(Revocations) + Send,
+    started: tokio::sync::oneshot::Sender<()>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut started = Some(started);
     static FAILURES: Sampled = Sampled::new(Duration::from_secs(10));
     if let Err(e) = PgConnectOptions::from_str(url.expose_secret()) {
         tracing::error!(error = %e, "invalid database.listen_url: revocations from other instances are not followed");
@@ -64,6 +69,9 @@ pub async fn follow(
                     tracing::warn!(error = %e, suppressed, "cannot listen for revocations; dropping cached keys every second until it can");
                 }
                 on(Revocations::Lost);
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_EVERY) => continue,
                     _ = stop.wait_for(|s| *s) => return,
@@ -72,6 +80,9 @@ pub async fn follow(
         };
         // Anything revoked before this point may have gone unnoticed.
         on(Revocations::Lost);
+        if let Some(started) = started.take() {
+            let _ = started.send(());
+        }
         tracing::info!("listening for revocations from every instance");
         loop {
             tokio::select! {

@@ -40,14 +40,15 @@ use uuid::Uuid;
 
 use super::health::WriteHealth;
 use super::rows::{
-    expired_keys, expiry_bounds, ts, FeedRow, KeyRow, KeyWithUserRow, LiveKeyRow, LoginRow, RevokedRow,
-    UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+    expired_keys, expiry_bounds, shared_activity, ts, unzip3, FeedRow, KeyRow, KeyWithUserRow, LiveKeyRow,
+    LoginRow, RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
     StoreResult,
 };
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
+use crate::domain::{ActivityDelta, SharedActivity};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -77,12 +78,15 @@ const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT id, created_ms, last_used_ms
 const EXPIRE: &str = "UPDATE keys SET revoke_reason = 'expired', revoked_ms = v.at \
      FROM unnest($1::uuid[], $2::bigint[]) AS v(id, at) WHERE keys.id = v.id AND keys.revoked_ms IS NULL";
 
-/// Pruning by age ($1 the cutoff): revocation feed, throttles, known networks, revoked keys.
-const PRUNE: [&str; 4] = [
+/// Pruning by age ($1 the cutoff): revocation feed, throttles, known networks, revoked keys,
+/// shared request counts and networks.
+const PRUNE: [&str; 6] = [
     "DELETE FROM revocation_feed WHERE at_ms < $1",
     "DELETE FROM throttle_attempts WHERE at_ms < $1",
     "DELETE FROM known_networks WHERE last_success_ms < $1",
     "DELETE FROM keys WHERE revoked_ms < $1",
+    "DELETE FROM key_request_counts WHERE window_start_ms < $1",
+    "DELETE FROM key_networks WHERE last_seen_ms < $1",
 ];
 
 pub struct PgStore {
@@ -377,6 +381,111 @@ impl Store for PgStore {
         Ok(found.is_some())
     }
 
+    async fn share_activity(
+        &self,
+        deltas: &[(Uuid, ActivityDelta)],
+        counts_since: Timestamp,
+        networks_since: Timestamp,
+    ) -> StoreResult<Vec<(Uuid, SharedActivity)>> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Rows in one order on every instance (key, then window or network), so that two
+        // instances adding to the same keys at once cannot deadlock.
+        let mut counts: Vec<(Uuid, i64, i64)> = Vec::new();
+        let mut networks: Vec<(Uuid, String, i64)> = Vec::new();
+        for (key_id, delta) in deltas {
+            for (window, n) in &delta.counts {
+                counts.push((*key_id, *window, i64::try_from(*n).unwrap_or(i64::MAX)));
+            }
+            for (network, seen) in &delta.networks {
+                networks.push((*key_id, network.to_string(), *seen));
+            }
+        }
+        counts.sort_unstable();
+        counts.dedup_by(|later, first| {
+            let same = later.0 == first.0 && later.1 == first.1;
+            if same {
+                first.2 = first.2.saturating_add(later.2);
+            }
+            same
+        });
+        networks.sort_unstable();
+        networks.dedup_by(|later, first| {
+            let same = later.0 == first.0 && later.1 == first.1;
+            if same {
+                first.2 = first.2.max(later.2);
+            }
+            same
+        });
+        let keys: Vec<Uuid> = deltas.iter().map(|(id, _)| *id).collect();
+        self.writing(async {
+            let mut tx = self.pool.begin().await?;
+            if !counts.is_empty() {
+                let (ids, windows, ns): (Vec<Uuid>, Vec<i64>, Vec<i64>) = unzip3(counts.iter().cloned());
+                sqlx::query(
+                    "INSERT INTO key_request_counts (key_id, window_start_ms, count) \
+                     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) \
+                     ON CONFLICT (key_id, window_start_ms) DO UPDATE \
+                     SET count = key_request_counts.count + excluded.count",
+                )
+                .bind(&ids)
+                .bind(&windows)
+                .bind(&ns)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !networks.is_empty() {
+                let (ids, nets, seen): (Vec<Uuid>, Vec<String>, Vec<i64>) = unzip3(networks.iter().cloned());
+                sqlx::query(
+                    "INSERT INTO key_networks (key_id, network, last_seen_ms) \
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[]) \
+                     ON CONFLICT (key_id, network) DO UPDATE \
+                     SET last_seen_ms = GREATEST(key_networks.last_seen_ms, excluded.last_seen_ms)",
+                )
+                .bind(&ids)
+                .bind(&nets)
+                .bind(&seen)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let count_rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+                "SELECT key_id, window_start_ms, count FROM key_request_counts \
+                 WHERE key_id = ANY($1) AND window_start_ms >= $2",
+            )
+            .bind(&keys)
+            .bind(counts_since.as_millis())
+            .fetch_all(&mut *tx)
+            .await?;
+            let network_rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
+                "SELECT key_id, network, last_seen_ms FROM key_networks \
+                 WHERE key_id = ANY($1) AND last_seen_ms > $2",
+            )
+            .bind(&keys)
+            .bind(networks_since.as_millis())
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(keys
+                .iter()
+                .map(|key| {
+                    let counts = count_rows
+                        .iter()
+                        .filter(|(k, _, _)| k == key)
+                        .map(|(_, w, n)| (*w, *n))
+                        .collect();
+                    let networks = network_rows
+                        .iter()
+                        .filter(|(k, _, _)| k == key)
+                        .map(|(_, n, s)| (n.clone(), *s))
+                        .collect();
+                    (*key, shared_activity(counts, networks))
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn service_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         self.writing(async {
             // The first to insert wins; everyone reads what won.
@@ -542,12 +651,14 @@ impl Store for PgStore {
             if !housekeeping_turn(&mut tx).await? {
                 return Ok(());
             }
-            let [feed, throttles, networks, keys] = PRUNE;
+            let [feed, throttles, networks, keys, counts, seen] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),
                 (throttles, cutoffs.throttles),
                 (networks, cutoffs.known_networks),
                 (keys, cutoffs.revoked_keys),
+                (counts, cutoffs.shared_activity),
+                (seen, cutoffs.shared_activity),
             ] {
                 sqlx::query(sql)
                     .bind(before.as_millis())

@@ -22,14 +22,15 @@ use uuid::Uuid;
 use self::key_reader::KeyReader;
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::rows::{
-    expired_keys, expiry_bounds, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow, UserRow, KEY_COLUMNS,
-    LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+    expired_keys, expiry_bounds, shared_activity, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow,
+    UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
     StoreResult,
 };
 use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
+use crate::domain::{ActivityDelta, SharedActivity};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -50,12 +51,15 @@ const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT id, created_ms, last_used_ms
 /// Marks one key expired at its deadline (?1), if it is still live.
 const EXPIRE: &str =
     "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
-/// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys.
-const PRUNE: [&str; 4] = [
+/// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys,
+/// shared request counts and networks.
+const PRUNE: [&str; 6] = [
     "DELETE FROM revocation_feed WHERE at_ms < ?1",
     "DELETE FROM throttle_attempts WHERE at_ms < ?1",
     "DELETE FROM known_networks WHERE last_success_ms < ?1",
     "DELETE FROM keys WHERE revoked_ms < ?1",
+    "DELETE FROM key_request_counts WHERE window_start_ms < ?1",
+    "DELETE FROM key_networks WHERE last_seen_ms < ?1",
 ];
 
 pub struct SqliteStore {
@@ -409,6 +413,65 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
+    async fn share_activity(
+        &self,
+        deltas: &[(Uuid, ActivityDelta)],
+        counts_since: Timestamp,
+        networks_since: Timestamp,
+    ) -> StoreResult<Vec<(Uuid, SharedActivity)>> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            for (key_id, delta) in deltas {
+                for (window, n) in &delta.counts {
+                    sqlx::query(
+                        "INSERT INTO key_request_counts (key_id, window_start_ms, count) VALUES (?, ?, ?) \
+                         ON CONFLICT (key_id, window_start_ms) DO UPDATE SET count = count + excluded.count",
+                    )
+                    .bind(key_id)
+                    .bind(window)
+                    .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (network, seen) in &delta.networks {
+                    sqlx::query(
+                        "INSERT INTO key_networks (key_id, network, last_seen_ms) VALUES (?, ?, ?) \
+                         ON CONFLICT (key_id, network) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+                    )
+                    .bind(key_id)
+                    .bind(network.to_string())
+                    .bind(seen)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            let mut totals = Vec::with_capacity(deltas.len());
+            for (key_id, _) in deltas {
+                let counts: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT window_start_ms, count FROM key_request_counts WHERE key_id = ? AND window_start_ms >= ?",
+                )
+                .bind(key_id)
+                .bind(counts_since.as_millis())
+                .fetch_all(&mut *tx)
+                .await?;
+                let networks: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT network, last_seen_ms FROM key_networks WHERE key_id = ? AND last_seen_ms > ?",
+                )
+                .bind(key_id)
+                .bind(networks_since.as_millis())
+                .fetch_all(&mut *tx)
+                .await?;
+                totals.push((*key_id, shared_activity(counts, networks)));
+            }
+            tx.commit().await?;
+            Ok(totals)
+        })
+        .await
+    }
+
     async fn service_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         self.writing(async {
             // The first to insert wins; everyone reads what won.
@@ -550,12 +613,14 @@ impl Store for SqliteStore {
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let [feed, throttles, networks, keys] = PRUNE;
+            let [feed, throttles, networks, keys, counts, seen] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),
                 (throttles, cutoffs.throttles),
                 (networks, cutoffs.known_networks),
                 (keys, cutoffs.revoked_keys),
+                (counts, cutoffs.shared_activity),
+                (seen, cutoffs.shared_activity),
             ] {
                 sqlx::query(sql)
                     .bind(before.as_millis())

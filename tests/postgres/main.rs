@@ -36,3 +36,5 @@ mod users;
 
 // PostgreSQL only: several real server processes on one database.
 mod instances;
+// ... and two of them behind a real nginx (deploy/demo.sh).
+mod deploy;

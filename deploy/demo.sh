@@ -82,8 +82,8 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     set +e
-    if [ "$status" -ne 0 ] && [ -n "$DIR" ]; then
-        for log in instance-a.log instance-b.log nginx/error.log; do
+    if [ "$status" -ne 0 ] && [ -z "${INTERRUPTED:-}" ] && [ -n "$DIR" ]; then
+        for log in instance-a.log instance-b.log nginx/error.log nginx/stderr.log; do
             [ -s "$DIR/$log" ] && { say "last lines of $log:"; tail -n 15 "$DIR/$log" >&2; }
         done
     fi
@@ -112,7 +112,7 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+trap 'INTERRUPTED=1; exit 130' INT
 trap 'exit 143' TERM
 
 if [ "$CHECK" -eq 1 ]; then
@@ -249,7 +249,7 @@ http {
 }
 EOF
 "$NGINX" -p "$N/" -c "$N/nginx.conf" -e "$N/error.log" -t -q || die "nginx rejects $N/nginx.conf"
-"$NGINX" -p "$N/" -c "$N/nginx.conf" -e "$N/error.log" -g 'daemon off;' </dev/null >>"$N/error.log" 2>&1 &
+"$NGINX" -p "$N/" -c "$N/nginx.conf" -e "$N/error.log" -g 'daemon off;' </dev/null >"$N/stderr.log" 2>&1 &
 PIDS+=("$!")
 NAMES+=("nginx")
 URL="http://127.0.0.1:$PORT"

@@ -14,7 +14,8 @@
 #
 # --check: instead of waiting, runs a short scripted check through nginx (sign-up, sign-in,
 # validations answered by both instances, X-Forwarded-For believed, a sign-out on one instance
-# refused by the other within a second) and exits 0 when all of it holds. Bounded in time
+# refused by the other within a second, one instance killed and the other answering everything)
+# and exits 0 when all of it holds. Bounded in time
 # (KB_DEMO_TIMEOUT seconds, default 120).
 #
 # Other KILLBILL_AUTH_* variables in the environment reach both instances (e.g. cheap Argon2
@@ -352,4 +353,21 @@ for _ in 1 2 3 4; do
     [ "$STATUS" = 403 ] || die "the signed-out key answered $STATUS on instance $(instance_of "$UPSTREAM")"
 done
 say "signed out on instance $REVOKER; instance $OTHER refused the key ${REFUSED_BY_OTHER} ms later (through nginx, curl included); every later validation 403"
+# An instance killed: nginx sends everything to the other one (a connection refused is retried on
+# the next server, even for a sign-in, since nothing was sent).
+VICTIM_PID="${PIDS[1]}"
+kill -KILL "$VICTIM_PID"
+wait "$VICTIM_PID" 2>/dev/null || true
+call POST /auth -H 'content-type: application/json' -d "$(json_body "$USER_NAME")"
+[ "$STATUS" = 200 ] || die "sign-in through nginx with instance b killed: $STATUS $BODY"
+RETRIED=0
+case "$UPSTREAM" in *,*) RETRIED=$((RETRIED + 1)) ;; esac
+KEY="$(printf '%s' "$BODY" | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')"
+for _ in 1 2 3 4; do
+    call GET /auth -H "Authorization: Bearer $KEY"
+    [ "$STATUS" = 200 ] || die "validation through nginx with instance b killed: $STATUS $BODY"
+    [ "$(instance_of "${UPSTREAM##*, }")" = a ] || die "answered by $UPSTREAM with instance b killed"
+    case "$UPSTREAM" in *,*) RETRIED=$((RETRIED + 1)) ;; esac
+done
+say "instance b killed (SIGKILL): a sign-in and 4 validations through nginx, all answered 200 by instance a ($RETRIED of the 5 tried on b first, then retried on a by nginx)"
 say "check passed"

@@ -37,3 +37,5 @@ mod users;
 // PostgreSQL only: several real server processes on one database.
 mod instances;
 mod outage;
+// ... and two of them behind a real nginx (deploy/demo.sh).
+mod deploy;

@@ -157,6 +157,31 @@ async fn a_postgresql_restart_costs_503s_and_nothing_else() {
         .unwrap()
         .to_owned();
 
+    // Traffic all through the restart: the right password and a live key are answered 200 or
+    // 503, never 401, 403 or 500 (a wrong answer), and a wrong password 401 or 503.
+    let traffic = {
+        let (client, a_url, b_url, key) = (client.clone(), a.url(""), b.url(""), key.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let until = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < until {
+                for base in [&a_url, &b_url] {
+                    let v = client.get(format!("{base}/auth")).bearer_auth(&key).send().await;
+                    let s = client
+                        .post(format!("{base}/auth"))
+                        .json(&json!({"username": "bill", "password": PASSWORD}))
+                        .send()
+                        .await;
+                    seen.push(("validate", v.map(|r| r.status().as_u16()).unwrap_or(0)));
+                    seen.push(("sign-in", s.map(|r| r.status().as_u16()).unwrap_or(0)));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     pg.down();
     // Whatever needs the database answers 503 with Retry-After: never a key, never a wrong answer.
     for (path, body) in [
@@ -203,6 +228,17 @@ async fn a_postgresql_restart_costs_503s_and_nothing_else() {
             "an instance did not recover"
         );
     }
+    let seen = traffic.await.unwrap();
+    for (what, status) in &seen {
+        assert!(
+            matches!(status, 200 | 503),
+            "{what} answered {status} during the restart: {seen:?}"
+        );
+    }
+    assert!(
+        seen.iter().any(|(_, s)| *s == 503) && seen.iter().any(|(_, s)| *s == 200),
+        "{seen:?}"
+    );
     // What was acknowledged before is there; writes work again.
     let r = post(
         &client,

@@ -110,6 +110,34 @@ pub fn keys_to_evict<Id: Copy>(live: &[KeyUse<Id>], max_per_user: usize) -> Vec<
     by_use[..live.len() - keep].iter().map(|k| k.id).collect()
 }
 
+/// What issuing one more key does to a user's live keys: those past their deadline are marked
+/// expired (each at its deadline), and the least recently used of the others are evicted so
+/// that at most `max_per_user` stay live with the new one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IssuePlan<Id> {
+    pub expired: Vec<(Id, Timestamp)>,
+    pub evicted: Vec<Id>,
+}
+
+impl KeyPolicy {
+    /// The [`IssuePlan`] for a key issued at `now` next to the user's `live` keys.
+    pub fn plan_issue<Id: Copy>(&self, live: &[KeyUse<Id>], now: Timestamp) -> IssuePlan<Id> {
+        let mut plan = IssuePlan {
+            expired: Vec::new(),
+            evicted: Vec::new(),
+        };
+        let mut still = Vec::with_capacity(live.len());
+        for key in live {
+            match self.status(key.created, key.last_used, now) {
+                KeyStatus::Live => still.push(*key),
+                KeyStatus::Expired { at } => plan.expired.push((key.id, at)),
+            }
+        }
+        plan.evicted = keys_to_evict(&still, self.max_per_user);
+        plan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +147,41 @@ mod tests {
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn issuing_marks_the_expired_and_evicts_the_least_recently_used() {
+        let policy = KeyPolicy {
+            lifetime: 180 * DAY,
+            idle_timeout: None,
+            max_per_user: 2,
+        };
+        let day = DAY.as_millis() as i64;
+        let live = [
+            KeyUse {
+                id: 1,
+                created: t(0),
+                last_used: None,
+            }, // past its lifetime
+            KeyUse {
+                id: 2,
+                created: t(100 * day),
+                last_used: Some(t(150 * day)),
+            },
+            KeyUse {
+                id: 3,
+                created: t(120 * day),
+                last_used: Some(t(190 * day)),
+            },
+        ];
+        let plan = policy.plan_issue(&live, t(200 * day));
+        assert_eq!(plan.expired, vec![(1, t(180 * day))]);
+        assert_eq!(
+            plan.evicted,
+            vec![2],
+            "one slot for the new key: the least recently used goes"
+        );
+        assert_eq!(policy.plan_issue(&live[2..], t(200 * day)), IssuePlan::default());
     }
 
     #[test]

@@ -47,7 +47,7 @@ use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
     StoreResult,
 };
-use crate::domain::key_lifecycle::{keys_to_evict, KeyStatus, KeyUse};
+use crate::domain::key_lifecycle::KeyUse;
 use crate::domain::{ActivityDelta, SharedActivity};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
@@ -699,43 +699,39 @@ impl Store for PgStore {
             .bind(key.user_id)
             .fetch_all(&mut *tx)
             .await?;
-            let mut live = Vec::with_capacity(rows.len());
+            let live: Vec<KeyUse<Uuid>> = rows
+                .iter()
+                .map(|row| KeyUse {
+                    id: row.id,
+                    created: ts(row.created_ms),
+                    last_used: row.last_used_ms.map(ts),
+                })
+                .collect();
+            let plan = policy.plan_issue(&live, key.created);
             let mut revoked = Vec::new();
-            for row in rows {
-                let (id, created, last_used) = (row.id, ts(row.created_ms), row.last_used_ms.map(ts));
-                match policy.status(created, last_used, key.created) {
-                    KeyStatus::Live => live.push(KeyUse {
-                        id,
-                        created,
-                        last_used,
-                    }),
-                    KeyStatus::Expired { at } => revoked.extend(
-                        revoke_where(
-                            &mut tx,
-                            key.user_id,
-                            Some(&[id]),
-                            RevocationReason::Expired,
-                            at,
-                            None,
-                        )
-                        .await?,
-                    ),
-                }
-            }
-            let evict = keys_to_evict(&live, policy.max_per_user);
-            if !evict.is_empty() {
-                let ip = key.created_ip.map(|ip| ip.to_string());
-                revoked.extend(
-                    revoke_where(
-                        &mut tx,
-                        key.user_id,
-                        Some(&evict),
-                        RevocationReason::Evicted,
-                        key.created,
-                        ip.as_deref(),
-                    )
-                    .await?,
+            for (id, at) in plan.expired {
+                let one = [id];
+                let expired = revoke_where(
+                    &mut tx,
+                    key.user_id,
+                    Some(&one),
+                    RevocationReason::Expired,
+                    at,
+                    None,
                 );
+                revoked.extend(expired.await?);
+            }
+            if !plan.evicted.is_empty() {
+                let ip = key.created_ip.map(|ip| ip.to_string());
+                let evicted = revoke_where(
+                    &mut tx,
+                    key.user_id,
+                    Some(&plan.evicted),
+                    RevocationReason::Evicted,
+                    key.created,
+                    ip.as_deref(),
+                );
+                revoked.extend(evicted.await?);
             }
             insert_key(&mut tx, key).await?;
             tx.commit().await?;

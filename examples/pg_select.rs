@@ -1,0 +1,143 @@
+//! The floor for a cold `GET /auth` on PostgreSQL: the key row read by digest through the same
+//! driver as the service (sqlx, a `PgPool`), with nothing around it. `bench/postgres.sh` runs it
+//! next to the service's first uses of the same keys, at the same concurrency and pace.
+//!
+//! ```sh
+//! cargo run --release --example pg_select -- --url postgres://postgres@127.0.0.1/kb_bench \
+//!     --keys-file /tmp/keys.txt [--concurrency 8] [--think-ms 1]
+//! ```
+//!
+//! Every key of the file (one standard base64 key a line) is looked up once, in file order, by
+//! `--concurrency` tasks that each wait `--think-ms` between an answer and their next query (as
+//! wrk's connections do with `BENCH_THINK_MS`), on a pool of as many connections, opened before
+//! the clock starts. The query is the store's `find_key` (`src/store/postgres/mod.rs`): the key's
+//! columns and its owner's, by the digest's unique index, joined to `users` by primary key, every
+//! column decoded. The time of one query is from before `fetch_optional` until its row is
+//! decoded. Prints one line:
+//! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=…`.
+
+// A benchmark tool, not service code: failing loudly is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use killbill_auth::domain::AccessKey;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+#[path = "common/args.rs"]
+mod args;
+
+/// `find_key`'s statement, word for word (its column list is the store's `KEY_COLUMNS`).
+const FIND_KEY: &str = "SELECT k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, \
+     k.user_agent, k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity, \
+     u.username, u.role, u.created_ms AS user_created_ms \
+     FROM keys k JOIN users u ON u.id = k.user_id WHERE k.digest = $1";
+
+/// The row as the store decodes it: every column, owned.
+type KeyRow = (
+    Uuid,
+    Uuid,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// The value at quantile `q` of sorted samples (nearest rank).
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = args::text("--url").expect("--url postgres://…");
+    let keys_file = args::text("--keys-file").expect("--keys-file FILE");
+    let concurrency: usize = args::number("--concurrency", 8);
+    let think = Duration::from_millis(args::number("--think-ms", 1));
+
+    let digests: Arc<Vec<[u8; 32]>> = Arc::new(
+        std::fs::read_to_string(&keys_file)?
+            .lines()
+            .filter_map(|line| AccessKey::parse(line.trim().as_bytes()))
+            .map(|key| key.digest().0)
+            .collect(),
+    );
+    assert!(!digests.is_empty(), "no keys in {keys_file}");
+
+    let options = PgConnectOptions::from_str(&url)?.application_name("killbill-auth pg_select");
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(concurrency).expect("--concurrency"))
+        .min_connections(u32::try_from(concurrency).expect("--concurrency"))
+        .connect_with(options)
+        .await?;
+    // Every connection open before the clock starts.
+    let mut held = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        held.push(pool.acquire().await?);
+    }
+    drop(held);
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (pool, digests, next) = (pool.clone(), digests.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut found = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(digest) = digests.get(i) else { break };
+                let t0 = Instant::now();
+                let row: Option<KeyRow> = sqlx::query_as(FIND_KEY)
+                    .bind(&digest[..])
+                    .fetch_optional(&pool)
+                    .await
+                    .expect("find_key");
+                samples.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+                found += usize::from(row.is_some());
+                if !think.is_zero() {
+                    tokio::time::sleep(think).await;
+                }
+            }
+            (samples, found)
+        }));
+    }
+    let mut samples = Vec::with_capacity(digests.len());
+    let mut found = 0;
+    for task in tasks {
+        let (s, f) = task.await?;
+        samples.extend(s);
+        found += f;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    pool.close().await;
+    samples.sort_unstable();
+    println!(
+        "PGSELECT queries={} found={found} seconds={seconds:.3} qps={:.0} p50_us={} p90_us={} p99_us={} max_us={}",
+        samples.len(),
+        samples.len() as f64 / seconds,
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.90),
+        percentile(&samples, 0.99),
+        samples.last().copied().unwrap_or(0),
+    );
+    Ok(())
+}

@@ -216,14 +216,25 @@ stop_service() { stop_pid "$1"; forget_pid "$1"; }
 CLK_TCK=$(getconf CLK_TCK)
 # user + system CPU time of a process so far, in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# the same for every PostgreSQL server process of the machine (backends and background workers:
-# what the database spent; other users of the same server count too)
+# pg_ticks: "PID TICKS" of every PostgreSQL server process that works for this run: the
+# background processes (WAL writer, checkpointer, autovacuum…) and the backends of the run's own
+# database, not the backends of other databases on the same server (other users' tests).
 pg_ticks() {
-    local p t=0
+    local p cmd
     for p in $(pgrep -x postgres || true); do
-        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+        case "$cmd" in
+            *" $PG_DB "*) ;;
+            *"("*|*"[local]"*) continue ;;
+        esac
+        awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
     done
-    echo "$t"
+}
+# pg_delta BEFORE: clock ticks PostgreSQL spent since the snapshot BEFORE (pg_ticks's output);
+# a process born since counts from zero, one gone since is lost (a backend of a closed pool).
+pg_delta() {
+    awk 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { print d + 0 }' \
+        <(echo "$1") <(pg_ticks)
 }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -279,7 +290,7 @@ wrk_run() {
     if [ -n "$cpu0" ]; then
         R_CPU_US=$(per_request "$cpu0" "$(cpu_ticks "$CPU_PID")" "$requests")
     fi
-    R_PG_US=$(per_request "$pg0" "$(pg_ticks)" "$requests")
+    R_PG_US=$(per_request 0 "$(pg_delta "$pg0")" "$requests")
     R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
     R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
     R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
@@ -383,7 +394,7 @@ stop_service "$PG_PID"
 # ---------------------------------------------------------------- 2. cold validation
 log "step 2: cold validation on PostgreSQL vs a bare SELECT ($COLD keys once, -c$LIGHT_CONNS, $LIGHT_THINK ms between requests, × $ROUNDS)"
 S2=()
-C_P50=() C_P99=() C_CPU=() C_PG=() H_P50=() H_P99=() Q_P50=() Q_P99=() Q_QPS=() Q_PG=() SC_P50=() SC_P99=() C_RPS=() C_ERR=0
+C_P50=() C_P99=() C_CPU=() C_PG=() H_P50=() H_P99=() Q_P50=() Q_P99=() Q_QPS=() Q_PG=() SC_P50=() SC_P99=() C_RPS=() C_ERR=0 Q_CPU=()
 LOAD2=$(loadavg)
 for r in $(seq "$ROUNDS"); do
     # The service on PostgreSQL, its cache empty: each key's first use.
@@ -407,13 +418,14 @@ for r in $(seq "$ROUNDS"); do
     pg0=$(pg_ticks)
     line=$("$EXAMPLES/pg_select" --url "$PG_DB_URL" --keys-file "$TMP/cold-postgres.txt" \
         --concurrency "$LIGHT_CONNS" --think-ms "$LIGHT_THINK" | grep '^PGSELECT ') || die "pg_select gave no result"
-    queries="" found="" qps="" p50_us="" p90_us="" p99_us="" max_us=""
+    queries="" found="" qps="" p50_us="" p90_us="" p99_us="" max_us="" cpu_ticks=""
     eval "$(echo "${line#PGSELECT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9.]+$' | grep -v '^seconds=')"
     [ "$found" = "$queries" ] || die "pg_select found $found of $queries keys"
-    qpg=$(per_request "$pg0" "$(pg_ticks)" "$queries")
-    log "pg_select $r: $qps queries/s, p50 $(ms "$p50_us") ms, p99 $(ms "$p99_us") ms, PostgreSQL CPU $qpg µs/query"
-    S2+=("| bare \`SELECT\` (find_key's statement, sqlx PgPool), the same keys once, round $r | $LIGHT_CONNS | $(thousands "$qps") | $(ms "$p50_us") | $(ms "$p90_us") | $(ms "$p99_us") | $(ms "$max_us") | – | – | – | $qpg |")
-    Q_P50+=("$p50_us") Q_P99+=("$p99_us") Q_QPS+=("$qps") Q_PG+=("$qpg")
+    qpg=$(per_request 0 "$(pg_delta "$pg0")" "$queries")
+    qcpu=$(per_request 0 "$cpu_ticks" "$queries")
+    log "pg_select $r: $qps queries/s, p50 $(ms "$p50_us") ms, p99 $(ms "$p99_us") ms, its CPU $qcpu µs/query, PostgreSQL CPU $qpg µs/query"
+    S2+=("| bare \`SELECT\` (find_key's statement, sqlx PgPool), the same keys once, round $r | $LIGHT_CONNS | $(thousands "$qps") | $(ms "$p50_us") | $(ms "$p90_us") | $(ms "$p99_us") | $(ms "$max_us") | – | – | $qcpu | $qpg |")
+    Q_P50+=("$p50_us") Q_P99+=("$p99_us") Q_QPS+=("$qps") Q_PG+=("$qpg") Q_CPU+=("$qcpu")
 
     # For reference: the service on SQLite, first uses after a start.
     page_in "$SQ_DB"
@@ -518,7 +530,7 @@ REPORT="$TMP/report.md"
     echo "| sign-ins, PostgreSQL / SQLite (Argon2id m=19456 t=2 p=1, -c$SIGNIN_CONNS) | ≈ 1 | **$G_RATIO** ($GP_RPS vs $GS_RPS /s; p99 $(ms "$GP_P99") vs $(ms "$GS_P99") ms) | $(holds "$G_RATIO >= 0.9 && $G_RATIO <= 1.1") |"
     echo "| errors (non-2xx or socket) | 0 | warm: SQLite ${W_ERR[sqlite]}, PostgreSQL ${W_ERR[postgres]}; cold: $C_ERR; sign-ins: SQLite ${SG_ERR[sqlite]}, PostgreSQL ${SG_ERR[postgres]} | $(holds "${W_ERR[sqlite]} + ${W_ERR[postgres]} + $C_ERR + ${SG_ERR[sqlite]} + ${SG_ERR[postgres]} == 0") |"
     echo
-    echo "*Service CPU* is the user + system time of the service process per request; *PostgreSQL CPU* that of every \`postgres\` process of the machine (backends, WAL writer, checkpointer…) per request or query."
+    echo "*Service CPU* is the user + system time of the service process per request (for \`pg_select\`, its own); *PostgreSQL CPU* that of every \`postgres\` process of the machine (backends, WAL writer, checkpointer…) per request or query."
     echo
     echo "#### 1. Warm validation (\`GET /auth\`), SQLite and PostgreSQL alternating"
     echo

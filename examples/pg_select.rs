@@ -14,7 +14,9 @@
 //! columns and its owner's, by the digest's unique index, joined to `users` by primary key, every
 //! column decoded. The time of one query is from before `fetch_optional` until its row is
 //! decoded. Prints one line:
-//! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=…`.
+//! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=… cpu_ticks=…`,
+//! the last the user + system CPU time of this process while the queries ran, in clock ticks
+//! (`getconf CLK_TCK`), from `/proc/self/stat`.
 
 // A benchmark tool, not service code: failing loudly is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -56,6 +58,20 @@ type KeyRow = (
     i64,
 );
 
+/// User + system CPU time of this process so far, in clock ticks (0 off Linux).
+fn cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
+}
+
 /// The value at quantile `q` of sorted samples (nearest rank).
 fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
@@ -95,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     drop(held);
 
     let next = Arc::new(AtomicUsize::new(0));
+    let ticks0 = cpu_ticks();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -128,10 +145,11 @@ async fn main() -> anyhow::Result<()> {
         found += f;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let ticks = cpu_ticks() - ticks0;
     pool.close().await;
     samples.sort_unstable();
     println!(
-        "PGSELECT queries={} found={found} seconds={seconds:.3} qps={:.0} p50_us={} p90_us={} p99_us={} max_us={}",
+        "PGSELECT queries={} found={found} seconds={seconds:.3} qps={:.0} p50_us={} p90_us={} p99_us={} max_us={} cpu_ticks={ticks}",
         samples.len(),
         samples.len() as f64 / seconds,
         percentile(&samples, 0.50),

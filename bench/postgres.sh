@@ -216,19 +216,23 @@ stop_service() { stop_pid "$1"; forget_pid "$1"; }
 CLK_TCK=$(getconf CLK_TCK)
 # user + system CPU time of a process so far, in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# pg_ticks: "PID TICKS" of every PostgreSQL server process that works for this run: the
-# background processes (WAL writer, checkpointer, autovacuum…) and the backends of the run's own
-# database, not the backends of other databases on the same server (other users' tests).
+# pg_ticks: "PID TICKS" of every PostgreSQL server process that works for this run's database:
+# its backends and autovacuum workers. Not the server's shared background processes (WAL
+# writer, checkpointer…), which also work for other databases (other users' tests): their part
+# of our writes goes uncounted.
 pg_ticks() {
     local p cmd
     for p in $(pgrep -x postgres || true); do
-        cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
         case "$cmd" in
-            *" $PG_DB "*) ;;
-            *"("*|*"[local]"*) continue ;;
+            *" $PG_DB "*) awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true ;;
         esac
-        awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
     done
+}
+# pg_xacts: transactions committed or rolled back in the run's database so far (PostgreSQL's
+# statistics, which backends report at most once a second: a figure for runs of seconds).
+pg_xacts() {
+    psql "$PG_DB_URL" -qXtA -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
 }
 # pg_delta BEFORE: clock ticks PostgreSQL spent since the snapshot BEFORE (pg_ticks's output);
 # a process born since counts from zero, one gone since is lost (a backend of a closed pool).
@@ -384,17 +388,44 @@ done
     WS_LP50=$(median ${W_LP50[sqlite]}) WP_LP50=$(median ${W_LP50[postgres]})
     WS_LP99=$(median ${W_LP99[sqlite]}) WP_LP99=$(median ${W_LP99[postgres]})
 }
-W_RATIO=$(ratio "$WP_RPS" "$WS_RPS")
-W_ROUND_RATIOS=$(paste -d' ' <(echo "${W_RPS[postgres]}" | tr ' ' '\n' | sed '/^$/d') <(echo "${W_RPS[sqlite]}" | tr ' ' '\n' | sed '/^$/d') |
-    awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $2 }')
+# Each round's pair ran back to back: the ratio of each round, and their median (a round in
+# which other work took the cores from one of the two moves the mean, not the median).
+W_ROUND_LIST=$(paste -d' ' <(echo "${W_RPS[postgres]}" | tr ' ' '\n' | sed '/^$/d') <(echo "${W_RPS[sqlite]}" | tr ' ' '\n' | sed '/^$/d') |
+    awk '{ printf "%.4f\n", $1 / $2 }')
+W_ROUND_RATIOS=$(echo "$W_ROUND_LIST" | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 }')
+W_RATIO=$(echo "$W_ROUND_LIST" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+W_MEAN_RATIO=$(ratio "$WP_RPS" "$WS_RPS")
+W_CPU_RATIO=$(ratio "$WP_CPU" "$WS_CPU")
 LOAD1="$LOAD1 → $(loadavg)"
 stop_service "$SQ_PID"
 stop_service "$PG_PID"
 
+# bare_select ROUND [--no-ping]: examples/pg_select over the cold keys at light load; sets
+# p50_us p90_us p99_us max_us qps, qcpu (its CPU µs/query) and qpg (its backends' µs/query).
+bare_select() {
+    local r=$1 line pg0
+    shift
+    record "$EXAMPLES/pg_select --url $PG_URL/kb_bench --keys-file \$TMP/cold-postgres.txt --concurrency $LIGHT_CONNS --think-ms $LIGHT_THINK $*"
+    pg0=$(pg_ticks)
+    line=$("$EXAMPLES/pg_select" --url "$PG_DB_URL" --keys-file "$TMP/cold-postgres.txt" \
+        --concurrency "$LIGHT_CONNS" --think-ms "$LIGHT_THINK" "$@" | grep '^PGSELECT ') || die "pg_select gave no result"
+    queries="" found="" qps="" p50_us="" p90_us="" p99_us="" max_us="" cpu_ticks="" backend_ticks=""
+    eval "$(echo "${line#PGSELECT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=-?[0-9.]+$' | grep -v '^seconds=')"
+    [ "$found" = "$queries" ] || die "pg_select found $found of $queries keys"
+    # Its backends, read by pg_select itself before it closed them (they are gone by now).
+    if [ "${backend_ticks:--1}" -ge 0 ]; then
+        qpg=$(per_request 0 "$backend_ticks" "$queries")
+    else
+        qpg=$(per_request 0 "$(pg_delta "$pg0")" "$queries")
+    fi
+    qcpu=$(per_request 0 "$cpu_ticks" "$queries")
+    log "pg_select $r $*: $qps queries/s, p50 $(ms "$p50_us") ms, p99 $(ms "$p99_us") ms, its CPU $qcpu µs/query, PostgreSQL CPU $qpg µs/query"
+}
+
 # ---------------------------------------------------------------- 2. cold validation
 log "step 2: cold validation on PostgreSQL vs a bare SELECT ($COLD keys once, -c$LIGHT_CONNS, $LIGHT_THINK ms between requests, × $ROUNDS)"
 S2=()
-C_P50=() C_P99=() C_CPU=() C_PG=() H_P50=() H_P99=() Q_P50=() Q_P99=() Q_QPS=() Q_PG=() SC_P50=() SC_P99=() C_RPS=() C_ERR=0 Q_CPU=()
+C_P50=() C_P99=() C_CPU=() C_PG=() H_P50=() H_P99=() Q_P50=() Q_P99=() Q_QPS=() Q_PG=() SC_P50=() SC_P99=() C_RPS=() C_ERR=0 Q_CPU=() N_P50=() N_P99=() N_PG=() N_CPU=() H_CPU=() SC_CPU=()
 LOAD2=$(loadavg)
 for r in $(seq "$ROUNDS"); do
     # The service on PostgreSQL, its cache empty: each key's first use.
@@ -409,23 +440,18 @@ for r in $(seq "$ROUNDS"); do
     wrk_run "hit-postgres-$r" "$LIGHT_CONNS" 300 "$VALIDATE" "$PG_SVC_URL" "$TMP/cold-postgres.txt" once
     THINK=0
     S2+=("$(wrow "service on PostgreSQL, the same keys again (all hits), round $r | $LIGHT_CONNS")")
-    H_P50+=("$R_P50") H_P99+=("$R_P99")
+    H_P50+=("$R_P50") H_P99+=("$R_P99") H_CPU+=("$R_CPU_US")
     CPU_PID=""
     stop_service "$PG_PID"
 
-    # The bare SELECT: find_key's statement through a PgPool, the same keys, concurrency and pace.
-    record "$EXAMPLES/pg_select --url $PG_URL/kb_bench --keys-file \$TMP/cold-postgres.txt --concurrency $LIGHT_CONNS --think-ms $LIGHT_THINK"
-    pg0=$(pg_ticks)
-    line=$("$EXAMPLES/pg_select" --url "$PG_DB_URL" --keys-file "$TMP/cold-postgres.txt" \
-        --concurrency "$LIGHT_CONNS" --think-ms "$LIGHT_THINK" | grep '^PGSELECT ') || die "pg_select gave no result"
-    queries="" found="" qps="" p50_us="" p90_us="" p99_us="" max_us="" cpu_ticks=""
-    eval "$(echo "${line#PGSELECT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9.]+$' | grep -v '^seconds=')"
-    [ "$found" = "$queries" ] || die "pg_select found $found of $queries keys"
-    qpg=$(per_request 0 "$(pg_delta "$pg0")" "$queries")
-    qcpu=$(per_request 0 "$cpu_ticks" "$queries")
-    log "pg_select $r: $qps queries/s, p50 $(ms "$p50_us") ms, p99 $(ms "$p99_us") ms, its CPU $qcpu µs/query, PostgreSQL CPU $qpg µs/query"
-    S2+=("| bare \`SELECT\` (find_key's statement, sqlx PgPool), the same keys once, round $r | $LIGHT_CONNS | $(thousands "$qps") | $(ms "$p50_us") | $(ms "$p90_us") | $(ms "$p99_us") | $(ms "$max_us") | – | – | $qcpu | $qpg |")
-    Q_P50+=("$p50_us") Q_P99+=("$p99_us") Q_QPS+=("$qps") Q_PG+=("$qpg") Q_CPU+=("$qcpu")
+    # The bare SELECT: find_key's statement through a PgPool, the same keys, concurrency and
+    # pace; then the same without the pool's ping before each query.
+    bare_select "$r"
+    Q_P50+=("$p50_us") Q_P99+=("$p99_us") Q_PG+=("$qpg") Q_CPU+=("$qcpu")
+    S2+=("| bare \`SELECT\` (find_key's statement, sqlx PgPool as the service's: a ping before each query), the same keys once, round $r | $LIGHT_CONNS | $(thousands "$qps") | $(ms "$p50_us") | $(ms "$p90_us") | $(ms "$p99_us") | $(ms "$max_us") | – | – | $qcpu | $qpg |")
+    bare_select "$r" --no-ping
+    N_P50+=("$p50_us") N_P99+=("$p99_us") N_PG+=("$qpg") N_CPU+=("$qcpu")
+    S2+=("| bare \`SELECT\`, the same without the pool's ping (\`--no-ping\`), round $r | $LIGHT_CONNS | $(thousands "$qps") | $(ms "$p50_us") | $(ms "$p90_us") | $(ms "$p99_us") | $(ms "$max_us") | – | – | $qcpu | $qpg |")
 
     # For reference: the service on SQLite, first uses after a start.
     page_in "$SQ_DB"
@@ -435,13 +461,17 @@ for r in $(seq "$ROUNDS"); do
     wrk_run "cold-sqlite-$r" "$LIGHT_CONNS" 300 "$VALIDATE" "$SQ_URL" "$TMP/cold-sqlite.txt" once
     THINK=0
     S2+=("$(wrow "service on SQLite, first uses after a start (all misses), round $r | $LIGHT_CONNS")")
-    SC_P50+=("$R_P50") SC_P99+=("$R_P99")
+    SC_P50+=("$R_P50") SC_P99+=("$R_P99") SC_CPU+=("$R_CPU_US")
     CPU_PID=""
     stop_service "$SQ_PID"
 done
 CP50=$(median "${C_P50[@]}") CP99=$(median "${C_P99[@]}")
 HP50=$(median "${H_P50[@]}") HP99=$(median "${H_P99[@]}")
 QP50=$(median "${Q_P50[@]}") QP99=$(median "${Q_P99[@]}")
+NP50=$(median "${N_P50[@]}") NP99=$(median "${N_P99[@]}")
+CCPU=$(mean1 "${C_CPU[@]}") CPG=$(mean1 "${C_PG[@]}") HCPU=$(mean1 "${H_CPU[@]}")
+QCPU=$(mean1 "${Q_CPU[@]}") QPG=$(mean1 "${Q_PG[@]}") NCPU=$(mean1 "${N_CPU[@]}") NPG=$(mean1 "${N_PG[@]}")
+SCCPU=$(mean1 "${SC_CPU[@]}")
 SCP50=$(median "${SC_P50[@]}") SCP99=$(median "${SC_P99[@]}")
 C_R50=$(ratio "$CP50" "$QP50") C_R99=$(ratio "$CP99" "$QP99")
 C_ROUND_R50=$(for i in "${!C_P50[@]}"; do ratio "${C_P50[$i]}" "${Q_P50[$i]}"; echo; done | paste -sd, | sed 's/,/, /g')
@@ -472,18 +502,25 @@ for db in sqlite postgres; do
     done
 done
 S3=()
-declare -A SG_RPS SG_P99 SG_ERR
-for db in sqlite postgres; do SG_RPS[$db]="" SG_P99[$db]="" SG_ERR[$db]=0; done
+declare -A SG_RPS SG_P99 SG_ERR SG_CPU SG_PG
+SG_XACTS=()
+for db in sqlite postgres; do SG_RPS[$db]="" SG_P99[$db]="" SG_ERR[$db]=0 SG_CPU[$db]="" SG_PG[$db]=""; done
 signin_one() { # signin_one sqlite|postgres ROUND
     local db=$1 r=$2 url=$SQ_URL pid=$SQ_PID
     [ "$db" = postgres ] && url=$PG_SVC_URL pid=$PG_PID
     CPU_PID=$pid
+    local x0
+    x0=$(pg_xacts)
     wrk_run "signin-$db-$r" "$SIGNIN_CONNS" "$SECS" "$SIGNIN" "$url" "$TMP/credentials-$db.txt"
     CPU_PID=""
+    if [ "$db" = postgres ]; then
+        sleep 1.5 # backends report their statistics at most once a second
+        SG_XACTS+=("$(awk -v a="$x0" -v b="$(pg_xacts)" -v n="$R_REQ" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / n : 0) }')")
+    fi
     # Sign-ins/s with one decimal (a few dozen a second).
     R_RPS=$(awk -v r="$R_REQ" -v d="$(grep '^BENCH ' "$TMP/wrk-signin-$db-$r.txt" | sed 's/.*duration_us=\([0-9]*\).*/\1/')" 'BEGIN { printf "%.1f", r * 1e6 / d }')
     S3+=("$(wrow "service on **$db** POST /auth, round $r | $SIGNIN_CONNS")")
-    SG_RPS[$db]+="$R_RPS " SG_P99[$db]+="$R_P99 "
+    SG_RPS[$db]+="$R_RPS " SG_P99[$db]+="$R_P99 " SG_CPU[$db]+="$R_CPU_US " SG_PG[$db]+="$R_PG_US "
     SG_ERR[$db]=$((SG_ERR[$db] + R_NON2XX + R_SOCKERR))
 }
 LOAD3=$(loadavg)
@@ -494,8 +531,10 @@ done
 {
     GS_RPS=$(mean1 ${SG_RPS[sqlite]}) GP_RPS=$(mean1 ${SG_RPS[postgres]})
     GS_P99=$(mean ${SG_P99[sqlite]}) GP_P99=$(mean ${SG_P99[postgres]})
+    GS_CPU=$(mean ${SG_CPU[sqlite]}) GP_CPU=$(mean ${SG_CPU[postgres]}) GP_PG=$(mean ${SG_PG[postgres]})
 }
 G_RATIO=$(ratio "$GP_RPS" "$GS_RPS")
+G_XACTS=$(mean1 "${SG_XACTS[@]}")
 LOAD3="$LOAD3 → $(loadavg)"
 stop_service "$SQ_PID"
 stop_service "$PG_PID"
@@ -521,16 +560,20 @@ REPORT="$TMP/report.md"
     echo
     echo "| ratio | target | measured | holds |"
     echo "|---|---|---|---|"
-    echo "| warm validation, PostgreSQL / SQLite requests/s (-c$CONNS, $(thousands "$KEYS") keys, all cached) | ≥ 0.9 | **$W_RATIO** ($(thousands "$WP_RPS") vs $(thousands "$WS_RPS") req/s; rounds: $W_ROUND_RATIOS) | $(holds "$W_RATIO >= 0.9") |"
+    echo "| warm validation, PostgreSQL / SQLite requests/s (-c$CONNS, $(thousands "$KEYS") keys, all cached; median of the rounds' ratios) | ≥ 0.9 | **$W_RATIO** (rounds: $W_ROUND_RATIOS; means $(thousands "$WP_RPS") vs $(thousands "$WS_RPS") req/s = $W_MEAN_RATIO) | $(holds "$W_RATIO >= 0.9") |"
+    echo "| … service CPU per request, PostgreSQL / SQLite | – | $W_CPU_RATIO ($WP_CPU vs $WS_CPU µs) | – |"
     echo "| … p99 at -c$CONNS; p50 / p99 at light load | – | $(ms "$WP_P99") vs $(ms "$WS_P99") ms; $(ms "$WP_LP50") / $(ms "$WP_LP99") vs $(ms "$WS_LP50") / $(ms "$WS_LP99") ms | – |"
     echo "| cold validation on PostgreSQL / bare \`SELECT\`, p50 (-c$LIGHT_CONNS, $LIGHT_THINK ms between requests; medians of $ROUNDS) | – | **$C_R50** ($(ms "$CP50") vs $(ms "$QP50") ms; rounds: $C_ROUND_R50) | – |"
     echo "| … p99 | – | **$C_R99** ($(ms "$CP99") vs $(ms "$QP99") ms; rounds: $C_ROUND_R99) | – |"
     echo "| … what a miss adds to a hit at the same pace (p50), next to the bare SELECT's p50 | – | $(ms "$MISS_ADDS") ms ($(ms "$CP50") − $(ms "$HP50")) vs $(ms "$QP50") ms | – |"
+    echo "| … bare \`SELECT\` without the pool's ping / with it, p50; p99 | – | $(ratio "$NP50" "$QP50"); $(ratio "$NP99" "$QP99") ($(ms "$NP50") vs $(ms "$QP50") ms; $(ms "$NP99") vs $(ms "$QP99") ms) | – |"
+    echo "| … CPU µs per first use: service (a hit: $HCPU) and PostgreSQL; bare \`SELECT\` and PostgreSQL, with ping / without | – | $CCPU + $CPG; $QCPU + $QPG / $NCPU + $NPG (SQLite service's first use: $SCCPU) | – |"
     echo "| … first uses on SQLite, for reference (p50 / p99) | – | $(ms "$SCP50") / $(ms "$SCP99") ms | – |"
     echo "| sign-ins, PostgreSQL / SQLite (Argon2id m=19456 t=2 p=1, -c$SIGNIN_CONNS) | ≈ 1 | **$G_RATIO** ($GP_RPS vs $GS_RPS /s; p99 $(ms "$GP_P99") vs $(ms "$GS_P99") ms) | $(holds "$G_RATIO >= 0.9 && $G_RATIO <= 1.1") |"
+    echo "| … CPU µs per sign-in: service; PostgreSQL (its transactions per sign-in) | – | PostgreSQL $(thousands "$GP_CPU") + $(thousands "$GP_PG") ($G_XACTS), SQLite $(thousands "$GS_CPU") | – |"
     echo "| errors (non-2xx or socket) | 0 | warm: SQLite ${W_ERR[sqlite]}, PostgreSQL ${W_ERR[postgres]}; cold: $C_ERR; sign-ins: SQLite ${SG_ERR[sqlite]}, PostgreSQL ${SG_ERR[postgres]} | $(holds "${W_ERR[sqlite]} + ${W_ERR[postgres]} + $C_ERR + ${SG_ERR[sqlite]} + ${SG_ERR[postgres]} == 0") |"
     echo
-    echo "*Service CPU* is the user + system time of the service process per request (for \`pg_select\`, its own); *PostgreSQL CPU* that of every \`postgres\` process of the machine (backends, WAL writer, checkpointer…) per request or query."
+    echo "*Service CPU* is the user + system time of the service process per request (for \`pg_select\`, its own); *PostgreSQL CPU* that of the PostgreSQL backends (and autovacuum workers) of the run's database per request or query; the server's shared WAL writer and checkpointer are not counted."
     echo
     echo "#### 1. Warm validation (\`GET /auth\`), SQLite and PostgreSQL alternating"
     echo

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release --example pg_select -- --url postgres://postgres@127.0.0.1/kb_bench \
-//!     --keys-file /tmp/keys.txt [--concurrency 8] [--think-ms 1]
+//!     --keys-file /tmp/keys.txt [--concurrency 8] [--think-ms 1] [--no-ping]
 //! ```
 //!
 //! Every key of the file (one standard base64 key a line) is looked up once, in file order, by
@@ -13,10 +13,13 @@
 //! the clock starts. The query is the store's `find_key` (`src/store/postgres/mod.rs`): the key's
 //! columns and its owner's, by the digest's unique index, joined to `users` by primary key, every
 //! column decoded. The time of one query is from before `fetch_optional` until its row is
-//! decoded. Prints one line:
-//! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=… cpu_ticks=…`,
-//! the last the user + system CPU time of this process while the queries ran, in clock ticks
-//! (`getconf CLK_TCK`), from `/proc/self/stat`.
+//! decoded. The pool pings a connection before handing it out (sqlx's `test_before_acquire`,
+//! on by default and in the service: one more round trip per query); `--no-ping` turns that off.
+//! Prints one line:
+//! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=… cpu_ticks=…
+//! backend_ticks=…`: `cpu_ticks` the user + system CPU time of this process while the queries
+//! ran, `backend_ticks` that of the pool's PostgreSQL backends (read from `/proc` when the
+//! server runs on this machine, else -1), both in clock ticks (`getconf CLK_TCK`).
 
 // A benchmark tool, not service code: failing loudly is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -60,16 +63,25 @@ type KeyRow = (
 
 /// User + system CPU time of this process so far, in clock ticks (0 off Linux).
 fn cpu_ticks() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
-    };
+    process_ticks("self").unwrap_or(0)
+}
+
+/// User + system CPU time of the PostgreSQL backends `pids` so far (`None` if one cannot be read:
+/// the server runs elsewhere).
+fn backend_ticks(pids: &[i32]) -> Option<u64> {
+    pids.iter().map(|pid| process_ticks(&pid.to_string())).sum()
+}
+
+/// User + system CPU time of process `pid` (or `self`), in clock ticks, from `/proc`.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // utime and stime are fields 14 and 15 of the line, indexes 11 and 12 after the name.
     fields
         .get(11..13)
-        .map_or(0, |f| f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
+        .map(|f| f.iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
 }
 
 /// The value at quantile `q` of sorted samples (nearest rank).
@@ -87,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     let keys_file = args::text("--keys-file").expect("--keys-file FILE");
     let concurrency: usize = args::number("--concurrency", 8);
     let think = Duration::from_millis(args::number("--think-ms", 1));
+    let ping = !std::env::args().any(|a| a == "--no-ping");
 
     let digests: Arc<Vec<[u8; 32]>> = Arc::new(
         std::fs::read_to_string(&keys_file)?
@@ -101,14 +114,22 @@ async fn main() -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency).expect("--concurrency"))
         .min_connections(u32::try_from(concurrency).expect("--concurrency"))
+        .test_before_acquire(ping)
         .connect_with(options)
         .await?;
-    // Every connection open before the clock starts.
+    // Every connection open before the clock starts; their backends' process ids.
     let mut held = Vec::with_capacity(concurrency);
+    let mut backends = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        held.push(pool.acquire().await?);
+        let mut conn = pool.acquire().await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await?;
+        backends.push(pid);
+        held.push(conn);
     }
     drop(held);
+    let backends0 = backend_ticks(&backends);
 
     let next = Arc::new(AtomicUsize::new(0));
     let ticks0 = cpu_ticks();
@@ -146,10 +167,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let ticks = cpu_ticks() - ticks0;
+    let backend = match (backends0, backend_ticks(&backends)) {
+        (Some(a), Some(b)) => i64::try_from(b - a).unwrap_or(-1),
+        _ => -1,
+    };
     pool.close().await;
     samples.sort_unstable();
     println!(
-        "PGSELECT queries={} found={found} seconds={seconds:.3} qps={:.0} p50_us={} p90_us={} p99_us={} max_us={} cpu_ticks={ticks}",
+        "PGSELECT queries={} found={found} seconds={seconds:.3} qps={:.0} p50_us={} p90_us={} p99_us={} max_us={} cpu_ticks={ticks} backend_ticks={backend}",
         samples.len(),
         samples.len() as f64 / seconds,
         percentile(&samples, 0.50),

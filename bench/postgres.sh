@@ -200,6 +200,7 @@ wait_http() {
 }
 
 # start_service ENV LOG PORT: starts the service, sets SVC_PID and STARTUP_MS.
+declare -A SVC_LOG
 start_service() {
     local envs=$1 logf=$2 port=$3 t0
     record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
@@ -208,6 +209,7 @@ start_service() {
     env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
     SVC_PID=$!
     PIDS+=("$SVC_PID")
+    SVC_LOG[$SVC_PID]=$logf
     wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
     STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
 }
@@ -287,6 +289,10 @@ wrk_run() {
             wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
     fi
     line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
+    if [ -n "${CPU_PID:-}" ] && ! kill -0 "$CPU_PID" 2>/dev/null; then
+        tail -20 "${SVC_LOG[$CPU_PID]:-/dev/null}" >&2
+        die "the service (PID $CPU_PID) exited during $name (its log: ${SVC_LOG[$CPU_PID]:-?}; BENCH_KEEP_TMP=1 keeps it)"
+    fi
     local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
     eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
     R_REQ=$requests

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release --example pg_select -- --url postgres://postgres@127.0.0.1/kb_bench \
-//!     --keys-file /tmp/keys.txt [--concurrency 8] [--think-ms 1] [--no-ping]
+//!     --keys-file /tmp/keys.txt [--concurrency 8] [--think-ms 1] [--no-ping] [--lazy-pool]
 //! ```
 //!
 //! Every key of the file (one standard base64 key a line) is looked up once, in file order, by
@@ -15,6 +15,8 @@
 //! column decoded. The time of one query is from before `fetch_optional` until its row is
 //! decoded. The pool pings a connection before handing it out (sqlx's `test_before_acquire`,
 //! on by default and in the service: one more round trip per query); `--no-ping` turns that off.
+//! `--lazy-pool` opens no connection before the clock starts: the first queries open them, as
+//! in the service right after a start (and `backend_ticks` is then -1).
 //! Prints one line:
 //! `PGSELECT queries=… found=… seconds=… qps=… p50_us=… p90_us=… p99_us=… max_us=… cpu_ticks=…
 //! backend_ticks=…`: `cpu_ticks` the user + system CPU time of this process while the queries
@@ -100,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = args::number("--concurrency", 8);
     let think = Duration::from_millis(args::number("--think-ms", 1));
     let ping = !std::env::args().any(|a| a == "--no-ping");
+    let lazy = std::env::args().any(|a| a == "--lazy-pool");
 
     let digests: Arc<Vec<[u8; 32]>> = Arc::new(
         std::fs::read_to_string(&keys_file)?
@@ -111,16 +114,23 @@ async fn main() -> anyhow::Result<()> {
     assert!(!digests.is_empty(), "no keys in {keys_file}");
 
     let options = PgConnectOptions::from_str(&url)?.application_name("killbill-auth pg_select");
-    let pool = PgPoolOptions::new()
+    let pool_options = PgPoolOptions::new()
         .max_connections(u32::try_from(concurrency).expect("--concurrency"))
-        .min_connections(u32::try_from(concurrency).expect("--concurrency"))
-        .test_before_acquire(ping)
-        .connect_with(options)
-        .await?;
+        .min_connections(if lazy {
+            0
+        } else {
+            u32::try_from(concurrency).expect("--concurrency")
+        })
+        .test_before_acquire(ping);
+    let pool = if lazy {
+        pool_options.connect_lazy_with(options)
+    } else {
+        pool_options.connect_with(options).await?
+    };
     // Every connection open before the clock starts; their backends' process ids.
     let mut held = Vec::with_capacity(concurrency);
     let mut backends = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    for _ in 0..if lazy { 0 } else { concurrency } {
         let mut conn = pool.acquire().await?;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut *conn)
@@ -168,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let ticks = cpu_ticks() - ticks0;
     let backend = match (backends0, backend_ticks(&backends)) {
-        (Some(a), Some(b)) => i64::try_from(b - a).unwrap_or(-1),
+        (Some(a), Some(b)) if !lazy => i64::try_from(b - a).unwrap_or(-1),
         _ => -1,
     };
     pool.close().await;

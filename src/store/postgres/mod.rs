@@ -106,6 +106,12 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each query (sqlx's default): a round trip per query (a sign-in
+            // makes about 25) to catch a connection that died. One that did (PostgreSQL
+            // restarted) fails its query with a connection error, answered 503, and the pool
+            // drops it; idle connections are recycled anyway.
+            .test_before_acquire(false)
+            .idle_timeout(Duration::from_secs(300))
             .connect_with(options)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;

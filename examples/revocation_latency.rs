@@ -30,26 +30,49 @@ async fn main() {
     let name = format!("latency_{}", std::process::id());
     let password = "revocation latency benchmark passphrase";
     let credentials = json!({"username": name, "password": password});
-    let r = client.post(format!("{a}/users")).json(&credentials).send().await.unwrap();
-    assert_eq!(r.status(), 200, "sign-up on A: {}", r.text().await.unwrap_or_default());
+    let r = client
+        .post(format!("{a}/users"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "sign-up on A: {}",
+        r.text().await.unwrap_or_default()
+    );
     let mut delays = Vec::with_capacity(n);
     let deadline = Instant::now() + Duration::from_secs(600);
     for _ in 0..n {
         assert!(Instant::now() < deadline, "took over 10 minutes");
-        let r = client.post(format!("{a}/auth")).json(&credentials).send().await.unwrap();
+        let r = client
+            .post(format!("{a}/auth"))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "sign-in on A");
         let body: Value = r.json().await.unwrap();
         let key = body["data"]["key"].as_str().unwrap().to_owned();
         let check = || client.get(format!("{b}/auth")).bearer_auth(&key).send();
         assert_eq!(check().await.unwrap().status(), 200, "B validates the key");
-        let r = client.delete(format!("{a}/auth")).bearer_auth(&key).send().await.unwrap();
+        let r = client
+            .delete(format!("{a}/auth"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "sign-out on A");
         let revoked = Instant::now();
         loop {
             if check().await.unwrap().status() == 403 {
                 break;
             }
-            assert!(revoked.elapsed() < Duration::from_secs(5), "B accepts a key revoked on A for 5 s");
+            assert!(
+                revoked.elapsed() < Duration::from_secs(5),
+                "B accepts a key revoked on A for 5 s"
+            );
         }
         delays.push(revoked.elapsed());
     }

@@ -520,31 +520,40 @@ impl Store for PgStore {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             // One lock per counter, in ascending order (no deadlock between attempts sharing
-            // counters), held until commit: the counts read below cannot change before this
-            // attempt is counted (see the module's notes).
+            // counters; a function scan hands the aggregate its rows in array order), held until
+            // commit: the counts read below cannot change before this attempt is counted (see
+            // the module's notes). Three statements whatever the number of counters: a sign-in
+            // has four.
             let mut locks: Vec<i64> = counters.iter().map(counter_lock).collect();
             locks.sort_unstable();
             locks.dedup();
-            for lock in locks {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(lock)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let mut blocked = Vec::new();
-            for counter in counters {
-                let (limit, window) = policy.limit(counter.scope);
-                // The latest `limit` attempts within the window decide (see `FailureLog`).
-                let times: Vec<i64> = sqlx::query_scalar(
-                    "SELECT at_ms FROM throttle_attempts WHERE scope = $1 AND subject = $2 AND at_ms > $3 \
-                     ORDER BY at_ms DESC LIMIT $4",
-                )
-                .bind(counter.scope.as_str())
-                .bind(&counter.subject)
-                .bind(now.minus(window).as_millis())
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&mut *tx)
+            sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(k, n)")
+                .bind(&locks)
+                .execute(&mut *tx)
                 .await?;
+            let scopes: Vec<&str> = counters.iter().map(|c| c.scope.as_str()).collect();
+            let subjects: Vec<&str> = counters.iter().map(|c| c.subject.as_str()).collect();
+            let since: Vec<i64> = counters
+                .iter()
+                .map(|c| now.minus(policy.limit(c.scope).1).as_millis())
+                .collect();
+            // Each counter's attempts within its window (never more than its limit: a refused
+            // attempt is not counted).
+            let rows: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT c.n, t.at_ms FROM unnest($1::text[], $2::text[], $3::bigint[]) \
+                 WITH ORDINALITY AS c(scope, subject, since, n) \
+                 JOIN throttle_attempts t ON t.scope = c.scope AND t.subject = c.subject AND t.at_ms > c.since",
+            )
+            .bind(&scopes)
+            .bind(&subjects)
+            .bind(&since)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut blocked = Vec::new();
+            for (i, counter) in counters.iter().enumerate() {
+                let (limit, window) = policy.limit(counter.scope);
+                let n = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                let times = rows.iter().filter(|(c, _)| *c == n).map(|(_, at)| *at);
                 if let Some(wait) = FailureLog::from_millis(times).blocked_for(limit, window, now) {
                     blocked.push((counter.scope, wait));
                 }
@@ -553,18 +562,15 @@ impl Store for PgStore {
                 // Nothing written: the rollback (on drop) only releases the locks.
                 return Ok(Admission::Refused { blocked });
             }
-            let mut ids = Vec::with_capacity(counters.len());
-            for counter in counters {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO throttle_attempts (scope, subject, at_ms) VALUES ($1, $2, $3) RETURNING id",
-                )
-                .bind(counter.scope.as_str())
-                .bind(&counter.subject)
-                .bind(now.as_millis())
-                .fetch_one(&mut *tx)
-                .await?;
-                ids.push(id);
-            }
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "INSERT INTO throttle_attempts (scope, subject, at_ms) \
+                 SELECT scope, subject, $3 FROM unnest($1::text[], $2::text[]) AS c(scope, subject) RETURNING id",
+            )
+            .bind(&scopes)
+            .bind(&subjects)
+            .bind(now.as_millis())
+            .fetch_all(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(Admission::Counted(CountedAttempt(ids)))
         })

@@ -159,6 +159,17 @@ fn counter_lock(counter: &Counter) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// The advisory lock of one key's shared networks (see `share_activity`).
+fn activity_lock(key: Uuid) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(b"killbill-auth activity\0")
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 /// Locks the user's row until the transaction ends (see the module's notes).
 async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> StoreResult<()> {
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
@@ -424,24 +435,43 @@ impl Store for PgStore {
             }
             same
         });
+        // Networks are read back only for keys that brought one: the union grows only when an
+        // instance shares a network, and that instance then sees it whole. Two instances adding
+        // networks to one key at once take turns on the key's advisory lock, so the second sees
+        // the first's.
+        let mut network_keys: Vec<Uuid> = networks.iter().map(|(k, _, _)| *k).collect();
+        network_keys.dedup();
+        let mut key_locks: Vec<i64> = network_keys.iter().map(|k| activity_lock(*k)).collect();
+        key_locks.sort_unstable();
+        key_locks.dedup();
         let keys: Vec<Uuid> = deltas.iter().map(|(id, _)| *id).collect();
         self.writing(async {
             let mut tx = self.pool.begin().await?;
+            // The totals of the windows this instance added to, as the upsert leaves them (a
+            // concurrent upsert of the same row waits for this one, and sees its sum): no second
+            // read of every shared key.
+            let mut count_rows: Vec<(Uuid, i64, i64)> = Vec::new();
             if !counts.is_empty() {
                 let (ids, windows, ns): (Vec<Uuid>, Vec<i64>, Vec<i64>) = unzip3(counts.iter().cloned());
-                sqlx::query(
+                count_rows = sqlx::query_as(
                     "INSERT INTO key_request_counts (key_id, window_start_ms, count) \
                      SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) \
                      ON CONFLICT (key_id, window_start_ms) DO UPDATE \
-                     SET count = key_request_counts.count + excluded.count",
+                     SET count = key_request_counts.count + excluded.count \
+                     RETURNING key_id, window_start_ms, count",
                 )
                 .bind(&ids)
                 .bind(&windows)
                 .bind(&ns)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
             }
+            let mut network_rows: Vec<(Uuid, String, i64)> = Vec::new();
             if !networks.is_empty() {
+                sqlx::query("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) WITH ORDINALITY AS l(k, n)")
+                    .bind(&key_locks)
+                    .execute(&mut *tx)
+                    .await?;
                 let (ids, nets, seen): (Vec<Uuid>, Vec<String>, Vec<i64>) = unzip3(networks.iter().cloned());
                 sqlx::query(
                     "INSERT INTO key_networks (key_id, network, last_seen_ms) \
@@ -454,39 +484,34 @@ impl Store for PgStore {
                 .bind(&seen)
                 .execute(&mut *tx)
                 .await?;
+                network_rows = sqlx::query_as(
+                    "SELECT key_id, network, last_seen_ms FROM key_networks \
+                     WHERE key_id = ANY($1) AND last_seen_ms > $2",
+                )
+                .bind(&network_keys)
+                .bind(networks_since.as_millis())
+                .fetch_all(&mut *tx)
+                .await?;
             }
-            let count_rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-                "SELECT key_id, window_start_ms, count FROM key_request_counts \
-                 WHERE key_id = ANY($1) AND window_start_ms >= $2",
-            )
-            .bind(&keys)
-            .bind(counts_since.as_millis())
-            .fetch_all(&mut *tx)
-            .await?;
-            let network_rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
-                "SELECT key_id, network, last_seen_ms FROM key_networks \
-                 WHERE key_id = ANY($1) AND last_seen_ms > $2",
-            )
-            .bind(&keys)
-            .bind(networks_since.as_millis())
-            .fetch_all(&mut *tx)
-            .await?;
             tx.commit().await?;
-            Ok(keys
-                .iter()
-                .map(|key| {
-                    let counts = count_rows
-                        .iter()
-                        .filter(|(k, _, _)| k == key)
-                        .map(|(_, w, n)| (*w, *n))
-                        .collect();
-                    let networks = network_rows
-                        .iter()
-                        .filter(|(k, _, _)| k == key)
-                        .map(|(_, n, s)| (n.clone(), *s))
-                        .collect();
-                    (*key, shared_activity(counts, networks))
-                })
+            // Grouped in one pass (a second's share may hold tens of thousands of keys).
+            let mut by_key: std::collections::HashMap<Uuid, (Vec<(i64, i64)>, Vec<(String, i64)>)> =
+                keys.iter().map(|k| (*k, (Vec::new(), Vec::new()))).collect();
+            for (key, window, count) in count_rows {
+                if window >= counts_since.as_millis() {
+                    if let Some((counts, _)) = by_key.get_mut(&key) {
+                        counts.push((window, count));
+                    }
+                }
+            }
+            for (key, network, seen) in network_rows {
+                if let Some((_, networks)) = by_key.get_mut(&key) {
+                    networks.push((network, seen));
+                }
+            }
+            Ok(by_key
+                .into_iter()
+                .map(|(key, (counts, networks))| (key, shared_activity(counts, networks)))
                 .collect())
         })
         .await

@@ -23,6 +23,8 @@
 #      concurrency and pace; then the SQLite service's first uses, for reference;
 #   3. sign-ins (POST /auth, default Argon2id m=19456 t=2 p=1, -c8) on SQLite and PostgreSQL,
 #      alternating.
+#   4. revocation across instances: two services on the PostgreSQL database, a key cached by one
+#      and signed out on the other, polled until refused (examples/revocation_latency).
 # It prints a markdown report and writes it between the PostgreSQL markers of the output file.
 #
 # Settings (environment):
@@ -38,6 +40,7 @@
 #   BENCH_KEYS                distinct keys sent by the warm runs (10000; --smoke: 2000)
 #   BENCH_COLD_KEYS           of those, keys sent once per cold pass (10000; --smoke: 1000)
 #   BENCH_USERS               users signed up over HTTP for sign-ins (32; --smoke: 8)
+#   BENCH_REVOCATIONS         revocations measured across two instances in step 4 (200; --smoke: 50)
 #   BENCH_PORT                SQLite service port; the PostgreSQL one is BENCH_PORT+1 (18180)
 #   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.postgres.smoke.md)
 #   BENCH_RUST_LOG            the services' RUST_LOG (info, their default)
@@ -58,10 +61,10 @@ for a in "$@"; do
 done
 
 if [ "$SMOKE" = 1 ]; then
-    D_SECONDS=2 D_ROUNDS=1 D_LIVE=10000 D_KEYS=2000 D_COLD=1000 D_USERS=8
+    D_SECONDS=2 D_ROUNDS=1 D_LIVE=10000 D_KEYS=2000 D_COLD=1000 D_USERS=8 D_REVOCATIONS=50
     D_OUT="${CARGO_TARGET_DIR:-$ROOT/target}/bench/BENCHMARKS.postgres.smoke.md"
 else
-    D_SECONDS=10 D_ROUNDS=3 D_LIVE=100000 D_KEYS=10000 D_COLD=10000 D_USERS=32
+    D_SECONDS=10 D_ROUNDS=3 D_LIVE=100000 D_KEYS=10000 D_COLD=10000 D_USERS=32 D_REVOCATIONS=200
     D_OUT="$ROOT/BENCHMARKS.md"
 fi
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -76,6 +79,7 @@ LIVE=${BENCH_LIVE_KEYS:-$D_LIVE}
 KEYS=${BENCH_KEYS:-$D_KEYS}
 COLD=${BENCH_COLD_KEYS:-$D_COLD}
 USERS=${BENCH_USERS:-$D_USERS}
+REVOCATIONS=${BENCH_REVOCATIONS:-$D_REVOCATIONS}
 PORT=${BENCH_PORT:-18180}
 PG_PORT=$((PORT + 1))
 OUT=${BENCH_OUT:-$D_OUT}
@@ -544,6 +548,23 @@ G_XACTS=$(mean1 "${SG_XACTS[@]}")
 LOAD3="$LOAD3 → $(loadavg)"
 stop_service "$SQ_PID"
 stop_service "$PG_PID"
+
+# ---------------------------------------------------------------- 4. revocation across instances
+# Two instances on the same PostgreSQL database: a key cached by B, signed out on A, polled on B
+# until refused (examples/revocation_latency), REVOCATIONS times.
+log "step 4: revocation across two instances on PostgreSQL ($REVOCATIONS revocations)"
+start_service "$(validation_env postgres "$PG_PORT")" "$TMP/revoke-a.log" "$PG_PORT"
+RA_PID=$SVC_PID
+start_service "$(validation_env postgres "$PORT")" "$TMP/revoke-b.log" "$PORT"
+RB_PID=$SVC_PID
+record "$EXAMPLES/revocation_latency --a http://127.0.0.1:$PG_PORT --b http://127.0.0.1:$PORT --revocations $REVOCATIONS"
+REV_LINE=$("$EXAMPLES/revocation_latency" --a "http://127.0.0.1:$PG_PORT" --b "http://127.0.0.1:$PORT" \
+    --revocations "$REVOCATIONS") || die "revocation_latency failed"
+log "$REV_LINE"
+rev_field() { echo "$REV_LINE" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+REV_P50=$(rev_field p50_us) REV_P90=$(rev_field p90_us) REV_MAX=$(rev_field max_us) REV_N=$(rev_field n)
+stop_service "$RA_PID"
+stop_service "$RB_PID"
 ELAPSED=$(( $(date +%s) - T0 ))
 
 # ---------------------------------------------------------------- report
@@ -577,6 +598,7 @@ REPORT="$TMP/report.md"
     echo "| … first uses on SQLite, for reference (p50 / p99) | – | $(ms "$SCP50") / $(ms "$SCP99") ms | – |"
     echo "| sign-ins, PostgreSQL / SQLite (Argon2id m=19456 t=2 p=1, -c$SIGNIN_CONNS) | ≈ 1 | **$G_RATIO** ($GP_RPS vs $GS_RPS /s; p99 $(ms "$GP_P99") vs $(ms "$GS_P99") ms) | $(holds "$G_RATIO >= 0.9 && $G_RATIO <= 1.1") |"
     echo "| … CPU µs per sign-in: service; PostgreSQL (its transactions per sign-in) | – | PostgreSQL $(thousands "$GP_CPU") + $(thousands "$GP_PG") ($G_XACTS), SQLite $(thousands "$GS_CPU") | – |"
+    echo "| a key signed out on one instance, refused by another (two instances, one database; $REV_N revocations) | ≤ 1 s | p50 $(ms "$REV_P50") ms, p90 $(ms "$REV_P90") ms, worst $(ms "$REV_MAX") ms | $(holds "$REV_MAX <= 1000000") |"
     echo "| errors (non-2xx or socket) | 0 | warm: SQLite ${W_ERR[sqlite]}, PostgreSQL ${W_ERR[postgres]}; cold: $C_ERR; sign-ins: SQLite ${SG_ERR[sqlite]}, PostgreSQL ${SG_ERR[postgres]} | $(holds "${W_ERR[sqlite]} + ${W_ERR[postgres]} + $C_ERR + ${SG_ERR[sqlite]} + ${SG_ERR[postgres]} == 0") |"
     echo
     echo "*Service CPU* is the user + system time of the service process per request (for \`pg_select\`, its own); *PostgreSQL CPU* that of the PostgreSQL backends (and autovacuum workers) of the run's database per request or query; the server's shared WAL writer and checkpointer are not counted."

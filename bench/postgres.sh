@@ -553,9 +553,9 @@ stop_service "$PG_PID"
 # Two instances on the same PostgreSQL database: a key cached by B, signed out on A, polled on B
 # until refused (examples/revocation_latency), REVOCATIONS times.
 log "step 4: revocation across two instances on PostgreSQL ($REVOCATIONS revocations)"
-start_service "$(validation_env postgres "$PG_PORT")" "$TMP/revoke-a.log" "$PG_PORT"
+start_service "$(validation_env postgres "$PG_PORT") KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE" "$TMP/revoke-a.log" "$PG_PORT"
 RA_PID=$SVC_PID
-start_service "$(validation_env postgres "$PORT")" "$TMP/revoke-b.log" "$PORT"
+start_service "$(validation_env postgres "$PORT") KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE" "$TMP/revoke-b.log" "$PORT"
 RB_PID=$SVC_PID
 record "$EXAMPLES/revocation_latency --a http://127.0.0.1:$PG_PORT --b http://127.0.0.1:$PORT --revocations $REVOCATIONS"
 REV_LINE=$("$EXAMPLES/revocation_latency" --a "http://127.0.0.1:$PG_PORT" --b "http://127.0.0.1:$PORT" \

@@ -96,6 +96,7 @@ fn validate(c: &mut Criterion) {
                 lifetime: Duration::from_secs(180 * 86_400),
                 idle_timeout: None,
                 max_per_user: 10,
+                on_limit: killbill_auth::domain::OnLimit::Evict,
             },
             policy(),
             Arc::new(killbill_auth::metrics::Metrics::new()),

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::domain::key_lifecycle::OnLimit;
 use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy};
 
 /// Prefix of every environment variable the service reads.
@@ -110,6 +111,8 @@ pub struct KeysSettings {
     pub lifetime: HumanDuration,
     pub idle_timeout: HumanDuration,
     pub max_per_user: u32,
+    /// `"evict"` (the default) or `"refuse"`.
+    pub on_limit: OnLimit,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -185,6 +188,7 @@ impl Default for KeysSettings {
             lifetime: HumanDuration::days(180),
             idle_timeout: HumanDuration::ZERO,
             max_per_user: 10,
+            on_limit: OnLimit::Evict,
         }
     }
 }
@@ -483,6 +487,7 @@ impl Settings {
             lifetime: self.keys.lifetime.0,
             idle_timeout: (!self.keys.idle_timeout.0.is_zero()).then_some(self.keys.idle_timeout.0),
             max_per_user: self.keys.max_per_user as usize,
+            on_limit: self.keys.on_limit,
         }
     }
 
@@ -745,6 +750,16 @@ mod tests {
         assert_eq!(s.throttle.signin_failure_window.0, Duration::from_secs(900));
         assert_eq!(s.throttle.signups_per_network, 20);
         assert_eq!(s.throttle.signin_failures_per_wide_network, 1000);
+        assert_eq!(s.key_policy().on_limit, OnLimit::Evict);
+        let refuse = Settings::load_from(None, env(&[("KILLBILL_AUTH_KEYS_ON_LIMIT", "refuse")])).unwrap();
+        assert_eq!(refuse.key_policy().on_limit, OnLimit::Refuse);
+        let e = Settings::load_from(None, env(&[("KILLBILL_AUTH_KEYS_ON_LIMIT", "drop")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("on_limit") || e.contains("KILLBILL_AUTH_KEYS_ON_LIMIT"),
+            "{e}"
+        );
         assert_eq!(
             (
                 s.password.min_length,

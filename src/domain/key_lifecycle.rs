@@ -55,8 +55,21 @@ pub struct KeyPolicy {
     pub lifetime: Duration,
     /// A key unused this long expires; `None` turns the rule off.
     pub idle_timeout: Option<Duration>,
-    /// Live keys a user may hold; signing in past it evicts the least recently used one.
+    /// Live keys a user may hold.
     pub max_per_user: usize,
+    /// What signing in past `max_per_user` does.
+    pub on_limit: OnLimit,
+}
+
+/// `keys.on_limit`: what a sign-in does when the user already holds `max_per_user` live keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLimit {
+    /// Revoke the least recently used key (reason `evicted`).
+    #[default]
+    Evict,
+    /// Refuse the sign-in (409 `Too many active keys`), as the original Kill Bill 2 back end did.
+    Refuse,
 }
 
 /// Whether a key may be used at a given moment.
@@ -117,6 +130,8 @@ pub fn keys_to_evict<Id: Copy>(live: &[KeyUse<Id>], max_per_user: usize) -> Vec<
 pub struct IssuePlan<Id> {
     pub expired: Vec<(Id, Timestamp)>,
     pub evicted: Vec<Id>,
+    /// `keys.on_limit = "refuse"` and the user holds `max_per_user` live keys: no key is issued.
+    pub refused: bool,
 }
 
 impl KeyPolicy {
@@ -125,6 +140,7 @@ impl KeyPolicy {
         let mut plan = IssuePlan {
             expired: Vec::new(),
             evicted: Vec::new(),
+            refused: false,
         };
         let mut still = Vec::with_capacity(live.len());
         for key in live {
@@ -133,7 +149,10 @@ impl KeyPolicy {
                 KeyStatus::Expired { at } => plan.expired.push((key.id, at)),
             }
         }
-        plan.evicted = keys_to_evict(&still, self.max_per_user);
+        match self.on_limit {
+            OnLimit::Evict => plan.evicted = keys_to_evict(&still, self.max_per_user),
+            OnLimit::Refuse => plan.refused = still.len() >= self.max_per_user,
+        }
         plan
     }
 }
@@ -155,6 +174,7 @@ mod tests {
             lifetime: 180 * DAY,
             idle_timeout: None,
             max_per_user: 2,
+            on_limit: OnLimit::Evict,
         };
         let day = DAY.as_millis() as i64;
         let live = [
@@ -182,6 +202,18 @@ mod tests {
             "one slot for the new key: the least recently used goes"
         );
         assert_eq!(policy.plan_issue(&live[2..], t(200 * day)), IssuePlan::default());
+        // Refusing instead: the expired one is still marked, nothing is evicted, and the key
+        // is refused while the others fill the room.
+        let refuse = KeyPolicy {
+            on_limit: OnLimit::Refuse,
+            ..policy
+        };
+        let plan = refuse.plan_issue(&live, t(200 * day));
+        assert_eq!(
+            (plan.expired.len(), plan.evicted.len(), plan.refused),
+            (1, 0, true)
+        );
+        assert!(!refuse.plan_issue(&live[2..], t(200 * day)).refused);
     }
 
     #[test]
@@ -190,6 +222,7 @@ mod tests {
             lifetime: 180 * DAY,
             idle_timeout: None,
             max_per_user: 10,
+            on_limit: OnLimit::Evict,
         };
         let created = t(1_000);
         let deadline = created.plus(180 * DAY);
@@ -209,6 +242,7 @@ mod tests {
             lifetime: 180 * DAY,
             idle_timeout: Some(30 * DAY),
             max_per_user: 10,
+            on_limit: OnLimit::Evict,
         };
         let created = t(0);
         assert_eq!(policy.expires_at(created, None), created.plus(30 * DAY));

@@ -15,7 +15,7 @@ pub mod username;
 
 pub use access_key::{AccessKey, KeyDigest};
 pub use anomaly::{ActivityDelta, AnomalyPolicy, KeyActivity, SharedActivity, Verdict};
-pub use key_lifecycle::{KeyPolicy, KeyStatus, RevocationReason};
+pub use key_lifecycle::{KeyPolicy, KeyStatus, OnLimit, RevocationReason};
 pub use name_digest::NameKey;
 pub use password::{Password, PasswordPolicy};
 pub use throttle::{wide_network, Counter, FailureLog, Scope, ThrottlePolicy};

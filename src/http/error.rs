@@ -27,6 +27,8 @@ pub enum ApiError {
     NotFound,
     MethodNotAllowed,
     UsernameTaken,
+    /// 409: `keys.on_limit = "refuse"` and the user holds `keys.max_per_user` live keys.
+    TooManyKeys,
     PayloadTooLarge,
     HeadersTooLarge,
     UnsupportedMediaType,
@@ -48,7 +50,7 @@ impl ApiError {
             Self::InvalidKey | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::UsernameTaken | Self::TooManyKeys => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,6 +71,7 @@ impl ApiError {
             Self::NotFound => "Not found".into(),
             Self::MethodNotAllowed => "Method not allowed".into(),
             Self::UsernameTaken => "Username already taken".into(),
+            Self::TooManyKeys => "Too many active keys".into(),
             Self::PayloadTooLarge => "Request body too large (the limit is 64 KiB)".into(),
             Self::HeadersTooLarge => "Request headers too large (the limit is 16 KiB)".into(),
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
@@ -130,6 +133,7 @@ impl From<StoreError> for ApiError {
                 }
                 Self::Unavailable { retry_after_secs: 1 }
             }
+            StoreError::KeyLimit => Self::TooManyKeys,
             StoreError::Conflict(what) => {
                 tracing::error!(what, "unexpected conflict");
                 Self::Internal

@@ -9,6 +9,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{Admission, CountedAttempt, KeyUsage, LastUse, NewKey, PruneCutoffs, Store, StoreError};
+use crate::domain::OnLimit;
 use crate::domain::{
     AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
     Username,
@@ -45,6 +46,7 @@ fn policy(max_per_user: usize) -> KeyPolicy {
         lifetime: Duration::from_secs(100 * 86_400),
         idle_timeout: None,
         max_per_user,
+        on_limit: OnLimit::Evict,
     }
 }
 
@@ -558,6 +560,7 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
         lifetime: Duration::from_secs(180 * 86_400),
         idle_timeout: None,
         max_per_user: 10,
+        on_limit: OnLimit::Evict,
     };
     // (created, last used, expected revocation). The key past its lifetime comes last: a key
     // issued after its deadline would have it marked expired at once (`issue_key`).
@@ -783,6 +786,7 @@ mod postgres_instances {
             lifetime: Duration::from_secs(180 * 86_400),
             idle_timeout: None,
             max_per_user: 10,
+            on_limit: OnLimit::Evict,
         };
         store.issue_key(&key, &policy).await.unwrap();
         let mut other = sqlx::PgConnection::connect(db.url.expose_secret()).await.unwrap();

@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A unique constraint refused the write (a taken username).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// `keys.on_limit = "refuse"` and the user already holds `keys.max_per_user` live keys.
+    #[error("too many active keys")]
+    KeyLimit,
     /// The database is busy, locked, full or unreachable: worth retrying later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] BoxError),

@@ -341,3 +341,58 @@ async fn usage_is_written_when_due_not_at_every_flush() {
     assert_eq!(services.keys.flush().await.unwrap(), 1);
     assert_eq!(stored_last_used().await, Some(last));
 }
+
+/// `keys.on_limit = "refuse"` (the original back end's rule): past `max_per_user` live keys a
+/// sign-in is refused with 409, nothing is evicted, and room made by a sign-out is room again.
+#[tokio::test]
+async fn with_on_limit_refuse_a_sign_in_past_the_limit_is_refused() {
+    let app = spawn_app_with(|s| {
+        s.keys.max_per_user = 2;
+        s.keys.on_limit = killbill_auth::domain::OnLimit::Refuse;
+    })
+    .await;
+    let first = app.user("bill").await;
+    let second = app.sign_in("bill", PASSWORD).await.key();
+    let r = app.sign_in("bill", PASSWORD).await;
+    assert_eq!(r.assert_error(409), "Too many active keys");
+    assert_eq!(app.validate(&first).await.status, 200, "nothing was evicted");
+    assert_eq!(app.validate(&second).await.status, 200);
+    assert_eq!(
+        app.request("DELETE", "/auth", Some(&first), None).await.status,
+        200
+    );
+    assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
+}
+
+/// The refusal holds under concurrent sign-ins (from different networks, so that the sign-in
+/// throttle's in-flight count is not what limits them): exactly `max_per_user` live keys.
+#[tokio::test]
+async fn with_on_limit_refuse_concurrent_sign_ins_get_exactly_the_room_left() {
+    let app = spawn_app_with(|s| {
+        s.keys.max_per_user = 3;
+        s.keys.on_limit = killbill_auth::domain::OnLimit::Refuse;
+    })
+    .await;
+    app.user("bill").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = app.client_from(&format!("127.0.{}.1", 20 + i));
+        let url = app.url("/auth");
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"username": "bill", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 18, "{statuses:?}");
+}

@@ -296,6 +296,7 @@ async fn the_sweep_marks_keys_that_expired_unused() {
         lifetime: std::time::Duration::from_secs(180 * 86_400),
         idle_timeout: None,
         max_per_user: 10,
+        on_limit: killbill_auth::domain::OnLimit::Evict,
     };
     assert_eq!(app.store.expire_keys(&policy, app.clock.now()).await.unwrap(), 1);
     assert_eq!(

@@ -745,6 +745,10 @@ impl Store for PgStore {
                 })
                 .collect();
             let plan = policy.plan_issue(&live, key.created);
+            if plan.refused {
+                // Nothing written: the expired keys are marked by housekeeping or the next sign-in.
+                return Err(StoreError::KeyLimit);
+            }
             let mut revoked = Vec::new();
             for (id, at) in plan.expired {
                 let one = [id];

@@ -666,6 +666,10 @@ impl Store for SqliteStore {
                 })
                 .collect();
             let plan = policy.plan_issue(&live, key.created);
+            if plan.refused {
+                // Nothing written: the expired keys are marked by housekeeping or the next sign-in.
+                return Err(StoreError::KeyLimit);
+            }
             let mut revoked = Vec::new();
             for (id, at) in plan.expired {
                 let one = [id];
@@ -876,6 +880,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::OnLimit;
     use crate::domain::{AccessKey, Role, Username};
     use crate::store::LastUse;
 
@@ -884,6 +889,7 @@ mod tests {
             lifetime: Duration::from_secs(180 * 86_400),
             idle_timeout: None,
             max_per_user: 10,
+            on_limit: OnLimit::Evict,
         }
     }
 

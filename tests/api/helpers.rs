@@ -450,7 +450,9 @@ pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    // Up to 30 s: on PostgreSQL a start migrates and connects its listener, and the suite
+    // starts many servers at once on 2 cores.
+    for _ in 0..600 {
         if client
             .get(format!("http://127.0.0.1:{port}/"))
             .send()

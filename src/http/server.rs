@@ -55,6 +55,7 @@ use super::connection::{Connection, Connections};
 use crate::config::ServerSettings;
 use crate::domain::anomaly::canonical_ip;
 use crate::metrics::{Metrics, Refusal};
+use crate::telemetry::Sampled;
 
 /// The pause after an accept error that is not about one connection (EMFILE, ENFILE, ENOMEM…):
 /// the condition lasts until a connection closes, and retrying at once would spin.
@@ -171,7 +172,8 @@ pub async fn serve(
     // Every connection task holds a receiver: `closed()` tells when the last one has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut refusals = RefusalLog::default();
-    let mut accept_errors = AcceptErrorLog::default();
+    // Accept errors: one line a second at most, with how many there were.
+    let accept_errors = Sampled::new(LOG_EVERY);
     tokio::pin!(shutdown);
     loop {
         let flush_at = refusals.flush_at();
@@ -206,7 +208,9 @@ pub async fn serve(
             // About that one connection (it went away before we took it): nothing to wait for.
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
-                accept_errors.note(&e);
+                if let Some(suppressed) = accept_errors.admit() {
+                    tracing::error!(error = %e, count = suppressed + 1, "accept failed; pausing 50 ms after each");
+                }
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
@@ -569,24 +573,6 @@ impl RefusalLog {
         self.last_line = Some(Instant::now());
         self.per_address = 0;
         self.max_connections = 0;
-    }
-}
-
-/// Accept errors, logged at most once per [`LOG_EVERY`] with how many there were.
-#[derive(Default)]
-struct AcceptErrorLog {
-    last_line: Option<Instant>,
-    unlogged: u64,
-}
-
-impl AcceptErrorLog {
-    fn note(&mut self, e: &io::Error) {
-        self.unlogged += 1;
-        if self.last_line.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            tracing::error!(error = %e, count = self.unlogged, "accept failed; pausing 50 ms after each");
-            self.last_line = Some(Instant::now());
-            self.unlogged = 0;
-        }
     }
 }
 

@@ -33,6 +33,7 @@ fn policy() -> AnomalyPolicy {
         flood_max_requests: u64::MAX / 2,
         per_second: 1e12,
         burst: 1e12,
+        shared: false,
     }
 }
 

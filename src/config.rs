@@ -502,6 +502,7 @@ impl Settings {
             flood_max_requests: a.flood_max_requests,
             per_second: f64::from(self.rate_limit.key_per_second),
             burst: f64::from(self.rate_limit.key_burst),
+            shared: matches!(self.database_target(), Ok(DatabaseTarget::Postgres(_))),
         }
     }
 

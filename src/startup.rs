@@ -104,9 +104,6 @@ impl Services {
             settings.anomaly_policy(),
             metrics.clone(),
         ));
-        if revocations_url.is_some() {
-            keys.share_with_other_instances();
-        }
         let throttle = Arc::new(Throttle::new(
             settings.throttle_policy(),
             store.clone(),

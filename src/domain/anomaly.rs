@@ -35,6 +35,9 @@ pub struct AnomalyPolicy {
     pub flood_max_requests: u64,
     pub per_second: f64,
     pub burst: f64,
+    /// Several instances share the database: keep apart what this one counted and saw until it
+    /// is shared ([`KeyActivity::take_unshared`]). Off on one machine, where nothing would take it.
+    pub shared: bool,
 }
 
 impl AnomalyPolicy {
@@ -197,7 +200,9 @@ impl KeyActivity {
         let window = duration_ms(policy.flood_window).max(1);
         self.advance_flood_window(window, now - now.rem_euclid(window));
         self.flood_current = self.flood_current.saturating_add(1);
-        add_count(&mut self.unshared, self.flood_start, 1);
+        if policy.shared {
+            add_count(&mut self.unshared, self.flood_start, 1);
+        }
         self.flood_estimate(window, now) > policy.flood_max_requests
     }
 
@@ -367,6 +372,7 @@ mod tests {
             flood_max_requests: 1_000_000,
             per_second: 1_000_000.0,
             burst: 1_000_000.0,
+            shared: true,
         }
     }
 

@@ -9,7 +9,7 @@
 //! is honoured at once.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -202,9 +202,8 @@ pub struct KeyService {
     dirty: Mutex<Vec<Arc<KeyEntry>>>,
     /// Bumped by every revocation, so that a cache fill racing with one can tell.
     revocations: AtomicU64,
-    /// Several instances share one database: keys with activity to share are queued in
-    /// `unshared` (see [`KeyService::share_activity`]).
-    sharing: AtomicBool,
+    /// Several instances share one database (`AnomalyPolicy::shared`): keys with activity to
+    /// share are queued here (see [`KeyService::share_activity`]).
     unshared: Mutex<Vec<Arc<KeyEntry>>>,
     metrics: Arc<Metrics>,
 }
@@ -226,7 +225,6 @@ impl KeyService {
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             dirty: Mutex::new(Vec::new()),
             revocations: AtomicU64::new(0),
-            sharing: AtomicBool::new(false),
             unshared: Mutex::new(Vec::new()),
         }
     }
@@ -301,7 +299,7 @@ impl KeyService {
         if newly_dirty {
             self.dirty().push(entry.clone());
         }
-        if newly_unshared && self.sharing.load(Ordering::Relaxed) {
+        if newly_unshared {
             lock(&self.unshared).push(entry.clone());
         }
         judged
@@ -601,12 +599,6 @@ impl KeyService {
         // Still marked dirty: they stay queued (judge does not queue them twice).
         self.dirty().extend(later);
         self.write_usage(due).await
-    }
-
-    /// Several instances share the database: from now on, what this one sees of its keys is
-    /// queued for [`KeyService::share_activity`], which must then run every second.
-    pub fn share_with_other_instances(&self) {
-        self.sharing.store(true, Ordering::Relaxed);
     }
 
     /// How long the shared anomaly rows of a key matter: the network window, or the two flood

@@ -18,10 +18,11 @@ pub enum RevocationReason {
     Evicted,
     PasswordChanged,
     Admin,
+    Suspended,
 }
 
 impl RevocationReason {
-    pub const ALL: [RevocationReason; 7] = [
+    pub const ALL: [RevocationReason; 8] = [
         Self::SignedOut,
         Self::Expired,
         Self::IpChanges,
@@ -29,6 +30,7 @@ impl RevocationReason {
         Self::Evicted,
         Self::PasswordChanged,
         Self::Admin,
+        Self::Suspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,7 @@ impl RevocationReason {
             Self::Evicted => "evicted",
             Self::PasswordChanged => "password_changed",
             Self::Admin => "admin",
+            Self::Suspended => "suspended",
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod access_key;
 pub mod anomaly;
+pub mod event;
 pub mod key_lifecycle;
 pub mod name_digest;
 pub mod password;
@@ -15,6 +16,7 @@ pub mod username;
 
 pub use access_key::{AccessKey, KeyDigest};
 pub use anomaly::{ActivityDelta, AnomalyPolicy, KeyActivity, SharedActivity, Verdict};
+pub use event::{Event, EventKind, NewEvent};
 pub use key_lifecycle::{KeyPolicy, KeyStatus, OnLimit, RevocationReason};
 pub use name_digest::NameKey;
 pub use password::{Password, PasswordPolicy};

@@ -11,6 +11,8 @@ use super::{Timestamp, Username};
 pub enum Role {
     User,
     Admin,
+    /// A back-end service (a game server): keys without a password, made on the command line.
+    Service,
 }
 
 impl Role {
@@ -18,6 +20,7 @@ impl Role {
         match self {
             Role::User => "USER",
             Role::Admin => "ADMIN",
+            Role::Service => "SERVICE",
         }
     }
 
@@ -25,6 +28,7 @@ impl Role {
         match s {
             "USER" => Some(Role::User),
             "ADMIN" => Some(Role::Admin),
+            "SERVICE" => Some(Role::Service),
             _ => None,
         }
     }

@@ -24,6 +24,10 @@ use crate::domain::{
     Timestamp, User,
 };
 
+/// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:
+/// the key is gone with the account).
+pub const ACCOUNT_DELETED: &str = "account_deleted";
+
 /// A key about to be stored.
 #[derive(Clone, Debug)]
 pub struct NewKey {

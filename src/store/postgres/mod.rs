@@ -45,10 +45,10 @@ use super::rows::{
 };
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult,
+    StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, SharedActivity};
+use crate::domain::{ActivityDelta, NewEvent, SharedActivity};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -191,15 +191,6 @@ async fn insert_key(conn: &mut PgConnection, key: &NewKey) -> StoreResult<()> {
         .bind(&ip)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES ($1, $2, 'issued', $3, $4)",
-    )
-    .bind(key.id)
-    .bind(key.user_id)
-    .bind(&ip)
-    .bind(key.created.as_millis())
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
@@ -249,19 +240,11 @@ async fn revoke_where(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let digests: Vec<Vec<u8>> = rows.iter().map(|r| r.digest.clone()).collect();
-    sqlx::query(
-        "INSERT INTO key_events (key_id, user_id, event, reason, network, at_ms) \
-         SELECT id, $2, 'revoked', $3, $4, $5 FROM unnest($1::uuid[]) WITH ORDINALITY AS r(id, n) ORDER BY n",
-    )
-    .bind(&ids)
-    .bind(user_id)
-    .bind(reason.as_str())
-    .bind(network)
-    .bind(at.as_millis())
-    .execute(&mut *conn)
-    .await?;
-    insert_feed(conn, &digests, at).await?;
+    let events: Vec<NewEvent> = ids
+        .iter()
+        .map(|&id| NewEvent::key_revoked(user_id, id, reason, at, network))
+        .collect();
+    insert_events(conn, &events).await?;
     rows.into_iter().map(|row| row.revoked(reason)).collect()
 }
 
@@ -278,26 +261,70 @@ async fn housekeeping_turn(tx: &mut PgConnection) -> StoreResult<bool> {
         .await?)
 }
 
-/// Appends revoked or deleted keys to the revocation feed, in the given order, and notifies every
-/// instance (`listen`): PostgreSQL delivers a transaction's notifications when, and only if, it
-/// commits, in commit order.
-async fn insert_feed(conn: &mut PgConnection, digests: &[Vec<u8>], at: Timestamp) -> StoreResult<()> {
-    if digests.is_empty() {
+/// The advisory lock that serialises appends to the revocation feed from the insert to the commit,
+/// so that `seq` order is commit order: a reader that has seen `seq` n has seen every row below it
+/// that will ever commit (`GET /revocations` resumes by `seq`).
+pub const FEED_LOCK: i64 = 0x6b62_6175_7468_6664; // "kbauthfd"
+
+/// Appends revoked or deleted keys of one user to the revocation feed, in the given order, and
+/// notifies every instance (`listen`): PostgreSQL delivers a transaction's notifications when, and
+/// only if, it commits, in commit order. `reason` overrides the keys' own (`account_deleted`).
+/// Takes [`FEED_LOCK`] until the transaction ends: call it once, just before the commit, after
+/// every other lock (a second lock taken while holding it could deadlock with another writer).
+async fn insert_feed(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keys: &[RevokedKey],
+    reason: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    if keys.is_empty() {
         return Ok(());
     }
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
+    let digests: Vec<Vec<u8>> = keys.iter().map(|k| k.digest.0.to_vec()).collect();
+    let reasons: Vec<&str> = keys.iter().map(|k| reason.unwrap_or(k.reason.as_str())).collect();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(FEED_LOCK)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
-        "INSERT INTO revocation_feed (digest, at_ms) \
-         SELECT d, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS f(d, n) ORDER BY n",
+        "INSERT INTO revocation_feed (digest, at_ms, key_id, user_id, reason) \
+         SELECT d, $2, k, $3, r FROM unnest($1::bytea[], $4::uuid[], $5::text[]) WITH ORDINALITY AS f(d, k, r, n) \
+         ORDER BY n",
     )
-    .bind(digests)
+    .bind(&digests)
     .bind(at.as_millis())
+    .bind(user_id)
+    .bind(&ids)
+    .bind(&reasons)
     .execute(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify($1, encode(d, 'hex')) FROM unnest($2::bytea[]) AS f(d)")
         .bind(listen::REVOCATIONS_CHANNEL)
-        .bind(digests)
+        .bind(&digests)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Records security events in the caller's transaction.
+async fn insert_events(conn: &mut PgConnection, events: &[NewEvent]) -> StoreResult<()> {
+    for event in events {
+        sqlx::query(
+            "INSERT INTO events (id, at_ms, kind, user_id, actor_id, network, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(event.id)
+        .bind(event.at.as_millis())
+        .bind(event.kind.as_str())
+        .bind(event.user_id)
+        .bind(event.actor_id)
+        .bind(&event.network)
+        .bind(event.detail.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -777,6 +804,7 @@ impl Store for PgStore {
                 revoked.extend(evicted.await?);
             }
             insert_key(&mut tx, key).await?;
+            insert_feed(&mut tx, key.user_id, &revoked, None, key.created).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -822,6 +850,7 @@ impl Store for PgStore {
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, new_key.created).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -838,12 +867,11 @@ impl Store for PgStore {
                     .bind(user_id)
                     .fetch_all(&mut *tx)
                     .await?;
-            let digests: Vec<Vec<u8>> = rows.iter().map(|r| r.digest.clone()).collect();
             let gone = rows
                 .into_iter()
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
-            insert_feed(&mut tx, &digests, at).await?;
+            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
             // Keys, hashes and events go with the user (ON DELETE CASCADE).
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
@@ -877,6 +905,7 @@ impl Store for PgStore {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
             tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
@@ -895,6 +924,7 @@ impl Store for PgStore {
             // A sign-in committing meanwhile leaves its key live, as it would have after this.
             lock_user(&mut tx, user_id).await?;
             let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
             tx.commit().await?;
             Ok(revoked)
         })

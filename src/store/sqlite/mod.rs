@@ -27,10 +27,10 @@ use super::rows::{
 };
 use super::{
     Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult,
+    StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, SharedActivity};
+use crate::domain::{ActivityDelta, NewEvent, SharedActivity};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -235,15 +235,6 @@ async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()
         .bind(&ip)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO key_events (key_id, user_id, event, network, at_ms) VALUES (?, ?, 'issued', ?, ?)",
-    )
-    .bind(key.id)
-    .bind(key.user_id)
-    .bind(&ip)
-    .bind(key.created.as_millis())
-    .execute(&mut *conn)
-    .await?;
     Ok(())
 }
 
@@ -291,24 +282,56 @@ async fn revoke_where(
     let mut revoked = Vec::with_capacity(rows.len());
     for row in rows {
         let id = row.id;
-        sqlx::query(
-            "INSERT INTO key_events (key_id, user_id, event, reason, network, at_ms) VALUES (?, ?, 'revoked', ?, ?, ?)",
+        insert_event(
+            &mut *conn,
+            &NewEvent::key_revoked(user_id, id, reason, at, network),
         )
-        .bind(id)
-        .bind(user_id)
-        .bind(reason.as_str())
-        .bind(network)
-        .bind(at.as_millis())
-        .execute(&mut *conn)
         .await?;
-        sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
-            .bind(&row.digest)
-            .bind(at.as_millis())
-            .execute(&mut *conn)
-            .await?;
         revoked.push(row.revoked(reason)?);
     }
     Ok(revoked)
+}
+
+/// Appends revoked or deleted keys of one user to the revocation feed: other processes drop them
+/// from their caches, and `GET /revocations` streams them. One writer at a time, so `seq` order is
+/// commit order. `reason` overrides the keys' own (`account_deleted`).
+async fn insert_feed(
+    conn: &mut SqliteConnection,
+    user_id: Uuid,
+    keys: &[RevokedKey],
+    reason: Option<&str>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    for key in keys {
+        sqlx::query(
+            "INSERT INTO revocation_feed (digest, at_ms, key_id, user_id, reason) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&key.digest.0[..])
+        .bind(at.as_millis())
+        .bind(key.id)
+        .bind(user_id)
+        .bind(reason.unwrap_or(key.reason.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records a security event in the caller's transaction.
+async fn insert_event(conn: &mut SqliteConnection, event: &NewEvent) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (id, at_ms, kind, user_id, actor_id, network, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.id)
+    .bind(event.at.as_millis())
+    .bind(event.kind.as_str())
+    .bind(event.user_id)
+    .bind(event.actor_id)
+    .bind(&event.network)
+    .bind(event.detail.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -696,6 +719,7 @@ impl Store for SqliteStore {
                 revoked.extend(evicted.await?);
             }
             insert_key(&mut tx, key).await?;
+            insert_feed(&mut tx, key.user_id, &revoked, None, key.created).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -740,6 +764,7 @@ impl Store for SqliteStore {
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, new_key.created).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -758,13 +783,7 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
-            for key in &gone {
-                sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, ?)")
-                    .bind(&key.digest.0[..])
-                    .bind(at.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
             // Keys, hashes and events go with the user (ON DELETE CASCADE).
             sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(user_id)
@@ -791,6 +810,7 @@ impl Store for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
             tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
@@ -807,6 +827,7 @@ impl Store for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
             tx.commit().await?;
             Ok(revoked)
         })

@@ -21,4 +21,5 @@ mod metrics;
 mod services;
 mod sign_in;
 mod storage;
+mod tickets;
 mod users;

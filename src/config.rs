@@ -24,10 +24,11 @@ pub const MAX_NETWORKS_LIMIT: u32 = 64;
 
 /// The configuration sections, which is how an environment variable name is split:
 /// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "database",
     "keys",
+    "events",
     "anomaly",
     "rate_limit",
     "throttle",
@@ -40,6 +41,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub keys: KeysSettings,
+    pub events: EventsSettings,
     pub anomaly: AnomalySettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
@@ -117,6 +119,13 @@ pub struct KeysSettings {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// Security events older than this are deleted.
+    pub retention: HumanDuration,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AnomalySettings {
     pub window: HumanDuration,
     pub max_networks: u32,
@@ -189,6 +198,14 @@ impl Default for KeysSettings {
             idle_timeout: HumanDuration::ZERO,
             max_per_user: 10,
             on_limit: OnLimit::Evict,
+        }
+    }
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            retention: HumanDuration::days(90),
         }
     }
 }
@@ -349,6 +366,9 @@ impl Settings {
         }
         if self.keys.max_per_user == 0 {
             return Err(invalid("keys.max_per_user", "must be at least 1"));
+        }
+        if self.events.retention.0.is_zero() {
+            return Err(invalid("events.retention", "must be longer than 0s"));
         }
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));

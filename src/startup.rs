@@ -59,6 +59,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// PostgreSQL: where revocations from every instance are listened for.
     pub revocations_url: Option<SecretString>,
+    /// Security events are deleted after this (`events.retention`).
+    pub events_retention: Duration,
 }
 
 impl Services {
@@ -125,6 +127,7 @@ impl Services {
             throttle,
             metrics,
             revocations_url,
+            events_retention: settings.events.retention.0,
         })
     }
 
@@ -153,6 +156,7 @@ impl Services {
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
             shared_activity: now.minus(self.keys.shared_activity_kept_for()),
+            events: now.minus(self.events_retention),
         };
         // Usage first, so that no key is judged idle on stale data; and a minute of margin, so
         // that a key this instance still holds as live has been refused here already.

@@ -8,12 +8,20 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Admission, CountedAttempt, KeyUsage, LastUse, NewKey, PruneCutoffs, Store, StoreError};
-use crate::domain::OnLimit;
+use super::{Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, PruneCutoffs, Store, StoreError};
 use crate::domain::{
     AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
     Username,
 };
+use crate::domain::{EventKind, NewEvent, OnLimit};
+
+fn test_event() -> NewEvent {
+    NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
+}
+
+fn test_event_at(at: Timestamp) -> NewEvent {
+    NewEvent::new(EventKind::AccountDeleted, at, None)
+}
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -83,7 +91,10 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 async fn users_and_names(store: &dyn Store) {
     store.ping().await.unwrap();
     let bill = user("Bill", T0);
-    store.create_user(&bill, "$argon2id$one", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$one", None, &test_event())
+        .await
+        .unwrap();
     let (found, phc) = store
         .find_login("bill")
         .await
@@ -93,7 +104,7 @@ async fn users_and_names(store: &dyn Store) {
     assert!(store.find_login("bil").await.unwrap().is_none());
     assert!(matches!(
         store
-            .create_user(&user("BILL", T0 + 1), "$argon2id$x", None)
+            .create_user(&user("BILL", T0 + 1), "$argon2id$x", None, &test_event())
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -101,7 +112,7 @@ async fn users_and_names(store: &dyn Store) {
     let ann = user("ann", T0 + 2);
     let key = new_key(&ann, T0 + 2);
     store
-        .create_user(&ann, "$argon2id$two", Some(&key))
+        .create_user(&ann, "$argon2id$two", Some(&key), &test_event())
         .await
         .unwrap();
     let (record, owner) = store.find_key(&key.digest).await.unwrap().expect("key");
@@ -121,7 +132,10 @@ async fn users_and_names(store: &dyn Store) {
 
     // Creation order, by cursor.
     let carl = user("carl", T0 + 3);
-    store.create_user(&carl, "$argon2id$c", None).await.unwrap();
+    store
+        .create_user(&carl, "$argon2id$c", None, &test_event())
+        .await
+        .unwrap();
     let all = store.list_users(None, 10).await.unwrap();
     assert_eq!(all, vec![bill.clone(), ann.clone(), carl.clone()]);
     let page = store.list_users(None, 2).await.unwrap();
@@ -161,11 +175,18 @@ async fn users_and_names(store: &dyn Store) {
 
 async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let head = store.revocation_feed_head().await.unwrap();
     let keys: Vec<NewKey> = (0..3).map(|d| new_key(&bill, T0 + d * DAY)).collect();
     for key in &keys {
-        assert!(store.issue_key(key, &policy(3)).await.unwrap().is_empty());
+        assert!(store
+            .issue_key(key, &policy(3), &test_event())
+            .await
+            .unwrap()
+            .is_empty());
     }
     store
         .record_usage(&[used(keys[0].id, T0 + 3 * DAY)])
@@ -173,7 +194,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
         .unwrap();
     // Past the limit: the least recently used goes (keys[1], never used, created before keys[2]).
     let fourth = new_key(&bill, T0 + 4 * DAY);
-    let evicted = store.issue_key(&fourth, &policy(3)).await.unwrap();
+    let evicted = store.issue_key(&fourth, &policy(3), &test_event()).await.unwrap();
     assert_eq!(evicted.len(), 1);
     assert_eq!(
         (evicted[0].id, evicted[0].digest, evicted[0].reason),
@@ -193,7 +214,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     // A sign-in after keys[0]'s lifetime (100 days) marks it expired at its deadline; the
     // others stay, within the limit.
     let fifth = new_key(&bill, T0 + 101 * DAY);
-    let expired = store.issue_key(&fifth, &policy(3)).await.unwrap();
+    let expired = store.issue_key(&fifth, &policy(3), &test_event()).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(
         (expired[0].id, expired[0].reason),
@@ -220,7 +241,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
 
     // A limit of one: every sign-in replaces the previous key.
     let sixth = new_key(&bill, T0 + 102 * DAY);
-    let gone = store.issue_key(&sixth, &policy(1)).await.unwrap();
+    let gone = store.issue_key(&sixth, &policy(1), &test_event()).await.unwrap();
     assert_eq!(gone.len(), 3);
     assert_eq!(live_ids(store, bill.id).await, vec![sixth.id]);
 }
@@ -228,19 +249,30 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
 async fn revoke_one_and_all(store: &dyn Store) {
     let bill = user("bill", T0);
     let ann = user("ann", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
-    store.create_user(&ann, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
+    store
+        .create_user(&ann, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     let anns = new_key(&ann, T0);
-    store.issue_key(&anns, &policy(10)).await.unwrap();
+    store.issue_key(&anns, &policy(10), &test_event()).await.unwrap();
 
     // Not theirs: nothing.
     let at = ts(T0 + 10);
     assert!(store
-        .revoke_key(ann.id, keys[0].id, RevocationReason::SignedOut, at, None)
+        .revoke_key(
+            ann.id,
+            keys[0].id,
+            RevocationReason::SignedOut,
+            &Cause::new(at, None)
+        )
         .await
         .unwrap()
         .is_none());
@@ -249,8 +281,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
             bill.id,
             keys[0].id,
             RevocationReason::SignedOut,
-            at,
-            Some("203.0.113.0/24"),
+            &Cause::new(at, Some("203.0.113.0/24")),
         )
         .await
         .unwrap()
@@ -265,8 +296,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
             bill.id,
             keys[0].id,
             RevocationReason::IpChanges,
-            ts(T0 + 11),
-            None
+            &Cause::new(ts(T0 + 11), None)
         )
         .await
         .unwrap()
@@ -276,7 +306,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
     assert_eq!(record.revoked_network.as_deref(), Some("203.0.113.0/24"));
 
     let all = store
-        .revoke_user_keys(bill.id, RevocationReason::Admin, ts(T0 + 20), None)
+        .revoke_user_keys(bill.id, RevocationReason::Admin, &Cause::new(ts(T0 + 20), None))
         .await
         .unwrap();
     assert_eq!(
@@ -298,14 +328,17 @@ async fn revoke_one_and_all(store: &dyn Store) {
 
 async fn change_password_and_delete_user(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$old", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$old", None, &test_event())
+        .await
+        .unwrap();
     let old: Vec<NewKey> = (0..2).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &old {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     let fresh = new_key(&bill, T0 + 100);
     let revoked = store
-        .change_password(bill.id, "$argon2id$new", &fresh)
+        .change_password(bill.id, "$argon2id$new", &fresh, &test_event())
         .await
         .unwrap();
     assert_eq!(
@@ -327,7 +360,10 @@ async fn change_password_and_delete_user(store: &dyn Store) {
     );
 
     let head = store.revocation_feed_head().await.unwrap();
-    let gone = store.delete_user(bill.id, ts(T0 + 200)).await.unwrap();
+    let gone = store
+        .delete_user(bill.id, &test_event_at(ts(T0 + 200)))
+        .await
+        .unwrap();
     assert_eq!(gone.len(), 1);
     assert_eq!(
         (gone[0].id, gone[0].digest, gone[0].reason),
@@ -344,11 +380,11 @@ async fn change_password_and_delete_user(store: &dyn Store) {
     );
     // The name is free again.
     store
-        .create_user(&user("BILL", T0 + 300), "$argon2id$x", None)
+        .create_user(&user("BILL", T0 + 300), "$argon2id$x", None, &test_event())
         .await
         .unwrap();
     assert!(store
-        .delete_user(Uuid::new_v4(), ts(T0))
+        .delete_user(Uuid::new_v4(), &test_event_at(ts(T0)))
         .await
         .unwrap()
         .is_empty());
@@ -356,10 +392,13 @@ async fn change_password_and_delete_user(store: &dyn Store) {
 
 async fn usage_batches(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     store
         .record_usage(&[
@@ -517,10 +556,13 @@ async fn revocation_feed_order(store: &dyn Store) {
     assert_eq!(store.revocation_feed_head().await.unwrap(), 0);
     assert!(store.revocations_since(0).await.unwrap().is_empty());
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..4).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     for (i, key) in [&keys[2], &keys[0], &keys[3]].into_iter().enumerate() {
         store
@@ -528,8 +570,7 @@ async fn revocation_feed_order(store: &dyn Store) {
                 bill.id,
                 key.id,
                 RevocationReason::SignedOut,
-                ts(T0 + 10 + i as i64),
-                None,
+                &Cause::new(ts(T0 + 10 + i as i64), None),
             )
             .await
             .unwrap()
@@ -555,7 +596,10 @@ async fn revocation_feed_order(store: &dyn Store) {
 async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
     let now = T0;
     let bill = user("bill", now - 400 * DAY);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let lifetime = KeyPolicy {
         lifetime: Duration::from_secs(180 * 86_400),
         idle_timeout: None,
@@ -574,7 +618,7 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
     let mut ids = Vec::new();
     for (created, last, _) in cases {
         let key = new_key(&bill, created);
-        store.issue_key(&key, &lifetime).await.unwrap();
+        store.issue_key(&key, &lifetime, &test_event()).await.unwrap();
         if let Some(at) = last {
             store.record_usage(&[used(key.id, at)]).await.unwrap();
         }
@@ -605,18 +649,20 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
 
 async fn pruning(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     store
         .revoke_key(
             bill.id,
             keys[0].id,
             RevocationReason::SignedOut,
-            ts(T0 + 100),
-            None,
+            &Cause::new(ts(T0 + 100), None),
         )
         .await
         .unwrap();
@@ -625,8 +671,7 @@ async fn pruning(store: &dyn Store) {
             bill.id,
             keys[1].id,
             RevocationReason::SignedOut,
-            ts(T0 + 300),
-            None,
+            &Cause::new(ts(T0 + 300), None),
         )
         .await
         .unwrap();
@@ -658,6 +703,7 @@ async fn pruning(store: &dyn Store) {
             known_networks: cut,
             revoked_keys: cut,
             shared_activity: cut,
+            events: cut,
         })
         .await
         .unwrap();
@@ -780,7 +826,10 @@ mod postgres_instances {
         let db = TestDatabase::create().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let bill = user("bill", T0 - 400 * DAY);
-        store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+        store
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         let key = new_key(&bill, T0 - 200 * DAY);
         let policy = KeyPolicy {
             lifetime: Duration::from_secs(180 * 86_400),
@@ -788,7 +837,7 @@ mod postgres_instances {
             max_per_user: 10,
             on_limit: OnLimit::Evict,
         };
-        store.issue_key(&key, &policy).await.unwrap();
+        store.issue_key(&key, &policy, &test_event()).await.unwrap();
         let mut other = sqlx::PgConnection::connect(db.url.expose_secret()).await.unwrap();
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(crate::store::postgres::HOUSEKEEPING_LOCK)
@@ -816,7 +865,10 @@ mod postgres_instances {
         );
         let stores = [a.unwrap(), b.unwrap(), c.unwrap()];
         let bill = user("bill", T0);
-        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        stores[0]
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         for store in &stores {
             assert_eq!(store.find_user(bill.id).await.unwrap().unwrap().0, bill);
             store.close().await;
@@ -865,13 +917,20 @@ mod postgres_instances {
         let db = TestDatabase::create().await;
         let stores = instances(&db, 2).await;
         let bill = user("bill", T0);
-        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        stores[0]
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..20 {
             let store = stores[i % 2].clone();
             let key = new_key(&bill, T0 + i as i64);
             tasks.push(tokio::spawn(async move {
-                store.issue_key(&key, &policy(3)).await.unwrap().len()
+                store
+                    .issue_key(&key, &policy(3), &test_event())
+                    .await
+                    .unwrap()
+                    .len()
             }));
         }
         let mut evicted = 0;

@@ -6,6 +6,7 @@
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
 mod key_reader;
+mod suspensions;
 mod write;
 
 use std::future::Future;
@@ -20,17 +21,18 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use self::key_reader::KeyReader;
+use self::suspensions::{is_last_admin, suspension_in_force};
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::rows::{
     expired_keys, expiry_bounds, shared_activity, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow,
     UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
-    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult, ACCOUNT_DELETED,
+    Admission, Cause, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store,
+    StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, NewEvent, SharedActivity};
+use crate::domain::{ActivityDelta, Event, NewEvent, SharedActivity, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -53,13 +55,14 @@ const EXPIRE: &str =
     "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
 /// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys,
 /// shared request counts and networks.
-const PRUNE: [&str; 6] = [
+const PRUNE: [&str; 7] = [
     "DELETE FROM revocation_feed WHERE at_ms < ?1",
     "DELETE FROM throttle_attempts WHERE at_ms < ?1",
     "DELETE FROM known_networks WHERE last_success_ms < ?1",
     "DELETE FROM keys WHERE revoked_ms < ?1",
     "DELETE FROM key_request_counts WHERE window_start_ms < ?1",
     "DELETE FROM key_networks WHERE last_seen_ms < ?1",
+    "DELETE FROM events WHERE at_ms < ?1",
 ];
 
 pub struct SqliteStore {
@@ -244,9 +247,9 @@ async fn revoke_where(
     user_id: Uuid,
     key_ids: Option<&[Uuid]>,
     reason: RevocationReason,
-    at: Timestamp,
-    network: Option<&str>,
+    cause: &Cause<'_>,
 ) -> StoreResult<Vec<RevokedKey>> {
+    let (at, network) = (cause.at, cause.network);
     let rows: Vec<RevokedRow> = match key_ids {
         None => {
             sqlx::query_as(
@@ -368,7 +371,13 @@ impl Store for SqliteStore {
         self.write.close().await;
     }
 
-    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        user: &User,
+        phc: &str,
+        key: Option<&NewKey>,
+        event: &NewEvent,
+    ) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             sqlx::query(
@@ -390,6 +399,7 @@ impl Store for SqliteStore {
             if let Some(key) = key {
                 insert_key(&mut tx, key).await?;
             }
+            insert_event(&mut tx, event).await?;
             tx.commit().await
         })
         .await
@@ -636,7 +646,7 @@ impl Store for SqliteStore {
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let [feed, throttles, networks, keys, counts, seen] = PRUNE;
+            let [feed, throttles, networks, keys, counts, seen, events] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),
                 (throttles, cutoffs.throttles),
@@ -644,6 +654,7 @@ impl Store for SqliteStore {
                 (keys, cutoffs.revoked_keys),
                 (counts, cutoffs.shared_activity),
                 (seen, cutoffs.shared_activity),
+                (events, cutoffs.events),
             ] {
                 sqlx::query(sql)
                     .bind(before.as_millis())
@@ -671,9 +682,17 @@ impl Store for SqliteStore {
         row.map(LoginRow::into_login).transpose()
     }
 
-    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
+    async fn issue_key(
+        &self,
+        key: &NewKey,
+        policy: &KeyPolicy,
+        event: &NewEvent,
+    ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
+            if let Some(suspension) = suspension_in_force(&mut tx, key.user_id, key.created).await? {
+                return Err(StoreError::Suspended(suspension));
+            }
             let rows: Vec<LiveKeyRow> = sqlx::query_as(&format!(
                 "SELECT {LIVE_KEY_COLUMNS} FROM keys WHERE user_id = ? AND revoked_ms IS NULL"
             ))
@@ -701,10 +720,10 @@ impl Store for SqliteStore {
                     key.user_id,
                     Some(&one),
                     RevocationReason::Expired,
-                    at,
-                    None,
-                );
-                revoked.extend(expired.await?);
+                    &Cause::new(at, None),
+                )
+                .await?;
+                revoked.extend(expired);
             }
             if !plan.evicted.is_empty() {
                 let ip = key.created_ip.map(|ip| ip.to_string());
@@ -713,12 +732,13 @@ impl Store for SqliteStore {
                     key.user_id,
                     Some(&plan.evicted),
                     RevocationReason::Evicted,
-                    key.created,
-                    ip.as_deref(),
-                );
-                revoked.extend(evicted.await?);
+                    &Cause::new(key.created, ip.as_deref()),
+                )
+                .await?;
+                revoked.extend(evicted);
             }
             insert_key(&mut tx, key).await?;
+            insert_event(&mut tx, event).await?;
             insert_feed(&mut tx, key.user_id, &revoked, None, key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -744,6 +764,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         phc: &str,
         new_key: &NewKey,
+        event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
@@ -753,17 +774,16 @@ impl Store for SqliteStore {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            let ip = new_key.created_ip.map(|ip| ip.to_string());
             let revoked = revoke_where(
                 &mut tx,
                 user_id,
                 None,
                 RevocationReason::PasswordChanged,
-                new_key.created,
-                ip.as_deref(),
+                &Cause::new(new_key.created, event.network.as_deref()),
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
+            insert_event(&mut tx, event).await?;
             insert_feed(&mut tx, user_id, &revoked, None, new_key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -771,9 +791,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
+    async fn delete_user(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
+            let at = event.at;
             let mut tx = self.begin_write().await?;
+            if is_last_admin(&mut tx, user_id, at).await? {
+                return Err(StoreError::LastAdmin);
+            }
             let rows: Vec<RevokedRow> =
                 sqlx::query_as("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
                     .bind(user_id)
@@ -784,11 +808,13 @@ impl Store for SqliteStore {
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
             insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
-            // Keys, hashes and events go with the user (ON DELETE CASCADE).
+            // Keys, hashes and suspensions go with the user (ON DELETE CASCADE); events stay
+            // until `events.retention`.
             sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+            insert_event(&mut tx, event).await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -804,13 +830,12 @@ impl Store for SqliteStore {
         user_id: Uuid,
         key_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Option<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
@@ -821,13 +846,12 @@ impl Store for SqliteStore {
         &self,
         user_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, None, reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -893,6 +917,33 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    // Suspensions and security events (issue 14)
+
+    async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.suspend_user(suspension, event).await
+    }
+
+    async fn lift_suspension(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Option<Suspension>> {
+        self.lift_user_suspension(user_id, event).await
+    }
+
+    async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
+        self.list_suspensions(user_id).await
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        self.insert_events(events).await
+    }
+
+    async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        self.list_events(user_id, before, limit).await
+    }
 }
 
 #[cfg(test)]
@@ -901,9 +952,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::OnLimit;
-    use crate::domain::{AccessKey, Role, Username};
+    use crate::domain::{AccessKey, EventKind, OnLimit, Role, Username};
     use crate::store::LastUse;
+
+    fn test_event() -> NewEvent {
+        NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
+    }
 
     fn policy() -> KeyPolicy {
         KeyPolicy {
@@ -940,11 +994,14 @@ mod tests {
         };
         let (fresh, fresh_digest) = new_key(&user, 1_700_000_000_001);
         store
-            .create_user(&user, "$argon2id$stub", Some(&fresh))
+            .create_user(&user, "$argon2id$stub", Some(&fresh), &test_event())
             .await
             .expect("user");
         let (used, used_digest) = new_key(&user, 1_700_000_000_002);
-        store.issue_key(&used, &policy()).await.expect("key");
+        store
+            .issue_key(&used, &policy(), &test_event())
+            .await
+            .expect("key");
         store
             .record_usage(&[KeyUsage {
                 key_id: used.id,
@@ -958,14 +1015,16 @@ mod tests {
             .await
             .expect("usage");
         let (revoked, revoked_digest) = new_key(&user, 1_700_000_000_003);
-        store.issue_key(&revoked, &policy()).await.expect("key");
+        store
+            .issue_key(&revoked, &policy(), &test_event())
+            .await
+            .expect("key");
         store
             .revoke_key(
                 user.id,
                 revoked.id,
                 RevocationReason::IpChanges,
-                ts(1_700_000_200_000),
-                Some("203.0.113.0/24"),
+                &Cause::new(ts(1_700_000_200_000), Some("203.0.113.0/24")),
             )
             .await
             .expect("revoke");

@@ -20,4 +20,5 @@ mod meta;
 mod metrics;
 mod sign_in;
 mod storage;
+mod suspensions;
 mod users;

@@ -31,6 +31,8 @@ mod meta;
 mod metrics;
 #[path = "../api/sign_in.rs"]
 mod sign_in;
+#[path = "../api/suspensions.rs"]
+mod suspensions;
 #[path = "../api/users.rs"]
 mod users;
 

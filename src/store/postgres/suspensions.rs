@@ -136,7 +136,7 @@ impl PgStore {
 
     pub(super) async fn list_suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
         let rows: Vec<SuspensionRow> = sqlx::query_as(&format!(
-            "SELECT {SUSPENSION_COLUMNS} FROM suspensions WHERE user_id = $1 ORDER BY created_ms DESC, id"
+            "SELECT {SUSPENSION_COLUMNS} FROM suspensions WHERE user_id = $1 ORDER BY created_ms DESC, lifted_ms IS NULL DESC, id"
         ))
         .bind(user_id)
         .fetch_all(&self.pool)

@@ -126,7 +126,7 @@ impl SqliteStore {
 
     pub(super) async fn list_suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
         let rows: Vec<SuspensionRow> = sqlx::query_as(&format!(
-            "SELECT {SUSPENSION_COLUMNS} FROM suspensions WHERE user_id = ? ORDER BY created_ms DESC, id"
+            "SELECT {SUSPENSION_COLUMNS} FROM suspensions WHERE user_id = ? ORDER BY created_ms DESC, lifted_ms IS NULL DESC, id"
         ))
         .bind(user_id)
         .fetch_all(&self.read)
@@ -156,14 +156,16 @@ impl SqliteStore {
     ) -> StoreResult<Vec<Event>> {
         let before = before.unwrap_or(i64::MAX);
         let rows: Vec<EventRow> = match user_id {
-            Some(user_id) => sqlx::query_as(&format!(
+            Some(user_id) => {
+                sqlx::query_as(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE user_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
             ))
-            .bind(user_id)
-            .bind(before)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?,
+                .bind(user_id)
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.read)
+                .await?
+            }
             None => {
                 sqlx::query_as(&format!(
                     "SELECT {EVENT_COLUMNS} FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?"

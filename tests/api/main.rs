@@ -12,6 +12,7 @@ mod admin;
 mod anomaly;
 mod bad_input;
 mod connections;
+mod events;
 mod faults;
 mod helpers;
 mod keys;

@@ -19,6 +19,8 @@ mod anomaly;
 mod bad_input;
 #[path = "../api/connections.rs"]
 mod connections;
+#[path = "../api/events.rs"]
+mod events;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/keys.rs"]

@@ -287,7 +287,7 @@ async fn revoke_where(
         let id = row.id;
         insert_event(
             &mut *conn,
-            &NewEvent::key_revoked(user_id, id, reason, at, network),
+            &NewEvent::key_revoked(user_id, id, reason, at, network).by(cause.actor),
         )
         .await?;
         revoked.push(row.revoked(reason)?);
@@ -1053,6 +1053,158 @@ mod tests {
             store.find_key(&fresh_digest).await,
             Err(StoreError::Unavailable(_))
         ));
+    }
+
+    /// Migration 0010 rebuilds `users`, `password_hashes`, `keys` and `known_networks` (to widen
+    /// two CHECK constraints) inside sqlx's transaction: every row of a database made by 0001 to
+    /// 0009 survives, the foreign keys still hold and still cascade, and the new values are
+    /// accepted.
+    #[tokio::test]
+    async fn migration_0010_keeps_every_row_and_every_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let old = SqlitePool::connect_with(options).await.unwrap();
+        let all = sqlx::migrate!("./migrations/sqlite");
+        let up_to_0009 = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version <= 9)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        up_to_0009.run(&old).await.unwrap();
+        let (bill, ann) = (Uuid::new_v4(), Uuid::new_v4());
+        let (live, revoked) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, name, role) in [(bill, "Bill", "ADMIN"), (ann, "ann", "USER")] {
+            sqlx::query("INSERT INTO users VALUES (?, ?, ?, ?, 1000)")
+                .bind(id)
+                .bind(name)
+                .bind(name.to_ascii_lowercase())
+                .bind(role)
+                .execute(&old)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO password_hashes VALUES (?, '$argon2id$old', 1000)")
+                .bind(id)
+                .execute(&old)
+                .await
+                .unwrap();
+        }
+        let live_digest = [7u8; 32];
+        sqlx::query(
+            "INSERT INTO keys (id, user_id, digest, created_ms, created_ip, last_used_ms, last_ip, user_agent, activity) \
+             VALUES (?, ?, ?, 2000, '198.51.100.7', 3000, '198.51.100.8', 'KB2', '{}')",
+        )
+        .bind(live)
+        .bind(bill)
+        .bind(&live_digest[..])
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO keys (id, user_id, digest, created_ms, revoked_ms, revoke_reason, revoked_network) \
+             VALUES (?, ?, ?, 2000, 4000, 'ip_changes', '203.0.113.0/24')",
+        )
+        .bind(revoked)
+        .bind(ann)
+        .bind(&[8u8; 32][..])
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO known_networks VALUES (?, '198.51.100.0/24', 5000)")
+            .bind(bill)
+            .execute(&old)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO key_events (key_id, user_id, event, at_ms) VALUES (?, ?, 'issued', 2000)")
+            .bind(live)
+            .bind(bill)
+            .execute(&old)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, 4000)")
+            .bind(&[8u8; 32][..])
+            .execute(&old)
+            .await
+            .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (user, phc) = store.find_login("bill").await.unwrap().unwrap();
+        assert_eq!(
+            (user.id, user.name.as_str(), user.role, phc.as_str()),
+            (bill, "Bill", Role::Admin, "$argon2id$old")
+        );
+        let (key, owner) = store.find_key(&KeyDigest(live_digest)).await.unwrap().unwrap();
+        assert_eq!(owner.id, bill);
+        assert_eq!(
+            (
+                key.id,
+                key.created,
+                key.last_used,
+                key.last_ip.as_deref(),
+                key.user_agent.as_deref()
+            ),
+            (live, ts(2000), Some(ts(3000)), Some("198.51.100.8"), Some("KB2"))
+        );
+        assert_eq!(key.activity.as_deref(), Some("{}"));
+        let (gone, _) = store.find_key(&KeyDigest([8u8; 32])).await.unwrap().unwrap();
+        assert_eq!(gone.revoked, Some((ts(4000), RevocationReason::IpChanges)));
+        assert_eq!(gone.revoked_network.as_deref(), Some("203.0.113.0/24"));
+        assert!(store
+            .is_known_network(bill, "198.51.100.0/24", ts(0))
+            .await
+            .unwrap());
+        assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
+
+        let mut conn = store.write.acquire().await.unwrap();
+        let problems: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let references: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.name, f.\"table\" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(
+            references.iter().all(|(_, parent)| !parent.ends_with("_new")),
+            "{references:?}"
+        );
+        drop(conn);
+        // The new values are accepted; deleting a user still takes its keys and hash with it.
+        let service = User {
+            id: Uuid::new_v4(),
+            name: Username::parse("game_server").unwrap(),
+            role: Role::Service,
+            created: ts(6000),
+        };
+        store
+            .create_user(&service, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
+        store
+            .revoke_key(
+                bill,
+                live,
+                RevocationReason::Suspended,
+                &Cause::new(ts(7000), None),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_user(ann, &test_event()).await.unwrap();
+        assert!(store.find_key(&KeyDigest([8u8; 32])).await.unwrap().is_none());
+        assert!(store.find_user(ann).await.unwrap().is_none());
     }
 
     /// The fault drill's page limit holds on the writer connection that replaces a closed one

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::Event;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Authenticated, Query};
+use crate::http::extract::{Admin, Player, Query};
 use crate::http::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -83,7 +83,7 @@ async fn page(
 
 pub async fn own_events(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
     Query(query): Query<OwnQuery>,
 ) -> Result<Envelope<EventPage>, ApiError> {
     let (limit, after) = page_bounds(query.limit, query.after)?;

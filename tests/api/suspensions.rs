@@ -359,7 +359,9 @@ async fn sign_ins_racing_a_suspension_leave_no_live_key() {
                 app.validate(key).await.assert_invalid_key();
             }
             403 => assert_eq!(body["error"], "Account suspended"),
-            429 => {}
+            // Throttled (in-flight attempts count), or the machine is overloaded: both fine here,
+            // where what matters is that no key outlives the suspension.
+            429 | 503 => {}
             other => panic!("unexpected {other}: {body}"),
         }
     }

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::ConfigArg;
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::domain::Timestamp;
+use crate::domain::{Role, Timestamp};
 use crate::service::ServiceError;
 use crate::startup::Services;
 
@@ -68,6 +68,17 @@ pub(crate) enum AdminCommand {
         #[arg(long, value_name = "TIME")]
         until: Option<String>,
     },
+    /// Makes a user an administrator (`ADMIN`) or a player again (`USER`). The last
+    /// administrator in force cannot be demoted.
+    SetRole {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+        /// `USER` or `ADMIN`.
+        #[arg(long, value_parser = ["USER", "ADMIN"])]
+        role: String,
+    },
     /// Lifts the suspension in force (kept in the history as lifted).
     Unsuspend {
         #[command(flatten)]
@@ -87,6 +98,7 @@ impl AdminCommand {
             | AdminCommand::RevokeKeys { config, .. }
             | AdminCommand::DeleteUser { config, .. }
             | AdminCommand::Suspend { config, .. }
+            | AdminCommand::SetRole { config, .. }
             | AdminCommand::Unsuspend { config, .. } => &config.config,
         }
     }
@@ -167,6 +179,12 @@ async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()>
                 Some(until) => println!("suspended {} until {until}", user.name),
                 None => println!("suspended {} permanently", user.name),
             }
+        }
+        AdminCommand::SetRole { username, role, .. } => {
+            let user = accounts.find_user(&username).await.map_err(explain)?;
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: USER or ADMIN"))?;
+            let user = accounts.set_role(user.id, role, None).await.map_err(explain)?;
+            println!("{} is now {}", user.name, user.role.as_str());
         }
         AdminCommand::Unsuspend { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;

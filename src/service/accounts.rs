@@ -712,6 +712,32 @@ impl AccountService {
         Ok(suspension)
     }
 
+    /// Makes a user an administrator or a player again (`role_changed`), revoking every key of
+    /// theirs (the new role applies from the next sign-in, on every instance at once); the last
+    /// administrator in force cannot be demoted. Service accounts keep their role.
+    pub async fn set_role(&self, user_id: Uuid, role: Role, by: Option<Uuid>) -> Result<User, ServiceError> {
+        let user = self.existing(user_id).await?;
+        if role == Role::Service || user.role == Role::Service {
+            return Err(
+                anyhow::anyhow!("service accounts are made with create-service and keep their role").into(),
+            );
+        }
+        let event = NewEvent::new(EventKind::RoleChanged, self.clock.now(), Some(user_id))
+            .by(by)
+            .with_detail(serde_json::json!({ "from": user.role.as_str(), "to": role.as_str() }));
+        let revoked = match self.store.set_role(user_id, role, &event).await {
+            Ok(revoked) => revoked,
+            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
+            Err(e) => return Err(e.into()),
+        };
+        self.keys.forget(&revoked);
+        for r in &revoked {
+            self.keys.record_revocation(user_id, r, None);
+        }
+        tracing::info!(target: "security", event = "role_changed", user_id = %user_id, from = user.role.as_str(), to = role.as_str(), by = %by_text(by), "role changed");
+        Ok(User { role, ..user })
+    }
+
     /// Lifts the suspension in force; `NotFound` when there is none.
     pub async fn unsuspend(&self, user_id: Uuid, by: Option<Uuid>) -> Result<Suspension, ServiceError> {
         self.existing(user_id).await?;

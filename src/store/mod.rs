@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
-    ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Scope, SharedActivity,
-    Suspension, ThrottlePolicy, Timestamp, User,
+    ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
+    SharedActivity, Suspension, ThrottlePolicy, Timestamp, User,
 };
 
 /// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:
@@ -307,6 +307,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user's suspensions, newest first.
     async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>>;
+
+    /// Changes a user's role between `USER` and `ADMIN`, revokes every key of the user
+    /// (`admin`: keys are cached with their owner's role) and records `event`. Nothing happens to
+    /// a user that does not exist or is a service account. [`StoreError::LastAdmin`] when
+    /// demoting the last administrator in force.
+    async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>>;
 
     /// Records events that stand alone (failed and throttled sign-ins).
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;

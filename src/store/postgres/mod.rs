@@ -53,7 +53,7 @@ use super::{
     StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, Event, NewEvent, SharedActivity, Suspension};
+use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -1049,6 +1049,10 @@ impl Store for PgStore {
 
     async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
         self.list_suspensions(user_id).await
+    }
+
+    async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.change_role(user_id, role, event).await
     }
 
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {

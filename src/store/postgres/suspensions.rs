@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{insert_events, insert_feed, lock_user, revoke_where, PgStore};
-use crate::domain::{Event, NewEvent, RevocationReason, Suspension, Timestamp};
+use crate::domain::{Event, NewEvent, RevocationReason, Role, Suspension, Timestamp};
 use crate::store::rows::{EventRow, SuspensionRow, EVENT_COLUMNS, SUSPENSION_COLUMNS};
 use crate::store::{Cause, RevokedKey, StoreError, StoreResult};
 
@@ -130,6 +130,38 @@ impl PgStore {
             insert_events(&mut tx, std::slice::from_ref(event)).await?;
             tx.commit().await?;
             Ok(Some(lifted.into()))
+        })
+        .await
+    }
+
+    pub(super) async fn change_role(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        event: &NewEvent,
+    ) -> StoreResult<Vec<RevokedKey>> {
+        self.writing(async {
+            let mut tx = self.pool.begin().await?;
+            lock_user(&mut tx, user_id).await?;
+            if role != Role::Admin && is_last_admin(&mut tx, user_id, event.at).await? {
+                return Err(StoreError::LastAdmin);
+            }
+            let done = sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND role <> 'SERVICE'")
+                .bind(role.as_str())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(Vec::new());
+            }
+            // Every process caches keys with their owner's role: the keys go, and the next
+            // sign-in carries the new role everywhere at once.
+            let cause = Cause::new(event.at, None).by(event.actor_id);
+            let revoked = revoke_where(&mut tx, user_id, None, RevocationReason::Admin, &cause).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, event.at).await?;
+            tx.commit().await?;
+            Ok(revoked)
         })
         .await
     }

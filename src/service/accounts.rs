@@ -620,7 +620,10 @@ impl AccountService {
             // networks anyway).
             created_ip: None,
         };
-        match self.store.create_service(&user, &record).await {
+        let event = NewEvent::new(EventKind::SignedUp, user.created, Some(user.id)).with_detail(
+            serde_json::json!({ "role": "SERVICE", "key_id": record.id, "via": "command line" }),
+        );
+        match self.store.create_service(&user, &record, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
             Err(e) => return Err(e.into()),

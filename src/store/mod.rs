@@ -326,7 +326,7 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a service account (role `SERVICE`) with its key, atomically, and no password hash:
     /// it cannot sign in ([`Store::find_login`] does not find it). A taken name is
     /// [`StoreError::Conflict`].
-    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()>;
+    async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()>;
 
     /// The account with this canonical name, whatever its role and whether or not it has a
     /// password (for administration: `find_login` does not find service accounts).

@@ -2,12 +2,17 @@
 
 use uuid::Uuid;
 
-use super::{insert_key, PgStore};
-use crate::domain::User;
+use super::{insert_events, insert_key, PgStore};
+use crate::domain::{NewEvent, User};
 use crate::store::rows::{UserRow, USER_COLUMNS};
 use crate::store::{NewKey, StoreResult};
 
-pub(super) async fn create_service(store: &PgStore, user: &User, key: &NewKey) -> StoreResult<()> {
+pub(super) async fn create_service(
+    store: &PgStore,
+    user: &User,
+    key: &NewKey,
+    event: &NewEvent,
+) -> StoreResult<()> {
     store
         .writing(async {
             let mut tx = store.pool.begin().await?;
@@ -22,6 +27,7 @@ pub(super) async fn create_service(store: &PgStore, user: &User, key: &NewKey) -
             .execute(&mut *tx)
             .await?;
             insert_key(&mut tx, key).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -963,8 +963,8 @@ impl Store for SqliteStore {
 
     // Service accounts (issue 14)
 
-    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
-        service_accounts::create_service(self, user, key).await
+    async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()> {
+        service_accounts::create_service(self, user, key, event).await
     }
 
     async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {

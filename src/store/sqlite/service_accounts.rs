@@ -2,12 +2,17 @@
 
 use uuid::Uuid;
 
-use super::{insert_key, SqliteStore};
-use crate::domain::User;
+use super::{insert_event, insert_key, SqliteStore};
+use crate::domain::{NewEvent, User};
 use crate::store::rows::{UserRow, USER_COLUMNS};
 use crate::store::{NewKey, StoreResult};
 
-pub(super) async fn create_service(store: &SqliteStore, user: &User, key: &NewKey) -> StoreResult<()> {
+pub(super) async fn create_service(
+    store: &SqliteStore,
+    user: &User,
+    key: &NewKey,
+    event: &NewEvent,
+) -> StoreResult<()> {
     store
         .writing(async {
             let mut tx = store.begin_write().await?;
@@ -22,6 +27,7 @@ pub(super) async fn create_service(store: &SqliteStore, user: &User, key: &NewKe
             .execute(&mut *tx)
             .await?;
             insert_key(&mut tx, key).await?;
+            insert_event(&mut tx, event).await?;
             tx.commit().await
         })
         .await

@@ -21,6 +21,7 @@ const HASH_QUEUE: &str = "killbill_auth_hash_queue";
 const BUILD_INFO: &str = "killbill_auth_build_info";
 const OPEN_CONNECTIONS: &str = "killbill_auth_open_connections";
 const CONNECTIONS_REFUSED: &str = "killbill_auth_connections_refused_total";
+const REVOCATION_STREAMS: &str = "killbill_auth_revocation_streams";
 
 /// The route label of a request that matched no route: unknown paths stay out of the labels,
 /// so a scanner cannot grow the metrics without bound.
@@ -75,6 +76,8 @@ pub struct Metrics {
     open_connections: Gauge,
     /// Connections refused, in the order of [`Refusal::ALL`].
     refused: [Counter; Refusal::ALL.len()],
+    /// Open revocation streams, moved as they open and close.
+    revocation_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,6 +122,7 @@ impl Metrics {
             ),
             (BUILD_INFO, "Always 1; the version is a label."),
             (OPEN_CONNECTIONS, "Open HTTP connections."),
+            (REVOCATION_STREAMS, "Open revocation streams (GET /revocations)."),
         ] {
             recorder.describe_gauge(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -157,6 +161,7 @@ impl Metrics {
             hash_waiting: gauge(HASH_QUEUE, vec![Label::from_static_parts("state", "waiting")]),
             open_connections: gauge(OPEN_CONNECTIONS, Vec::new()),
             refused,
+            revocation_streams: gauge(REVOCATION_STREAMS, Vec::new()),
             recorder,
             handle,
         }
@@ -202,6 +207,14 @@ impl Metrics {
         if let Some(i) = Refusal::ALL.iter().position(|r| *r == reason) {
             self.refused[i].increment(1);
         }
+    }
+
+    pub fn revocation_stream_opened(&self) {
+        self.revocation_streams.increment(1.0);
+    }
+
+    pub fn revocation_stream_closed(&self) {
+        self.revocation_streams.decrement(1.0);
     }
 
     /// The metrics as Prometheus text, with the gauges set to `now`.
@@ -252,6 +265,9 @@ mod tests {
         metrics.connection_opened();
         metrics.connection_closed();
         metrics.connection_refused(Refusal::PerAddress);
+        metrics.revocation_stream_opened();
+        metrics.revocation_stream_opened();
+        metrics.revocation_stream_closed();
         let text = metrics.render(Gauges {
             cached_keys: 7,
             pending_usage_writes: 2,
@@ -268,6 +284,7 @@ mod tests {
             r#"killbill_auth_keys_revoked_total{reason="admin"} 0"#,
             "killbill_auth_cached_keys 7",
             "killbill_auth_open_connections 1",
+            "killbill_auth_revocation_streams 1",
             r#"killbill_auth_connections_refused_total{reason="per_address"} 1"#,
             r#"killbill_auth_connections_refused_total{reason="max_connections"} 0"#,
             "killbill_auth_pending_usage_writes 2",

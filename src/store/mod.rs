@@ -8,6 +8,7 @@ mod health;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod stream;
 
 #[cfg(test)]
 mod conformance;
@@ -23,6 +24,7 @@ use crate::domain::{
     ActivityDelta, Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, SharedActivity, ThrottlePolicy,
     Timestamp, User,
 };
+use crate::domain::{FeedBounds, FeedEntry};
 
 /// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:
 /// the key is gone with the account).
@@ -61,7 +63,8 @@ pub struct KeyRecord {
 /// Rows older than these are deleted by [`Store::prune`].
 #[derive(Clone, Copy, Debug)]
 pub struct PruneCutoffs {
-    /// Revocation feed entries.
+    /// Revocation feed entries: the prefix of the feed up to the first entry at or after this
+    /// is deleted, but never the newest entry (see [`Store::feed_bounds`]).
     pub feed: Timestamp,
     /// Counted throttle attempts.
     pub throttles: Timestamp,
@@ -246,4 +249,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of usage updates in one transaction.
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
+
+    // Revocation stream (issue 14)
+
+    /// The revocation feed's entries after `after`, in `seq` (commit) order, at most `limit`;
+    /// rows written before the feed named keys are skipped.
+    async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>>;
+
+    /// The lowest and highest `seq` the feed keeps ([`Store::prune`] deletes only a prefix of
+    /// it and keeps the newest row, so the highest is the highest ever given).
+    async fn feed_bounds(&self) -> StoreResult<FeedBounds>;
 }

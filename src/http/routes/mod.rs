@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod meta;
+pub mod revocations;
 pub mod users;
 
 use serde::Deserialize;

@@ -22,6 +22,14 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Creates a service account (role SERVICE, for a game server) with no password and prints
+    /// its key, once, alone on standard output.
+    CreateService {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        name: String,
+    },
     /// Lists every user: id, name, role, creation time (tab-separated).
     ListUsers {
         #[command(flatten)]
@@ -48,6 +56,7 @@ impl AdminCommand {
     pub(crate) fn config(&self) -> &Option<PathBuf> {
         match self {
             AdminCommand::CreateAdmin { config, .. }
+            | AdminCommand::CreateService { config, .. }
             | AdminCommand::ListUsers { config }
             | AdminCommand::RevokeKeys { config, .. }
             | AdminCommand::DeleteUser { config, .. } => &config.config,
@@ -72,6 +81,16 @@ async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()>
                 .await
                 .map_err(explain)?;
             println!("created administrator {} ({})", user.name, user.id);
+        }
+        AdminCommand::CreateService { name, .. } => {
+            let (user, key) = accounts.create_service(&name).await.map_err(explain)?;
+            // The key alone on standard output, so that a script can capture it; the rest on
+            // standard error.
+            println!("{}", key.encode());
+            eprintln!(
+                "created service account {} ({}); its key above is shown only once",
+                user.name, user.id
+            );
         }
         AdminCommand::ListUsers { .. } => {
             let mut after = None;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{RevocationReason, Timestamp};
+use super::{RevocationReason, Role, Timestamp};
 
 /// The `[anomaly]` and `[rate_limit]` settings as rules.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,6 +166,22 @@ impl KeyActivity {
             return Verdict::Revoke(RevocationReason::RequestFlood);
         }
         self.take_token(policy, ms)
+    }
+
+    /// [`KeyActivity::observe`] for a key whose owner has `role`. A service key is exempt from
+    /// the anomaly rules and the rate limit ([`Role::keys_last_until_revoked`]): always allowed,
+    /// and nothing is counted (its state stays as issued).
+    pub fn observe_for(
+        &mut self,
+        policy: &AnomalyPolicy,
+        role: Role,
+        network: IpNet,
+        now: Timestamp,
+    ) -> Verdict {
+        if role.keys_last_until_revoked() {
+            return Verdict::Allow;
+        }
+        self.observe(policy, network, now)
     }
 
     /// Returns true when the key has now been used from more than `max_networks` networks
@@ -403,6 +419,37 @@ mod tests {
         assert!(a.knows_network(&p, net(&p, "10.0.1.1"), t(3)));
         // A whole window later it no longer counts, so it is news again.
         assert!(!a.knows_network(&p, net(&p, "10.0.1.1"), t(2 + day)));
+    }
+
+    #[test]
+    fn service_keys_are_exempt_from_networks_floods_and_the_rate_limit() {
+        let p = AnomalyPolicy {
+            max_networks: 2,
+            flood_max_requests: 10,
+            per_second: 1.0,
+            burst: 2.0,
+            ..policy()
+        };
+        let mut service = KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0));
+        let mut player = service.clone();
+        let mut refused = None;
+        for i in 0..200u8 {
+            let n = net(&p, &format!("10.{i}.0.1"));
+            assert_eq!(
+                service.observe_for(&p, Role::Service, n, t(i64::from(i))),
+                Verdict::Allow,
+                "request {i}"
+            );
+            if refused.is_none() {
+                let verdict = player.observe_for(&p, Role::User, n, t(i64::from(i)));
+                if verdict != Verdict::Allow {
+                    refused = Some(verdict);
+                }
+            }
+        }
+        assert_eq!(refused, Some(Verdict::Revoke(RevocationReason::IpChanges)));
+        assert!(!service.has_unshared(), "nothing counted for a service key");
+        assert_eq!(service, KeyActivity::issued(Some(net(&p, "10.0.0.1")), t(0)));
     }
 
     #[test]

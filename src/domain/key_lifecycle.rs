@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Timestamp;
+use super::{Role, Timestamp};
 
 /// Why a key stopped working. Stored with every revocation and shown to the key's owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -101,6 +101,22 @@ impl KeyPolicy {
             KeyStatus::Expired { at }
         } else {
             KeyStatus::Live
+        }
+    }
+
+    /// [`KeyPolicy::status`] of a key whose owner has `role`: a service key never expires by
+    /// lifetime or idleness ([`Role::keys_last_until_revoked`]).
+    pub fn status_for(
+        &self,
+        role: Role,
+        created: Timestamp,
+        last_used: Option<Timestamp>,
+        now: Timestamp,
+    ) -> KeyStatus {
+        if role.keys_last_until_revoked() {
+            KeyStatus::Live
+        } else {
+            self.status(created, last_used, now)
         }
     }
 }
@@ -254,6 +270,35 @@ mod tests {
         // Never later than the lifetime.
         let late = created.plus(170 * DAY);
         assert_eq!(policy.expires_at(created, Some(late)), created.plus(180 * DAY));
+    }
+
+    #[test]
+    fn service_keys_never_expire() {
+        let policy = KeyPolicy {
+            lifetime: 180 * DAY,
+            idle_timeout: Some(DAY),
+            max_per_user: 10,
+            on_limit: OnLimit::Evict,
+        };
+        let created = t(0);
+        let much_later = created.plus(10 * 365 * DAY);
+        assert_eq!(
+            policy.status_for(Role::Service, created, None, much_later),
+            KeyStatus::Live
+        );
+        for role in [Role::User, Role::Admin] {
+            assert_eq!(
+                policy.status_for(role, created, None, much_later),
+                KeyStatus::Expired {
+                    at: created.plus(DAY)
+                },
+                "{role:?}"
+            );
+            assert_eq!(
+                policy.status_for(role, created, Some(created), created.plus(DAY / 2)),
+                KeyStatus::Live
+            );
+        }
     }
 
     #[test]

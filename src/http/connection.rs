@@ -2,7 +2,7 @@
 //! client) answered directly, everything else through the router.
 //!
 //! The fast path does what the router would do for that route (the [`guarded`] middleware, the
-//! [`Authenticated`] extractor, the [`routes::auth::validate`] handler, with the same code) minus
+//! [`Player`] extractor, the [`routes::auth::validate`] handler, with the same code) minus
 //! the machinery around it: the route lookup, the middleware's boxed `Next`, the extractor
 //! plumbing and, above all, the per-request `ConnectInfo` extension (a map allocated for every
 //! request) — the peer address is known to the connection. The router keeps its `GET /auth`
@@ -22,7 +22,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use tower_service::Service as _;
 
-use super::extract::Authenticated;
+use super::extract::{Authenticated, Player};
 use super::{guarded, routes, AppState, RequestIds};
 
 /// Makes a [`Connection`] for each accepted TCP connection (`super::server` calls it).
@@ -84,11 +84,15 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Connection {
     }
 }
 
-/// `GET /auth`: the [`Authenticated`] extractor and the handler, as the router runs them.
+/// `GET /auth`: the [`Player`] extractor and the handler, as the router runs them (a service
+/// key is refused with 403 `Forbidden` here as on the router's route).
 async fn validate(req: Request, state: &AppState, peer: SocketAddr) -> Response {
     let (parts, _body) = req.into_parts();
-    match Authenticated::from_headers(&parts.headers, peer.ip(), state).await {
-        Ok(auth) => routes::auth::validate(auth).await,
+    let player = Authenticated::from_headers(&parts.headers, peer.ip(), state)
+        .await
+        .and_then(|auth| Player::admit(auth, "/auth"));
+    match player {
+        Ok(player) => routes::auth::validate(player).await,
         Err(e) => e.into_response(),
     }
 }

@@ -212,6 +212,10 @@ impl Client {
 }
 
 /// A request with a valid access key: its entry (key and owner) and the client.
+///
+/// Not an extractor itself: a handler takes [`Player`], [`Admin`] or [`Service`], which check the
+/// owner's role too, so that no route can forget which keys it is for (a service key is
+/// refused on every player route, a player's key on every service route).
 pub struct Authenticated {
     pub entry: Arc<KeyEntry>,
     /// The key's use as this request leaves it.
@@ -219,16 +223,13 @@ pub struct Authenticated {
     pub client: Client,
 }
 
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl Authenticated {
+    /// Checks the key of a request as the router hands it over.
+    async fn from_parts(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = peer(parts)?;
         Self::from_headers(&parts.headers, peer, state).await
     }
-}
 
-impl Authenticated {
     /// Checks the `Authorization` header of a request from TCP peer `peer`.
     pub async fn from_headers(headers: &HeaderMap, peer: IpAddr, state: &AppState) -> Result<Self, ApiError> {
         let key = headers
@@ -247,6 +248,53 @@ impl Authenticated {
     }
 }
 
+/// A valid key refused for its owner's role: 403 `Forbidden`, and a security event (at most
+/// once a second per kind of route: a client decides how often it asks).
+fn forbidden(auth: &Authenticated, path: &str, sampled: &Sampled, message: &'static str) -> ApiError {
+    if let Some(suppressed) = sampled.admit() {
+        tracing::warn!(
+            target: "security",
+            event = "forbidden",
+            user_id = %auth.entry.user.id,
+            role = auth.entry.user.role.as_str(),
+            path = %path,
+            suppressed,
+            "{message}"
+        );
+    }
+    ApiError::Forbidden
+}
+
+/// A request with a valid key of a player (role `USER` or `ADMIN`, [`Role::is_player`]): every
+/// player route (`/auth`, `/auth/keys`, `/users/me`, `/auth/tickets`). A service key is 403
+/// `Forbidden`.
+pub struct Player(pub Authenticated);
+
+impl Player {
+    /// Admits an authenticated request to the player route at `path`.
+    pub fn admit(auth: Authenticated, path: &str) -> Result<Self, ApiError> {
+        if !auth.entry.user.role.is_player() {
+            static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
+            return Err(forbidden(
+                &auth,
+                path,
+                &SAMPLED,
+                "player route refused to a service key",
+            ));
+        }
+        Ok(Player(auth))
+    }
+}
+
+impl FromRequestParts<AppState> for Player {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Authenticated::from_parts(parts, state).await?;
+        Self::admit(auth, parts.uri.path())
+    }
+}
+
 /// A request with a valid key of a user with the `ADMIN` role; a valid key of anyone else is
 /// 403 `Forbidden`.
 pub struct Admin(pub Authenticated);
@@ -255,22 +303,39 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = Authenticated::from_request_parts(parts, state).await?;
+        let auth = Authenticated::from_parts(parts, state).await?;
         if auth.entry.user.role != Role::Admin {
             static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
-            if let Some(suppressed) = SAMPLED.admit() {
-                tracing::warn!(
-                    target: "security",
-                    event = "forbidden",
-                    user_id = %auth.entry.user.id,
-                    path = %parts.uri.path(),
-                    suppressed,
-                    "administration refused to a non-administrator"
-                );
-            }
-            return Err(ApiError::Forbidden);
+            return Err(forbidden(
+                &auth,
+                parts.uri.path(),
+                &SAMPLED,
+                "administration refused to a non-administrator",
+            ));
         }
         Ok(Admin(auth))
+    }
+}
+
+/// A request with a valid key of a service account (role `SERVICE`, a game server); a valid key
+/// of anyone else is 403 `Forbidden`.
+pub struct Service(pub Authenticated);
+
+impl FromRequestParts<AppState> for Service {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Authenticated::from_parts(parts, state).await?;
+        if auth.entry.user.role != Role::Service {
+            static SAMPLED: Sampled = Sampled::new(std::time::Duration::from_secs(1));
+            return Err(forbidden(
+                &auth,
+                parts.uri.path(),
+                &SAMPLED,
+                "service route refused to a key that is not a service's",
+            ));
+        }
+        Ok(Service(auth))
     }
 }
 

@@ -518,6 +518,35 @@ impl AccountService {
         Ok(user)
     }
 
+    /// Creates a service account (role `SERVICE`, for a game server): no password, one key,
+    /// returned here and never again. The name follows the username rules.
+    pub async fn create_service(&self, name: &str) -> Result<(User, AccessKey), ServiceError> {
+        let name = Username::parse(name)?;
+        let user = User {
+            id: Uuid::new_v4(),
+            name,
+            role: Role::Service,
+            created: self.clock.now(),
+        };
+        let key = AccessKey::generate();
+        let record = NewKey {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            digest: key.digest(),
+            created: user.created,
+            // Made on the command line: no network to count (service keys are not judged by
+            // networks anyway).
+            created_ip: None,
+        };
+        match self.store.create_service(&user, &record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(target: "security", event = "service_created", user_id = %user.id, key_id = %record.id, username = ?user.name.as_str(), "service account created");
+        Ok((user, key))
+    }
+
     /// Users in creation order, after a cursor.
     pub async fn list_users(
         &self,
@@ -527,19 +556,20 @@ impl AccountService {
         Ok(self.store.list_users(after, limit).await?)
     }
 
+    /// The account with this name, whatever its role (service accounts included).
     pub async fn find_user(&self, username: &str) -> Result<User, ServiceError> {
         let name = Username::parse(username).map_err(|_| ServiceError::NotFound)?;
-        match self.store.find_login(&name.canonical()).await? {
-            Some((user, _)) => Ok(user),
-            None => Err(ServiceError::NotFound),
-        }
+        self.store
+            .find_account(&name.canonical())
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     async fn existing(&self, user_id: Uuid) -> Result<User, ServiceError> {
-        match self.store.find_user(user_id).await? {
-            Some((user, _)) => Ok(user),
-            None => Err(ServiceError::NotFound),
-        }
+        self.store
+            .find_account_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     /// Revokes every key of a user (reason `admin`); returns how many.

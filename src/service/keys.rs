@@ -274,16 +274,19 @@ impl KeyService {
 
     /// Applies expiry and the anomaly rules to one request, and records it (in memory).
     fn judge(&self, entry: &Arc<KeyEntry>, now: Timestamp, network: IpNet, client: &Client) -> Judged {
+        let role = entry.user.role;
         let mut usage = entry.usage();
         usage.touched = usage.touched.max(now);
-        if let KeyStatus::Expired { at } = self.policy.status(entry.created, usage.last_used, now) {
+        if let KeyStatus::Expired { at } = self.policy.status_for(role, entry.created, usage.last_used, now) {
             return Judged::Expired { at };
         }
-        if !usage.activity.knows_network(&self.anomaly, network, now) {
+        // A service key is exempt from the rules below (`Role::keys_last_until_revoked`): its
+        // networks do not count, so a new one is no news.
+        if !role.keys_last_until_revoked() && !usage.activity.knows_network(&self.anomaly, network, now) {
             usage.urgent = true;
         }
         let had_unshared = usage.activity.has_unshared();
-        let judged = match usage.activity.observe(&self.anomaly, network, now) {
+        let judged = match usage.activity.observe_for(&self.anomaly, role, network, now) {
             Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
             Verdict::Revoke(reason) => Judged::Revoke(reason),
             Verdict::Allow => {

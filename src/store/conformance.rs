@@ -715,6 +715,77 @@ async fn closed_is_unavailable(store: &dyn Store) {
     assert!(store.writes_failing(), "a write failed as unavailable");
 }
 
+/// Service accounts (issue 14): no password hash (so no sign-in), found by administration, and
+/// their keys never expire by housekeeping.
+async fn service_accounts(store: &dyn Store) {
+    let service = User {
+        role: Role::Service,
+        ..user("MatchMaker", T0 - 400 * DAY)
+    };
+    let key = new_key(&service, T0 - 300 * DAY);
+    store.create_service(&service, &key).await.unwrap();
+    assert!(
+        store.find_login("matchmaker").await.unwrap().is_none(),
+        "no password: not found for a sign-in"
+    );
+    assert!(store.find_user(service.id).await.unwrap().is_none());
+    assert_eq!(
+        store.find_account("matchmaker").await.unwrap(),
+        Some(service.clone())
+    );
+    assert_eq!(
+        store.find_account_by_id(service.id).await.unwrap(),
+        Some(service.clone())
+    );
+    assert!(store.find_account("nobody").await.unwrap().is_none());
+    assert!(store.find_account_by_id(Uuid::new_v4()).await.unwrap().is_none());
+    let (record, owner) = store.find_key(&key.digest).await.unwrap().expect("the key");
+    assert_eq!((record.id, owner.role), (key.id, Role::Service));
+    // One name space with players, regardless of case.
+    assert!(matches!(
+        store
+            .create_service(
+                &User {
+                    role: Role::Service,
+                    ..user("MATCHMAKER", T0)
+                },
+                &new_key(&service, T0)
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_user(&user("matchmaker", T0), "$argon2id$x", None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let bill = user("bill", T0 - 400 * DAY);
+    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    assert_eq!(
+        store.find_account("bill").await.unwrap().map(|u| u.id),
+        Some(bill.id),
+        "players too"
+    );
+    let player_key = new_key(&bill, T0 - 300 * DAY);
+    store.issue_key(&player_key, &policy(10)).await.unwrap();
+    // Past both deadlines: only the player's key is marked.
+    let policy = KeyPolicy {
+        idle_timeout: Some(Duration::from_secs(86_400)),
+        ..policy(10)
+    };
+    assert_eq!(store.expire_keys(&policy, ts(T0)).await.unwrap(), 1);
+    assert_eq!(live_ids(store, service.id).await, vec![key.id]);
+    assert!(live_ids(store, bill.id).await.is_empty());
+    // Revocation works on them as on anyone's.
+    let revoked = store
+        .revoke_user_keys(service.id, RevocationReason::Admin, ts(T0), None)
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert!(live_ids(store, service.id).await.is_empty());
+}
+
 /// The revocation stream's reads (issue 14): every revoked or deleted key with its id, user,
 /// reason and time, in `seq` order, paged; the bounds; and pruning that deletes only a prefix
 /// of the feed and keeps its newest entry, whatever order the entries' times are in.
@@ -879,6 +950,7 @@ conformance!(
     expiry_at_the_earlier_deadline,
     pruning,
     closed_is_unavailable,
+    service_accounts,
     revocation_stream_feed,
 );
 

@@ -250,6 +250,20 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch of usage updates in one transaction.
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
 
+    // Service accounts (issue 14)
+
+    /// Creates a service account (role `SERVICE`) with its key, atomically, and no password hash:
+    /// it cannot sign in ([`Store::find_login`] does not find it). A taken name is
+    /// [`StoreError::Conflict`].
+    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()>;
+
+    /// The account with this canonical name, whatever its role and whether or not it has a
+    /// password (for administration: `find_login` does not find service accounts).
+    async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>>;
+
+    /// The account with this id, whatever its role.
+    async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+
     // Revocation stream (issue 14)
 
     /// The revocation feed's entries after `after`, in `seq` (commit) order, at most `limit`;

@@ -29,6 +29,8 @@ mod logging;
 mod meta;
 #[path = "../api/metrics.rs"]
 mod metrics;
+#[path = "../api/services.rs"]
+mod services;
 #[path = "../api/sign_in.rs"]
 mod sign_in;
 #[path = "../api/users.rs"]

@@ -12,7 +12,7 @@ use super::Credentials;
 use crate::domain::RevocationReason;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::{Authenticated, Json, Query};
+use crate::http::extract::{Json, Player, Query};
 use crate::http::render;
 use crate::http::AppState;
 use crate::service::keys::{KeyView, RevokedView};
@@ -44,7 +44,7 @@ pub async fn sign_in(
 /// Key validation for clients and reverse proxies (forward auth): the owner also travels in
 /// `X-Auth-User-Id` and `X-Auth-Username`. The answer is `Envelope<Validated>`, written by
 /// [`render::validated`] (the hot path).
-pub async fn validate(auth: Authenticated) -> Response {
+pub async fn validate(Player(auth): Player) -> Response {
     let entry = &auth.entry;
     let head = entry
         .answer_head
@@ -75,7 +75,7 @@ pub struct SignOutQuery {
 
 pub async fn sign_out(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
     Query(SignOutQuery { all }): Query<SignOutQuery>,
 ) -> Result<Envelope<()>, ApiError> {
     state.accounts.sign_out(&auth.entry, all, &auth.client).await?;
@@ -84,7 +84,7 @@ pub async fn sign_out(
 
 pub async fn list_keys(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
 ) -> Result<Envelope<KeyList>, ApiError> {
     let (keys, revoked) = state.keys.list(auth.entry.user.id, auth.entry.id).await?;
     Ok(Envelope::ok(KeyList { keys, revoked }))
@@ -92,7 +92,7 @@ pub async fn list_keys(
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
     Path(id): Path<String>,
 ) -> Result<Envelope<()>, ApiError> {
     // Not a UUID is not one of your keys either.

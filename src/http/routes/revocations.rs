@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::revocation_stream::parse_position;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Query};
+use crate::http::extract::{Query, Service};
 use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::service::revocations::{Follower, StreamItem};
@@ -60,7 +60,7 @@ pub struct StreamQuery {
 
 pub async fn stream(
     State(state): State<AppState>,
-    _service: Admin,
+    _service: Service,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {

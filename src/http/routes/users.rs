@@ -7,7 +7,7 @@ use super::Credentials;
 use crate::domain::User;
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::{Authenticated, Json};
+use crate::http::extract::{Json, Player};
 use crate::http::AppState;
 use crate::service::Client;
 
@@ -55,7 +55,7 @@ pub async fn sign_up(
     }))
 }
 
-pub async fn me(auth: Authenticated) -> Envelope<Me> {
+pub async fn me(Player(auth): Player) -> Envelope<Me> {
     Envelope::ok(Me {
         user: auth.entry.user.clone(),
     })
@@ -63,7 +63,7 @@ pub async fn me(auth: Authenticated) -> Envelope<Me> {
 
 pub async fn change_password(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
     Json(body): Json<PasswordChange>,
 ) -> Result<Envelope<NewKey>, ApiError> {
     let key = state
@@ -80,7 +80,7 @@ pub async fn change_password(
 
 pub async fn delete_me(
     State(state): State<AppState>,
-    auth: Authenticated,
+    Player(auth): Player,
     Json(body): Json<PasswordConfirmation>,
 ) -> Result<Envelope<()>, ApiError> {
     state

@@ -26,6 +26,7 @@
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
 pub mod listen;
+mod service_accounts;
 mod stream;
 
 use std::future::Future;
@@ -73,11 +74,15 @@ const PROBE: [&str; 2] = [
 
 /// Expiry candidates, as in the SQLite store: live keys created at or before now − lifetime
 /// (`keys_live`), or last used (else created) at or before now − idle timeout
-/// (`keys_live_by_last_use`). Which of them expired, and when, is [`KeyPolicy`]'s to say.
-const EXPIRY_CANDIDATES_BY_LIFETIME: &str =
-    "SELECT id, created_ms, last_used_ms FROM keys WHERE revoked_ms IS NULL AND created_ms <= $1";
-const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT id, created_ms, last_used_ms FROM keys \
-     WHERE revoked_ms IS NULL AND coalesce(last_used_ms, created_ms) <= $1";
+/// (`keys_live_by_last_use`). Which of them expired, and when, is [`KeyPolicy`]'s to say. Keys of
+/// service accounts last until revoked and are never candidates (each candidate's owner looked
+/// up by primary key).
+const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND k.created_ms <= $1";
+const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= $1";
 /// Marks keys expired, each at its own deadline, if still live.
 const EXPIRE: &str = "UPDATE keys SET revoke_reason = 'expired', revoked_ms = v.at \
      FROM unnest($1::uuid[], $2::bigint[]) AS v(id, at) WHERE keys.id = v.id AND keys.revoked_ms IS NULL";
@@ -1006,6 +1011,20 @@ impl Store for PgStore {
             Ok(())
         })
         .await
+    }
+
+    // Service accounts (issue 14)
+
+    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
+        service_accounts::create_service(self, user, key).await
+    }
+
+    async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {
+        service_accounts::find_account(self, canonical_name).await
+    }
+
+    async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        service_accounts::find_account_by_id(self, id).await
     }
 
     // Revocation stream (issue 14)

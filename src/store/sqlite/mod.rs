@@ -6,6 +6,7 @@
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
 mod key_reader;
+mod service_accounts;
 mod stream;
 mod write;
 
@@ -45,11 +46,16 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`housekeeping_reads_indexes_not_tables`): by lifetime (`keys_live`: created at or before
 /// now − lifetime) and, when an idle timeout is set, by idleness (`keys_live_by_last_use`: last
 /// used, else created, at or before now − idle timeout). Which of them expired, and when, is
-/// [`KeyPolicy`]'s to say (`rows::expired_keys`); [`EXPIRE`] marks each.
-const EXPIRY_CANDIDATES_BY_LIFETIME: &str =
-    "SELECT id, created_ms, last_used_ms FROM keys WHERE revoked_ms IS NULL AND created_ms <= ?1";
-const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT id, created_ms, last_used_ms FROM keys \
-     WHERE revoked_ms IS NULL AND coalesce(last_used_ms, created_ms) <= ?1";
+/// [`KeyPolicy`]'s to say (`rows::expired_keys`); [`EXPIRE`] marks each. Keys of service
+/// accounts last until revoked (`Role::keys_last_until_revoked`) and are never candidates: each
+/// candidate's owner is looked up by primary key (`CROSS JOIN` keeps the keys index as the outer
+/// loop in SQLite, rather than a scan of `users`).
+const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND k.created_ms <= ?1";
+const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= ?1";
 /// Marks one key expired at its deadline (?1), if it is still live.
 const EXPIRE: &str =
     "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
@@ -901,6 +907,20 @@ impl Store for SqliteStore {
             tx.commit().await
         })
         .await
+    }
+
+    // Service accounts (issue 14)
+
+    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
+        service_accounts::create_service(self, user, key).await
+    }
+
+    async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {
+        service_accounts::find_account(self, canonical_name).await
+    }
+
+    async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        service_accounts::find_account_by_id(self, id).await
     }
 
     // Revocation stream (issue 14)

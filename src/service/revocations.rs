@@ -44,8 +44,14 @@ const CHANNEL: usize = 256;
 /// What the hub broadcasts.
 #[derive(Debug)]
 enum Update {
-    /// Every feed entry after `after` up to the last of `entries` (never empty).
-    Batch { after: i64, entries: Arc<[FeedEntry]> },
+    /// Every feed entry in `(after, upto]`; none when the hub has just moved to `upto` without
+    /// reading what lies before (it was idle): a follower that has not been sent that far
+    /// learns there is a gap at once, not at the next revocation.
+    Batch {
+        after: i64,
+        upto: i64,
+        entries: Arc<[FeedEntry]>,
+    },
     /// Every follower resets to `head`; `epoch` numbers the resets.
     Reset { head: i64, epoch: u64 },
 }
@@ -210,25 +216,35 @@ impl RevocationHub {
             Some(head) if !unproven => head,
             _ => {
                 let head = self.store.revocation_feed_head().await?;
-                if unproven {
+                let update = if unproven {
                     let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
                     tracing::info!(
                         head,
                         epoch,
                         "revocation streams reset: the service cannot vouch for the last second"
                     );
-                    let _ = self.updates.send(Arc::new(Update::Reset { head, epoch }));
-                }
+                    Update::Reset { head, epoch }
+                } else {
+                    Update::Batch {
+                        after: head,
+                        upto: head,
+                        entries: Arc::new([]),
+                    }
+                };
+                // Every move of the hub's position is told: each follower checks its own
+                // against it (a follower behind it reads the gap from the database at once).
+                let _ = self.updates.send(Arc::new(update));
                 reader.head = Some(head);
                 head
             }
         };
         let entries = self.store.feed_after(after, PAGE).await?;
         let full = entries.len() == PAGE as usize;
-        if let Some(last) = entries.last() {
-            reader.head = Some(last.seq);
+        if let Some(upto) = entries.last().map(|e| e.seq) {
+            reader.head = Some(upto);
             let _ = self.updates.send(Arc::new(Update::Batch {
                 after,
+                upto,
                 entries: entries.into(),
             }));
         }
@@ -298,24 +314,21 @@ impl Follower {
                 Err(RecvError::Closed) => return Ok(None),
             };
             match &*update {
-                Update::Batch { after, entries } => {
-                    let Some(last) = entries.last() else { continue };
-                    match fit(self.sent, *after, last.seq) {
-                        Fit::Seen => {}
-                        Fit::Gap => self.catching_up = true,
-                        Fit::Follows => {
-                            let sent = self.sent;
-                            self.sent = last.seq;
-                            let items = entries
-                                .iter()
-                                .filter(|e| e.seq > sent)
-                                .cloned()
-                                .map(StreamItem::Revoked)
-                                .collect();
-                            return Ok(Some(items));
-                        }
+                Update::Batch { after, upto, entries } => match fit(self.sent, *after, *upto) {
+                    Fit::Seen => {}
+                    Fit::Gap => self.catching_up = true,
+                    Fit::Follows => {
+                        let sent = self.sent;
+                        self.sent = *upto;
+                        let items = entries
+                            .iter()
+                            .filter(|e| e.seq > sent)
+                            .cloned()
+                            .map(StreamItem::Revoked)
+                            .collect();
+                        return Ok(Some(items));
                     }
-                }
+                },
                 Update::Reset { head, epoch } => {
                     if *epoch > self.epoch {
                         self.epoch = *epoch;
@@ -352,5 +365,198 @@ impl Follower {
             self.sent = last.seq;
         }
         Ok(page.into_iter().map(StreamItem::Revoked).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{AccessKey, KeyPolicy, OnLimit, RevocationReason, Role, Timestamp, User, Username};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::NewKey;
+
+    const SOON: Duration = Duration::from_secs(2);
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        user: User,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("kb.db")).await.unwrap());
+        let user = User {
+            id: Uuid::new_v4(),
+            name: Username::from_trusted("bill".into()),
+            role: Role::User,
+            created: Timestamp::from_millis(1_800_000_000_000),
+        };
+        store.create_user(&user, "$argon2id$x", None).await.unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            user,
+        }
+    }
+
+    impl Fixture {
+        /// Issues and revokes `n` keys, one transaction each; their ids in order.
+        async fn revoke(&self, n: usize) -> Vec<Uuid> {
+            let policy = KeyPolicy {
+                lifetime: Duration::from_secs(86_400),
+                idle_timeout: None,
+                max_per_user: 100_000,
+                on_limit: OnLimit::Evict,
+            };
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let key = NewKey {
+                    id: Uuid::new_v4(),
+                    user_id: self.user.id,
+                    digest: AccessKey::generate().digest(),
+                    created: Timestamp::from_millis(1_800_000_000_000),
+                    created_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                };
+                self.store.issue_key(&key, &policy).await.unwrap();
+                self.store
+                    .revoke_key(
+                        self.user.id,
+                        key.id,
+                        RevocationReason::SignedOut,
+                        Timestamp::from_millis(1_800_000_000_001),
+                        None,
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                ids.push(key.id);
+            }
+            ids
+        }
+    }
+
+    async fn next(follower: &mut Follower) -> Vec<StreamItem> {
+        tokio::time::timeout(SOON, follower.next())
+            .await
+            .expect("items in time")
+            .unwrap()
+            .expect("not closed")
+    }
+
+    fn revoked_ids(items: &[StreamItem]) -> Vec<Uuid> {
+        items
+            .iter()
+            .map(|item| match item {
+                StreamItem::Revoked(e) => e.key_id,
+                StreamItem::Reset { .. } => panic!("a reset: {items:?}"),
+            })
+            .collect()
+    }
+
+    /// The hub was idle and moves straight to the head, past a revocation that committed after
+    /// the follower read its starting point: the follower reads it from the database at once.
+    #[tokio::test]
+    async fn a_follower_behind_the_hub_reads_the_gap_at_once() {
+        let f = fixture().await;
+        let hub = RevocationHub::new(f.store.clone(), Arc::new(Notify::new()));
+        let (mut follower, first) = hub.follow(None).await.unwrap();
+        assert!(first.is_empty());
+        let ids = f.revoke(1).await;
+        tokio::spawn(hub.clone().run());
+        assert_eq!(revoked_ids(&next(&mut follower).await), ids);
+        hub.close();
+    }
+
+    /// A follower that falls behind the channel (here: 300 batches it did not read, for room
+    /// for 256) is sent what it missed from the database: every entry once, in order, no reset.
+    #[tokio::test]
+    async fn a_lagging_follower_catches_up_from_the_database() {
+        let f = fixture().await;
+        let hub = RevocationHub::new(f.store.clone(), Arc::new(Notify::new()));
+        let (mut follower, _) = hub.follow(Some(0)).await.unwrap();
+        let ids = f.revoke(300).await;
+        let entries = f.store.feed_after(0, 1000).await.unwrap();
+        let mut after = 0;
+        for entry in entries {
+            let upto = entry.seq;
+            let _ = hub.updates.send(Arc::new(Update::Batch {
+                after,
+                upto,
+                entries: Arc::new([entry]),
+            }));
+            after = upto;
+        }
+        let mut got = Vec::new();
+        while got.len() < ids.len() {
+            got.extend(revoked_ids(&next(&mut follower).await));
+        }
+        assert_eq!(got, ids);
+        // What is left in the channel was sent already.
+        assert!(tokio::time::timeout(Duration::from_millis(100), follower.next())
+            .await
+            .is_err());
+    }
+
+    /// A lost listener resets every follower once, when the hub reads again; telling it again
+    /// while it is still lost changes nothing; the next outage resets again.
+    #[tokio::test]
+    async fn a_lost_listener_resets_once_per_outage() {
+        let f = fixture().await;
+        let hub = RevocationHub::new(f.store.clone(), Arc::new(Notify::new()));
+        tokio::spawn(hub.clone().run());
+        let (mut follower, _) = hub.follow(None).await.unwrap();
+        let head = f.revoke(2).await;
+        assert_eq!(revoked_ids(&next(&mut follower).await), head);
+        hub.listener_lost();
+        match next(&mut follower).await.as_slice() {
+            [StreamItem::Reset {
+                head,
+                cause: ResetCause::Unproven,
+            }] => assert_eq!(*head, 2),
+            other => panic!("{other:?}"),
+        }
+        hub.listener_lost();
+        let ids = f.revoke(1).await;
+        hub.wake();
+        assert_eq!(revoked_ids(&next(&mut follower).await), ids, "no second reset");
+        hub.listener_back();
+        hub.listener_lost();
+        assert!(matches!(
+            next(&mut follower).await.as_slice(),
+            [StreamItem::Reset { head: 3, .. }]
+        ));
+        // Shutdown ends every follower.
+        hub.close();
+        assert!(tokio::time::timeout(SOON, follower.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_none());
+    }
+
+    /// A follower opened before the hub is told nothing reads its backlog in pages, then follows.
+    #[tokio::test]
+    async fn a_long_backlog_comes_in_pages() {
+        let f = fixture().await;
+        let hub = RevocationHub::new(f.store.clone(), Arc::new(Notify::new()));
+        tokio::spawn(hub.clone().run());
+        let ids = f.revoke(PAGE as usize + 5).await;
+        let (mut follower, first) = hub.follow(Some(0)).await.unwrap();
+        assert_eq!(first.len(), PAGE as usize);
+        let mut got = revoked_ids(&first);
+        got.extend(revoked_ids(&next(&mut follower).await));
+        assert_eq!(got, ids);
+        let more = f.revoke(1).await;
+        hub.wake();
+        assert_eq!(revoked_ids(&next(&mut follower).await), more);
+        assert_eq!(hub.followers(), 1);
+        drop(follower);
+        assert_eq!(hub.followers(), 0);
+        hub.close();
     }
 }

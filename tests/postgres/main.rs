@@ -29,6 +29,8 @@ mod logging;
 mod meta;
 #[path = "../api/metrics.rs"]
 mod metrics;
+#[path = "../api/revocations.rs"]
+mod revocations;
 #[path = "../api/services.rs"]
 mod services;
 #[path = "../api/sign_in.rs"]

@@ -249,6 +249,55 @@ mod tests {
         assert!(message(position(&headers(Some("1")), Some("x"))).starts_with("after:"));
     }
 
+    /// A comment every `keep_alive` (15 s in service; shorter here), whatever else happens; the
+    /// stream counts as open until its client goes.
+    #[tokio::test]
+    async fn comments_keep_the_stream_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("kb.db"))
+            .await
+            .unwrap();
+        let hub = crate::service::RevocationHub::new(Arc::new(store), Arc::new(tokio::sync::Notify::new()));
+        tokio::spawn(hub.clone().run());
+        let (follower, first) = hub.follow(None).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let (tx, mut rx) = mpsc::channel(QUEUED);
+        let started = tokio::time::Instant::now();
+        let pump = tokio::spawn(pump(
+            follower,
+            first,
+            tx,
+            Duration::from_millis(100),
+            metrics.clone(),
+        ));
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            Bytes::from_static(b"retry: 1000\n: keep-alive\n\n")
+        );
+        for n in 1..=3 {
+            assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(KEEP_ALIVE_COMMENT));
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed >= Duration::from_millis(100 * n) && elapsed < Duration::from_millis(100 * n + 300),
+                "comment {n} after {elapsed:?}"
+            );
+        }
+        let gauge = |m: &Metrics| {
+            m.render(crate::metrics::Gauges::default())
+                .lines()
+                .any(|l| l == "killbill_auth_revocation_streams 1")
+        };
+        assert!(gauge(&metrics));
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), pump)
+            .await
+            .expect("the pump stops when its client goes")
+            .unwrap();
+        assert!(!gauge(&metrics));
+        assert_eq!(hub.followers(), 0);
+        hub.close();
+    }
+
     #[test]
     fn events_are_written_as_server_sent_events() {
         let key_id = uuid::Uuid::new_v4();

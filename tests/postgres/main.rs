@@ -41,5 +41,6 @@ mod users;
 // PostgreSQL only: several real server processes on one database.
 mod instances;
 mod outage;
+mod streams;
 // ... and two of them behind a real nginx (deploy/demo.sh).
 mod deploy;

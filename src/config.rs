@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::key_lifecycle::OnLimit;
-use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy};
+use crate::domain::ticket::MAX_TICKET_LIFETIME;
+use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy, TicketPolicy};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "KILLBILL_AUTH_";
@@ -24,10 +25,11 @@ pub const MAX_NETWORKS_LIMIT: u32 = 64;
 
 /// The configuration sections, which is how an environment variable name is split:
 /// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "database",
     "keys",
+    "tickets",
     "anomaly",
     "rate_limit",
     "throttle",
@@ -40,6 +42,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub keys: KeysSettings,
+    pub tickets: TicketsSettings,
     pub anomaly: AnomalySettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
@@ -113,6 +116,14 @@ pub struct KeysSettings {
     pub max_per_user: u32,
     /// `"evict"` (the default) or `"refuse"`.
     pub on_limit: OnLimit,
+}
+
+/// `[tickets]`: join tickets (API.md, "Game servers and operators").
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsSettings {
+    /// How long a ticket can be redeemed after it was asked for.
+    pub lifetime: HumanDuration,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -189,6 +200,14 @@ impl Default for KeysSettings {
             idle_timeout: HumanDuration::ZERO,
             max_per_user: 10,
             on_limit: OnLimit::Evict,
+        }
+    }
+}
+
+impl Default for TicketsSettings {
+    fn default() -> Self {
+        Self {
+            lifetime: HumanDuration::secs(30),
         }
     }
 }
@@ -350,6 +369,16 @@ impl Settings {
         if self.keys.max_per_user == 0 {
             return Err(invalid("keys.max_per_user", "must be at least 1"));
         }
+        let tickets = self.tickets.lifetime.0;
+        if tickets.is_zero() || tickets > MAX_TICKET_LIFETIME {
+            return Err(invalid(
+                "tickets.lifetime",
+                format!(
+                    "must be longer than 0s and at most {}",
+                    humantime::format_duration(MAX_TICKET_LIFETIME)
+                ),
+            ));
+        }
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));
         }
@@ -491,6 +520,12 @@ impl Settings {
         }
     }
 
+    pub fn ticket_policy(&self) -> TicketPolicy {
+        TicketPolicy {
+            lifetime: self.tickets.lifetime.0,
+        }
+    }
+
     pub fn anomaly_policy(&self) -> AnomalyPolicy {
         let a = &self.anomaly;
         AnomalyPolicy {
@@ -597,7 +632,7 @@ fn env_key_path(rest: &str) -> String {
 }
 
 /// Keys whose values are text even when they look like a number (a pepper of digits, say).
-const STRING_KEYS: [&str; 12] = [
+const STRING_KEYS: [&str; 13] = [
     "server.listen",
     "server.request_head_timeout",
     "server.request_timeout",
@@ -606,6 +641,7 @@ const STRING_KEYS: [&str; 12] = [
     "password.pepper",
     "keys.lifetime",
     "keys.idle_timeout",
+    "tickets.lifetime",
     "anomaly.window",
     "anomaly.flood_window",
     "throttle.signin_failure_window",
@@ -832,6 +868,26 @@ mod tests {
         assert!(e.contains("password.argon2_memory_kib"), "{e}");
         let e = load_err("[keys]\nmax_per_user = 0\n", &[]);
         assert!(e.contains("keys.max_per_user"), "{e}");
+    }
+
+    #[test]
+    fn ticket_lifetime_from_file_and_environment_within_bounds() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.ticket_policy().lifetime, Duration::from_secs(30));
+        let s = Settings::load_from(None, env(&[("KILLBILL_AUTH_TICKETS_LIFETIME", "90s")])).unwrap();
+        assert_eq!(s.tickets.lifetime.0, Duration::from_secs(90));
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[tickets]\nlifetime = \"10m\"").unwrap();
+        let s = Settings::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(s.tickets.lifetime.0, Duration::from_secs(600));
+        for bad in ["0s", "601s", "1h"] {
+            let e = load_err(&format!("[tickets]\nlifetime = \"{bad}\"\n"), &[]);
+            assert!(e.contains("tickets.lifetime"), "{bad}: {e}");
+        }
+        let e = load_err("", &[("KILLBILL_AUTH_TICKETS_LIFETIME", "soon")]);
+        assert!(e.contains("lifetime") && e.contains("soon"), "{e}");
+        let e = load_err("[tickets]\nlifetme = \"30s\"\n", &[]);
+        assert!(e.contains("lifetme"), "{e}");
     }
 
     #[test]

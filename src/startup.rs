@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
+use crate::service::tickets::TicketService;
 use crate::service::{AccountService, Hasher, KeyService, RevocationHub};
 use crate::store::postgres::listen::{self, Revocations};
 use crate::store::postgres::PgStore;
@@ -58,6 +59,8 @@ pub struct Services {
     pub accounts: Arc<AccountService>,
     pub throttle: Arc<Throttle>,
     pub metrics: Arc<Metrics>,
+    /// Join tickets (issue 14).
+    pub tickets: Arc<TicketService>,
     /// PostgreSQL: where revocations from every instance are listened for.
     pub revocations_url: Option<SecretString>,
     /// The revocation stream's hub (`GET /revocations`).
@@ -120,6 +123,13 @@ impl Services {
             throttle.clone(),
             settings.password_policy(),
         ));
+        let tickets = Arc::new(TicketService::new(
+            store.clone(),
+            clock.clone(),
+            settings.key_policy(),
+            settings.ticket_policy(),
+            metrics.clone(),
+        ));
         let revocations = RevocationHub::new(store.clone(), keys.revocation_signal());
         Ok(Self {
             store,
@@ -128,6 +138,7 @@ impl Services {
             accounts,
             throttle,
             metrics,
+            tickets,
             revocations_url,
             revocations,
         })
@@ -158,6 +169,7 @@ impl Services {
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
             shared_activity: now.minus(self.keys.shared_activity_kept_for()),
+            tickets: now,
         };
         // Usage first, so that no key is judged idle on stale data; and a minute of margin, so
         // that a key this instance still holds as live has been refused here already.
@@ -271,6 +283,7 @@ impl Application {
             trusted_proxies: limits.trusted_proxies.clone(),
             metrics: services.metrics.clone(),
             request_timeout: limits.request_timeout,
+            tickets: services.tickets.clone(),
             revocations: hub.clone(),
         });
         // Revocation streams never end by themselves: they end when the drain begins (their

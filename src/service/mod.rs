@@ -6,6 +6,7 @@ pub mod hasher;
 pub mod keys;
 pub mod revocations;
 pub mod throttle;
+pub mod tickets;
 
 pub use accounts::{AccountService, ServiceError};
 pub use hasher::Hasher;

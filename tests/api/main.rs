@@ -22,4 +22,5 @@ mod revocations;
 mod services;
 mod sign_in;
 mod storage;
+mod tickets;
 mod users;

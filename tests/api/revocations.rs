@@ -398,6 +398,7 @@ async fn a_position_the_service_does_not_hold_resets_then_goes_on_from_the_prese
             known_networks: Timestamp::from_millis(0),
             revoked_keys: Timestamp::from_millis(0),
             shared_activity: Timestamp::from_millis(0),
+            tickets: Timestamp::from_millis(0),
         })
         .await
         .unwrap();

@@ -35,6 +35,8 @@ mod revocations;
 mod services;
 #[path = "../api/sign_in.rs"]
 mod sign_in;
+#[path = "../api/tickets.rs"]
+mod tickets;
 #[path = "../api/users.rs"]
 mod users;
 
@@ -42,5 +44,6 @@ mod users;
 mod instances;
 mod outage;
 mod streams;
+mod ticket_races;
 // ... and two of them behind a real nginx (deploy/demo.sh).
 mod deploy;

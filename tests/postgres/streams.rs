@@ -113,7 +113,11 @@ async fn concurrent_revocations_on_both_instances_arrive_in_commit_order_and_non
     let mut on_b = EventStream::connect(&b.url("/revocations"), &service, None).await;
     let mut tasks = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let url = if i % 2 == 0 { a.url("/auth") } else { b.url("/auth") };
+        let url = if i % 2 == 0 {
+            a.url("/auth")
+        } else {
+            b.url("/auth")
+        };
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
             let r = reqwest::Client::new()
@@ -197,7 +201,10 @@ async fn a_lost_listener_resets_the_open_streams_then_revocations_flow_again() {
         if round == "listening again" {
             let start = Instant::now();
             while listeners(&database).await < 2 {
-                assert!(start.elapsed() < Duration::from_secs(5), "the instances listen again");
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "the instances listen again"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -28,6 +28,7 @@
 pub mod listen;
 mod service_accounts;
 mod stream;
+mod tickets;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -743,6 +744,10 @@ impl Store for PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(tickets::PRUNE)
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1025,6 +1030,20 @@ impl Store for PgStore {
 
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         service_accounts::find_account_by_id(self, id).await
+    }
+
+    // Join tickets (issue 14)
+
+    async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
+        tickets::create_ticket(self, ticket).await
+    }
+
+    async fn take_ticket(
+        &self,
+        digest: &crate::domain::TicketDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::store::TakenTicket>> {
+        tickets::take_ticket(self, digest, now).await
     }
 
     // Revocation stream (issue 14)

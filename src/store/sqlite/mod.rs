@@ -8,6 +8,7 @@
 mod key_reader;
 mod service_accounts;
 mod stream;
+mod tickets;
 mod write;
 
 use std::future::Future;
@@ -665,6 +666,10 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(tickets::PRUNE)
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await
         })
         .await
@@ -923,6 +928,20 @@ impl Store for SqliteStore {
         service_accounts::find_account_by_id(self, id).await
     }
 
+    // Join tickets (issue 14)
+
+    async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
+        tickets::create_ticket(self, ticket).await
+    }
+
+    async fn take_ticket(
+        &self,
+        digest: &crate::domain::TicketDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::store::TakenTicket>> {
+        tickets::take_ticket(self, digest, now).await
+    }
+
     // Revocation stream (issue 14)
 
     async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>> {
@@ -1071,6 +1090,8 @@ mod tests {
             EXPIRY_CANDIDATES_BY_LIFETIME,
             EXPIRY_CANDIDATES_BY_IDLENESS,
             EXPIRE,
+            tickets::PRUNE,
+            tickets::TAKE,
         ]) {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -281,6 +281,11 @@ impl Drop for Follower {
 }
 
 impl Follower {
+    /// Turns true when the hub closes (shutdown): for a writer that waits on its client.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closed.clone()
+    }
+
     /// The next items to send, waiting until there are some; `None` once the hub closes
     /// (shutdown). An error is a failed database read while catching up.
     pub async fn next(&mut self) -> StoreResult<Option<Vec<StreamItem>>> {

@@ -152,9 +152,21 @@ pub(crate) async fn pump(
     metrics: Arc<Metrics>,
 ) {
     let _open = Open::new(metrics);
+    // A client that stops reading holds a send up: shutdown ends it all the same.
+    let closing = follower.closing();
+    let send = |bytes: Bytes| {
+        let tx = tx.clone();
+        let mut closing = closing.clone();
+        async move {
+            tokio::select! {
+                sent = tx.send(bytes) => sent.is_ok(),
+                _ = closing.wait_for(|c| *c) => false,
+            }
+        }
+    };
     let mut opening = format!("retry: {RETRY_MS}\n: keep-alive\n\n");
     write_items(&mut opening, &first);
-    if tx.send(Bytes::from(opening)).await.is_err() {
+    if !send(Bytes::from(opening)).await {
         return;
     }
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
@@ -167,7 +179,7 @@ pub(crate) async fn pump(
             tokio::select! {
                 items = &mut next => break items,
                 _ = tick.tick() => {
-                    if tx.send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await.is_err() {
+                    if !send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await {
                         return;
                     }
                 }
@@ -178,7 +190,7 @@ pub(crate) async fn pump(
             Ok(Some(items)) => {
                 let mut text = String::new();
                 write_items(&mut text, &items);
-                if tx.send(Bytes::from(text)).await.is_err() {
+                if !send(Bytes::from(text)).await {
                     return;
                 }
             }

@@ -5,9 +5,10 @@
 //!   follows, reads the feed after it: at once when woken (this instance revoked a key: see
 //!   `KeyService::forget`; another instance did: a PostgreSQL notification) and every 250 ms
 //!   otherwise (the `admin` command line writing the same SQLite file; a missed wake-up). What
-//!   it reads goes out on a `tokio::sync::broadcast` channel as a batch saying "every entry
-//!   after `after`, up to the last one here" (`seq` order is commit order, so such a batch is
-//!   complete). While nobody follows it reads nothing, and forgets where it was.
+//!   it reads goes out on a `tokio::sync::broadcast` channel as a batch saying "every entry in
+//!   `(after, upto]`" (`seq` order is commit order, so such a batch is complete); every move of
+//!   its position is such a batch, an empty one when it jumps to the head. While nobody follows
+//!   it reads nothing, and forgets where it was.
 //! - **A follower** ([`Follower`], one per stream) subscribes first, then reads its backlog from
 //!   the database (everything after the client's position, a page at a time), then takes
 //!   batches from the channel, skipping what it already sent. A batch that starts after what

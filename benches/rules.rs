@@ -18,10 +18,16 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use uuid::Uuid;
 
 use killbill_auth::clock::{Clock, SystemClock};
-use killbill_auth::domain::{AccessKey, AnomalyPolicy, KeyActivity, KeyPolicy, Role, User, Username};
+use killbill_auth::domain::{
+    AccessKey, AnomalyPolicy, EventKind, KeyActivity, KeyPolicy, NewEvent, Role, Timestamp, User, Username,
+};
 use killbill_auth::service::{Client, KeyService};
 use killbill_auth::store::sqlite::SqliteStore;
 use killbill_auth::store::{NewKey, Store};
+
+fn test_event() -> NewEvent {
+    NewEvent::new(EventKind::SignedUp, Timestamp::from_millis(0), None)
+}
 
 fn policy() -> AnomalyPolicy {
     AnomalyPolicy {
@@ -87,6 +93,7 @@ fn validate(c: &mut Criterion) {
                 &user,
                 "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAA",
                 Some(&record),
+                &test_event(),
             )
             .await
             .unwrap();

@@ -25,11 +25,12 @@ pub const MAX_NETWORKS_LIMIT: u32 = 64;
 
 /// The configuration sections, which is how an environment variable name is split:
 /// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "database",
     "keys",
     "tickets",
+    "events",
     "anomaly",
     "rate_limit",
     "throttle",
@@ -43,6 +44,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub keys: KeysSettings,
     pub tickets: TicketsSettings,
+    pub events: EventsSettings,
     pub anomaly: AnomalySettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
@@ -128,6 +130,13 @@ pub struct TicketsSettings {
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// Security events older than this are deleted.
+    pub retention: HumanDuration,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AnomalySettings {
     pub window: HumanDuration,
     pub max_networks: u32,
@@ -208,6 +217,14 @@ impl Default for TicketsSettings {
     fn default() -> Self {
         Self {
             lifetime: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            retention: HumanDuration::days(90),
         }
     }
 }
@@ -378,6 +395,9 @@ impl Settings {
                     humantime::format_duration(MAX_TICKET_LIFETIME)
                 ),
             ));
+        }
+        if self.events.retention.0.is_zero() {
+            return Err(invalid("events.retention", "must be longer than 0s"));
         }
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));

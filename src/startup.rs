@@ -63,6 +63,8 @@ pub struct Services {
     pub tickets: Arc<TicketService>,
     /// PostgreSQL: where revocations from every instance are listened for.
     pub revocations_url: Option<SecretString>,
+    /// Security events are deleted after this (`events.retention`).
+    pub events_retention: Duration,
     /// The revocation stream's hub (`GET /revocations`).
     pub revocations: Arc<RevocationHub>,
 }
@@ -140,6 +142,7 @@ impl Services {
             metrics,
             tickets,
             revocations_url,
+            events_retention: settings.events.retention.0,
             revocations,
         })
     }
@@ -169,6 +172,7 @@ impl Services {
             known_networks: now.minus(KNOWN_NETWORK_FOR),
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
             shared_activity: now.minus(self.keys.shared_activity_kept_for()),
+            events: now.minus(self.events_retention),
             tickets: now,
         };
         // Usage first, so that no key is judged idle on stale data; and a minute of margin, so

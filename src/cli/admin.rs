@@ -10,6 +10,7 @@ use clap::Subcommand;
 use super::ConfigArg;
 use crate::clock::SystemClock;
 use crate::config::Settings;
+use crate::domain::{Role, Timestamp};
 use crate::service::ServiceError;
 use crate::startup::Services;
 
@@ -49,6 +50,42 @@ pub(crate) enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Suspends a user (replacing a suspension in force) and revokes every key of theirs. The
+    /// reason is shown to the player when they sign in. Without --for or --until the suspension
+    /// is permanent.
+    Suspend {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+        /// 1 to 200 characters, shown to the player.
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. `7d`, `12h`.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
+        duration: Option<humantime::Duration>,
+        /// Until when, RFC 3339, e.g. `2026-12-24T18:00:00Z`.
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// Makes a user an administrator (`ADMIN`) or a player again (`USER`). The last
+    /// administrator in force cannot be demoted.
+    SetRole {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+        /// `USER` or `ADMIN`.
+        #[arg(long, value_parser = ["USER", "ADMIN"])]
+        role: String,
+    },
+    /// Lifts the suspension in force (kept in the history as lifted).
+    Unsuspend {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        username: String,
+    },
 }
 
 impl AdminCommand {
@@ -59,7 +96,10 @@ impl AdminCommand {
             | AdminCommand::CreateService { config, .. }
             | AdminCommand::ListUsers { config }
             | AdminCommand::RevokeKeys { config, .. }
-            | AdminCommand::DeleteUser { config, .. } => &config.config,
+            | AdminCommand::DeleteUser { config, .. }
+            | AdminCommand::Suspend { config, .. }
+            | AdminCommand::SetRole { config, .. }
+            | AdminCommand::Unsuspend { config, .. } => &config.config,
         }
     }
 }
@@ -107,19 +147,52 @@ async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()>
         }
         AdminCommand::RevokeKeys { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
-            let n = accounts
-                .admin_revoke_keys(user.id, "command line")
-                .await
-                .map_err(explain)?;
+            let n = accounts.admin_revoke_keys(user.id, None).await.map_err(explain)?;
             println!("revoked {n} key(s) of {}", user.name);
         }
         AdminCommand::DeleteUser { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
-            accounts
-                .admin_delete_user(user.id, "command line")
+            accounts.admin_delete_user(user.id, None).await.map_err(explain)?;
+            println!("deleted {} ({})", user.name, user.id);
+        }
+        AdminCommand::Suspend {
+            username,
+            reason,
+            duration,
+            until,
+            ..
+        } => {
+            let user = accounts.find_user(&username).await.map_err(explain)?;
+            let until = match (duration, until) {
+                (Some(d), _) => Some(services.clock.now().plus(d.into())),
+                (None, Some(text)) => Some(
+                    Timestamp::parse_rfc3339(&text)
+                        .ok_or_else(|| anyhow::anyhow!("--until: not an RFC 3339 date-time: {text:?}"))?,
+                ),
+                (None, None) => None,
+            };
+            let suspension = accounts
+                .suspend(user.id, &reason, until, None)
                 .await
                 .map_err(explain)?;
-            println!("deleted {} ({})", user.name, user.id);
+            match suspension.until {
+                Some(until) => println!("suspended {} until {until}", user.name),
+                None => println!("suspended {} permanently", user.name),
+            }
+        }
+        AdminCommand::SetRole { username, role, .. } => {
+            let user = accounts.find_user(&username).await.map_err(explain)?;
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: USER or ADMIN"))?;
+            let user = accounts.set_role(user.id, role, None).await.map_err(explain)?;
+            println!("{} is now {}", user.name, user.role.as_str());
+        }
+        AdminCommand::Unsuspend { username, .. } => {
+            let user = accounts.find_user(&username).await.map_err(explain)?;
+            match accounts.unsuspend(user.id, None).await {
+                Ok(_) => println!("lifted the suspension of {}", user.name),
+                Err(ServiceError::NotFound) => anyhow::bail!("{} is not suspended", user.name),
+                Err(e) => return Err(explain(e)),
+            }
         }
     }
     Ok(())
@@ -130,6 +203,9 @@ fn explain(e: ServiceError) -> anyhow::Error {
     match e {
         ServiceError::NotFound => anyhow::anyhow!("no such user"),
         ServiceError::UsernameTaken => anyhow::anyhow!("that username is already taken"),
+        ServiceError::LastAdmin => {
+            anyhow::anyhow!("refused: that is the last administrator in force (create another first)")
+        }
         other => anyhow::anyhow!("{other}"),
     }
 }

@@ -2,6 +2,7 @@
 //! what they record, shown to operators (`GET /admin/events`) and to the owner
 //! (`GET /users/me/events`).
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -112,8 +113,9 @@ impl NewEvent {
 }
 
 /// An event as stored (API.md `Event`), with its position for paging.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Event {
+    #[serde(skip)]
     pub seq: i64,
     pub id: Uuid,
     pub at: Timestamp,

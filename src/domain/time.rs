@@ -31,6 +31,14 @@ impl Timestamp {
         Self(self.0.saturating_sub(ms))
     }
 
+    /// Reads an RFC 3339 date-time with any offset (`2026-12-24T18:00:00Z`,
+    /// `2026-12-24T19:00:00.5+01:00`); sub-millisecond digits are dropped. `None` for anything
+    /// else, or a moment outside the years 0000–9999.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        Some(Self(parsed.timestamp_millis()))
+    }
+
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T07:23:33.125Z`.
     pub fn to_rfc3339(self) -> String {
         let mut buf = [0u8; RFC3339_LEN];
@@ -116,6 +124,16 @@ impl serde::Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        let t = Timestamp::parse_rfc3339("2026-11-25T07:23:33.125Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-25T07:23:33.125Z");
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-25T08:23:33.125+01:00"), Some(t));
+        for bad in ["", "tomorrow", "2026-11-25", "2026-13-01T00:00:00Z", "1700000000"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339_with_millis_in_utc() {

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::envelope::Envelope;
+use crate::domain::Suspension;
 use crate::service::ServiceError;
 use crate::store::StoreError;
 use crate::telemetry::Sampled;
@@ -32,6 +33,11 @@ pub enum ApiError {
     UsernameTaken,
     /// 409: `keys.on_limit = "refuse"` and the user holds `keys.max_per_user` live keys.
     TooManyKeys,
+    /// 409: the last administrator in force cannot be suspended, demoted or deleted.
+    LastAdmin,
+    /// 403 on `POST /auth` with the right password: `data` carries the suspension's reason and
+    /// end (the one failure with data).
+    Suspended(Suspension),
     PayloadTooLarge,
     HeadersTooLarge,
     UnsupportedMediaType,
@@ -53,7 +59,8 @@ impl ApiError {
             Self::InvalidKey | Self::Forbidden | Self::InvalidTicket => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::UsernameTaken | Self::TooManyKeys => StatusCode::CONFLICT,
+            Self::UsernameTaken | Self::TooManyKeys | Self::LastAdmin => StatusCode::CONFLICT,
+            Self::Suspended(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -76,6 +83,8 @@ impl ApiError {
             Self::MethodNotAllowed => "Method not allowed".into(),
             Self::UsernameTaken => "Username already taken".into(),
             Self::TooManyKeys => "Too many active keys".into(),
+            Self::LastAdmin => "The last administrator cannot be suspended, demoted or deleted".into(),
+            Self::Suspended(_) => "Account suspended".into(),
             Self::PayloadTooLarge => "Request body too large (the limit is 64 KiB)".into(),
             Self::HeadersTooLarge => "Request headers too large (the limit is 16 KiB)".into(),
             Self::UnsupportedMediaType => "Content-Type must be application/json".into(),
@@ -108,7 +117,20 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = (status, Envelope::<()>::failure(self.message())).into_response();
+        let mut response = match &self {
+            Self::Suspended(suspension) => {
+                let data = serde_json::json!({
+                    "suspension": {"reason": suspension.reason, "until": suspension.until}
+                });
+                let envelope = Envelope {
+                    success: false,
+                    data: Some(data),
+                    error: Some(self.message()),
+                };
+                (status, envelope).into_response()
+            }
+            _ => (status, Envelope::<()>::failure(self.message())).into_response(),
+        };
         let headers = response.headers_mut();
         match self {
             Self::InvalidKey => {
@@ -138,6 +160,8 @@ impl From<StoreError> for ApiError {
                 Self::Unavailable { retry_after_secs: 1 }
             }
             StoreError::KeyLimit => Self::TooManyKeys,
+            StoreError::LastAdmin => Self::LastAdmin,
+            StoreError::Suspended(suspension) => Self::Suspended(suspension),
             StoreError::Conflict(what) => {
                 tracing::error!(what, "unexpected conflict");
                 Self::Internal
@@ -161,6 +185,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidKey => Self::InvalidKey,
             ServiceError::NotFound => Self::NotFound,
             ServiceError::TooManyRequests { retry_after_secs } => Self::TooManyRequests { retry_after_secs },
+            ServiceError::Suspended(suspension) => Self::Suspended(suspension),
+            ServiceError::LastAdmin => Self::LastAdmin,
+            ServiceError::InvalidSuspension(e) => Self::BadRequest(e.to_string()),
             // Not logged per request: a flood would become a flood of log lines.
             ServiceError::Overloaded(_) => Self::Unavailable { retry_after_secs: 1 },
             ServiceError::Store(e) => e.into(),

@@ -94,8 +94,17 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/tickets", post(routes::tickets::ask))
         .route("/auth/tickets/redeem", post(routes::tickets::redeem))
         .route("/admin/users", get(routes::admin::list_users))
-        .route("/admin/users/{id}", delete(routes::admin::delete_user))
+        .route(
+            "/admin/users/{id}",
+            get(routes::admin::get_user).delete(routes::admin::delete_user),
+        )
         .route("/admin/users/{id}/keys", delete(routes::admin::revoke_keys))
+        .route(
+            "/admin/users/{id}/suspension",
+            put(routes::admin::suspend).delete(routes::admin::unsuspend),
+        )
+        .route("/admin/events", get(routes::events::admin_events))
+        .route("/users/me/events", get(routes::events::own_events))
         .route("/revocations", get(routes::revocations::stream))
         .fallback(|| async { ApiError::NotFound });
     let guard_state = Guard {

@@ -11,7 +11,10 @@ use super::throttle::{Attempt, SignInGate, Subject, Throttle};
 use crate::clock::Clock;
 use crate::domain::password::PasswordError;
 use crate::domain::username::UsernameError;
-use crate::domain::{AccessKey, Password, PasswordPolicy, RevocationReason, Role, Timestamp, User, Username};
+use crate::domain::{
+    AccessKey, Event, EventKind, NewEvent, Password, PasswordPolicy, RevocationReason, Role, Suspension,
+    SuspensionError, SuspensionRequest, Timestamp, User, Username,
+};
 use crate::store::{NewKey, Store, StoreError};
 use crate::telemetry::Sampled;
 
@@ -33,6 +36,14 @@ pub enum ServiceError {
     NotFound,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The right password for a suspended account.
+    #[error("account suspended")]
+    Suspended(Suspension),
+    /// Suspending, demoting or deleting the last administrator in force.
+    #[error("the last administrator")]
+    LastAdmin,
+    #[error(transparent)]
+    InvalidSuspension(#[from] SuspensionError),
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
     #[error(transparent)]
@@ -63,6 +74,16 @@ const DIGESTED_NAME_CHARS: usize = 256;
 static SIGN_IN_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
 static SIGN_UP_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
 
+/// A throttled account (or, for names that match none, network) gets at most one
+/// `sign_in_throttled` event per this period and instance: an attacker decides how many refused
+/// attempts there are, and each would be a row.
+const THROTTLED_EVENT_EVERY: Duration = Duration::from_secs(60);
+
+/// What is known about a request for its events: where from, and with what.
+fn client_detail(client: &Client) -> serde_json::Value {
+    serde_json::json!({ "user_agent": client.user_agent })
+}
+
 pub struct AccountService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -70,6 +91,8 @@ pub struct AccountService {
     keys: Arc<KeyService>,
     throttle: Arc<Throttle>,
     policy: PasswordPolicy,
+    /// Subjects that got a `sign_in_throttled` event within [`THROTTLED_EVENT_EVERY`].
+    throttled_recorded: moka::sync::Cache<String, ()>,
 }
 
 /// The outcome of checking a password on the hashing pool.
@@ -104,6 +127,21 @@ impl AccountService {
             keys,
             throttle,
             policy,
+            throttled_recorded: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(THROTTLED_EVENT_EVERY)
+                .build(),
+        }
+    }
+
+    /// Records an event that stands alone (not part of another write). A failure to record it
+    /// is logged, not answered: the request's own outcome does not depend on it.
+    async fn record(&self, event: NewEvent) {
+        if let Err(e) = self.store.record_events(std::slice::from_ref(&event)).await {
+            static SAMPLED: Sampled = Sampled::new(Duration::from_secs(1));
+            if let Some(suppressed) = SAMPLED.admit() {
+                tracing::warn!(error = %e, kind = event.kind.as_str(), suppressed, "could not record a security event");
+            }
         }
     }
 
@@ -193,7 +231,10 @@ impl AccountService {
             created: self.clock.now(),
         };
         let (key, record) = self.new_key(user.id, client);
-        match self.store.create_user(&user, &phc, Some(&record)).await {
+        let event = NewEvent::new(EventKind::SignedUp, record.created, Some(user.id))
+            .from_network(Some(&network))
+            .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
+        match self.store.create_user(&user, &phc, Some(&record), &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 tracing::info!(target: "security", event = "sign_up_name_taken", username = ?user.name.as_str(), network = %network, "name taken");
@@ -267,6 +308,16 @@ impl AccountService {
                 }
             }
         };
+        let subject = user_id.map_or_else(|| format!("network {network}"), |id| id.to_string());
+        if !self.throttled_recorded.contains_key(&subject) {
+            self.throttled_recorded.insert(subject, ());
+            let event = NewEvent::new(EventKind::SignInThrottled, now, user_id)
+                .from_network(Some(network))
+                .with_detail(
+                    serde_json::json!({ "retry_after_secs": wait, "user_agent": client.user_agent }),
+                );
+            self.record(event).await;
+        }
         if let Some(suppressed) = SIGN_IN_THROTTLED.admit() {
             let (user_id, name_digest) = self.loggable_name(typed, user_id);
             tracing::warn!(
@@ -328,7 +379,12 @@ impl AccountService {
         let (user, upgraded) = match (found, checked) {
             (Some((user, _)), Checked::Ok { upgraded }) => (user, upgraded),
             _ => {
-                // The counted attempt stays: it was a failure.
+                // The counted attempt stays: it was a failure. Recorded without the name, which
+                // may be a password typed in the wrong field when it matches no account.
+                let event = NewEvent::new(EventKind::SignInFailed, now, user_id)
+                    .from_network(Some(&network))
+                    .with_detail(client_detail(client));
+                self.record(event).await;
                 let (user_id, name_digest) = self.loggable_name(username, user_id);
                 tracing::info!(
                     target: "security",
@@ -348,7 +404,17 @@ impl AccountService {
         }
         self.store.remember_network(user.id, &network, now).await?;
         let (key, record) = self.new_key(user.id, client);
-        self.keys.issue(&record).await?;
+        let event = NewEvent::new(EventKind::SignedIn, record.created, Some(user.id))
+            .from_network(Some(&network))
+            .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
+        match self.keys.issue(&record, &event).await {
+            Ok(()) => {}
+            Err(StoreError::Suspended(suspension)) => {
+                tracing::info!(target: "security", event = "sign_in_suspended", user_id = %user.id, network = %network, "right password for a suspended account");
+                return Err(ServiceError::Suspended(suspension));
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(target: "security", event = "signed_in", user_id = %user.id, key_id = %record.id, network = %network, "key issued");
         Ok(key)
     }
@@ -452,9 +518,15 @@ impl AccountService {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no hash for the new password"))?;
         let (key, record) = self.new_key(entry.user.id, client);
-        let revoked = self.store.change_password(entry.user.id, &phc, &record).await?;
-        self.keys.forget(&revoked);
         let network = self.keys.network_of(client.ip);
+        let event = NewEvent::new(EventKind::PasswordChanged, record.created, Some(entry.user.id))
+            .from_network(Some(&network))
+            .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
+        let revoked = self
+            .store
+            .change_password(entry.user.id, &phc, &record, &event)
+            .await?;
+        self.keys.forget(&revoked);
         for r in &revoked {
             self.keys.record_revocation(entry.user.id, r, Some(&network));
         }
@@ -470,7 +542,15 @@ impl AccountService {
         client: &Client,
     ) -> Result<(), ServiceError> {
         self.reauthenticate(entry, password, None, client).await?;
-        let gone = self.store.delete_user(entry.user.id, self.clock.now()).await?;
+        let network = self.keys.network_of(client.ip);
+        let event = NewEvent::new(EventKind::AccountDeleted, self.clock.now(), Some(entry.user.id))
+            .from_network(Some(&network))
+            .with_detail(client_detail(client));
+        let gone = match self.store.delete_user(entry.user.id, &event).await {
+            Ok(gone) => gone,
+            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
+            Err(e) => return Err(e.into()),
+        };
         self.keys.forget(&gone);
         tracing::info!(target: "security", event = "account_deleted", user_id = %entry.user.id, network = %self.keys.network_of(client.ip), "account deleted");
         Ok(())
@@ -481,7 +561,7 @@ impl AccountService {
         let network = self.keys.network_of(client.ip);
         if all {
             self.keys
-                .revoke_all(entry.user.id, RevocationReason::SignedOut, Some(&network))
+                .revoke_all(entry.user.id, RevocationReason::SignedOut, Some(&network), None)
                 .await?;
         } else {
             self.keys
@@ -509,7 +589,9 @@ impl AccountService {
             role: Role::Admin,
             created: self.clock.now(),
         };
-        match self.store.create_user(&user, &phc, None).await {
+        let event = NewEvent::new(EventKind::SignedUp, user.created, Some(user.id))
+            .with_detail(serde_json::json!({ "role": user.role.as_str(), "via": "command line" }));
+        match self.store.create_user(&user, &phc, None, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
             Err(e) => return Err(e.into()),
@@ -572,23 +654,127 @@ impl AccountService {
             .ok_or(ServiceError::NotFound)
     }
 
-    /// Revokes every key of a user (reason `admin`); returns how many.
-    pub async fn admin_revoke_keys(&self, user_id: Uuid, by: &str) -> Result<usize, ServiceError> {
+    /// Revokes every key of a user (reason `admin`); returns how many. `by` is the
+    /// administrator, `None` on the command line.
+    pub async fn admin_revoke_keys(&self, user_id: Uuid, by: Option<Uuid>) -> Result<usize, ServiceError> {
         self.existing(user_id).await?;
         let n = self
             .keys
-            .revoke_all(user_id, RevocationReason::Admin, None)
+            .revoke_all(user_id, RevocationReason::Admin, None, by)
             .await?;
-        tracing::info!(target: "security", event = "admin_revoked_keys", user_id = %user_id, by = %by, keys = n, "keys revoked by an administrator");
+        tracing::info!(target: "security", event = "admin_revoked_keys", user_id = %user_id, by = %by_text(by), keys = n, "keys revoked by an administrator");
         Ok(n)
     }
 
-    /// Deletes a user with its keys and history.
-    pub async fn admin_delete_user(&self, user_id: Uuid, by: &str) -> Result<(), ServiceError> {
+    /// Deletes a user with its keys and suspensions; the last administrator in force cannot be.
+    pub async fn admin_delete_user(&self, user_id: Uuid, by: Option<Uuid>) -> Result<(), ServiceError> {
         self.existing(user_id).await?;
-        let gone = self.store.delete_user(user_id, self.clock.now()).await?;
+        let event = NewEvent::new(EventKind::AccountDeleted, self.clock.now(), Some(user_id)).by(by);
+        let gone = match self.store.delete_user(user_id, &event).await {
+            Ok(gone) => gone,
+            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
+            Err(e) => return Err(e.into()),
+        };
         self.keys.forget(&gone);
-        tracing::info!(target: "security", event = "admin_deleted_user", user_id = %user_id, by = %by, "user deleted by an administrator");
+        tracing::info!(target: "security", event = "admin_deleted_user", user_id = %user_id, by = %by_text(by), "user deleted by an administrator");
         Ok(())
     }
+
+    /// Suspends a user (replacing a suspension in force) and revokes every key of theirs.
+    pub async fn suspend(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+        until: Option<Timestamp>,
+        by: Option<Uuid>,
+    ) -> Result<Suspension, ServiceError> {
+        let now = self.clock.now();
+        let request = SuspensionRequest::new(reason, until, now)?;
+        self.existing(user_id).await?;
+        let suspension = request.at(user_id, now, by);
+        let event = NewEvent::new(EventKind::Suspended, now, Some(user_id))
+            .by(by)
+            .with_detail(serde_json::json!({
+                "suspension_id": suspension.id,
+                "reason": suspension.reason,
+                "until": suspension.until,
+            }));
+        let revoked = match self.store.suspend(&suspension, &event).await {
+            Ok(revoked) => revoked,
+            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
+            Err(e) => return Err(e.into()),
+        };
+        self.keys.forget(&revoked);
+        for r in &revoked {
+            self.keys.record_revocation(user_id, r, None);
+        }
+        tracing::info!(target: "security", event = "suspended", user_id = %user_id, by = %by_text(by), until = ?suspension.until.map(Timestamp::to_rfc3339), keys = revoked.len(), "user suspended");
+        Ok(suspension)
+    }
+
+    /// Makes a user an administrator or a player again (`role_changed`), revoking every key of
+    /// theirs (the new role applies from the next sign-in, on every instance at once); the last
+    /// administrator in force cannot be demoted. Service accounts keep their role.
+    pub async fn set_role(&self, user_id: Uuid, role: Role, by: Option<Uuid>) -> Result<User, ServiceError> {
+        let user = self.existing(user_id).await?;
+        if role == Role::Service || user.role == Role::Service {
+            return Err(
+                anyhow::anyhow!("service accounts are made with create-service and keep their role").into(),
+            );
+        }
+        let event = NewEvent::new(EventKind::RoleChanged, self.clock.now(), Some(user_id))
+            .by(by)
+            .with_detail(serde_json::json!({ "from": user.role.as_str(), "to": role.as_str() }));
+        let revoked = match self.store.set_role(user_id, role, &event).await {
+            Ok(revoked) => revoked,
+            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
+            Err(e) => return Err(e.into()),
+        };
+        self.keys.forget(&revoked);
+        for r in &revoked {
+            self.keys.record_revocation(user_id, r, None);
+        }
+        tracing::info!(target: "security", event = "role_changed", user_id = %user_id, from = user.role.as_str(), to = role.as_str(), by = %by_text(by), "role changed");
+        Ok(User { role, ..user })
+    }
+
+    /// Lifts the suspension in force; `NotFound` when there is none.
+    pub async fn unsuspend(&self, user_id: Uuid, by: Option<Uuid>) -> Result<Suspension, ServiceError> {
+        self.existing(user_id).await?;
+        let event = NewEvent::new(EventKind::SuspensionLifted, self.clock.now(), Some(user_id)).by(by);
+        let lifted = self
+            .store
+            .lift_suspension(user_id, &event)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        tracing::info!(target: "security", event = "suspension_lifted", user_id = %user_id, by = %by_text(by), "suspension lifted");
+        Ok(lifted)
+    }
+
+    /// A user with their suspension in force (if any) and every suspension, newest first.
+    pub async fn user_details(
+        &self,
+        user_id: Uuid,
+    ) -> Result<(User, Option<Suspension>, Vec<Suspension>), ServiceError> {
+        let user = self.existing(user_id).await?;
+        let history = self.store.suspensions(user_id).await?;
+        let now = self.clock.now();
+        let current = history.iter().find(|s| s.is_active(now)).cloned();
+        Ok((user, current, history))
+    }
+
+    /// Security events, newest first: one user's or everyone's, before position `before`.
+    pub async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Event>, ServiceError> {
+        Ok(self.store.events(user_id, before, limit).await?)
+    }
+}
+
+/// Who did it, for the log: an administrator's id, or the command line.
+fn by_text(by: Option<Uuid>) -> String {
+    by.map_or_else(|| "command line".to_owned(), |id| id.to_string())
 }

@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::{
-    AccessKey, ActivityDelta, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, RevocationReason,
-    SharedActivity, Timestamp, User, Verdict,
+    AccessKey, ActivityDelta, AnomalyPolicy, KeyActivity, KeyDigest, KeyPolicy, KeyStatus, NewEvent,
+    RevocationReason, SharedActivity, Timestamp, User, Verdict,
 };
 use crate::metrics::Metrics;
-use crate::store::{KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
+use crate::store::{Cause, KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
 
 /// How long revoked keys stay listed by `GET /auth/keys`.
 pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -427,7 +427,7 @@ impl KeyService {
         let owned_network = network.map(str::to_owned);
         let revoked = tokio::spawn(async move {
             store
-                .revoke_key(user_id, key_id, reason, at, owned_network.as_deref())
+                .revoke_key(user_id, key_id, reason, &Cause::new(at, owned_network.as_deref()))
                 .await
         })
         .await
@@ -455,7 +455,7 @@ impl KeyService {
         let now = self.clock.now();
         match self
             .store
-            .revoke_key(user_id, key_id, reason, now, network)
+            .revoke_key(user_id, key_id, reason, &Cause::new(now, network))
             .await?
         {
             Some(r) => {
@@ -467,17 +467,16 @@ impl KeyService {
         }
     }
 
-    /// Revokes every key of a user.
+    /// Revokes every key of a user; `actor` is who asked when not the owner (an administrator).
     pub async fn revoke_all(
         &self,
         user_id: Uuid,
         reason: RevocationReason,
         network: Option<&str>,
+        actor: Option<Uuid>,
     ) -> Result<usize, StoreError> {
-        let revoked = self
-            .store
-            .revoke_user_keys(user_id, reason, self.clock.now(), network)
-            .await?;
+        let cause = Cause::new(self.clock.now(), network).by(actor);
+        let revoked = self.store.revoke_user_keys(user_id, reason, &cause).await?;
         self.forget(&revoked);
         for r in &revoked {
             self.record_revocation(user_id, r, network);
@@ -485,16 +484,23 @@ impl KeyService {
         Ok(revoked.len())
     }
 
-    /// Stores a freshly issued key, evicting the user's least recently used keys past the limit.
-    pub async fn issue(&self, key: &NewKey) -> Result<(), StoreError> {
+    /// Stores a freshly issued key, evicting the user's least recently used keys past the limit,
+    /// and records `event` with it.
+    pub async fn issue(&self, key: &NewKey, event: &NewEvent) -> Result<(), StoreError> {
         // Eviction compares last use, so the user's unflushed usage must reach storage first.
         self.flush_user(key.user_id).await?;
-        let revoked = self.store.issue_key(key, &self.policy).await?;
+        let revoked = self.store.issue_key(key, &self.policy, event).await?;
         self.forget(&revoked);
         for r in &revoked {
             self.record_revocation(key.user_id, r, None);
         }
         Ok(())
+    }
+
+    /// How many live keys the user holds now.
+    pub async fn live_count(&self, user_id: Uuid) -> Result<usize, StoreError> {
+        let (live, _) = self.list(user_id, Uuid::nil()).await?;
+        Ok(live.len())
     }
 
     /// The user's live keys and the keys revoked in the last 30 days.

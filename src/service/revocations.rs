@@ -382,8 +382,17 @@ mod tests {
 
     use super::*;
     use crate::domain::{AccessKey, KeyPolicy, OnLimit, RevocationReason, Role, Timestamp, User, Username};
+    use crate::domain::{EventKind, NewEvent};
     use crate::store::sqlite::SqliteStore;
-    use crate::store::NewKey;
+    use crate::store::{Cause, NewKey};
+
+    fn test_event() -> NewEvent {
+        NewEvent::new(
+            EventKind::SignedIn,
+            Timestamp::from_millis(1_800_000_000_000),
+            None,
+        )
+    }
 
     const SOON: Duration = Duration::from_secs(2);
 
@@ -402,7 +411,10 @@ mod tests {
             role: Role::User,
             created: Timestamp::from_millis(1_800_000_000_000),
         };
-        store.create_user(&user, "$argon2id$x", None).await.unwrap();
+        store
+            .create_user(&user, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         Fixture {
             _dir: dir,
             store,
@@ -428,14 +440,13 @@ mod tests {
                     created: Timestamp::from_millis(1_800_000_000_000),
                     created_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 };
-                self.store.issue_key(&key, &policy).await.unwrap();
+                self.store.issue_key(&key, &policy, &test_event()).await.unwrap();
                 self.store
                     .revoke_key(
                         self.user.id,
                         key.id,
                         RevocationReason::SignedOut,
-                        Timestamp::from_millis(1_800_000_000_001),
-                        None,
+                        &Cause::new(Timestamp::from_millis(1_800_000_000_001), None),
                     )
                     .await
                     .unwrap()

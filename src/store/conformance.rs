@@ -9,15 +9,23 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Admission, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, Store, StoreError,
+    Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, Store, StoreError,
 };
 use crate::domain::FeedBounds;
-use crate::domain::OnLimit;
 use crate::domain::{
     AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
     Username,
 };
+use crate::domain::{EventKind, NewEvent, OnLimit, SuspensionRequest};
 use crate::domain::{Ticket, TicketDigest};
+
+fn test_event() -> NewEvent {
+    NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
+}
+
+fn test_event_at(at: Timestamp) -> NewEvent {
+    NewEvent::new(EventKind::AccountDeleted, at, None)
+}
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -87,7 +95,10 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 async fn users_and_names(store: &dyn Store) {
     store.ping().await.unwrap();
     let bill = user("Bill", T0);
-    store.create_user(&bill, "$argon2id$one", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$one", None, &test_event())
+        .await
+        .unwrap();
     let (found, phc) = store
         .find_login("bill")
         .await
@@ -97,7 +108,7 @@ async fn users_and_names(store: &dyn Store) {
     assert!(store.find_login("bil").await.unwrap().is_none());
     assert!(matches!(
         store
-            .create_user(&user("BILL", T0 + 1), "$argon2id$x", None)
+            .create_user(&user("BILL", T0 + 1), "$argon2id$x", None, &test_event())
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -105,7 +116,7 @@ async fn users_and_names(store: &dyn Store) {
     let ann = user("ann", T0 + 2);
     let key = new_key(&ann, T0 + 2);
     store
-        .create_user(&ann, "$argon2id$two", Some(&key))
+        .create_user(&ann, "$argon2id$two", Some(&key), &test_event())
         .await
         .unwrap();
     let (record, owner) = store.find_key(&key.digest).await.unwrap().expect("key");
@@ -125,7 +136,10 @@ async fn users_and_names(store: &dyn Store) {
 
     // Creation order, by cursor.
     let carl = user("carl", T0 + 3);
-    store.create_user(&carl, "$argon2id$c", None).await.unwrap();
+    store
+        .create_user(&carl, "$argon2id$c", None, &test_event())
+        .await
+        .unwrap();
     let all = store.list_users(None, 10).await.unwrap();
     assert_eq!(all, vec![bill.clone(), ann.clone(), carl.clone()]);
     let page = store.list_users(None, 2).await.unwrap();
@@ -165,11 +179,18 @@ async fn users_and_names(store: &dyn Store) {
 
 async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let head = store.revocation_feed_head().await.unwrap();
     let keys: Vec<NewKey> = (0..3).map(|d| new_key(&bill, T0 + d * DAY)).collect();
     for key in &keys {
-        assert!(store.issue_key(key, &policy(3)).await.unwrap().is_empty());
+        assert!(store
+            .issue_key(key, &policy(3), &test_event())
+            .await
+            .unwrap()
+            .is_empty());
     }
     store
         .record_usage(&[used(keys[0].id, T0 + 3 * DAY)])
@@ -177,7 +198,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
         .unwrap();
     // Past the limit: the least recently used goes (keys[1], never used, created before keys[2]).
     let fourth = new_key(&bill, T0 + 4 * DAY);
-    let evicted = store.issue_key(&fourth, &policy(3)).await.unwrap();
+    let evicted = store.issue_key(&fourth, &policy(3), &test_event()).await.unwrap();
     assert_eq!(evicted.len(), 1);
     assert_eq!(
         (evicted[0].id, evicted[0].digest, evicted[0].reason),
@@ -197,7 +218,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     // A sign-in after keys[0]'s lifetime (100 days) marks it expired at its deadline; the
     // others stay, within the limit.
     let fifth = new_key(&bill, T0 + 101 * DAY);
-    let expired = store.issue_key(&fifth, &policy(3)).await.unwrap();
+    let expired = store.issue_key(&fifth, &policy(3), &test_event()).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(
         (expired[0].id, expired[0].reason),
@@ -224,7 +245,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
 
     // A limit of one: every sign-in replaces the previous key.
     let sixth = new_key(&bill, T0 + 102 * DAY);
-    let gone = store.issue_key(&sixth, &policy(1)).await.unwrap();
+    let gone = store.issue_key(&sixth, &policy(1), &test_event()).await.unwrap();
     assert_eq!(gone.len(), 3);
     assert_eq!(live_ids(store, bill.id).await, vec![sixth.id]);
 }
@@ -232,19 +253,30 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
 async fn revoke_one_and_all(store: &dyn Store) {
     let bill = user("bill", T0);
     let ann = user("ann", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
-    store.create_user(&ann, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
+    store
+        .create_user(&ann, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     let anns = new_key(&ann, T0);
-    store.issue_key(&anns, &policy(10)).await.unwrap();
+    store.issue_key(&anns, &policy(10), &test_event()).await.unwrap();
 
     // Not theirs: nothing.
     let at = ts(T0 + 10);
     assert!(store
-        .revoke_key(ann.id, keys[0].id, RevocationReason::SignedOut, at, None)
+        .revoke_key(
+            ann.id,
+            keys[0].id,
+            RevocationReason::SignedOut,
+            &Cause::new(at, None)
+        )
         .await
         .unwrap()
         .is_none());
@@ -253,8 +285,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
             bill.id,
             keys[0].id,
             RevocationReason::SignedOut,
-            at,
-            Some("203.0.113.0/24"),
+            &Cause::new(at, Some("203.0.113.0/24")),
         )
         .await
         .unwrap()
@@ -269,8 +300,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
             bill.id,
             keys[0].id,
             RevocationReason::IpChanges,
-            ts(T0 + 11),
-            None
+            &Cause::new(ts(T0 + 11), None)
         )
         .await
         .unwrap()
@@ -280,7 +310,7 @@ async fn revoke_one_and_all(store: &dyn Store) {
     assert_eq!(record.revoked_network.as_deref(), Some("203.0.113.0/24"));
 
     let all = store
-        .revoke_user_keys(bill.id, RevocationReason::Admin, ts(T0 + 20), None)
+        .revoke_user_keys(bill.id, RevocationReason::Admin, &Cause::new(ts(T0 + 20), None))
         .await
         .unwrap();
     assert_eq!(
@@ -302,14 +332,17 @@ async fn revoke_one_and_all(store: &dyn Store) {
 
 async fn change_password_and_delete_user(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$old", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$old", None, &test_event())
+        .await
+        .unwrap();
     let old: Vec<NewKey> = (0..2).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &old {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     let fresh = new_key(&bill, T0 + 100);
     let revoked = store
-        .change_password(bill.id, "$argon2id$new", &fresh)
+        .change_password(bill.id, "$argon2id$new", &fresh, &test_event())
         .await
         .unwrap();
     assert_eq!(
@@ -331,7 +364,10 @@ async fn change_password_and_delete_user(store: &dyn Store) {
     );
 
     let head = store.revocation_feed_head().await.unwrap();
-    let gone = store.delete_user(bill.id, ts(T0 + 200)).await.unwrap();
+    let gone = store
+        .delete_user(bill.id, &test_event_at(ts(T0 + 200)))
+        .await
+        .unwrap();
     assert_eq!(gone.len(), 1);
     assert_eq!(
         (gone[0].id, gone[0].digest, gone[0].reason),
@@ -348,11 +384,11 @@ async fn change_password_and_delete_user(store: &dyn Store) {
     );
     // The name is free again.
     store
-        .create_user(&user("BILL", T0 + 300), "$argon2id$x", None)
+        .create_user(&user("BILL", T0 + 300), "$argon2id$x", None, &test_event())
         .await
         .unwrap();
     assert!(store
-        .delete_user(Uuid::new_v4(), ts(T0))
+        .delete_user(Uuid::new_v4(), &test_event_at(ts(T0)))
         .await
         .unwrap()
         .is_empty());
@@ -360,10 +396,13 @@ async fn change_password_and_delete_user(store: &dyn Store) {
 
 async fn usage_batches(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     store
         .record_usage(&[
@@ -521,10 +560,13 @@ async fn revocation_feed_order(store: &dyn Store) {
     assert_eq!(store.revocation_feed_head().await.unwrap(), 0);
     assert!(store.revocations_since(0).await.unwrap().is_empty());
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..4).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     for (i, key) in [&keys[2], &keys[0], &keys[3]].into_iter().enumerate() {
         store
@@ -532,8 +574,7 @@ async fn revocation_feed_order(store: &dyn Store) {
                 bill.id,
                 key.id,
                 RevocationReason::SignedOut,
-                ts(T0 + 10 + i as i64),
-                None,
+                &Cause::new(ts(T0 + 10 + i as i64), None),
             )
             .await
             .unwrap()
@@ -559,7 +600,10 @@ async fn revocation_feed_order(store: &dyn Store) {
 async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
     let now = T0;
     let bill = user("bill", now - 400 * DAY);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let lifetime = KeyPolicy {
         lifetime: Duration::from_secs(180 * 86_400),
         idle_timeout: None,
@@ -578,7 +622,7 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
     let mut ids = Vec::new();
     for (created, last, _) in cases {
         let key = new_key(&bill, created);
-        store.issue_key(&key, &lifetime).await.unwrap();
+        store.issue_key(&key, &lifetime, &test_event()).await.unwrap();
         if let Some(at) = last {
             store.record_usage(&[used(key.id, at)]).await.unwrap();
         }
@@ -609,18 +653,20 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
 
 async fn pruning(store: &dyn Store) {
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     store
         .revoke_key(
             bill.id,
             keys[0].id,
             RevocationReason::SignedOut,
-            ts(T0 + 100),
-            None,
+            &Cause::new(ts(T0 + 100), None),
         )
         .await
         .unwrap();
@@ -629,8 +675,7 @@ async fn pruning(store: &dyn Store) {
             bill.id,
             keys[1].id,
             RevocationReason::SignedOut,
-            ts(T0 + 300),
-            None,
+            &Cause::new(ts(T0 + 300), None),
         )
         .await
         .unwrap();
@@ -662,6 +707,7 @@ async fn pruning(store: &dyn Store) {
             known_networks: cut,
             revoked_keys: cut,
             shared_activity: cut,
+            events: cut,
             tickets: cut,
         })
         .await
@@ -719,6 +765,111 @@ async fn closed_is_unavailable(store: &dyn Store) {
     assert!(store.writes_failing(), "a write failed as unavailable");
 }
 
+/// Suspensions: a suspension in force refuses a key inside the issuing transaction, revokes every
+/// live key with the reason `suspended` (in the feed too), replaces the one in force, ends by
+/// itself, and the last administrator in force cannot be suspended or deleted.
+async fn suspensions_and_events(store: &dyn Store) {
+    let bill = user("bill", T0);
+    let mut boss = user("boss", T0);
+    boss.role = Role::Admin;
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
+    store
+        .create_user(&boss, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
+    let keys = [new_key(&bill, T0 + 1), new_key(&bill, T0 + 2)];
+    for key in &keys {
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+    }
+    let head = store.revocation_feed_head().await.unwrap();
+    let request = SuspensionRequest::new("cheating", Some(ts(T0 + DAY)), ts(T0 + 10)).unwrap();
+    let first = request.at(bill.id, ts(T0 + 10), Some(boss.id));
+    let event = NewEvent::new(EventKind::Suspended, ts(T0 + 10), Some(bill.id)).by(Some(boss.id));
+    let revoked = store.suspend(&first, &event).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.iter().all(|r| r.reason == RevocationReason::Suspended));
+    assert_eq!(store.revocations_since(head).await.unwrap().len(), 2);
+    assert!(live_ids(store, bill.id).await.is_empty());
+    match store
+        .issue_key(&new_key(&bill, T0 + 20), &policy(10), &test_event())
+        .await
+    {
+        Err(StoreError::Suspended(s)) => assert_eq!(s, first),
+        other => panic!("issued while suspended: {other:?}"),
+    }
+    // Replaced: the first is lifted at the second's creation.
+    let second = SuspensionRequest::new("appeal: shorter", Some(ts(T0 + 100)), ts(T0 + 30))
+        .unwrap()
+        .at(bill.id, ts(T0 + 30), None);
+    let replaced = NewEvent::new(EventKind::Suspended, ts(T0 + 30), Some(bill.id));
+    store.suspend(&second, &replaced).await.unwrap();
+    let history = store.suspensions(bill.id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], second);
+    assert_eq!(history[1].lifted, Some(ts(T0 + 30)));
+    // Ended by itself: a key can be issued after `until`, and nothing is in force to lift.
+    store
+        .issue_key(&new_key(&bill, T0 + 100), &policy(10), &test_event())
+        .await
+        .unwrap();
+    let lift = NewEvent::new(EventKind::SuspensionLifted, ts(T0 + 200), Some(bill.id));
+    assert_eq!(store.lift_suspension(bill.id, &lift).await.unwrap(), None);
+
+    // The only administrator.
+    let mine = SuspensionRequest::new("x", None, ts(T0))
+        .unwrap()
+        .at(boss.id, ts(T0 + 300), None);
+    assert!(matches!(
+        store.suspend(&mine, &test_event()).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(matches!(
+        store.delete_user(boss.id, &test_event_at(ts(T0 + 300))).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(store.suspensions(boss.id).await.unwrap().is_empty());
+
+    // Events: newest first, by user or all, paged by position, pruned by age.
+    let everyone = store.events(None, None, 100).await.unwrap();
+    let kinds: Vec<&str> = everyone.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "suspended").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "key_revoked").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(everyone.windows(2).all(|w| w[0].seq > w[1].seq));
+    let revocation = everyone.iter().find(|e| e.kind == "key_revoked").unwrap();
+    assert_eq!(revocation.user_id, Some(bill.id));
+    assert_eq!(revocation.actor_id, Some(boss.id));
+    assert_eq!(revocation.detail["reason"], "suspended");
+    let page = store.events(None, Some(everyone[1].seq), 1).await.unwrap();
+    assert_eq!(page, vec![everyone[2].clone()]);
+    assert!(store.events(Some(boss.id), None, 100).await.unwrap().is_empty());
+    let cut = ts(T0 + 20);
+    store
+        .prune(&PruneCutoffs {
+            feed: ts(0),
+            throttles: ts(0),
+            known_networks: ts(0),
+            revoked_keys: ts(0),
+            shared_activity: ts(0),
+            events: cut,
+            tickets: ts(0),
+        })
+        .await
+        .unwrap();
+    let left = store.events(None, None, 100).await.unwrap();
+    assert!(left.iter().all(|e| e.at >= cut) && !left.is_empty(), "{left:?}");
+}
+
 /// Service accounts (issue 14): no password hash (so no sign-in), found by administration, and
 /// their keys never expire by housekeeping.
 async fn service_accounts(store: &dyn Store) {
@@ -760,19 +911,25 @@ async fn service_accounts(store: &dyn Store) {
     ));
     assert!(matches!(
         store
-            .create_user(&user("matchmaker", T0), "$argon2id$x", None)
+            .create_user(&user("matchmaker", T0), "$argon2id$x", None, &test_event())
             .await,
         Err(StoreError::Conflict(_))
     ));
     let bill = user("bill", T0 - 400 * DAY);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     assert_eq!(
         store.find_account("bill").await.unwrap().map(|u| u.id),
         Some(bill.id),
         "players too"
     );
     let player_key = new_key(&bill, T0 - 300 * DAY);
-    store.issue_key(&player_key, &policy(10)).await.unwrap();
+    store
+        .issue_key(&player_key, &policy(10), &test_event())
+        .await
+        .unwrap();
     // Past both deadlines: only the player's key is marked.
     let policy = KeyPolicy {
         idle_timeout: Some(Duration::from_secs(86_400)),
@@ -783,7 +940,7 @@ async fn service_accounts(store: &dyn Store) {
     assert!(live_ids(store, bill.id).await.is_empty());
     // Revocation works on them as on anyone's.
     let revoked = store
-        .revoke_user_keys(service.id, RevocationReason::Admin, ts(T0), None)
+        .revoke_user_keys(service.id, RevocationReason::Admin, &Cause::new(ts(T0), None))
         .await
         .unwrap();
     assert_eq!(revoked.len(), 1);
@@ -807,7 +964,10 @@ fn new_ticket(key: &NewKey, at: i64, lifetime_ms: i64) -> (NewTicket, TicketDige
 async fn join_tickets(store: &dyn Store) {
     let bill = user("bill", T0);
     let key = new_key(&bill, T0);
-    store.create_user(&bill, "$argon2id$x", Some(&key)).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", Some(&key), &test_event())
+        .await
+        .unwrap();
     let (ticket, digest) = new_ticket(&key, T0 + 1_000, 30_000);
     assert!(store.create_ticket(&ticket).await.unwrap());
     let taken = store
@@ -867,7 +1027,12 @@ async fn join_tickets(store: &dyn Store) {
     let (ticket, digest) = new_ticket(&key, T0 + 10, 30_000);
     store.create_ticket(&ticket).await.unwrap();
     store
-        .revoke_key(bill.id, key.id, RevocationReason::SignedOut, ts(T0 + 20), None)
+        .revoke_key(
+            bill.id,
+            key.id,
+            RevocationReason::SignedOut,
+            &Cause::new(ts(T0 + 20), None),
+        )
         .await
         .unwrap();
     let taken = store
@@ -889,7 +1054,10 @@ async fn join_tickets(store: &dyn Store) {
     // Pruning: tickets that expired before the cut go, redeemed or not; the others stay.
     let ann = user("ann", T0);
     let anns = new_key(&ann, T0);
-    store.create_user(&ann, "$argon2id$x", Some(&anns)).await.unwrap();
+    store
+        .create_user(&ann, "$argon2id$x", Some(&anns), &test_event())
+        .await
+        .unwrap();
     let (old, old_digest) = new_ticket(&anns, T0, 100);
     let (new, new_digest) = new_ticket(&anns, T0, 10_000);
     store.create_ticket(&old).await.unwrap();
@@ -902,6 +1070,7 @@ async fn join_tickets(store: &dyn Store) {
             known_networks: ts(0),
             revoked_keys: ts(0),
             shared_activity: ts(0),
+            events: ts(0),
             tickets: cut,
         })
         .await
@@ -921,7 +1090,10 @@ async fn join_tickets(store: &dyn Store) {
     // Gone with the account (its keys, and their tickets, cascade).
     let (ticket, digest) = new_ticket(&anns, T0 + 60, 30_000);
     store.create_ticket(&ticket).await.unwrap();
-    store.delete_user(ann.id, ts(T0 + 70)).await.unwrap();
+    store
+        .delete_user(ann.id, &test_event_at(ts(T0 + 70)))
+        .await
+        .unwrap();
     assert!(store.take_ticket(&digest, ts(T0 + 80)).await.unwrap().is_none());
 }
 
@@ -938,10 +1110,13 @@ async fn revocation_stream_feed(store: &dyn Store) {
     );
     assert!(store.feed_after(0, 10).await.unwrap().is_empty());
     let bill = user("bill", T0);
-    store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
     let keys: Vec<NewKey> = (0..5).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10)).await.unwrap();
+        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
     }
     // One key signed out at T0 + 1000; then one expired as of T0 + 100 (its deadline, earlier
     // than the entry before it); then the rest by an administrator at T0 + 1000; then a
@@ -951,29 +1126,36 @@ async fn revocation_stream_feed(store: &dyn Store) {
             bill.id,
             keys[0].id,
             RevocationReason::SignedOut,
-            ts(T0 + 1000),
-            None,
+            &Cause::new(ts(T0 + 1000), None),
         )
         .await
         .unwrap()
         .unwrap();
     store
-        .revoke_key(bill.id, keys[1].id, RevocationReason::Expired, ts(T0 + 100), None)
+        .revoke_key(
+            bill.id,
+            keys[1].id,
+            RevocationReason::Expired,
+            &Cause::new(ts(T0 + 100), None),
+        )
         .await
         .unwrap()
         .unwrap();
     let by_admin = store
-        .revoke_user_keys(bill.id, RevocationReason::Admin, ts(T0 + 1000), None)
+        .revoke_user_keys(bill.id, RevocationReason::Admin, &Cause::new(ts(T0 + 1000), None))
         .await
         .unwrap();
     assert_eq!(by_admin.len(), 3);
     let fresh = new_key(&bill, T0 + 1100);
     let changed = store
-        .change_password(bill.id, "$argon2id$y", &fresh)
+        .change_password(bill.id, "$argon2id$y", &fresh, &test_event())
         .await
         .unwrap();
     assert!(changed.is_empty());
-    store.delete_user(bill.id, ts(T0 + 1200)).await.unwrap();
+    store
+        .delete_user(bill.id, &test_event_at(ts(T0 + 1200)))
+        .await
+        .unwrap();
 
     let feed = store.feed_after(0, 100).await.unwrap();
     assert_eq!(feed.len(), 6, "{feed:?}");
@@ -1031,6 +1213,7 @@ async fn revocation_stream_feed(store: &dyn Store) {
         revoked_keys: ts(0),
         shared_activity: ts(0),
         tickets: ts(0),
+        events: ts(0),
     };
     // Only the prefix before the first entry to keep goes: the expired key's entry (T0 + 100)
     // stays behind the signed-out one (T0 + 1000), which is kept.
@@ -1090,6 +1273,7 @@ conformance!(
     expiry_at_the_earlier_deadline,
     pruning,
     closed_is_unavailable,
+    suspensions_and_events,
     service_accounts,
     join_tickets,
     revocation_stream_feed,
@@ -1119,7 +1303,10 @@ mod postgres_instances {
         let db = TestDatabase::create().await;
         let store = PgStore::connect(&db.url, 2).await.unwrap();
         let bill = user("bill", T0 - 400 * DAY);
-        store.create_user(&bill, "$argon2id$x", None).await.unwrap();
+        store
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         let key = new_key(&bill, T0 - 200 * DAY);
         let policy = KeyPolicy {
             lifetime: Duration::from_secs(180 * 86_400),
@@ -1127,7 +1314,7 @@ mod postgres_instances {
             max_per_user: 10,
             on_limit: OnLimit::Evict,
         };
-        store.issue_key(&key, &policy).await.unwrap();
+        store.issue_key(&key, &policy, &test_event()).await.unwrap();
         let mut other = sqlx::PgConnection::connect(db.url.expose_secret()).await.unwrap();
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(crate::store::postgres::HOUSEKEEPING_LOCK)
@@ -1155,7 +1342,10 @@ mod postgres_instances {
         );
         let stores = [a.unwrap(), b.unwrap(), c.unwrap()];
         let bill = user("bill", T0);
-        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        stores[0]
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         for store in &stores {
             assert_eq!(store.find_user(bill.id).await.unwrap().unwrap().0, bill);
             store.close().await;
@@ -1208,7 +1398,7 @@ mod postgres_instances {
         let bill = user("bill", T0);
         let key = new_key(&bill, T0);
         stores[0]
-            .create_user(&bill, "$argon2id$x", Some(&key))
+            .create_user(&bill, "$argon2id$x", Some(&key), &test_event())
             .await
             .unwrap();
         for round in 0..30 {
@@ -1241,13 +1431,20 @@ mod postgres_instances {
         let db = TestDatabase::create().await;
         let stores = instances(&db, 2).await;
         let bill = user("bill", T0);
-        stores[0].create_user(&bill, "$argon2id$x", None).await.unwrap();
+        stores[0]
+            .create_user(&bill, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for i in 0..20 {
             let store = stores[i % 2].clone();
             let key = new_key(&bill, T0 + i as i64);
             tasks.push(tokio::spawn(async move {
-                store.issue_key(&key, &policy(3)).await.unwrap().len()
+                store
+                    .issue_key(&key, &policy(3), &test_event())
+                    .await
+                    .unwrap()
+                    .len()
             }));
         }
         let mut evicted = 0;

@@ -14,6 +14,13 @@ pub enum StoreError {
     /// `keys.on_limit = "refuse"` and the user already holds `keys.max_per_user` live keys.
     #[error("too many active keys")]
     KeyLimit,
+    /// The write would leave no administrator in force (suspending, demoting or deleting the
+    /// last one).
+    #[error("the last administrator")]
+    LastAdmin,
+    /// A key cannot be issued: the user is suspended.
+    #[error("account suspended")]
+    Suspended(crate::domain::Suspension),
     /// The database is busy, locked, full or unreachable: worth retrying later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] BoxError),

@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{
-    ActivityDelta, Counter, KeyDigest, KeyPolicy, RevocationReason, Scope, SharedActivity, ThrottlePolicy,
-    Timestamp, User,
+    ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
+    SharedActivity, Suspension, ThrottlePolicy, Timestamp, User,
 };
 use crate::domain::{FeedBounds, FeedEntry};
 
@@ -62,6 +62,30 @@ pub struct KeyRecord {
     pub activity: Option<String>,
 }
 
+/// When, from where and by whom a revocation was asked, recorded with its events.
+#[derive(Clone, Copy, Debug)]
+pub struct Cause<'a> {
+    pub at: Timestamp,
+    /// The client network of the request, when there was one.
+    pub network: Option<&'a str>,
+    /// Who asked, when not the key's owner (an administrator).
+    pub actor: Option<Uuid>,
+}
+
+impl<'a> Cause<'a> {
+    pub fn new(at: Timestamp, network: Option<&'a str>) -> Self {
+        Self {
+            at,
+            network,
+            actor: None,
+        }
+    }
+
+    pub fn by(self, actor: Option<Uuid>) -> Self {
+        Self { actor, ..self }
+    }
+}
+
 /// Rows older than these are deleted by [`Store::prune`].
 #[derive(Clone, Copy, Debug)]
 pub struct PruneCutoffs {
@@ -79,6 +103,8 @@ pub struct PruneCutoffs {
     pub shared_activity: Timestamp,
     /// Join tickets that expired before (redeemed or not).
     pub tickets: Timestamp,
+    /// Security events (`events.retention`).
+    pub events: Timestamp,
 }
 
 /// The rows of one counted attempt (one per counter), so that it can be taken back when it
@@ -144,9 +170,16 @@ pub trait Store: Send + Sync + 'static {
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
 
-    /// Creates a user with its password hash and (for a sign-up) its first key, atomically. A
-    /// taken name is [`StoreError::Conflict`], decided by the unique constraint.
-    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()>;
+    /// Creates a user with its password hash and (for a sign-up) its first key, and records
+    /// `event`, atomically. A taken name is [`StoreError::Conflict`], decided by the unique
+    /// constraint.
+    async fn create_user(
+        &self,
+        user: &User,
+        phc: &str,
+        key: Option<&NewKey>,
+        event: &NewEvent,
+    ) -> StoreResult<()>;
 
     /// Users in creation order, after the cursor `(created, id)` if given.
     async fn list_users(&self, after: Option<(Timestamp, Uuid)>, limit: u32) -> StoreResult<Vec<User>>;
@@ -208,44 +241,53 @@ pub trait Store: Send + Sync + 'static {
     /// The user and password hash by id.
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>>;
 
-    /// Stores a new key and, in the same transaction, marks the user's expired keys and evicts
-    /// the least recently used ones so that at most `policy.max_per_user` stay live.
-    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>>;
+    /// Stores a new key and, in the same transaction, marks the user's expired keys, evicts the
+    /// least recently used ones so that at most `policy.max_per_user` stay live, and records
+    /// `event` (with a `key_revoked` event per key revoked). [`StoreError::Suspended`] when the
+    /// user is suspended at the key's creation, [`StoreError::KeyLimit`] when the policy refuses.
+    async fn issue_key(
+        &self,
+        key: &NewKey,
+        policy: &KeyPolicy,
+        event: &NewEvent,
+    ) -> StoreResult<Vec<RevokedKey>>;
 
     /// Replaces a password hash (an upgrade after the parameters changed).
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()>;
 
-    /// Replaces the password hash, revokes every key (`password_changed`) and stores `new_key`.
+    /// Replaces the password hash, revokes every key (`password_changed`), stores `new_key` and
+    /// records `event`.
     async fn change_password(
         &self,
         user_id: Uuid,
         phc: &str,
         new_key: &NewKey,
+        event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>>;
 
-    /// Deletes the account with its keys and history; returns the keys that were live.
-    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>>;
+    /// Deletes the account with its keys, and records `event`; returns the keys that were live.
+    /// [`StoreError::LastAdmin`] for the last administrator in force.
+    async fn delete_user(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Vec<RevokedKey>>;
 
     /// The key with this digest (revoked or not) and its owner.
     async fn find_key(&self, digest: &KeyDigest) -> StoreResult<Option<(KeyRecord, User)>>;
 
-    /// Revokes one live key of `user_id`; `None` if it is not theirs or not live.
+    /// Revokes one live key of `user_id` (recording `key_revoked` with `cause`); `None` if it
+    /// is not theirs or not live.
     async fn revoke_key(
         &self,
         user_id: Uuid,
         key_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Option<RevokedKey>>;
 
-    /// Revokes every live key of a user.
+    /// Revokes every live key of a user (recording `key_revoked` with `cause` for each).
     async fn revoke_user_keys(
         &self,
         user_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Vec<RevokedKey>>;
 
     /// The user's live keys and the keys revoked at or after `revoked_since`.
@@ -253,6 +295,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a batch of usage updates in one transaction.
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
+
+    // Suspensions and security events (issue 14)
+
+    /// Suspends a user, in one transaction: a suspension in force is ended (`lifted` at the new
+    /// one's creation), `suspension` stored, every live key revoked (`suspended`, with `cause`),
+    /// `event` recorded. [`StoreError::LastAdmin`] when the user is an administrator and no
+    /// other one is in force.
+    async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>>;
+
+    /// Lifts the user's suspension in force at `event.at` and records `event`; the lifted
+    /// suspension, or `None` when none was in force (nothing recorded).
+    async fn lift_suspension(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Option<Suspension>>;
+
+    /// The user's suspensions, newest first.
+    async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>>;
+
+    /// Changes a user's role between `USER` and `ADMIN`, revokes every key of the user
+    /// (`admin`: keys are cached with their owner's role) and records `event`. Nothing happens to
+    /// a user that does not exist or is a service account. [`StoreError::LastAdmin`] when
+    /// demoting the last administrator in force.
+    async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>>;
+
+    /// Records events that stand alone (failed and throttled sign-ins).
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
+
+    /// Events newest first: of one user (`user_id`) or all, before position `before`.
+    async fn events(&self, user_id: Option<Uuid>, before: Option<i64>, limit: u32)
+        -> StoreResult<Vec<Event>>;
 
     // Service accounts (issue 14)
 

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::{KeyRecord, RevokedKey, StoreError, StoreResult};
 use crate::domain::{
-    KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, Timestamp, User, Username,
+    Event, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, Suspension, Timestamp,
+    User, Username,
 };
 
 /// The columns of [`KeyRow`], on the table aliased `k`.
@@ -232,4 +233,65 @@ pub(crate) fn unzip3<A, B, C>(items: impl Iterator<Item = (A, B, C)>) -> (Vec<A>
         c.push(z);
     }
     (a, b, c)
+}
+
+/// The columns of [`SuspensionRow`].
+pub(super) const SUSPENSION_COLUMNS: &str = "id, user_id, reason, created_ms, until_ms, by_id, lifted_ms";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SuspensionRow {
+    id: Uuid,
+    user_id: Uuid,
+    reason: String,
+    created_ms: i64,
+    until_ms: Option<i64>,
+    by_id: Option<Uuid>,
+    lifted_ms: Option<i64>,
+}
+
+impl From<SuspensionRow> for Suspension {
+    fn from(row: SuspensionRow) -> Self {
+        Suspension {
+            id: row.id,
+            user_id: row.user_id,
+            reason: row.reason,
+            created: ts(row.created_ms),
+            until: row.until_ms.map(ts),
+            by: row.by_id,
+            lifted: row.lifted_ms.map(ts),
+        }
+    }
+}
+
+/// The columns of [`EventRow`].
+pub(super) const EVENT_COLUMNS: &str = "seq, id, at_ms, kind, user_id, actor_id, network, detail";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    seq: i64,
+    id: Uuid,
+    at_ms: i64,
+    kind: String,
+    user_id: Option<Uuid>,
+    actor_id: Option<Uuid>,
+    network: Option<String>,
+    detail: String,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> StoreResult<Event> {
+        Ok(Event {
+            seq: row.seq,
+            id: row.id,
+            at: ts(row.at_ms),
+            kind: row.kind,
+            user_id: row.user_id,
+            actor_id: row.actor_id,
+            network: row.network,
+            detail: serde_json::from_str(&row.detail)
+                .map_err(|e| StoreError::Corrupt(format!("event detail: {e}")))?,
+        })
+    }
 }

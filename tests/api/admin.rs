@@ -10,7 +10,7 @@ use crate::helpers::{spawn_app, TestApp, PASSWORD};
 const ADMIN_PASSWORD: &str = "the admin's own long passphrase";
 
 /// Creates an administrator with the real command line and signs it in.
-async fn admin_key(app: &TestApp) -> String {
+pub async fn admin_key(app: &TestApp) -> String {
     let out = app
         .cli(
             &["admin", "create-admin", "--username", "root_admin"],
@@ -22,7 +22,7 @@ async fn admin_key(app: &TestApp) -> String {
     app.sign_in("root_admin", ADMIN_PASSWORD).await.key()
 }
 
-async fn user_id(app: &TestApp, key: &str) -> String {
+pub async fn user_id(app: &TestApp, key: &str) -> String {
     app.request("GET", "/users/me", Some(key), None).await.body["data"]["user"]["id"]
         .as_str()
         .unwrap()

@@ -399,6 +399,7 @@ async fn a_position_the_service_does_not_hold_resets_then_goes_on_from_the_prese
             revoked_keys: Timestamp::from_millis(0),
             shared_activity: Timestamp::from_millis(0),
             tickets: Timestamp::from_millis(0),
+            events: Timestamp::from_millis(0),
         })
         .await
         .unwrap();

@@ -19,6 +19,8 @@ mod anomaly;
 mod bad_input;
 #[path = "../api/connections.rs"]
 mod connections;
+#[path = "../api/events.rs"]
+mod events;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/keys.rs"]
@@ -35,6 +37,8 @@ mod revocations;
 mod services;
 #[path = "../api/sign_in.rs"]
 mod sign_in;
+#[path = "../api/suspensions.rs"]
+mod suspensions;
 #[path = "../api/tickets.rs"]
 mod tickets;
 #[path = "../api/users.rs"]

@@ -1,5 +1,6 @@
-//! `GET /admin/users`, `DELETE /admin/users/{id}/keys`, `DELETE /admin/users/{id}`: for keys of
-//! users with the `ADMIN` role only.
+//! `GET /admin/users`, `GET /admin/users/{id}`, `DELETE /admin/users/{id}/keys`,
+//! `DELETE /admin/users/{id}`, `PUT` and `DELETE /admin/users/{id}/suspension`: for keys of users
+//! with the `ADMIN` role only.
 
 use axum::extract::{Path, State};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,10 +8,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Timestamp, User};
+use crate::domain::{Suspension, Timestamp, User};
 use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
-use crate::http::extract::{Admin, Query};
+use crate::http::extract::{Admin, Json, Query};
 use crate::http::AppState;
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -90,7 +91,7 @@ pub async fn revoke_keys(
 ) -> Result<Envelope<()>, ApiError> {
     state
         .accounts
-        .admin_revoke_keys(user_id(&id)?, &admin.entry.user.id.to_string())
+        .admin_revoke_keys(user_id(&id)?, Some(admin.entry.user.id))
         .await?;
     Ok(Envelope::empty())
 }
@@ -102,7 +103,82 @@ pub async fn delete_user(
 ) -> Result<Envelope<()>, ApiError> {
     state
         .accounts
-        .admin_delete_user(user_id(&id)?, &admin.entry.user.id.to_string())
+        .admin_delete_user(user_id(&id)?, Some(admin.entry.user.id))
+        .await?;
+    Ok(Envelope::empty())
+}
+
+#[derive(Serialize)]
+pub struct UserDetails {
+    user: User,
+    live_keys: usize,
+    suspension: Option<Suspension>,
+    suspensions: Vec<Suspension>,
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Envelope<UserDetails>, ApiError> {
+    let (user, suspension, suspensions) = state.accounts.user_details(user_id(&id)?).await?;
+    let live_keys = state.keys.live_count(user.id).await?;
+    Ok(Envelope::ok(UserDetails {
+        user,
+        live_keys,
+        suspension,
+        suspensions,
+    }))
+}
+
+/// `{"reason": str, "until": RFC 3339 or null}`: `until` must be present (null = permanent), so
+/// that a forgotten end is not taken for a ban for ever.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspensionBody {
+    reason: String,
+    #[serde(deserialize_with = "required_nullable")]
+    until: Option<String>,
+}
+
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+#[derive(Serialize)]
+pub struct SuspensionAnswer {
+    suspension: Suspension,
+}
+
+pub async fn suspend(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    Json(body): Json<SuspensionBody>,
+) -> Result<Envelope<SuspensionAnswer>, ApiError> {
+    let user_id = user_id(&id)?;
+    let until = match body.until.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Timestamp::parse_rfc3339(text)
+                .ok_or_else(|| ApiError::BadRequest("until: not an RFC 3339 date-time".into()))?,
+        ),
+    };
+    let suspension = state
+        .accounts
+        .suspend(user_id, &body.reason, until, Some(admin.entry.user.id))
+        .await?;
+    Ok(Envelope::ok(SuspensionAnswer { suspension }))
+}
+
+pub async fn unsuspend(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Envelope<()>, ApiError> {
+    state
+        .accounts
+        .unsuspend(user_id(&id)?, Some(admin.entry.user.id))
         .await?;
     Ok(Envelope::empty())
 }

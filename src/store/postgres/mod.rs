@@ -26,6 +26,8 @@
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
 pub mod listen;
+mod suspensions;
+
 mod service_accounts;
 mod stream;
 mod tickets;
@@ -41,17 +43,18 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use self::suspensions::{is_last_admin, suspension_in_force};
 use super::health::WriteHealth;
 use super::rows::{
     expired_keys, expiry_bounds, shared_activity, ts, unzip3, FeedRow, KeyRow, KeyWithUserRow, LiveKeyRow,
     LoginRow, RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
-    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult, ACCOUNT_DELETED,
+    Admission, Cause, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store,
+    StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, NewEvent, SharedActivity};
+use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -90,7 +93,7 @@ const EXPIRE: &str = "UPDATE keys SET revoke_reason = 'expired', revoked_ms = v.
 
 /// Pruning by age ($1 the cutoff): revocation feed, throttles, known networks, revoked keys,
 /// shared request counts and networks.
-const PRUNE: [&str; 6] = [
+const PRUNE: [&str; 7] = [
     // The feed loses a prefix only, up to its first entry young enough to keep, and never its
     // newest (`Store::feed_bounds`); entries carry the time of the revocation they record, which
     // is not always in `seq` order (an expired key is revoked as of its deadline).
@@ -102,6 +105,7 @@ const PRUNE: [&str; 6] = [
     "DELETE FROM keys WHERE revoked_ms < $1",
     "DELETE FROM key_request_counts WHERE window_start_ms < $1",
     "DELETE FROM key_networks WHERE last_seen_ms < $1",
+    "DELETE FROM events WHERE at_ms < $1",
 ];
 
 pub struct PgStore {
@@ -214,9 +218,9 @@ async fn revoke_where(
     user_id: Uuid,
     key_ids: Option<&[Uuid]>,
     reason: RevocationReason,
-    at: Timestamp,
-    network: Option<&str>,
+    cause: &Cause<'_>,
 ) -> StoreResult<Vec<RevokedKey>> {
+    let (at, network) = (cause.at, cause.network);
     let rows: Vec<RevokedRow> = match key_ids {
         None => {
             sqlx::query_as(
@@ -255,7 +259,7 @@ async fn revoke_where(
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let events: Vec<NewEvent> = ids
         .iter()
-        .map(|&id| NewEvent::key_revoked(user_id, id, reason, at, network))
+        .map(|&id| NewEvent::key_revoked(user_id, id, reason, at, network).by(cause.actor))
         .collect();
     insert_events(conn, &events).await?;
     rows.into_iter().map(|row| row.revoked(reason)).collect()
@@ -370,7 +374,13 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
-    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        user: &User,
+        phc: &str,
+        key: Option<&NewKey>,
+        event: &NewEvent,
+    ) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
@@ -392,6 +402,7 @@ impl Store for PgStore {
             if let Some(key) = key {
                 insert_key(&mut tx, key).await?;
             }
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -730,7 +741,7 @@ impl Store for PgStore {
             if !housekeeping_turn(&mut tx).await? {
                 return Ok(());
             }
-            let [feed, throttles, networks, keys, counts, seen] = PRUNE;
+            let [feed, throttles, networks, keys, counts, seen, events] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),
                 (throttles, cutoffs.throttles),
@@ -738,6 +749,7 @@ impl Store for PgStore {
                 (keys, cutoffs.revoked_keys),
                 (counts, cutoffs.shared_activity),
                 (seen, cutoffs.shared_activity),
+                (events, cutoffs.events),
             ] {
                 sqlx::query(sql)
                     .bind(before.as_millis())
@@ -771,11 +783,20 @@ impl Store for PgStore {
         row.map(LoginRow::into_login).transpose()
     }
 
-    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
+    async fn issue_key(
+        &self,
+        key: &NewKey,
+        policy: &KeyPolicy,
+        event: &NewEvent,
+    ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
-            // Concurrent sign-ins of this user, on any instance, queue here.
+            // Concurrent sign-ins of this user, on any instance, queue here (and behind a
+            // suspension being written).
             lock_user(&mut tx, key.user_id).await?;
+            if let Some(suspension) = suspension_in_force(&mut tx, key.user_id, key.created).await? {
+                return Err(StoreError::Suspended(suspension));
+            }
             let rows: Vec<LiveKeyRow> = sqlx::query_as(&format!(
                 "SELECT {LIVE_KEY_COLUMNS} FROM keys WHERE user_id = $1 AND revoked_ms IS NULL"
             ))
@@ -803,10 +824,10 @@ impl Store for PgStore {
                     key.user_id,
                     Some(&one),
                     RevocationReason::Expired,
-                    at,
-                    None,
-                );
-                revoked.extend(expired.await?);
+                    &Cause::new(at, None),
+                )
+                .await?;
+                revoked.extend(expired);
             }
             if !plan.evicted.is_empty() {
                 let ip = key.created_ip.map(|ip| ip.to_string());
@@ -815,12 +836,13 @@ impl Store for PgStore {
                     key.user_id,
                     Some(&plan.evicted),
                     RevocationReason::Evicted,
-                    key.created,
-                    ip.as_deref(),
-                );
-                revoked.extend(evicted.await?);
+                    &Cause::new(key.created, ip.as_deref()),
+                )
+                .await?;
+                revoked.extend(evicted);
             }
             insert_key(&mut tx, key).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             insert_feed(&mut tx, key.user_id, &revoked, None, key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -846,6 +868,7 @@ impl Store for PgStore {
         user_id: Uuid,
         phc: &str,
         new_key: &NewKey,
+        event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
@@ -856,17 +879,16 @@ impl Store for PgStore {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            let ip = new_key.created_ip.map(|ip| ip.to_string());
             let revoked = revoke_where(
                 &mut tx,
                 user_id,
                 None,
                 RevocationReason::PasswordChanged,
-                new_key.created,
-                ip.as_deref(),
+                &Cause::new(new_key.created, event.network.as_deref()),
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             insert_feed(&mut tx, user_id, &revoked, None, new_key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -874,11 +896,15 @@ impl Store for PgStore {
         .await
     }
 
-    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
+    async fn delete_user(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
+            let at = event.at;
             let mut tx = self.pool.begin().await?;
             // No key can be issued between reading the live keys and deleting them.
             lock_user(&mut tx, user_id).await?;
+            if is_last_admin(&mut tx, user_id, at).await? {
+                return Err(StoreError::LastAdmin);
+            }
             let rows: Vec<RevokedRow> =
                 sqlx::query_as("SELECT id, digest FROM keys WHERE user_id = $1 AND revoked_ms IS NULL")
                     .bind(user_id)
@@ -888,12 +914,14 @@ impl Store for PgStore {
                 .into_iter()
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
-            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
-            // Keys, hashes and events go with the user (ON DELETE CASCADE).
+            // Keys, hashes and suspensions go with the user (ON DELETE CASCADE); events stay
+            // until `events.retention`.
             sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
+            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -916,13 +944,12 @@ impl Store for PgStore {
         user_id: Uuid,
         key_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Option<RevokedKey>> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
-            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
@@ -933,15 +960,14 @@ impl Store for PgStore {
         &self,
         user_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             // A sign-in committing meanwhile leaves its key live, as it would have after this.
             lock_user(&mut tx, user_id).await?;
-            let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, None, reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -1016,6 +1042,46 @@ impl Store for PgStore {
             Ok(())
         })
         .await
+    }
+
+    // Suspensions and security events (issue 14)
+
+    async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.suspend_user(suspension, event).await
+    }
+
+    async fn lift_suspension(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Option<Suspension>> {
+        self.lift_user_suspension(user_id, event).await
+    }
+
+    async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
+        self.list_suspensions(user_id).await
+    }
+
+    async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.change_role(user_id, role, event).await
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.writing(async {
+            let mut tx = self.pool.begin().await?;
+            insert_events(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        self.list_events(user_id, before, limit).await
     }
 
     // Service accounts (issue 14)

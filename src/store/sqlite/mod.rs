@@ -6,6 +6,8 @@
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
 mod key_reader;
+mod suspensions;
+
 mod service_accounts;
 mod stream;
 mod tickets;
@@ -23,17 +25,18 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use self::key_reader::KeyReader;
+use self::suspensions::{is_last_admin, suspension_in_force};
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::rows::{
     expired_keys, expiry_bounds, shared_activity, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow,
     UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
-    Admission, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store, StoreError,
-    StoreResult, ACCOUNT_DELETED,
+    Admission, Cause, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store,
+    StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, NewEvent, SharedActivity};
+use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -62,7 +65,7 @@ const EXPIRE: &str =
     "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
 /// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys,
 /// shared request counts and networks.
-const PRUNE: [&str; 6] = [
+const PRUNE: [&str; 7] = [
     // The feed loses a prefix only, up to its first entry young enough to keep, and never its
     // newest (`Store::feed_bounds`); entries carry the time of the revocation they record, which
     // is not always in `seq` order (an expired key is revoked as of its deadline). `+at_ms` keeps
@@ -76,6 +79,7 @@ const PRUNE: [&str; 6] = [
     "DELETE FROM keys WHERE revoked_ms < ?1",
     "DELETE FROM key_request_counts WHERE window_start_ms < ?1",
     "DELETE FROM key_networks WHERE last_seen_ms < ?1",
+    "DELETE FROM events WHERE at_ms < ?1",
 ];
 
 pub struct SqliteStore {
@@ -260,9 +264,9 @@ async fn revoke_where(
     user_id: Uuid,
     key_ids: Option<&[Uuid]>,
     reason: RevocationReason,
-    at: Timestamp,
-    network: Option<&str>,
+    cause: &Cause<'_>,
 ) -> StoreResult<Vec<RevokedKey>> {
+    let (at, network) = (cause.at, cause.network);
     let rows: Vec<RevokedRow> = match key_ids {
         None => {
             sqlx::query_as(
@@ -300,7 +304,7 @@ async fn revoke_where(
         let id = row.id;
         insert_event(
             &mut *conn,
-            &NewEvent::key_revoked(user_id, id, reason, at, network),
+            &NewEvent::key_revoked(user_id, id, reason, at, network).by(cause.actor),
         )
         .await?;
         revoked.push(row.revoked(reason)?);
@@ -384,7 +388,13 @@ impl Store for SqliteStore {
         self.write.close().await;
     }
 
-    async fn create_user(&self, user: &User, phc: &str, key: Option<&NewKey>) -> StoreResult<()> {
+    async fn create_user(
+        &self,
+        user: &User,
+        phc: &str,
+        key: Option<&NewKey>,
+        event: &NewEvent,
+    ) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             sqlx::query(
@@ -406,6 +416,7 @@ impl Store for SqliteStore {
             if let Some(key) = key {
                 insert_key(&mut tx, key).await?;
             }
+            insert_event(&mut tx, event).await?;
             tx.commit().await
         })
         .await
@@ -652,7 +663,7 @@ impl Store for SqliteStore {
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let [feed, throttles, networks, keys, counts, seen] = PRUNE;
+            let [feed, throttles, networks, keys, counts, seen, events] = PRUNE;
             for (sql, before) in [
                 (feed, cutoffs.feed),
                 (throttles, cutoffs.throttles),
@@ -660,6 +671,7 @@ impl Store for SqliteStore {
                 (keys, cutoffs.revoked_keys),
                 (counts, cutoffs.shared_activity),
                 (seen, cutoffs.shared_activity),
+                (events, cutoffs.events),
             ] {
                 sqlx::query(sql)
                     .bind(before.as_millis())
@@ -691,9 +703,17 @@ impl Store for SqliteStore {
         row.map(LoginRow::into_login).transpose()
     }
 
-    async fn issue_key(&self, key: &NewKey, policy: &KeyPolicy) -> StoreResult<Vec<RevokedKey>> {
+    async fn issue_key(
+        &self,
+        key: &NewKey,
+        policy: &KeyPolicy,
+        event: &NewEvent,
+    ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
+            if let Some(suspension) = suspension_in_force(&mut tx, key.user_id, key.created).await? {
+                return Err(StoreError::Suspended(suspension));
+            }
             let rows: Vec<LiveKeyRow> = sqlx::query_as(&format!(
                 "SELECT {LIVE_KEY_COLUMNS} FROM keys WHERE user_id = ? AND revoked_ms IS NULL"
             ))
@@ -721,10 +741,10 @@ impl Store for SqliteStore {
                     key.user_id,
                     Some(&one),
                     RevocationReason::Expired,
-                    at,
-                    None,
-                );
-                revoked.extend(expired.await?);
+                    &Cause::new(at, None),
+                )
+                .await?;
+                revoked.extend(expired);
             }
             if !plan.evicted.is_empty() {
                 let ip = key.created_ip.map(|ip| ip.to_string());
@@ -733,12 +753,13 @@ impl Store for SqliteStore {
                     key.user_id,
                     Some(&plan.evicted),
                     RevocationReason::Evicted,
-                    key.created,
-                    ip.as_deref(),
-                );
-                revoked.extend(evicted.await?);
+                    &Cause::new(key.created, ip.as_deref()),
+                )
+                .await?;
+                revoked.extend(evicted);
             }
             insert_key(&mut tx, key).await?;
+            insert_event(&mut tx, event).await?;
             insert_feed(&mut tx, key.user_id, &revoked, None, key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -764,6 +785,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         phc: &str,
         new_key: &NewKey,
+        event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
@@ -773,17 +795,16 @@ impl Store for SqliteStore {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            let ip = new_key.created_ip.map(|ip| ip.to_string());
             let revoked = revoke_where(
                 &mut tx,
                 user_id,
                 None,
                 RevocationReason::PasswordChanged,
-                new_key.created,
-                ip.as_deref(),
+                &Cause::new(new_key.created, event.network.as_deref()),
             )
             .await?;
             insert_key(&mut tx, new_key).await?;
+            insert_event(&mut tx, event).await?;
             insert_feed(&mut tx, user_id, &revoked, None, new_key.created).await?;
             tx.commit().await?;
             Ok(revoked)
@@ -791,9 +812,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_user(&self, user_id: Uuid, at: Timestamp) -> StoreResult<Vec<RevokedKey>> {
+    async fn delete_user(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
+            let at = event.at;
             let mut tx = self.begin_write().await?;
+            if is_last_admin(&mut tx, user_id, at).await? {
+                return Err(StoreError::LastAdmin);
+            }
             let rows: Vec<RevokedRow> =
                 sqlx::query_as("SELECT id, digest FROM keys WHERE user_id = ? AND revoked_ms IS NULL")
                     .bind(user_id)
@@ -804,11 +829,13 @@ impl Store for SqliteStore {
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
             insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
-            // Keys, hashes and events go with the user (ON DELETE CASCADE).
+            // Keys, hashes and suspensions go with the user (ON DELETE CASCADE); events stay
+            // until `events.retention`.
             sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+            insert_event(&mut tx, event).await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -824,13 +851,12 @@ impl Store for SqliteStore {
         user_id: Uuid,
         key_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Option<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, Some(&[key_id]), reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked.into_iter().next())
         })
@@ -841,13 +867,12 @@ impl Store for SqliteStore {
         &self,
         user_id: Uuid,
         reason: RevocationReason,
-        at: Timestamp,
-        network: Option<&str>,
+        cause: &Cause<'_>,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let revoked = revoke_where(&mut tx, user_id, None, reason, at, network).await?;
-            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            let revoked = revoke_where(&mut tx, user_id, None, reason, cause).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, cause.at).await?;
             tx.commit().await?;
             Ok(revoked)
         })
@@ -914,6 +939,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    // Suspensions and security events (issue 14)
+
+    async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.suspend_user(suspension, event).await
+    }
+
+    async fn lift_suspension(&self, user_id: Uuid, event: &NewEvent) -> StoreResult<Option<Suspension>> {
+        self.lift_user_suspension(user_id, event).await
+    }
+
+    async fn suspensions(&self, user_id: Uuid) -> StoreResult<Vec<Suspension>> {
+        self.list_suspensions(user_id).await
+    }
+
+    async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
+        self.change_role(user_id, role, event).await
+    }
+
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        self.insert_events(events).await
+    }
+
+    async fn events(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        self.list_events(user_id, before, limit).await
+    }
+
     // Service accounts (issue 14)
 
     async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
@@ -959,9 +1015,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::OnLimit;
-    use crate::domain::{AccessKey, Role, Username};
+    use crate::domain::{AccessKey, EventKind, OnLimit, Role, Username};
     use crate::store::LastUse;
+
+    fn test_event() -> NewEvent {
+        NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
+    }
 
     fn policy() -> KeyPolicy {
         KeyPolicy {
@@ -998,11 +1057,14 @@ mod tests {
         };
         let (fresh, fresh_digest) = new_key(&user, 1_700_000_000_001);
         store
-            .create_user(&user, "$argon2id$stub", Some(&fresh))
+            .create_user(&user, "$argon2id$stub", Some(&fresh), &test_event())
             .await
             .expect("user");
         let (used, used_digest) = new_key(&user, 1_700_000_000_002);
-        store.issue_key(&used, &policy()).await.expect("key");
+        store
+            .issue_key(&used, &policy(), &test_event())
+            .await
+            .expect("key");
         store
             .record_usage(&[KeyUsage {
                 key_id: used.id,
@@ -1016,14 +1078,16 @@ mod tests {
             .await
             .expect("usage");
         let (revoked, revoked_digest) = new_key(&user, 1_700_000_000_003);
-        store.issue_key(&revoked, &policy()).await.expect("key");
+        store
+            .issue_key(&revoked, &policy(), &test_event())
+            .await
+            .expect("key");
         store
             .revoke_key(
                 user.id,
                 revoked.id,
                 RevocationReason::IpChanges,
-                ts(1_700_000_200_000),
-                Some("203.0.113.0/24"),
+                &Cause::new(ts(1_700_000_200_000), Some("203.0.113.0/24")),
             )
             .await
             .expect("revoke");
@@ -1052,6 +1116,158 @@ mod tests {
             store.find_key(&fresh_digest).await,
             Err(StoreError::Unavailable(_))
         ));
+    }
+
+    /// Migration 0010 rebuilds `users`, `password_hashes`, `keys` and `known_networks` (to widen
+    /// two CHECK constraints) inside sqlx's transaction: every row of a database made by 0001 to
+    /// 0009 survives, the foreign keys still hold and still cascade, and the new values are
+    /// accepted.
+    #[tokio::test]
+    async fn migration_0010_keeps_every_row_and_every_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let old = SqlitePool::connect_with(options).await.unwrap();
+        let all = sqlx::migrate!("./migrations/sqlite");
+        let up_to_0009 = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version <= 9)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        up_to_0009.run(&old).await.unwrap();
+        let (bill, ann) = (Uuid::new_v4(), Uuid::new_v4());
+        let (live, revoked) = (Uuid::new_v4(), Uuid::new_v4());
+        for (id, name, role) in [(bill, "Bill", "ADMIN"), (ann, "ann", "USER")] {
+            sqlx::query("INSERT INTO users VALUES (?, ?, ?, ?, 1000)")
+                .bind(id)
+                .bind(name)
+                .bind(name.to_ascii_lowercase())
+                .bind(role)
+                .execute(&old)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO password_hashes VALUES (?, '$argon2id$old', 1000)")
+                .bind(id)
+                .execute(&old)
+                .await
+                .unwrap();
+        }
+        let live_digest = [7u8; 32];
+        sqlx::query(
+            "INSERT INTO keys (id, user_id, digest, created_ms, created_ip, last_used_ms, last_ip, user_agent, activity) \
+             VALUES (?, ?, ?, 2000, '198.51.100.7', 3000, '198.51.100.8', 'KB2', '{}')",
+        )
+        .bind(live)
+        .bind(bill)
+        .bind(&live_digest[..])
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO keys (id, user_id, digest, created_ms, revoked_ms, revoke_reason, revoked_network) \
+             VALUES (?, ?, ?, 2000, 4000, 'ip_changes', '203.0.113.0/24')",
+        )
+        .bind(revoked)
+        .bind(ann)
+        .bind(&[8u8; 32][..])
+        .execute(&old)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO known_networks VALUES (?, '198.51.100.0/24', 5000)")
+            .bind(bill)
+            .execute(&old)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO key_events (key_id, user_id, event, at_ms) VALUES (?, ?, 'issued', 2000)")
+            .bind(live)
+            .bind(bill)
+            .execute(&old)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO revocation_feed (digest, at_ms) VALUES (?, 4000)")
+            .bind(&[8u8; 32][..])
+            .execute(&old)
+            .await
+            .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (user, phc) = store.find_login("bill").await.unwrap().unwrap();
+        assert_eq!(
+            (user.id, user.name.as_str(), user.role, phc.as_str()),
+            (bill, "Bill", Role::Admin, "$argon2id$old")
+        );
+        let (key, owner) = store.find_key(&KeyDigest(live_digest)).await.unwrap().unwrap();
+        assert_eq!(owner.id, bill);
+        assert_eq!(
+            (
+                key.id,
+                key.created,
+                key.last_used,
+                key.last_ip.as_deref(),
+                key.user_agent.as_deref()
+            ),
+            (live, ts(2000), Some(ts(3000)), Some("198.51.100.8"), Some("KB2"))
+        );
+        assert_eq!(key.activity.as_deref(), Some("{}"));
+        let (gone, _) = store.find_key(&KeyDigest([8u8; 32])).await.unwrap().unwrap();
+        assert_eq!(gone.revoked, Some((ts(4000), RevocationReason::IpChanges)));
+        assert_eq!(gone.revoked_network.as_deref(), Some("203.0.113.0/24"));
+        assert!(store
+            .is_known_network(bill, "198.51.100.0/24", ts(0))
+            .await
+            .unwrap());
+        assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);
+
+        let mut conn = store.write.acquire().await.unwrap();
+        let problems: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let references: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.name, f.\"table\" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(
+            references.iter().all(|(_, parent)| !parent.ends_with("_new")),
+            "{references:?}"
+        );
+        drop(conn);
+        // The new values are accepted; deleting a user still takes its keys and hash with it.
+        let service = User {
+            id: Uuid::new_v4(),
+            name: Username::parse("game_server").unwrap(),
+            role: Role::Service,
+            created: ts(6000),
+        };
+        store
+            .create_user(&service, "$argon2id$x", None, &test_event())
+            .await
+            .unwrap();
+        store
+            .revoke_key(
+                bill,
+                live,
+                RevocationReason::Suspended,
+                &Cause::new(ts(7000), None),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_user(ann, &test_event()).await.unwrap();
+        assert!(store.find_key(&KeyDigest([8u8; 32])).await.unwrap().is_none());
+        assert!(store.find_user(ann).await.unwrap().is_none());
     }
 
     /// The fault drill's page limit holds on the writer connection that replaces a closed one

@@ -14,6 +14,7 @@ mod bad_input;
 mod connections;
 mod events;
 mod faults;
+mod game_server;
 mod helpers;
 mod keys;
 mod logging;

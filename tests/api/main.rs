@@ -20,6 +20,7 @@ mod keys;
 mod logging;
 mod meta;
 mod metrics;
+mod openapi;
 mod revocations;
 mod services;
 mod sign_in;

@@ -33,6 +33,8 @@ mod logging;
 mod meta;
 #[path = "../api/metrics.rs"]
 mod metrics;
+#[path = "../api/openapi.rs"]
+mod openapi;
 #[path = "../api/revocations.rs"]
 mod revocations;
 #[path = "../api/services.rs"]

@@ -33,6 +33,7 @@ use utoipa::openapi::schema::{
     AdditionalProperties, AllOfBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref, RefOr,
@@ -158,6 +159,8 @@ pub enum Failure {
     NoBody,
     /// 400: a query parameter is unknown or malformed.
     Query,
+    /// 400: a path parameter is not valid percent-encoded UTF-8 (every route with one).
+    BadPath,
     /// 400 for the route's own reasons, said here.
     Invalid(&'static str),
     /// 413.
@@ -210,7 +213,7 @@ impl Failure {
     /// The answer this failure is.
     pub fn error(self) -> ApiError {
         match self {
-            Failure::Body | Failure::NoBody | Failure::Query | Failure::Invalid(_) => {
+            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => {
                 ApiError::BadRequest(String::new())
             }
             Failure::TooLarge => ApiError::PayloadTooLarge,
@@ -248,7 +251,7 @@ impl Failure {
     /// The exact `error` sentence; `None` where it says what is wrong (a 400 naming the field).
     pub fn message(self) -> Option<String> {
         match self {
-            Failure::Body | Failure::NoBody | Failure::Query | Failure::Invalid(_) => None,
+            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => None,
             Failure::DatabaseDown => Some(meta::DATABASE_UNAVAILABLE.to_owned()),
             other => Some(other.error().message()),
         }
@@ -262,6 +265,7 @@ impl Failure {
                 .into(),
             Failure::NoBody => "the body is neither empty nor `{}`; the sentence names the field".into(),
             Failure::Query => "a query parameter is unknown or malformed; the sentence names it (`limit: must be 1 to 1000`)".into(),
+            Failure::BadPath => "a path parameter is not valid percent-encoded UTF-8".into(),
             Failure::Invalid(when) => when.into(),
             Failure::TooLarge => "the body is over 64 KiB".into(),
             Failure::NotJson => "the body is not `Content-Type: application/json`".into(),
@@ -363,7 +367,18 @@ impl Api {
         self.router = self.router.route(&path, method_router);
         P::schemas(&mut self.schemas);
         let mut operation = P::operation();
-        describe(&mut operation, access, answer, failures);
+        // axum's `Path` refuses a parameter that is not UTF-8 once percent-decoded.
+        let path_failures: &[Failure] = if path.contains('{') {
+            &[Failure::BadPath]
+        } else {
+            &[]
+        };
+        describe(
+            &mut operation,
+            access,
+            answer,
+            &[failures, &[path_failures]].concat(),
+        );
         self.paths.add_path_operation(&path, methods, operation);
         self
     }
@@ -434,6 +449,10 @@ impl Api {
                     ))
                     .build(),
             )
+            .servers(Some([ServerBuilder::new()
+                .url("/")
+                .description(Some("The service that serves this document"))
+                .build()]))
             .paths(self.paths)
             .components(Some(components))
             .tags(Some(Access::ALL.map(|access| {
@@ -622,6 +641,10 @@ seconds), 431, 500. Beyond them: an unknown path is 404 `Not found` (`#/componen
 and a known path with a method it does not have is 405 with an `Allow` header listing its methods \
 (`#/components/responses/MethodNotAllowed`).
 
+**Refused by the HTTP parser.** A request head that the HTTP/1.1 parser refuses before any route \
+sees it (more than 100 headers, a malformed request line) is answered 431 or 400 without a body, \
+and the connection closed.
+
 **HEAD.** Every `GET` route also answers `HEAD`: the same status and headers, no body (`HEAD /auth` \
 for forward auth).
 
@@ -681,7 +704,10 @@ fn describe(operation: &mut Operation, access: Access, answer: Answer, failures:
     } else {
         format!("{description}\n\n{}", access.requirement())
     });
-    if access != Access::Public {
+    if access == Access::Public {
+        // An empty requirement: explicitly no key.
+        operation.security = Some(vec![SecurityRequirement::default()]);
+    } else {
         operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
         let extensions = operation.extensions.get_or_insert_with(Default::default);
         extensions.merge(
@@ -1030,6 +1056,7 @@ mod tests {
         let service = &doc["paths"]["/auth/tickets/redeem"]["post"];
         assert_eq!(service["x-required-role"], json!(["SERVICE"]));
         let public = &doc["paths"]["/auth"]["post"];
-        assert!(public.get("security").is_none() && public.get("x-required-role").is_none());
+        assert_eq!(public["security"], json!([{}]), "explicitly no key");
+        assert!(public.get("x-required-role").is_none());
     }
 }

@@ -343,7 +343,9 @@ impl Api {
     }
 
     /// Adds `handler` under the method(s) and path of its `#[utoipa::path]` (`P`, the struct
-    /// the attribute generates), and its operation to the document.
+    /// the attribute generates), and its operation to the document. (`SchemaReferences`, which
+    /// collects the schemas an operation names, is utoipa's hidden API, the one its own axum
+    /// bindings use; `Cargo.toml` holds utoipa to 5.5.x for that.)
     fn add<P, H, T>(
         mut self,
         _: P,
@@ -1043,6 +1045,18 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(document()).unwrap(),
             doc
         );
+    }
+
+    /// Two types whose schemas have one name would be one component, the other lost.
+    #[test]
+    fn schema_names_are_unique() {
+        let api = api();
+        let mut seen: BTreeMap<&str, &RefOr<Schema>> = BTreeMap::new();
+        for (name, schema) in &api.schemas {
+            if let Some(other) = seen.insert(name, schema) {
+                assert!(other == schema, "two schemas named {name}");
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod abuse;
 mod admin;
 mod anomaly;
 mod bad_input;
+mod cli;
 mod connections;
 mod events;
 mod faults;

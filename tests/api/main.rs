@@ -15,6 +15,7 @@ mod cli;
 mod connections;
 mod events;
 mod faults;
+mod forward_auth;
 mod game_server;
 mod helpers;
 mod keys;

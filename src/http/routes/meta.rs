@@ -1,5 +1,7 @@
 //! `GET /` and `GET /health`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,7 +9,7 @@ use serde_json::json;
 
 use crate::http::envelope::Envelope;
 use crate::http::AppState;
-use crate::metrics::Gauges;
+use crate::metrics::{DatabaseState, Gauges};
 
 pub async fn index() -> Envelope<serde_json::Value> {
     Envelope::ok(json!({"name": "killbill-auth", "version": env!("CARGO_PKG_VERSION")}))
@@ -45,11 +47,19 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// Prometheus text, outside the envelope (API.md); see `crate::metrics` for what is counted.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (hash_queued, hash_waiting) = state.accounts.hashing_load();
+    // A ping bounded by a second (a scrape must not hang on a database that does not answer);
+    // no probe write: the background loop makes one every second while writes fail.
+    let database = match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) if state.store.writes_failing() => DatabaseState::WritesFailing,
+        Ok(Ok(())) => DatabaseState::Ok,
+        Ok(Err(_)) | Err(_) => DatabaseState::Unreachable,
+    };
     let text = state.metrics.render(Gauges {
         cached_keys: state.keys.cached(),
         pending_usage_writes: state.keys.pending_usage_writes(),
         hash_queued,
         hash_waiting,
+        database,
     });
     (
         [(

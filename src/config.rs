@@ -94,20 +94,47 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
-/// A database URL with its password (if any) replaced by `***`.
+/// A database URL with its password (if any) replaced by `***`: the one in the user
+/// information (`postgres://user:PASSWORD@host/db`) and a `password=` (or `sslpassword=`) query
+/// parameter. When in doubt it redacts too much rather than too little: a password holding a
+/// raw `/` or `?` (which a URL should percent-encode) is still hidden, up to the last `@`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    // SQLite URLs are file paths: no user information, no password.
+    if scheme.eq_ignore_ascii_case("sqlite") {
+        return url.to_owned();
     }
+    // The user information ends at the last `@` (an `@` in the query makes this redact more).
+    let (userinfo, host) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => (format!("{user}:***@"), host),
+            None => (format!("{userinfo}@"), host),
+        },
+        None => (String::new(), rest),
+    };
+    let (host, query) = match host.split_once('?') {
+        Some((host, query)) => (host, Some(query)),
+        None => (host, None),
+    };
+    let rest = format!("{userinfo}{host}");
+    let Some(query) = query else {
+        return format!("{scheme}://{rest}");
+    };
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _))
+                if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword") =>
+            {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{rest}?{query}")
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -597,6 +624,51 @@ impl Settings {
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.server.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
+
+    /// The effective configuration as TOML (`serve --check-config`): every section and key in
+    /// the documented order, database URLs with their password redacted ([`redact_url`]), the
+    /// pepper only as a comment saying whether it is set, never its value. The text loads back
+    /// ([`Settings::from_toml_str`]) to the same settings, less the secrets.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        #[derive(Serialize)]
+        struct Database {
+            url: String,
+            max_connections: u32,
+            listen_url: String,
+        }
+        fn section<T: Serialize>(out: &mut String, name: &str, value: &T) -> Result<(), ConfigError> {
+            let body = toml::to_string(value)
+                .map_err(|e| ConfigError::Parse(format!("cannot write section [{name}]: {e}")))?;
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{name}]\n{body}"));
+            Ok(())
+        }
+        let mut out = String::new();
+        section(&mut out, "server", &self.server)?;
+        section(
+            &mut out,
+            "database",
+            &Database {
+                url: redact_url(&self.database.url),
+                max_connections: self.database.max_connections,
+                listen_url: redact_url(&self.database.listen_url),
+            },
+        )?;
+        section(&mut out, "keys", &self.keys)?;
+        section(&mut out, "tickets", &self.tickets)?;
+        section(&mut out, "events", &self.events)?;
+        section(&mut out, "anomaly", &self.anomaly)?;
+        section(&mut out, "rate_limit", &self.rate_limit)?;
+        section(&mut out, "throttle", &self.throttle)?;
+        section(&mut out, "password", &self.password)?;
+        out.push_str(match self.password.pepper {
+            Some(_) => "# pepper: set (its value is never shown)\n",
+            None => "# pepper: not set\n",
+        });
+        Ok(out)
+    }
 }
 
 /// Suffix of a variable whose value is read from a file: `KILLBILL_AUTH_DATABASE_URL_FILE=/run/secrets/db`
@@ -745,7 +817,36 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// The largest of `d`, `h`, `m`, `s`, `ms` that writes the duration exactly (`180d`, `15m`,
+/// `1500ms`), as the configuration is written; below a millisecond, humantime's own form.
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
+            return write!(
+                f,
+                "{}",
+                humantime::format_duration(d).to_string().replace(' ', "")
+            );
+        }
+        let ms = d.as_millis();
+        // As the documentation writes them: one day as 24h, one minute as 60s.
+        match ms {
+            0 => return f.write_str("0s"),
+            86_400_000 => return f.write_str("24h"),
+            60_000 => return f.write_str("60s"),
+            _ => {}
+        }
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+            if ms.is_multiple_of(size) {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
     }
 }
 
@@ -1059,6 +1160,103 @@ mod tests {
         assert!(e.contains("database.max_connections"), "{e}");
         let e = load_err("[database]\nurl = \"mysql://kb:s3cr3t@h/db\"\n", &[]);
         assert!(e.contains("database.url") && !e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_they_sit_in_a_url() {
+        for (url, shown) in [
+            ("postgres://kb:pw@h:5432/db", "postgres://kb:***@h:5432/db"),
+            (
+                "postgres://kb:pw@h/db?password=pw2&sslmode=require",
+                "postgres://kb:***@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://kb@h/db?sslpassword=pw3",
+                "postgresql://kb@h/db?sslpassword=***",
+            ),
+            ("postgres://kb:p/w?x@h/db", "postgres://kb:***@h/db"),
+            ("postgres://kb:p@w@h/db", "postgres://kb:***@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            (
+                "postgres://kb:pw@h/db?application_name=a@b",
+                "postgres://kb:***@b",
+            ),
+            ("sqlite://data/a:b@c.db", "sqlite://data/a:b@c.db"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_the_configuration_is() {
+        for (ms, text) in [
+            (0, "0s"),
+            (500, "500ms"),
+            (1500, "1500ms"),
+            (90_000, "90s"),
+            (15 * 60_000, "15m"),
+            (86_400_000, "24h"),
+            (2 * 86_400_000, "2d"),
+            (60_000, "60s"),
+            (120_000, "2m"),
+            (3_600_000, "1h"),
+            (180 * 86_400_000, "180d"),
+            (25 * 3_600_000, "25h"),
+        ] {
+            let d = HumanDuration(Duration::from_millis(ms));
+            assert_eq!(d.to_string(), text);
+            let back: HumanDuration = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(back, d);
+        }
+    }
+
+    #[test]
+    fn the_effective_configuration_loads_back_less_its_secrets() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "KILLBILL_AUTH_DATABASE_URL",
+                    "postgres://kb:s3cr3t-pw@db:5432/kb?password=s3cr3t-too",
+                ),
+                ("KILLBILL_AUTH_PASSWORD_PEPPER", "a-very-secret-pepper-value"),
+                ("KILLBILL_AUTH_KEYS_LIFETIME", "30d"),
+                (
+                    "KILLBILL_AUTH_SERVER_TRUSTED_PROXIES",
+                    "[\"10.0.0.0/8\", \"10.1.2.3\"]",
+                ),
+                ("KILLBILL_AUTH_THROTTLE_SIGNIN_FAILURE_WINDOW", "1500ms"),
+            ]),
+        )
+        .unwrap();
+        let text = s.to_redacted_toml().unwrap();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("a-very-secret-pepper"),
+            "{text}"
+        );
+        assert!(text.contains("# pepper: set"), "{text}");
+        for section in SECTIONS {
+            assert!(text.contains(&format!("[{section}]\n")), "{section} in {text}");
+        }
+        let back = Settings::from_toml_str(&text).unwrap();
+        assert_eq!(back.keys.lifetime, s.keys.lifetime);
+        assert_eq!(back.server.trusted_proxies, s.server.trusted_proxies);
+        assert_eq!(back.throttle.signin_failure_window.0, Duration::from_millis(1500));
+        assert_eq!(back.database.url, "postgres://kb:***@db:5432/kb?password=***");
+        assert!(back.password.pepper.is_none());
+        assert_eq!(
+            back.to_redacted_toml().unwrap(),
+            text.replace("# pepper: set (its value is never shown)", "# pepper: not set")
+        );
+        let defaults = Settings::load_from(None, env(&[]))
+            .unwrap()
+            .to_redacted_toml()
+            .unwrap();
+        assert!(
+            defaults.contains("lifetime = \"180d\"") && defaults.contains("# pepper: not set"),
+            "{defaults}"
+        );
     }
 
     #[test]

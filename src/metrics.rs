@@ -7,9 +7,16 @@
 //! read when scraped. Nothing here carries a key, a password, a username or an address: labels
 //! are routes as declared (`/auth/keys/{id}`, not the id), methods, statuses and reasons.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::domain::revocation_stream::ResetCause;
 use crate::domain::RevocationReason;
 
 const HTTP_REQUESTS: &str = "killbill_auth_http_requests_total";
@@ -23,6 +30,18 @@ const OPEN_CONNECTIONS: &str = "killbill_auth_open_connections";
 const CONNECTIONS_REFUSED: &str = "killbill_auth_connections_refused_total";
 const TICKETS: &str = "killbill_auth_tickets_total";
 const REVOCATION_STREAMS: &str = "killbill_auth_revocation_streams";
+const STREAM_RESETS: &str = "killbill_auth_revocation_stream_resets_total";
+const REQUEST_DURATION: &str = "killbill_auth_http_request_duration_seconds";
+const DATABASE_STATUS: &str = "killbill_auth_database_status";
+const LISTENER_CONNECTED: &str = "killbill_auth_revocation_listener_connected";
+const LISTENER_FAILURES: &str = "killbill_auth_revocation_listener_failures_total";
+
+/// Upper bounds of the request-duration buckets, in microseconds (Prometheus's `le`, in
+/// seconds, when rendered): from half a millisecond (a validation) to the 30 s request timeout.
+const DURATION_BUCKETS_MICROS: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000, 30_000_000,
+];
 
 /// The route label of a request that matched no route: unknown paths stay out of the labels,
 /// so a scanner cannot grow the metrics without bound.
@@ -75,6 +94,31 @@ impl TicketOutcome {
     }
 }
 
+/// The database as `GET /health` words it, read when scraped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatabaseState {
+    /// It answers, and writes are not failing.
+    #[default]
+    Ok,
+    /// It did not answer a ping within a second.
+    Unreachable,
+    /// It answers, but a write failed as unavailable (a full disk, a read-only file) and no
+    /// probe write has succeeded since.
+    WritesFailing,
+}
+
+impl DatabaseState {
+    pub const ALL: [DatabaseState; 3] = [Self::Ok, Self::Unreachable, Self::WritesFailing];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Unreachable => "unreachable",
+            Self::WritesFailing => "writes_failing",
+        }
+    }
+}
+
 /// What the scrape reads at that moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gauges {
@@ -82,6 +126,71 @@ pub struct Gauges {
     pub pending_usage_writes: usize,
     pub hash_queued: usize,
     pub hash_waiting: usize,
+    pub database: DatabaseState,
+}
+
+/// One route's request durations: a count per bucket (not cumulative: one atomic add per
+/// request; the scrape adds them up) and the sum. Bounded memory whatever the traffic, and
+/// nothing to drain between scrapes.
+#[derive(Default)]
+struct Durations {
+    /// `DURATION_BUCKETS_MICROS`, then one for everything slower.
+    buckets: [AtomicU64; DURATION_BUCKETS_MICROS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Durations {
+    fn record(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = DURATION_BUCKETS_MICROS.partition_point(|bound| *bound < micros);
+        if let Some(bucket) = self.buckets.get(i) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Prometheus text of this route's histogram: cumulative buckets, `+Inf`, sum and count.
+    fn render(&self, out: &mut String, labels: &str) {
+        let mut cumulative = 0u64;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = match DURATION_BUCKETS_MICROS.get(i) {
+                Some(micros) => format_seconds(*micros),
+                None => "+Inf".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "{REQUEST_DURATION}_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = format_seconds(self.sum_micros.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{REQUEST_DURATION}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{REQUEST_DURATION}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Microseconds as seconds, exactly (`0.0005`, `1`, `2.5`).
+fn format_seconds(micros: u64) -> String {
+    let (whole, fraction) = (micros / 1_000_000, micros % 1_000_000);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// A label value with Prometheus's escapes.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// PostgreSQL only: the connection that listens for other instances' revocations.
+struct Listener {
+    connected: Gauge,
+    failures: Counter,
 }
 
 pub struct Metrics {
@@ -105,6 +214,17 @@ pub struct Metrics {
     tickets: [Counter; TicketOutcome::ALL.len()],
     /// Open revocation streams, moved as they open and close.
     revocation_streams: Gauge,
+    /// `event: reset` sent to revocation streams, in the order of [`ResetCause::ALL`].
+    stream_resets: [Counter; ResetCause::ALL.len()],
+    /// The database's state, one-hot, in the order of [`DatabaseState::ALL`].
+    database: [Gauge; DatabaseState::ALL.len()],
+    /// Request durations of `GET /auth` (registered at start-up, like its counts).
+    validation_durations: Arc<Durations>,
+    /// Request durations of every other route and method, made on first use (routes as
+    /// declared and methods from a fixed set: bounded).
+    durations: Mutex<BTreeMap<(String, &'static str), Arc<Durations>>>,
+    /// Registered by [`Metrics::follow_listener`], on PostgreSQL only.
+    listener: OnceLock<Listener>,
 }
 
 impl Default for Metrics {
@@ -138,6 +258,10 @@ impl Metrics {
                 TICKETS,
                 "Join tickets, by outcome: issued to players, redeemed by game servers, refused at redemption.",
             ),
+            (
+                STREAM_RESETS,
+                "event: reset sent to revocation streams, by cause (pruned, ahead_of_head, unproven).",
+            ),
         ] {
             recorder.describe_counter(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -154,6 +278,10 @@ impl Metrics {
             (BUILD_INFO, "Always 1; the version is a label."),
             (OPEN_CONNECTIONS, "Open HTTP connections."),
             (REVOCATION_STREAMS, "Open revocation streams (GET /revocations)."),
+            (
+                DATABASE_STATUS,
+                "The database as GET /health says it, one-hot by state (ok, unreachable, writes_failing), read when scraped.",
+            ),
         ] {
             recorder.describe_gauge(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -183,6 +311,18 @@ impl Metrics {
                 vec![Label::from_static_parts("outcome", outcome.as_str())],
             )
         });
+        let stream_resets = ResetCause::ALL.map(|cause| {
+            counter(
+                STREAM_RESETS,
+                vec![Label::from_static_parts("cause", cause.as_str())],
+            )
+        });
+        let database = DatabaseState::ALL.map(|state| {
+            gauge(
+                DATABASE_STATUS,
+                vec![Label::from_static_parts("state", state.as_str())],
+            )
+        });
         gauge(
             BUILD_INFO,
             vec![Label::from_static_parts("version", env!("CARGO_PKG_VERSION"))],
@@ -200,12 +340,85 @@ impl Metrics {
             refused,
             tickets,
             revocation_streams: gauge(REVOCATION_STREAMS, Vec::new()),
+            stream_resets,
+            database,
+            validation_durations: Arc::default(),
+            durations: Mutex::default(),
+            listener: OnceLock::new(),
             recorder,
             handle,
         }
     }
 
-    /// One answered request. `route` is the route as declared, or [`UNMATCHED_ROUTE`].
+    /// One answered request and how long it took (from its head read to its answer's head).
+    /// `route` is the route as declared, or [`UNMATCHED_ROUTE`].
+    pub fn http_request_took(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.http_request(route, method, status);
+        if route == "/auth" && method == "GET" {
+            self.validation_durations.record(elapsed);
+            return;
+        }
+        let method = known_method(method);
+        let durations = {
+            let mut map = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&(route.to_owned(), method)) {
+                Some(d) => d.clone(),
+                None => map.entry((route.to_owned(), method)).or_default().clone(),
+            }
+        };
+        durations.record(elapsed);
+    }
+
+    /// An `event: reset` sent to a revocation stream.
+    pub fn revocation_stream_reset(&self, cause: ResetCause) {
+        if let Some(i) = ResetCause::ALL.iter().position(|c| *c == cause) {
+            self.stream_resets[i].increment(1);
+        }
+    }
+
+    /// PostgreSQL: from now on the listening connection is reported
+    /// (`killbill_auth_revocation_listener_connected`, `…_failures_total`); not listening yet.
+    pub fn follow_listener(&self) {
+        self.listener.get_or_init(|| {
+            self.recorder.describe_gauge(
+                LISTENER_CONNECTED.into(),
+                Some(Unit::Count),
+                SharedString::const_str(
+                    "PostgreSQL: 1 while this instance listens for other instances' revocations, else 0 (it then drops its key cache every second).",
+                ),
+            );
+            self.recorder.describe_counter(
+                LISTENER_FAILURES.into(),
+                Some(Unit::Count),
+                SharedString::const_str(
+                    "PostgreSQL: listening connections lost, and attempts to listen again that failed (one a second while it cannot).",
+                ),
+            );
+            let key = |name: &'static str| Key::from_parts(name, Vec::<Label>::new());
+            Listener {
+                connected: self.recorder.register_gauge(&key(LISTENER_CONNECTED), &metadata()),
+                failures: self.recorder.register_counter(&key(LISTENER_FAILURES), &metadata()),
+            }
+        });
+    }
+
+    /// PostgreSQL: listening (again).
+    pub fn listener_connected(&self) {
+        if let Some(l) = self.listener.get() {
+            l.connected.set(1.0);
+        }
+    }
+
+    /// PostgreSQL: the listening connection was lost, or an attempt to listen failed.
+    pub fn listener_failed(&self) {
+        if let Some(l) = self.listener.get() {
+            l.connected.set(0.0);
+            l.failures.increment(1);
+        }
+    }
+
+    /// One answered request (without its duration: see [`Metrics::http_request_took`]).
+    /// `route` is the route as declared, or [`UNMATCHED_ROUTE`].
     pub fn http_request(&self, route: &str, method: &str, status: u16) {
         if route == "/auth" && method == "GET" {
             if let Some(i) = VALIDATION_STATUSES.iter().position(|s| *s == status) {
@@ -270,7 +483,49 @@ impl Metrics {
         self.pending_usage.set(as_f64(now.pending_usage_writes));
         self.hash_queued.set(as_f64(now.hash_queued));
         self.hash_waiting.set(as_f64(now.hash_waiting));
-        self.handle.render()
+        for (gauge, state) in self.database.iter().zip(DatabaseState::ALL) {
+            gauge.set(if state == now.database { 1.0 } else { 0.0 });
+        }
+        let mut text = self.handle.render();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        self.render_durations(&mut text);
+        text
+    }
+
+    fn render_durations(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP {REQUEST_DURATION} HTTP requests answered, by route and method: how long from the request's head to the answer's head."
+        );
+        let _ = writeln!(out, "# TYPE {REQUEST_DURATION} histogram");
+        let labels =
+            |route: &str, method: &str| format!("route=\"{}\",method=\"{method}\"", escape_label(route));
+        self.validation_durations.render(out, &labels("/auth", "GET"));
+        let routes: Vec<((String, &'static str), Arc<Durations>)> = {
+            let map = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for ((route, method), durations) in routes {
+            durations.render(out, &labels(&route, method));
+        }
+    }
+}
+
+/// Methods outside HTTP's registered set are one label value, as unknown routes are.
+fn known_method(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
     }
 }
 
@@ -279,14 +534,9 @@ fn metadata() -> Metadata<'static> {
 }
 
 fn http_labels(route: &str, method: &str, status: u16) -> Vec<Label> {
-    // Methods outside HTTP's registered set are one label value, as unknown routes are.
-    let method = match method {
-        "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => method,
-        _ => "other",
-    };
     vec![
         Label::new("route", route.to_owned()),
-        Label::new("method", method.to_owned()),
+        Label::from_static_parts("method", known_method(method)),
         Label::new("status", itoa::Buffer::new().format(status).to_owned()),
     ]
 }
@@ -320,8 +570,12 @@ mod tests {
             pending_usage_writes: 2,
             hash_queued: 1,
             hash_waiting: 0,
+            database: DatabaseState::WritesFailing,
         });
         for line in [
+            r#"killbill_auth_database_status{state="ok"} 0"#,
+            r#"killbill_auth_database_status{state="writes_failing"} 1"#,
+            r#"killbill_auth_revocation_stream_resets_total{cause="pruned"} 0"#,
             r#"killbill_auth_http_requests_total{route="/auth",method="GET",status="200"} 2"#,
             r#"killbill_auth_http_requests_total{route="/auth",method="GET",status="403"} 1"#,
             r#"killbill_auth_http_requests_total{route="/auth",method="GET",status="500"} 1"#,
@@ -343,6 +597,56 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn durations_render_as_a_prometheus_histogram() {
+        let metrics = Metrics::new();
+        metrics.http_request_took("/auth", "GET", 200, Duration::from_micros(300));
+        metrics.http_request_took("/auth", "GET", 403, Duration::from_micros(700));
+        metrics.http_request_took("/auth", "POST", 200, Duration::from_millis(40));
+        metrics.http_request_took("/auth", "POST", 401, Duration::from_secs(40));
+        metrics.http_request_took(UNMATCHED_ROUTE, "BREW", 404, Duration::from_micros(1));
+        metrics.revocation_stream_reset(ResetCause::Unproven);
+        let text = metrics.render(Gauges::default());
+        for line in [
+            "# TYPE killbill_auth_http_request_duration_seconds histogram",
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="GET",le="0.0005"} 1"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="GET",le="0.001"} 2"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="GET",le="+Inf"} 2"#,
+            r#"killbill_auth_http_request_duration_seconds_sum{route="/auth",method="GET"} 0.001"#,
+            r#"killbill_auth_http_request_duration_seconds_count{route="/auth",method="GET"} 2"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="POST",le="0.025"} 0"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="POST",le="0.05"} 1"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="POST",le="30"} 1"#,
+            r#"killbill_auth_http_request_duration_seconds_bucket{route="/auth",method="POST",le="+Inf"} 2"#,
+            r#"killbill_auth_http_request_duration_seconds_sum{route="/auth",method="POST"} 40.04"#,
+            r#"killbill_auth_http_request_duration_seconds_count{route="unmatched",method="other"} 1"#,
+            r#"killbill_auth_http_requests_total{route="/auth",method="POST",status="401"} 1"#,
+            r#"killbill_auth_database_status{state="ok"} 1"#,
+            r#"killbill_auth_database_status{state="unreachable"} 0"#,
+            r#"killbill_auth_revocation_stream_resets_total{cause="unproven"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        }
+        assert!(!text.contains("listener"), "PostgreSQL only: {text}");
+        metrics.follow_listener();
+        metrics.listener_failed();
+        metrics.listener_connected();
+        let text = metrics.render(Gauges::default());
+        assert!(
+            text.lines()
+                .any(|l| l == "killbill_auth_revocation_listener_connected 1"),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "killbill_auth_revocation_listener_failures_total 1"),
+            "{text}"
+        );
+        assert_eq!(format_seconds(2_500_000), "2.5");
+        assert_eq!(format_seconds(1), "0.000001");
+        assert_eq!(format_seconds(0), "0");
     }
 
     #[test]

@@ -260,6 +260,8 @@ impl Application {
             Some(url) => {
                 let keys = services.keys.clone();
                 let hub = hub.clone();
+                let metrics = services.metrics.clone();
+                metrics.follow_listener();
                 let (started_tx, started) = tokio::sync::oneshot::channel();
                 let task = tokio::spawn(listen::follow(
                     url,
@@ -267,8 +269,14 @@ impl Application {
                         // Forgetting wakes the revocation streams' hub too.
                         Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
                         Revocations::Lost => keys.forget_everything(),
-                        Revocations::Disconnected => hub.listener_lost(),
-                        Revocations::Listening => hub.listener_back(),
+                        Revocations::Disconnected => {
+                            metrics.listener_failed();
+                            hub.listener_lost();
+                        }
+                        Revocations::Listening => {
+                            metrics.listener_connected();
+                            hub.listener_back();
+                        }
                     },
                     started_tx,
                     stop_rx,

@@ -1,61 +1,117 @@
 //! `killbill-auth admin …`: administration on the service's database, working while the service
-//! runs (the store's locks make the two take turns).
+//! runs (the store's locks make the two take turns). Results go to standard output: words, an
+//! aligned table for listings, or one JSON document with `--json`; logs go to standard error.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde::Serialize;
 
-use super::ConfigArg;
+use super::{ConfigArg, UsageError};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::domain::{Role, Timestamp};
+use crate::domain::{Role, Suspension, Timestamp, User};
 use crate::service::ServiceError;
 use crate::startup::Services;
+
+/// What every admin command takes.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct Common {
+    #[command(flatten)]
+    pub(crate) config: ConfigArg,
+    /// Prints the result as one JSON document on standard output (users as API.md's `User`).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 #[derive(Subcommand)]
 pub(crate) enum AdminCommand {
     /// Creates an administrator; the password is read from standard input (not echoed on a terminal).
+    #[command(after_help = "\
+The password is asked twice on a terminal; otherwise it is the first line of standard input. It
+must pass the same policy as anyone's. Prints `created administrator NAME (ID)`, or with --json
+{\"user\": User}.
+
+Examples:
+  killbill-auth admin create-admin --username root
+  printf '%s\\n' \"$ROOT_PASSWORD\" | killbill-auth admin create-admin --username root --config /etc/killbill-auth.toml")]
     CreateAdmin {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
     },
     /// Creates a service account (role SERVICE, for a game server) with no password and prints
     /// its key, once, alone on standard output.
+    #[command(after_help = "\
+Without --json the key is the only line on standard output (what a script captures) and the
+account is described on standard error; with --json: {\"user\": User, \"key\": \"…\"}. The key
+is shown only once; it lasts until `admin revoke-keys --username NAME`.
+
+Examples:
+  KEY=$(killbill-auth admin create-service --name matchmaker)
+  killbill-auth admin create-service --name matchmaker --json > matchmaker.json")]
     CreateService {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         name: String,
     },
-    /// Lists every user: id, name, role, creation time (tab-separated).
+    /// Lists every user: id, name, role, creation time (an aligned table, or a JSON array).
+    #[command(after_help = "\
+A table with a header line, in creation order; with --json one JSON array of API.md's `User`
+({\"id\", \"name\", \"role\", \"created\"}).
+
+Examples:
+  killbill-auth admin list-users
+  killbill-auth admin list-users --json | jq -r '.[] | select(.role == \"ADMIN\") | .name'")]
     ListUsers {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
     },
     /// Revokes every key of a user (reason `admin`).
+    #[command(after_help = "\
+Running instances refuse the keys within a second. Prints `revoked N key(s) of NAME`, or with
+--json {\"user\": User, \"revoked\": N}.
+
+Examples:
+  killbill-auth admin revoke-keys --username bill
+  killbill-auth admin revoke-keys --username matchmaker     # the only way a service key ends")]
     RevokeKeys {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
     },
     /// Deletes a user with their keys and history.
+    #[command(after_help = "\
+The last administrator in force cannot be deleted (exit 1). Prints `deleted NAME (ID)`, or with
+--json {\"user\": User, \"deleted\": true}.
+
+Example:
+  killbill-auth admin delete-user --username bill")]
     DeleteUser {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
     },
     /// Suspends a user (replacing a suspension in force) and revokes every key of theirs. The
     /// reason is shown to the player when they sign in. Without --for or --until the suspension
     /// is permanent.
+    #[command(after_help = "\
+Prints `suspended NAME until TIME` (or `permanently`), or with --json
+{\"user\": User, \"suspension\": Suspension}.
+
+Examples:
+  killbill-auth admin suspend --username bill --reason 'aimbot' --for 7d
+  killbill-auth admin suspend --username bill --reason 'chargeback' --until 2026-12-24T18:00:00Z
+  killbill-auth admin suspend --username bill --reason 'cheating, third offence'     # permanent")]
     Suspend {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
         /// 1 to 200 characters, shown to the player.
@@ -65,14 +121,21 @@ pub(crate) enum AdminCommand {
         #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
         duration: Option<humantime::Duration>,
         /// Until when, RFC 3339, e.g. `2026-12-24T18:00:00Z`.
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<Timestamp>,
     },
     /// Makes a user an administrator (`ADMIN`) or a player again (`USER`). The last
     /// administrator in force cannot be demoted.
+    #[command(after_help = "\
+Every key of the user is revoked: the new role applies from their next sign-in. Prints
+`NAME is now ROLE`, or with --json {\"user\": User}.
+
+Examples:
+  killbill-auth admin set-role --username ted --role ADMIN
+  killbill-auth admin set-role --username ted --role USER")]
     SetRole {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
         /// `USER` or `ADMIN`.
@@ -80,38 +143,90 @@ pub(crate) enum AdminCommand {
         role: String,
     },
     /// Lifts the suspension in force (kept in the history as lifted).
+    #[command(after_help = "\
+Exit 1 when none is in force. Prints `lifted the suspension of NAME`, or with --json
+{\"user\": User, \"suspension\": Suspension}.
+
+Example:
+  killbill-auth admin unsuspend --username bill")]
     Unsuspend {
         #[command(flatten)]
-        config: ConfigArg,
+        common: Common,
         #[arg(long)]
         username: String,
     },
+    /// Copies the SQLite database, consistently, while the service runs (for PostgreSQL use
+    /// pg_dump).
+    #[command(after_help = "\
+The copy is one consistent moment of the database (SQLite's VACUUM INTO, in one read
+transaction: the service goes on reading and writing meanwhile), written owner-only (0600) to a
+file that must not exist yet, synced to disk and checked (PRAGMA quick_check). To restore, stop
+the service and put the copy in place of the database file (removing its -wal and -shm files).
+Keep the pepper (if set) with it: without the same pepper no password verifies. With PostgreSQL
+(database.url = \"postgres://…\") it exits 2: use pg_dump --format=custom instead.
+Prints `backed up PATH to FILE (N bytes, U users)`, or with --json
+{\"database\": PATH, \"backup\": FILE, \"bytes\": N, \"users\": U}.
+
+Examples:
+  killbill-auth admin backup --to /var/backups/killbill-auth-$(date +%F).db
+  killbill-auth admin backup --config /etc/killbill-auth.toml --to ./copy.db --json")]
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// Where the copy goes; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+}
+
+/// `--until`: an RFC 3339 date-time (a bad one is a usage error, exit 2, like any bad argument).
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("not an RFC 3339 date-time, e.g. 2026-12-24T18:00:00Z: {text:?}"))
 }
 
 impl AdminCommand {
+    fn common(&self) -> &Common {
+        match self {
+            AdminCommand::CreateAdmin { common, .. }
+            | AdminCommand::CreateService { common, .. }
+            | AdminCommand::ListUsers { common }
+            | AdminCommand::RevokeKeys { common, .. }
+            | AdminCommand::DeleteUser { common, .. }
+            | AdminCommand::Suspend { common, .. }
+            | AdminCommand::SetRole { common, .. }
+            | AdminCommand::Unsuspend { common, .. }
+            | AdminCommand::Backup { common, .. } => common,
+        }
+    }
+
     /// The `--config` file the command was given.
     pub(crate) fn config(&self) -> &Option<PathBuf> {
-        match self {
-            AdminCommand::CreateAdmin { config, .. }
-            | AdminCommand::CreateService { config, .. }
-            | AdminCommand::ListUsers { config }
-            | AdminCommand::RevokeKeys { config, .. }
-            | AdminCommand::DeleteUser { config, .. }
-            | AdminCommand::Suspend { config, .. }
-            | AdminCommand::SetRole { config, .. }
-            | AdminCommand::Unsuspend { config, .. } => &config.config,
-        }
+        &self.common().config.config
     }
 }
 
 pub(crate) async fn run(settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
+    let json = command.common().json;
+    // A backup reads the database file as it is: no migration, no services.
+    if let AdminCommand::Backup { to, .. } = &command {
+        let report = super::backup::backup(settings, to).await?;
+        return if json {
+            print_json(&report)
+        } else {
+            print_line(&format!(
+                "backed up {} to {} ({} bytes, {} user(s))",
+                report.database, report.backup, report.bytes, report.users
+            ))
+        };
+    }
     let services = Services::build(settings, Arc::new(SystemClock)).await?;
-    let result = admin(&services, command).await;
+    let result = admin(&services, command, json).await;
     services.close().await;
     result
 }
 
-async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(services: &Services, command: AdminCommand, json: bool) -> anyhow::Result<()> {
     let accounts = &services.accounts;
     match command {
         AdminCommand::CreateAdmin { username, .. } => {
@@ -120,40 +235,53 @@ async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()>
                 .create_admin(&username, &password)
                 .await
                 .map_err(explain)?;
-            println!("created administrator {} ({})", user.name, user.id);
+            if json {
+                print_json(&Outcome::of(&user))?;
+            } else {
+                print_line(&format!("created administrator {} ({})", user.name, user.id))?;
+            }
         }
         AdminCommand::CreateService { name, .. } => {
             let (user, key) = accounts.create_service(&name).await.map_err(explain)?;
-            // The key alone on standard output, so that a script can capture it; the rest on
-            // standard error.
-            println!("{}", key.encode());
+            if json {
+                print_json(&Outcome {
+                    key: Some(key.encode()),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                // The key alone on standard output, so that a script can capture it; the rest
+                // on standard error.
+                print_line(&key.encode())?;
+            }
             eprintln!(
-                "created service account {} ({}); its key above is shown only once",
+                "created service account {} ({}); its key is shown only once",
                 user.name, user.id
             );
         }
-        AdminCommand::ListUsers { .. } => {
-            let mut after = None;
-            loop {
-                let page = accounts.list_users(after, 1000).await.map_err(explain)?;
-                for u in &page {
-                    println!("{}\t{}\t{}\t{}", u.id, u.name, u.role.as_str(), u.created);
-                }
-                match page.last() {
-                    Some(last) if page.len() == 1000 => after = Some((last.created, last.id)),
-                    _ => break,
-                }
-            }
-        }
+        AdminCommand::ListUsers { .. } => list_users(services, json).await?,
         AdminCommand::RevokeKeys { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
             let n = accounts.admin_revoke_keys(user.id, None).await.map_err(explain)?;
-            println!("revoked {n} key(s) of {}", user.name);
+            if json {
+                print_json(&Outcome {
+                    revoked: Some(n),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                print_line(&format!("revoked {n} key(s) of {}", user.name))?;
+            }
         }
         AdminCommand::DeleteUser { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
             accounts.admin_delete_user(user.id, None).await.map_err(explain)?;
-            println!("deleted {} ({})", user.name, user.id);
+            if json {
+                print_json(&Outcome {
+                    deleted: Some(true),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                print_line(&format!("deleted {} ({})", user.name, user.id))?;
+            }
         }
         AdminCommand::Suspend {
             username,
@@ -163,39 +291,158 @@ async fn admin(services: &Services, command: AdminCommand) -> anyhow::Result<()>
             ..
         } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
-            let until = match (duration, until) {
-                (Some(d), _) => Some(services.clock.now().plus(d.into())),
-                (None, Some(text)) => Some(
-                    Timestamp::parse_rfc3339(&text)
-                        .ok_or_else(|| anyhow::anyhow!("--until: not an RFC 3339 date-time: {text:?}"))?,
-                ),
-                (None, None) => None,
+            let until = match duration {
+                Some(d) => Some(services.clock.now().plus(d.into())),
+                None => until,
             };
             let suspension = accounts
                 .suspend(user.id, &reason, until, None)
                 .await
                 .map_err(explain)?;
-            match suspension.until {
-                Some(until) => println!("suspended {} until {until}", user.name),
-                None => println!("suspended {} permanently", user.name),
+            if json {
+                print_json(&Outcome {
+                    suspension: Some(&suspension),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                match suspension.until {
+                    Some(until) => print_line(&format!("suspended {} until {until}", user.name))?,
+                    None => print_line(&format!("suspended {} permanently", user.name))?,
+                }
             }
         }
         AdminCommand::SetRole { username, role, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
-            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: USER or ADMIN"))?;
+            let role = Role::parse(&role).ok_or_else(|| UsageError("--role: USER or ADMIN".into()))?;
             let user = accounts.set_role(user.id, role, None).await.map_err(explain)?;
-            println!("{} is now {}", user.name, user.role.as_str());
+            if json {
+                print_json(&Outcome::of(&user))?;
+            } else {
+                print_line(&format!("{} is now {}", user.name, user.role.as_str()))?;
+            }
         }
         AdminCommand::Unsuspend { username, .. } => {
             let user = accounts.find_user(&username).await.map_err(explain)?;
-            match accounts.unsuspend(user.id, None).await {
-                Ok(_) => println!("lifted the suspension of {}", user.name),
+            let lifted = match accounts.unsuspend(user.id, None).await {
+                Ok(lifted) => lifted,
                 Err(ServiceError::NotFound) => anyhow::bail!("{} is not suspended", user.name),
                 Err(e) => return Err(explain(e)),
+            };
+            if json {
+                print_json(&Outcome {
+                    suspension: Some(&lifted),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                print_line(&format!("lifted the suspension of {}", user.name))?;
             }
         }
+        // Handled in `run`, before the services are built.
+        AdminCommand::Backup { .. } => {}
     }
     Ok(())
+}
+
+/// Users page by page (1000 at a time), written as they come: an aligned table (the columns
+/// have fixed widths: an id is 36 characters, a name at most 20, a role at most 7) or one JSON
+/// array.
+async fn list_users(services: &Services, json: bool) -> anyhow::Result<()> {
+    const PAGE: u32 = 1000;
+    let mut out = std::io::stdout().lock();
+    let mut write = |text: &str| out.write_all(text.as_bytes()).map_err(stdout_error);
+    write(if json {
+        "["
+    } else {
+        "ID                                    NAME                  ROLE     CREATED\n"
+    })?;
+    let mut after = None;
+    let mut first = true;
+    loop {
+        let page = services.accounts.list_users(after, PAGE).await.map_err(explain)?;
+        let mut chunk = String::new();
+        for u in &page {
+            if json {
+                if !first {
+                    chunk.push(',');
+                }
+                chunk.push_str("\n  ");
+                chunk.push_str(&serde_json::to_string(u)?);
+            } else {
+                chunk.push_str(&table_row(u));
+            }
+            first = false;
+        }
+        write(&chunk)?;
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = Some((last.created, last.id)),
+            _ => break,
+        }
+    }
+    write(if json && !first {
+        "\n]\n"
+    } else if json {
+        "]\n"
+    } else {
+        ""
+    })?;
+    out.flush().map_err(stdout_error)
+}
+
+fn table_row(u: &User) -> String {
+    format!(
+        "{:<36}  {:<20}  {:<7}  {}\n",
+        u.id.to_string(),
+        u.name.as_str(),
+        u.role.as_str(),
+        u.created
+    )
+}
+
+fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot write to standard output: {e}")
+}
+
+/// One line on standard output; an error (a closed pipe) is the command's failure, not a panic.
+fn print_line(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// One JSON document, pretty-printed, on standard output.
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    print_line(&serde_json::to_string_pretty(value)?)
+}
+
+/// What a command did to one user, as `--json` prints it: `{"user": User}` and what applies.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    user: &'a User,
+    /// `create-service`: the key, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// `revoke-keys`: how many keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked: Option<usize>,
+    /// `delete-user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+    /// `suspend`: the new suspension; `unsuspend`: the one lifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspension: Option<&'a Suspension>,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(user: &'a User) -> Self {
+        Self {
+            user,
+            key: None,
+            revoked: None,
+            deleted: None,
+            suspension: None,
+        }
+    }
 }
 
 /// A service error in words for the operator.
@@ -224,4 +471,56 @@ fn read_password(username: &str) -> anyhow::Result<String> {
     let line = line.strip_suffix('\r').unwrap_or(line);
     anyhow::ensure!(!line.is_empty(), "no password on standard input");
     Ok(line.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_has_examples_in_its_help() {
+        let mut cli = super::super::Cli::command();
+        let help = cli.render_long_help().to_string();
+        assert!(
+            help.contains("Exit codes") && help.contains("Examples:"),
+            "{help}"
+        );
+        let serve = cli
+            .find_subcommand_mut("serve")
+            .map(|c| c.render_long_help().to_string());
+        assert!(serve.is_some_and(|h| h.contains("Examples:") && h.contains("--check-config")));
+        let Some(admin) = cli.find_subcommand_mut("admin") else {
+            panic!("no admin command")
+        };
+        let names: Vec<String> = admin.get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        assert!(names.len() >= 9, "{names:?}");
+        for name in names {
+            let Some(sub) = admin.find_subcommand_mut(&name) else {
+                panic!("{name}")
+            };
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Example"), "admin {name} --help:\n{help}");
+            assert!(
+                help.contains("--json") && help.contains("--config"),
+                "admin {name} --help:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn table_columns_line_up_whatever_the_name() {
+        let row = |name: &str, role| {
+            table_row(&User {
+                id: uuid::Uuid::nil(),
+                name: crate::domain::Username::parse(name).unwrap(),
+                role,
+                created: Timestamp::from_millis(0),
+            })
+        };
+        let a = row("bob", Role::User);
+        let b = row("a_name_of_twenty_chr", Role::Service);
+        assert_eq!(a.find("1970"), b.find("1970"));
+        assert_eq!(a.find("USER"), b.find("SERVICE"));
+    }
 }

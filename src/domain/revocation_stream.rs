@@ -53,6 +53,8 @@ pub enum ResetCause {
 }
 
 impl ResetCause {
+    pub const ALL: [ResetCause; 3] = [Self::AheadOfHead, Self::Pruned, Self::Unproven];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AheadOfHead => "ahead_of_head",

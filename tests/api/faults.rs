@@ -66,6 +66,11 @@ async fn assert_health(app: &TestApp, status: u16) {
         assert_eq!(r.header("retry-after"), Some("1"));
         assert_eq!(r.body["data"]["database"], "writes_failing", "{}", r.text);
     }
+    // `/metrics` says the same (`killbill_auth_database_status`, one-hot).
+    let metrics = app.request("GET", "/metrics", None, None).await.text;
+    let state = if status == 503 { "writes_failing" } else { "ok" };
+    let line = format!("killbill_auth_database_status{{state=\"{state}\"}} 1");
+    assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
 }
 
 /// While the disk is full: every write is refused with 503 (again and again: the writer is not

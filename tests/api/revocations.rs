@@ -421,6 +421,13 @@ async fn a_position_the_service_does_not_hold_resets_then_goes_on_from_the_prese
     let data: Value = serde_json::from_str(reset.data.as_deref().unwrap()).unwrap();
     assert_eq!(data["seq"], head);
     assert_eq!(data["cause"], "ahead_of_head");
+    let metrics = app.request("GET", "/metrics", None, None).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"killbill_auth_revocation_stream_resets_total{cause="ahead_of_head"} 1"#),
+        "{metrics}"
+    );
 
     // Older than what is kept: the first two entries pruned (the newest always stays).
     app.store

@@ -77,7 +77,9 @@ async fn create_service_prints_the_key_once_and_refuses_taken_and_invalid_names(
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
-        listing.lines().any(|l| l.contains("\tmatchmaker\tSERVICE\t")),
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().skip(1).take(2).eq(["matchmaker", "SERVICE"])),
         "{listing}"
     );
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{start_binary_with_url, PASSWORD};
+use crate::helpers::{start_binary_with_url, Server, PASSWORD};
 
 /// A PostgreSQL server of the test's own, run as the `postgres` user (it refuses root).
 struct PrivatePostgres {
@@ -200,6 +200,32 @@ async fn a_postgresql_restart_costs_503s_and_nothing_else() {
     }
     let health = client.get(a.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 503);
+    // `/metrics` (which needs no database) says so: the database unreachable, the listener lost.
+    let scrape = async |server: &Server| {
+        client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    let text = scrape(&a).await;
+    assert!(
+        has(&text, r#"killbill_auth_database_status{state="unreachable"} 1"#),
+        "{text}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || has(
+            &scrape(&a).await,
+            "killbill_auth_revocation_listener_connected 0"
+        ))
+        .await,
+        "the listener is lost: {}",
+        std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+    );
     // A key nobody has cached cannot be checked: 503, not 403 and not 200.
     let unknown = client
         .get(a.url("/auth"))
@@ -228,6 +254,24 @@ async fn a_postgresql_restart_costs_503s_and_nothing_else() {
             "an instance did not recover"
         );
     }
+    let text = scrape(&a).await;
+    assert!(
+        has(&text, r#"killbill_auth_database_status{state="ok"} 1"#),
+        "{text}"
+    );
+    let failures = text
+        .lines()
+        .find_map(|l| l.strip_prefix("killbill_auth_revocation_listener_failures_total "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(failures.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        eventually(Duration::from_secs(5), async || has(
+            &scrape(&a).await,
+            "killbill_auth_revocation_listener_connected 1"
+        ))
+        .await,
+        "the listener is back"
+    );
     let seen = traffic.await.unwrap();
     for (what, status) in &seen {
         assert!(

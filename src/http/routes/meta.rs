@@ -1,5 +1,7 @@
 //! `GET /`, `GET /health` and `GET /metrics`.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::http::envelope::Envelope;
 use crate::http::AppState;
-use crate::metrics::Gauges;
+use crate::metrics::{DatabaseState, Gauges};
 
 /// `error` of `GET /health`'s 503.
 pub const DATABASE_UNAVAILABLE: &str = "Database unavailable";
@@ -118,11 +120,19 @@ pub async fn health(State(state): State<AppState>) -> Response {
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let (hash_queued, hash_waiting) = state.accounts.hashing_load();
+    // A ping bounded by a second (a scrape must not hang on a database that does not answer);
+    // no probe write: the background loop makes one every second while writes fail.
+    let database = match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) if state.store.writes_failing() => DatabaseState::WritesFailing,
+        Ok(Ok(())) => DatabaseState::Ok,
+        Ok(Err(_)) | Err(_) => DatabaseState::Unreachable,
+    };
     let text = state.metrics.render(Gauges {
         cached_keys: state.keys.cached(),
         pending_usage_writes: state.keys.pending_usage_writes(),
         hash_queued,
         hash_waiting,
+        database,
     });
     (
         [(

@@ -153,6 +153,15 @@ fn write_items(out: &mut String, items: &[StreamItem]) {
     }
 }
 
+/// Counts the `event: reset`s among `items` (`killbill_auth_revocation_stream_resets_total`).
+fn count_resets(metrics: &Metrics, items: &[StreamItem]) {
+    for item in items {
+        if let StreamItem::Reset { cause, .. } = item {
+            metrics.revocation_stream_reset(*cause);
+        }
+    }
+}
+
 /// One open stream in `killbill_auth_revocation_streams`, for as long as this lives.
 struct Open(Arc<Metrics>);
 
@@ -179,7 +188,7 @@ pub(crate) async fn pump(
     keep_alive: Duration,
     metrics: Arc<Metrics>,
 ) {
-    let _open = Open::new(metrics);
+    let _open = Open::new(metrics.clone());
     // A client that stops reading holds a send up: shutdown ends it all the same.
     let closing = follower.closing();
     let send = |bytes: Bytes| {
@@ -193,6 +202,7 @@ pub(crate) async fn pump(
         }
     };
     let mut opening = format!("retry: {RETRY_MS}\n: keep-alive\n\n");
+    count_resets(&metrics, &first);
     write_items(&mut opening, &first);
     if !send(Bytes::from(opening)).await {
         return;
@@ -217,6 +227,7 @@ pub(crate) async fn pump(
         match items {
             Ok(Some(items)) => {
                 let mut text = String::new();
+                count_resets(&metrics, &items);
                 write_items(&mut text, &items);
                 if !send(Bytes::from(text)).await {
                     return;

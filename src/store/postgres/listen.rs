@@ -27,6 +27,11 @@ pub const REVOCATIONS_CHANNEL: &str = "killbill_auth_revocations";
 /// How long to wait before trying to listen again after a failure.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
+/// How long one attempt to listen may take. sqlx's own connection attempt retries for up to
+/// 30 s while the server refuses connections; bounded here, a failure is told (and the cache
+/// dropped) every few seconds at most while PostgreSQL is down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// What the follower reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revocations {
@@ -60,9 +65,19 @@ pub async fn follow(
     }
     loop {
         let listened = async {
-            let mut listener = PgListener::connect(url.expose_secret()).await?;
-            listener.listen(REVOCATIONS_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
+            let attempt = async {
+                let mut listener = PgListener::connect(url.expose_secret()).await?;
+                // On a lost connection, tell us at once (`Ok(None)`) instead of reconnecting
+                // inside `try_recv` (which waits up to 30 s while PostgreSQL is down, telling
+                // nobody): this loop reconnects, and says `Lost` when it has.
+                listener.eager_reconnect(false);
+                listener.listen(REVOCATIONS_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                Ok(listened) => listened,
+                Err(_) => Err(sqlx::Error::PoolTimedOut),
+            }
         };
         let listened = tokio::select! {
             listened = listened => listened,

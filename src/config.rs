@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::domain::key_lifecycle::OnLimit;
-use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy};
+use crate::domain::ticket::MAX_TICKET_LIFETIME;
+use crate::domain::{AnomalyPolicy, KeyPolicy, PasswordPolicy, ThrottlePolicy, TicketPolicy};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "KILLBILL_AUTH_";
@@ -24,11 +25,12 @@ pub const MAX_NETWORKS_LIMIT: u32 = 64;
 
 /// The configuration sections, which is how an environment variable name is split:
 /// `KILLBILL_AUTH_RATE_LIMIT_KEY_BURST` is `rate_limit.key_burst`.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "database",
     "keys",
     "events",
+    "tickets",
     "anomaly",
     "rate_limit",
     "throttle",
@@ -42,6 +44,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub keys: KeysSettings,
     pub events: EventsSettings,
+    pub tickets: TicketsSettings,
     pub anomaly: AnomalySettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
@@ -115,6 +118,14 @@ pub struct KeysSettings {
     pub max_per_user: u32,
     /// `"evict"` (the default) or `"refuse"`.
     pub on_limit: OnLimit,
+}
+
+/// `[tickets]`: join tickets (API.md, "Game servers and operators").
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsSettings {
+    /// How long a ticket can be redeemed after it was asked for.
+    pub lifetime: HumanDuration,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -206,6 +217,14 @@ impl Default for EventsSettings {
     fn default() -> Self {
         Self {
             retention: HumanDuration::days(90),
+        }
+    }
+}
+
+impl Default for TicketsSettings {
+    fn default() -> Self {
+        Self {
+            lifetime: HumanDuration::secs(30),
         }
     }
 }
@@ -370,6 +389,16 @@ impl Settings {
         if self.events.retention.0.is_zero() {
             return Err(invalid("events.retention", "must be longer than 0s"));
         }
+        let tickets = self.tickets.lifetime.0;
+        if tickets.is_zero() || tickets > MAX_TICKET_LIFETIME {
+            return Err(invalid(
+                "tickets.lifetime",
+                format!(
+                    "must be longer than 0s and at most {}",
+                    humantime::format_duration(MAX_TICKET_LIFETIME)
+                ),
+            ));
+        }
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));
         }
@@ -511,6 +540,12 @@ impl Settings {
         }
     }
 
+    pub fn ticket_policy(&self) -> TicketPolicy {
+        TicketPolicy {
+            lifetime: self.tickets.lifetime.0,
+        }
+    }
+
     pub fn anomaly_policy(&self) -> AnomalyPolicy {
         let a = &self.anomaly;
         AnomalyPolicy {
@@ -617,7 +652,7 @@ fn env_key_path(rest: &str) -> String {
 }
 
 /// Keys whose values are text even when they look like a number (a pepper of digits, say).
-const STRING_KEYS: [&str; 12] = [
+const STRING_KEYS: [&str; 13] = [
     "server.listen",
     "server.request_head_timeout",
     "server.request_timeout",
@@ -626,6 +661,7 @@ const STRING_KEYS: [&str; 12] = [
     "password.pepper",
     "keys.lifetime",
     "keys.idle_timeout",
+    "tickets.lifetime",
     "anomaly.window",
     "anomaly.flood_window",
     "throttle.signin_failure_window",
@@ -852,6 +888,26 @@ mod tests {
         assert!(e.contains("password.argon2_memory_kib"), "{e}");
         let e = load_err("[keys]\nmax_per_user = 0\n", &[]);
         assert!(e.contains("keys.max_per_user"), "{e}");
+    }
+
+    #[test]
+    fn ticket_lifetime_from_file_and_environment_within_bounds() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.ticket_policy().lifetime, Duration::from_secs(30));
+        let s = Settings::load_from(None, env(&[("KILLBILL_AUTH_TICKETS_LIFETIME", "90s")])).unwrap();
+        assert_eq!(s.tickets.lifetime.0, Duration::from_secs(90));
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[tickets]\nlifetime = \"10m\"").unwrap();
+        let s = Settings::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(s.tickets.lifetime.0, Duration::from_secs(600));
+        for bad in ["0s", "601s", "1h"] {
+            let e = load_err(&format!("[tickets]\nlifetime = \"{bad}\"\n"), &[]);
+            assert!(e.contains("tickets.lifetime"), "{bad}: {e}");
+        }
+        let e = load_err("", &[("KILLBILL_AUTH_TICKETS_LIFETIME", "soon")]);
+        assert!(e.contains("lifetime") && e.contains("soon"), "{e}");
+        let e = load_err("[tickets]\nlifetme = \"30s\"\n", &[]);
+        assert!(e.contains("lifetme"), "{e}");
     }
 
     #[test]

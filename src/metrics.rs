@@ -21,6 +21,7 @@ const HASH_QUEUE: &str = "killbill_auth_hash_queue";
 const BUILD_INFO: &str = "killbill_auth_build_info";
 const OPEN_CONNECTIONS: &str = "killbill_auth_open_connections";
 const CONNECTIONS_REFUSED: &str = "killbill_auth_connections_refused_total";
+const TICKETS: &str = "killbill_auth_tickets_total";
 
 /// The route label of a request that matched no route: unknown paths stay out of the labels,
 /// so a scanner cannot grow the metrics without bound.
@@ -45,6 +46,30 @@ impl Refusal {
         match self {
             Refusal::PerAddress => "per_address",
             Refusal::MaxConnections => "max_connections",
+        }
+    }
+}
+
+/// What became of a join ticket (issue 14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketOutcome {
+    /// Asked for by a player's key and stored.
+    Issued,
+    /// Redeemed by a game server.
+    Redeemed,
+    /// A redemption refused (`Invalid ticket`): unknown, malformed, expired, already redeemed, or
+    /// its key no longer live.
+    Refused,
+}
+
+impl TicketOutcome {
+    pub const ALL: [TicketOutcome; 3] = [Self::Issued, Self::Redeemed, Self::Refused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Redeemed => "redeemed",
+            Self::Refused => "refused",
         }
     }
 }
@@ -75,6 +100,8 @@ pub struct Metrics {
     open_connections: Gauge,
     /// Connections refused, in the order of [`Refusal::ALL`].
     refused: [Counter; Refusal::ALL.len()],
+    /// Join tickets, in the order of [`TicketOutcome::ALL`].
+    tickets: [Counter; TicketOutcome::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -103,6 +130,10 @@ impl Metrics {
             (
                 CONNECTIONS_REFUSED,
                 "TCP connections closed as soon as accepted, by reason: the per-address or the global cap.",
+            ),
+            (
+                TICKETS,
+                "Join tickets, by outcome: issued to players, redeemed by game servers, refused at redemption.",
             ),
         ] {
             recorder.describe_counter(name.into(), Some(Unit::Count), SharedString::const_str(help));
@@ -142,6 +173,12 @@ impl Metrics {
                 vec![Label::from_static_parts("reason", reason.as_str())],
             )
         });
+        let tickets = TicketOutcome::ALL.map(|outcome| {
+            counter(
+                TICKETS,
+                vec![Label::from_static_parts("outcome", outcome.as_str())],
+            )
+        });
         gauge(
             BUILD_INFO,
             vec![Label::from_static_parts("version", env!("CARGO_PKG_VERSION"))],
@@ -157,6 +194,7 @@ impl Metrics {
             hash_waiting: gauge(HASH_QUEUE, vec![Label::from_static_parts("state", "waiting")]),
             open_connections: gauge(OPEN_CONNECTIONS, Vec::new()),
             refused,
+            tickets,
             recorder,
             handle,
         }
@@ -201,6 +239,12 @@ impl Metrics {
     pub fn connection_refused(&self, reason: Refusal) {
         if let Some(i) = Refusal::ALL.iter().position(|r| *r == reason) {
             self.refused[i].increment(1);
+        }
+    }
+
+    pub fn ticket(&self, outcome: TicketOutcome) {
+        if let Some(i) = TicketOutcome::ALL.iter().position(|o| *o == outcome) {
+            self.tickets[i].increment(1);
         }
     }
 
@@ -252,6 +296,9 @@ mod tests {
         metrics.connection_opened();
         metrics.connection_closed();
         metrics.connection_refused(Refusal::PerAddress);
+        metrics.ticket(TicketOutcome::Issued);
+        metrics.ticket(TicketOutcome::Issued);
+        metrics.ticket(TicketOutcome::Refused);
         let text = metrics.render(Gauges {
             cached_keys: 7,
             pending_usage_writes: 2,
@@ -270,6 +317,9 @@ mod tests {
             "killbill_auth_open_connections 1",
             r#"killbill_auth_connections_refused_total{reason="per_address"} 1"#,
             r#"killbill_auth_connections_refused_total{reason="max_connections"} 0"#,
+            r#"killbill_auth_tickets_total{outcome="issued"} 2"#,
+            r#"killbill_auth_tickets_total{outcome="redeemed"} 0"#,
+            r#"killbill_auth_tickets_total{outcome="refused"} 1"#,
             "killbill_auth_pending_usage_writes 2",
             r#"killbill_auth_hash_queue{state="queued"} 1"#,
             "# TYPE killbill_auth_http_requests_total counter",

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
+use crate::service::tickets::TicketService;
 use crate::service::{AccountService, Hasher, KeyService};
 use crate::store::postgres::listen::{self, Revocations};
 use crate::store::postgres::PgStore;
@@ -57,6 +58,8 @@ pub struct Services {
     pub accounts: Arc<AccountService>,
     pub throttle: Arc<Throttle>,
     pub metrics: Arc<Metrics>,
+    /// Join tickets (issue 14).
+    pub tickets: Arc<TicketService>,
     /// PostgreSQL: where revocations from every instance are listened for.
     pub revocations_url: Option<SecretString>,
     /// Security events are deleted after this (`events.retention`).
@@ -119,6 +122,13 @@ impl Services {
             throttle.clone(),
             settings.password_policy(),
         ));
+        let tickets = Arc::new(TicketService::new(
+            store.clone(),
+            clock.clone(),
+            settings.key_policy(),
+            settings.ticket_policy(),
+            metrics.clone(),
+        ));
         Ok(Self {
             store,
             clock,
@@ -126,6 +136,7 @@ impl Services {
             accounts,
             throttle,
             metrics,
+            tickets,
             revocations_url,
             events_retention: settings.events.retention.0,
         })
@@ -157,6 +168,7 @@ impl Services {
             revoked_keys: now.minus(REVOKED_LISTED_FOR),
             shared_activity: now.minus(self.keys.shared_activity_kept_for()),
             events: now.minus(self.events_retention),
+            tickets: now,
         };
         // Usage first, so that no key is judged idle on stale data; and a minute of margin, so
         // that a key this instance still holds as live has been refused here already.
@@ -264,6 +276,7 @@ impl Application {
             trusted_proxies: limits.trusted_proxies.clone(),
             metrics: services.metrics.clone(),
             request_timeout: limits.request_timeout,
+            tickets: services.tickets.clone(),
         });
         server::serve(
             listener,

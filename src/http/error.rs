@@ -25,6 +25,9 @@ pub enum ApiError {
     InvalidKey,
     /// 403 for a valid key without the role a route needs.
     Forbidden,
+    /// 403 on `POST /auth/tickets/redeem`: unknown, malformed, expired, already redeemed, or its
+    /// key no longer live; one answer for all.
+    InvalidTicket,
     NotFound,
     MethodNotAllowed,
     UsernameTaken,
@@ -53,7 +56,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::InvalidPassword => StatusCode::UNAUTHORIZED,
-            Self::InvalidKey | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::InvalidKey | Self::Forbidden | Self::InvalidTicket => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UsernameTaken | Self::TooManyKeys | Self::LastAdmin => StatusCode::CONFLICT,
@@ -75,6 +78,7 @@ impl ApiError {
             Self::InvalidPassword => "Invalid password".into(),
             Self::InvalidKey => INVALID_ACCESS_KEY.into(),
             Self::Forbidden => "Forbidden".into(),
+            Self::InvalidTicket => "Invalid ticket".into(),
             Self::NotFound => "Not found".into(),
             Self::MethodNotAllowed => "Method not allowed".into(),
             Self::UsernameTaken => "Username already taken".into(),
@@ -191,6 +195,17 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = ?e, "internal error");
                 Self::Internal
             }
+        }
+    }
+}
+
+impl From<crate::service::tickets::TicketError> for ApiError {
+    fn from(e: crate::service::tickets::TicketError) -> Self {
+        use crate::service::tickets::TicketError;
+        match e {
+            TicketError::Invalid => Self::InvalidTicket,
+            TicketError::KeyGone => Self::InvalidKey,
+            TicketError::Store(e) => e.into(),
         }
     }
 }

@@ -40,7 +40,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// The whole body, at most [`BODY_LIMIT`] bytes (413 beyond, whatever `Content-Length` says).
 /// The limit is applied here rather than by a router-wide layer: a layer costs every request,
 /// validation included, a boxed future.
-async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::PayloadTooLarge),
@@ -104,7 +104,7 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -29,6 +29,7 @@ use ipnet::IpNet;
 use tracing::Instrument;
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::service::tickets::TicketService;
 use crate::service::{AccountService, KeyService};
 use crate::store::Store;
 use error::ApiError;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// A request that takes longer is answered 408 (`server.request_timeout`).
     pub request_timeout: Duration,
+    /// Join tickets (issue 14).
+    pub tickets: Arc<TicketService>,
 }
 
 impl AppState {
@@ -86,6 +89,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/auth/keys", get(routes::auth::list_keys))
         .route("/auth/keys/{id}", delete(routes::auth::revoke_key))
+        .route("/auth/tickets", post(routes::tickets::ask))
+        .route("/auth/tickets/redeem", post(routes::tickets::redeem))
         .route("/admin/users", get(routes::admin::list_users))
         .route(
             "/admin/users/{id}",

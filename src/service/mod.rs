@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod hasher;
 pub mod keys;
 pub mod throttle;
+pub mod tickets;
 
 pub use accounts::{AccountService, ServiceError};
 pub use hasher::Hasher;

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, PruneCutoffs, Store, StoreError};
+use super::{
+    Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, Store, StoreError,
+};
 use crate::domain::{
     AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
     Username,
 };
 use crate::domain::{EventKind, NewEvent, OnLimit, SuspensionRequest};
+use crate::domain::{Ticket, TicketDigest};
 
 fn test_event() -> NewEvent {
     NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
@@ -704,6 +707,7 @@ async fn pruning(store: &dyn Store) {
             revoked_keys: cut,
             shared_activity: cut,
             events: cut,
+            tickets: cut,
         })
         .await
         .unwrap();
@@ -857,6 +861,7 @@ async fn suspensions_and_events(store: &dyn Store) {
             revoked_keys: ts(0),
             shared_activity: ts(0),
             events: cut,
+            tickets: ts(0),
         })
         .await
         .unwrap();
@@ -941,6 +946,156 @@ async fn service_accounts(store: &dyn Store) {
     assert!(live_ids(store, service.id).await.is_empty());
 }
 
+fn new_ticket(key: &NewKey, at: i64, lifetime_ms: i64) -> (NewTicket, TicketDigest) {
+    let digest = Ticket::generate().digest();
+    let ticket = NewTicket {
+        digest,
+        key_id: key.id,
+        user_id: key.user_id,
+        created: ts(at),
+        expires: ts(at + lifetime_ms),
+    };
+    (ticket, digest)
+}
+
+/// Join tickets (issue 14): stored for a live key only, taken once, until they expire, gone with
+/// their key, pruned after expiry.
+async fn join_tickets(store: &dyn Store) {
+    let bill = user("bill", T0);
+    let key = new_key(&bill, T0);
+    store
+        .create_user(&bill, "$argon2id$x", Some(&key), &test_event())
+        .await
+        .unwrap();
+    let (ticket, digest) = new_ticket(&key, T0 + 1_000, 30_000);
+    assert!(store.create_ticket(&ticket).await.unwrap());
+    let taken = store
+        .take_ticket(&digest, ts(T0 + 2_000))
+        .await
+        .unwrap()
+        .expect("taken");
+    assert_eq!(taken.user, bill);
+    assert_eq!((taken.key.id, taken.key.digest), (key.id, key.digest));
+    assert_eq!(taken.key.revoked, None);
+    assert_eq!(taken.asked, ts(T0 + 1_000));
+    assert!(
+        store
+            .take_ticket(&digest, ts(T0 + 2_001))
+            .await
+            .unwrap()
+            .is_none(),
+        "once"
+    );
+    assert!(store
+        .take_ticket(&Ticket::generate().digest(), ts(T0))
+        .await
+        .unwrap()
+        .is_none());
+
+    // Honoured strictly before its expiry.
+    let (ticket, digest) = new_ticket(&key, T0, 30_000);
+    store.create_ticket(&ticket).await.unwrap();
+    assert!(store
+        .take_ticket(&digest, ts(T0 + 30_000))
+        .await
+        .unwrap()
+        .is_none());
+    let (ticket, digest) = new_ticket(&key, T0, 30_000);
+    store.create_ticket(&ticket).await.unwrap();
+    assert!(store
+        .take_ticket(&digest, ts(T0 + 29_999))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Concurrent takes of one ticket: exactly one gets it.
+    let (ticket, digest) = new_ticket(&key, T0, 30_000);
+    store.create_ticket(&ticket).await.unwrap();
+    let take = || store.take_ticket(&digest, ts(T0 + 5));
+    let all = tokio::join!(take(), take(), take(), take(), take(), take(), take(), take());
+    let results = [all.0, all.1, all.2, all.3, all.4, all.5, all.6, all.7];
+    assert_eq!(
+        results.iter().filter(|r| matches!(r, Ok(Some(_)))).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().all(Result::is_ok));
+
+    // A ticket asked for before its key was revoked is still taken (and spent): the key is
+    // returned as revoked, for the caller to refuse.
+    let (ticket, digest) = new_ticket(&key, T0 + 10, 30_000);
+    store.create_ticket(&ticket).await.unwrap();
+    store
+        .revoke_key(
+            bill.id,
+            key.id,
+            RevocationReason::SignedOut,
+            &Cause::new(ts(T0 + 20), None),
+        )
+        .await
+        .unwrap();
+    let taken = store
+        .take_ticket(&digest, ts(T0 + 30))
+        .await
+        .unwrap()
+        .expect("taken");
+    assert_eq!(
+        taken.key.revoked,
+        Some((ts(T0 + 20), RevocationReason::SignedOut))
+    );
+    // A revoked key gets no ticket, nor does a key that does not exist.
+    let (ticket, _) = new_ticket(&key, T0 + 40, 30_000);
+    assert!(!store.create_ticket(&ticket).await.unwrap());
+    let ghost = new_key(&bill, T0);
+    let (ticket, _) = new_ticket(&ghost, T0 + 40, 30_000);
+    assert!(!store.create_ticket(&ticket).await.unwrap());
+
+    // Pruning: tickets that expired before the cut go, redeemed or not; the others stay.
+    let ann = user("ann", T0);
+    let anns = new_key(&ann, T0);
+    store
+        .create_user(&ann, "$argon2id$x", Some(&anns), &test_event())
+        .await
+        .unwrap();
+    let (old, old_digest) = new_ticket(&anns, T0, 100);
+    let (new, new_digest) = new_ticket(&anns, T0, 10_000);
+    store.create_ticket(&old).await.unwrap();
+    store.create_ticket(&new).await.unwrap();
+    let cut = ts(T0 + 5_000);
+    store
+        .prune(&PruneCutoffs {
+            feed: ts(0),
+            throttles: ts(0),
+            known_networks: ts(0),
+            revoked_keys: ts(0),
+            shared_activity: ts(0),
+            events: ts(0),
+            tickets: cut,
+        })
+        .await
+        .unwrap();
+    // (Taken at a time when both would be unexpired: only the pruned one is gone.)
+    assert!(store
+        .take_ticket(&old_digest, ts(T0 + 50))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .take_ticket(&new_digest, ts(T0 + 50))
+        .await
+        .unwrap()
+        .is_some());
+
+    // Gone with the account (its keys, and their tickets, cascade).
+    let (ticket, digest) = new_ticket(&anns, T0 + 60, 30_000);
+    store.create_ticket(&ticket).await.unwrap();
+    store
+        .delete_user(ann.id, &test_event_at(ts(T0 + 70)))
+        .await
+        .unwrap();
+    assert!(store.take_ticket(&digest, ts(T0 + 80)).await.unwrap().is_none());
+}
+
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {
         mod sqlite {
@@ -983,6 +1138,7 @@ conformance!(
     closed_is_unavailable,
     suspensions_and_events,
     service_accounts,
+    join_tickets,
 );
 
 /// Several instances on one PostgreSQL database: separate pools writing at once.
@@ -1090,6 +1246,43 @@ mod postgres_instances {
             }
         }
         assert_eq!(counted, 5);
+        for store in &stores {
+            store.close().await;
+        }
+    }
+
+    /// One ticket redeemed at once through three instances' pools, 30 times: exactly one take
+    /// each time (the row lock and READ COMMITTED's re-check of the `WHERE`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_takes_on_several_instances_take_a_ticket_once() {
+        let db = TestDatabase::create().await;
+        let stores = instances(&db, 3).await;
+        let bill = user("bill", T0);
+        let key = new_key(&bill, T0);
+        stores[0]
+            .create_user(&bill, "$argon2id$x", Some(&key), &test_event())
+            .await
+            .unwrap();
+        for round in 0..30 {
+            let (ticket, digest) = new_ticket(&key, T0 + round, 30_000);
+            assert!(stores[round as usize % 3].create_ticket(&ticket).await.unwrap());
+            let mut tasks = Vec::new();
+            for i in 0..12 {
+                let store = stores[i % 3].clone();
+                tasks.push(tokio::spawn(async move {
+                    store
+                        .take_ticket(&digest, ts(T0 + 1_000))
+                        .await
+                        .unwrap()
+                        .is_some()
+                }));
+            }
+            let mut taken = 0;
+            for task in tasks {
+                taken += usize::from(task.await.unwrap());
+            }
+            assert_eq!(taken, 1, "round {round}");
+        }
         for store in &stores {
             store.close().await;
         }

@@ -8,11 +8,13 @@ mod health;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod tickets;
 
 #[cfg(test)]
 mod conformance;
 
 pub use error::{BoxError, StoreError, StoreResult};
+pub use tickets::{NewTicket, TakenTicket};
 
 use std::net::IpAddr;
 
@@ -98,6 +100,8 @@ pub struct PruneCutoffs {
     pub shared_activity: Timestamp,
     /// Security events (`events.retention`).
     pub events: Timestamp,
+    /// Join tickets that expired before (redeemed or not).
+    pub tickets: Timestamp,
 }
 
 /// The rows of one counted attempt (one per counter), so that it can be taken back when it
@@ -330,4 +334,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// The account with this id, whatever its role.
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+
+    // Join tickets (issue 14)
+
+    /// Stores a ticket (its digest only), if the key that asked for it is still live (not
+    /// revoked, not deleted); `false` when it is not.
+    async fn create_ticket(&self, ticket: &NewTicket) -> StoreResult<bool>;
+
+    /// Takes a ticket for redemption at `now`, atomically and once: if it is unredeemed and
+    /// expires after `now`, it is marked redeemed and the key that asked for it (as stored,
+    /// revoked or not) is returned with its owner; `None` for an unknown, expired or already
+    /// redeemed ticket (a ticket goes with its key). Of concurrent calls for one ticket, on any
+    /// number of instances, exactly one takes it. Whether the key still makes it honoured is the
+    /// caller's to decide (`domain::ticket::honoured`): a taken ticket is spent either way.
+    async fn take_ticket(
+        &self,
+        digest: &crate::domain::TicketDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<TakenTicket>>;
 }

@@ -23,4 +23,5 @@ mod services;
 mod sign_in;
 mod storage;
 mod suspensions;
+mod tickets;
 mod users;

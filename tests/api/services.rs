@@ -1,6 +1,7 @@
 //! Service accounts (role `SERVICE`, API.md "Game servers and operators"): made on the command
-//! line with a key and no password, refused on player and administrator routes, exempt from
-//! expiry, the anomaly rules and the rate limit, killed by `admin revoke-keys`.
+//! line with a key and no password, admitted on `SERVICE` routes (`POST /auth/tickets/redeem`)
+//! and refused on player and administrator routes, exempt from expiry, the anomaly rules and the
+//! rate limit, killed by `admin revoke-keys`.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, TestResponse, PASSWORD};
 
 const FORBIDDEN: &str = r#"{"success":false,"data":null,"error":"Forbidden"}"#;
+const INVALID_TICKET: &str = r#"{"success":false,"data":null,"error":"Invalid ticket"}"#;
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Creates a service account with the real command line; returns its key (stdout, alone).
@@ -38,12 +40,25 @@ pub fn assert_forbidden(r: &TestResponse, what: &str) {
     );
 }
 
-/// Whether `key` is still a valid key: a service key is refused on a player route with
-/// `Forbidden` while it is valid, `Invalid access key` once it is not.
+/// `POST /auth/tickets/redeem` (a `SERVICE` route) with a ticket that was never issued.
+async fn redeem_nothing(app: &TestApp, key: &str, from: Option<&str>) -> TestResponse {
+    let mut req = app
+        .client
+        .post(app.url("/auth/tickets/redeem"))
+        .bearer_auth(key)
+        .json(&json!({"ticket": "A".repeat(43)}));
+    if let Some(ip) = from {
+        req = req.header("x-forwarded-for", ip);
+    }
+    app.send(req).await
+}
+
+/// Whether `key` is still a valid service key: it reaches the `SERVICE` route (which refuses
+/// the ticket) while it is valid, `Invalid access key` once it is not.
 async fn still_valid(app: &TestApp, key: &str) -> bool {
-    let r = app.request("GET", "/users/me", Some(key), None).await;
+    let r = redeem_nothing(app, key, None).await;
     match r.status {
-        403 if r.text == FORBIDDEN => true,
+        403 if r.text == INVALID_TICKET => true,
         403 => {
             r.assert_invalid_key();
             false
@@ -137,6 +152,7 @@ async fn service_keys_are_refused_on_player_and_admin_routes() {
             "/users/me".to_owned(),
             Some(json!({"password": PASSWORD})),
         ),
+        ("POST", "/auth/tickets".to_owned(), None),
         ("GET", "/admin/users".to_owned(), None),
         ("DELETE", format!("/admin/users/{bill_id}/keys"), None),
         ("DELETE", format!("/admin/users/{bill_id}"), None),
@@ -167,16 +183,20 @@ async fn service_keys_are_exempt_from_networks_floods_the_rate_limit_and_expiry(
     .await;
     let key = service_key(&app, "matchmaker").await;
     let player = app.user("bill").await;
-    // 60 requests from 60 networks through a trusted proxy, far past every line: each answered
-    // Forbidden (the key is valid; the route is a player's), never 429 nor Invalid access key.
+    // 60 requests from 60 networks through a trusted proxy, far past every line, on a SERVICE
+    // route: each reaches it (and is told the ticket is invalid), never 429 nor Invalid access
+    // key.
     for i in 0..60 {
-        let req = app
-            .client
-            .get(app.url("/users/me"))
-            .bearer_auth(&key)
-            .header("x-forwarded-for", format!("198.51.{i}.7"));
-        assert_forbidden(&app.send(req).await, &format!("request {i}"));
+        let r = redeem_nothing(&app, &key, Some(&format!("198.51.{i}.7"))).await;
+        assert_eq!(r.text, INVALID_TICKET, "request {i}");
     }
+    // On a player route it is Forbidden, wherever it comes from.
+    let req = app
+        .client
+        .get(app.url("/users/me"))
+        .bearer_auth(&key)
+        .header("x-forwarded-for", "192.0.2.1");
+    assert_forbidden(&app.send(req).await, "a player route");
     // A player's key is held to them: the third network revokes it.
     for (i, expected) in [(1, 200), (2, 403)] {
         let req = app

@@ -37,11 +37,14 @@ mod services;
 mod sign_in;
 #[path = "../api/suspensions.rs"]
 mod suspensions;
+#[path = "../api/tickets.rs"]
+mod tickets;
 #[path = "../api/users.rs"]
 mod users;
 
 // PostgreSQL only: several real server processes on one database.
 mod instances;
 mod outage;
+mod ticket_races;
 // ... and two of them behind a real nginx (deploy/demo.sh).
 mod deploy;

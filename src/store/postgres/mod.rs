@@ -29,6 +29,7 @@ pub mod listen;
 mod suspensions;
 
 mod service_accounts;
+mod tickets;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -748,6 +749,10 @@ impl Store for PgStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(tickets::PRUNE)
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1084,6 +1089,20 @@ impl Store for PgStore {
 
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         service_accounts::find_account_by_id(self, id).await
+    }
+
+    // Join tickets (issue 14)
+
+    async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
+        tickets::create_ticket(self, ticket).await
+    }
+
+    async fn take_ticket(
+        &self,
+        digest: &crate::domain::TicketDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::store::TakenTicket>> {
+        tickets::take_ticket(self, digest, now).await
     }
 }
 

@@ -9,6 +9,7 @@ mod key_reader;
 mod suspensions;
 
 mod service_accounts;
+mod tickets;
 mod write;
 
 use std::future::Future;
@@ -668,6 +669,10 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(tickets::PRUNE)
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await
         })
         .await
@@ -969,6 +974,20 @@ impl Store for SqliteStore {
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         service_accounts::find_account_by_id(self, id).await
     }
+
+    // Join tickets (issue 14)
+
+    async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
+        tickets::create_ticket(self, ticket).await
+    }
+
+    async fn take_ticket(
+        &self,
+        digest: &crate::domain::TicketDigest,
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::store::TakenTicket>> {
+        tickets::take_ticket(self, digest, now).await
+    }
 }
 
 #[cfg(test)]
@@ -1268,6 +1287,8 @@ mod tests {
             EXPIRY_CANDIDATES_BY_LIFETIME,
             EXPIRY_CANDIDATES_BY_IDLENESS,
             EXPIRE,
+            tickets::PRUNE,
+            tickets::TAKE,
         ]) {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -22,6 +22,7 @@ const BUILD_INFO: &str = "killbill_auth_build_info";
 const OPEN_CONNECTIONS: &str = "killbill_auth_open_connections";
 const CONNECTIONS_REFUSED: &str = "killbill_auth_connections_refused_total";
 const TICKETS: &str = "killbill_auth_tickets_total";
+const REVOCATION_STREAMS: &str = "killbill_auth_revocation_streams";
 
 /// The route label of a request that matched no route: unknown paths stay out of the labels,
 /// so a scanner cannot grow the metrics without bound.
@@ -102,6 +103,8 @@ pub struct Metrics {
     refused: [Counter; Refusal::ALL.len()],
     /// Join tickets, in the order of [`TicketOutcome::ALL`].
     tickets: [Counter; TicketOutcome::ALL.len()],
+    /// Open revocation streams, moved as they open and close.
+    revocation_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -150,6 +153,7 @@ impl Metrics {
             ),
             (BUILD_INFO, "Always 1; the version is a label."),
             (OPEN_CONNECTIONS, "Open HTTP connections."),
+            (REVOCATION_STREAMS, "Open revocation streams (GET /revocations)."),
         ] {
             recorder.describe_gauge(name.into(), Some(Unit::Count), SharedString::const_str(help));
         }
@@ -195,6 +199,7 @@ impl Metrics {
             open_connections: gauge(OPEN_CONNECTIONS, Vec::new()),
             refused,
             tickets,
+            revocation_streams: gauge(REVOCATION_STREAMS, Vec::new()),
             recorder,
             handle,
         }
@@ -248,6 +253,14 @@ impl Metrics {
         }
     }
 
+    pub fn revocation_stream_opened(&self) {
+        self.revocation_streams.increment(1.0);
+    }
+
+    pub fn revocation_stream_closed(&self) {
+        self.revocation_streams.decrement(1.0);
+    }
+
     /// The metrics as Prometheus text, with the gauges set to `now`.
     pub fn render(&self, now: Gauges) -> String {
         // A gauge holds an f64; these counts stay far below 2^53.
@@ -299,6 +312,9 @@ mod tests {
         metrics.ticket(TicketOutcome::Issued);
         metrics.ticket(TicketOutcome::Issued);
         metrics.ticket(TicketOutcome::Refused);
+        metrics.revocation_stream_opened();
+        metrics.revocation_stream_opened();
+        metrics.revocation_stream_closed();
         let text = metrics.render(Gauges {
             cached_keys: 7,
             pending_usage_writes: 2,
@@ -315,6 +331,7 @@ mod tests {
             r#"killbill_auth_keys_revoked_total{reason="admin"} 0"#,
             "killbill_auth_cached_keys 7",
             "killbill_auth_open_connections 1",
+            "killbill_auth_revocation_streams 1",
             r#"killbill_auth_connections_refused_total{reason="per_address"} 1"#,
             r#"killbill_auth_connections_refused_total{reason="max_connections"} 0"#,
             r#"killbill_auth_tickets_total{outcome="issued"} 2"#,

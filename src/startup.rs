@@ -28,7 +28,7 @@ use crate::service::accounts::KNOWN_NETWORK_FOR;
 use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
 use crate::service::tickets::TicketService;
-use crate::service::{AccountService, Hasher, KeyService};
+use crate::service::{AccountService, Hasher, KeyService, RevocationHub};
 use crate::store::postgres::listen::{self, Revocations};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -46,8 +46,9 @@ const USAGE_FLUSH_TICKS: u32 = 10;
 const SWEEP_TICKS: u32 = 60;
 /// How often old rows are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
-/// How long the revocation feed keeps entries (other processes poll it every second).
-const FEED_KEPT_FOR: Duration = Duration::from_secs(3600);
+/// How long the revocation feed keeps entries: other processes poll it every second (by `seq`,
+/// so its size does not slow them), and `GET /revocations` resumes from it for 30 days (API.md).
+const FEED_KEPT_FOR: Duration = Duration::from_secs(30 * 86_400);
 
 /// Everything but HTTP.
 #[derive(Clone)]
@@ -64,6 +65,8 @@ pub struct Services {
     pub revocations_url: Option<SecretString>,
     /// Security events are deleted after this (`events.retention`).
     pub events_retention: Duration,
+    /// The revocation stream's hub (`GET /revocations`).
+    pub revocations: Arc<RevocationHub>,
 }
 
 impl Services {
@@ -129,6 +132,7 @@ impl Services {
             settings.ticket_policy(),
             metrics.clone(),
         ));
+        let revocations = RevocationHub::new(store.clone(), keys.revocation_signal());
         Ok(Self {
             store,
             clock,
@@ -139,6 +143,7 @@ impl Services {
             tickets,
             revocations_url,
             events_retention: settings.events.retention.0,
+            revocations,
         })
     }
 
@@ -248,16 +253,22 @@ impl Application {
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(maintain(services.clone(), stop_rx.clone()));
+        let hub = services.revocations.clone();
+        let hub_task = tokio::spawn(hub.clone().run());
         let follower = match services.revocations_url.clone() {
             None => None,
             Some(url) => {
                 let keys = services.keys.clone();
+                let hub = hub.clone();
                 let (started_tx, started) = tokio::sync::oneshot::channel();
                 let task = tokio::spawn(listen::follow(
                     url,
                     move |event| match event {
+                        // Forgetting wakes the revocation streams' hub too.
                         Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
                         Revocations::Lost => keys.forget_everything(),
+                        Revocations::Disconnected => hub.listener_lost(),
+                        Revocations::Listening => hub.listener_back(),
                     },
                     started_tx,
                     stop_rx,
@@ -277,7 +288,14 @@ impl Application {
             metrics: services.metrics.clone(),
             request_timeout: limits.request_timeout,
             tickets: services.tickets.clone(),
+            revocations: hub.clone(),
         });
+        // Revocation streams never end by themselves: they end when the drain begins (their
+        // clients reconnect elsewhere with their position), so that they do not hold it up.
+        let shutdown = async move {
+            shutdown.await;
+            hub.close();
+        };
         server::serve(
             listener,
             Connections::new(state),
@@ -288,6 +306,7 @@ impl Application {
         .await;
 
         let _ = stop_tx.send(true);
+        let _ = hub_task.await;
         let _ = background.await;
         if let Some(follower) = follower {
             let _ = follower.await;

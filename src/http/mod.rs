@@ -30,7 +30,7 @@ use tracing::Instrument;
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use crate::service::tickets::TicketService;
-use crate::service::{AccountService, KeyService};
+use crate::service::{AccountService, KeyService, RevocationHub};
 use crate::store::Store;
 use error::ApiError;
 
@@ -54,6 +54,8 @@ pub struct Shared {
     pub request_timeout: Duration,
     /// Join tickets (issue 14).
     pub tickets: Arc<TicketService>,
+    /// The revocation stream's hub (`GET /revocations`).
+    pub revocations: Arc<RevocationHub>,
 }
 
 impl AppState {
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/events", get(routes::events::admin_events))
         .route("/users/me/events", get(routes::events::own_events))
+        .route("/revocations", get(routes::revocations::stream))
         .fallback(|| async { ApiError::NotFound });
     let guard_state = Guard {
         ids: RequestIds::new(),
@@ -249,13 +252,19 @@ where
     };
     let headers = response.headers_mut();
     headers.entry(X_REQUEST_ID).or_insert(request_id);
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A handler's own stands (the revocation stream's `no-cache`).
+    headers
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     metrics.http_request(route, method.as_str(), response.status().as_u16());
     response
 }
 
 /// Runs the handler: validation inline, everything else as its own task under the timeout.
+/// The timeout covers the handler, up to the answer's head, not the sending of its body: the
+/// revocation stream (`GET /revocations`) answers at once and then streams for as long as the
+/// client stays, ending at shutdown (`RevocationHub::close`).
 async fn dispatch(req: Request, next: Next, timeout: Duration) -> Response {
     if req.method() == Method::GET && req.uri().path() == "/auth" {
         return next.run(req).await;

@@ -206,6 +206,9 @@ pub struct KeyService {
     /// share are queued here (see [`KeyService::share_activity`]).
     unshared: Mutex<Vec<Arc<KeyEntry>>>,
     metrics: Arc<Metrics>,
+    /// Told of every key forgotten as revoked (by this instance or another process): wakes the
+    /// revocation stream's hub (`service::revocations`).
+    revoked: Arc<tokio::sync::Notify>,
 }
 
 impl KeyService {
@@ -226,7 +229,14 @@ impl KeyService {
             dirty: Mutex::new(Vec::new()),
             revocations: AtomicU64::new(0),
             unshared: Mutex::new(Vec::new()),
+            revoked: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified whenever keys are forgotten as revoked: this instance revoked them (after the
+    /// commit), or heard that another process did.
+    pub fn revocation_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.revoked.clone()
     }
 
     pub fn policy(&self) -> &KeyPolicy {
@@ -399,6 +409,7 @@ impl KeyService {
         for d in digests {
             self.cache.remove(&d);
         }
+        self.revoked.notify_one();
     }
 
     /// Revokes one key (of its owner) and forgets it.

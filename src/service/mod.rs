@@ -4,9 +4,11 @@
 pub mod accounts;
 pub mod hasher;
 pub mod keys;
+pub mod revocations;
 pub mod throttle;
 pub mod tickets;
 
 pub use accounts::{AccountService, ServiceError};
 pub use hasher::Hasher;
 pub use keys::{Client, KeyEntry, KeyService};
+pub use revocations::RevocationHub;

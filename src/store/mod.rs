@@ -8,6 +8,7 @@ mod health;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+mod stream;
 mod tickets;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::domain::{
     ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
     SharedActivity, Suspension, ThrottlePolicy, Timestamp, User,
 };
+use crate::domain::{FeedBounds, FeedEntry};
 
 /// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:
 /// the key is gone with the account).
@@ -87,7 +89,8 @@ impl<'a> Cause<'a> {
 /// Rows older than these are deleted by [`Store::prune`].
 #[derive(Clone, Copy, Debug)]
 pub struct PruneCutoffs {
-    /// Revocation feed entries.
+    /// Revocation feed entries: the prefix of the feed up to the first entry at or after this
+    /// is deleted, but never the newest entry (see [`Store::feed_bounds`]).
     pub feed: Timestamp,
     /// Counted throttle attempts.
     pub throttles: Timestamp,
@@ -352,4 +355,14 @@ pub trait Store: Send + Sync + 'static {
         digest: &crate::domain::TicketDigest,
         now: Timestamp,
     ) -> StoreResult<Option<TakenTicket>>;
+
+    // Revocation stream (issue 14)
+
+    /// The revocation feed's entries after `after`, in `seq` (commit) order, at most `limit`;
+    /// rows written before the feed named keys are skipped.
+    async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>>;
+
+    /// The lowest and highest `seq` the feed keeps ([`Store::prune`] deletes only a prefix of
+    /// it and keeps the newest row, so the highest is the highest ever given).
+    async fn feed_bounds(&self) -> StoreResult<FeedBounds>;
 }

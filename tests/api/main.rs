@@ -19,6 +19,7 @@ mod keys;
 mod logging;
 mod meta;
 mod metrics;
+mod revocations;
 mod services;
 mod sign_in;
 mod storage;

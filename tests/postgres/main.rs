@@ -31,6 +31,8 @@ mod logging;
 mod meta;
 #[path = "../api/metrics.rs"]
 mod metrics;
+#[path = "../api/revocations.rs"]
+mod revocations;
 #[path = "../api/services.rs"]
 mod services;
 #[path = "../api/sign_in.rs"]
@@ -45,6 +47,7 @@ mod users;
 // PostgreSQL only: several real server processes on one database.
 mod instances;
 mod outage;
+mod streams;
 mod ticket_races;
 // ... and two of them behind a real nginx (deploy/demo.sh).
 mod deploy;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod events;
 pub mod meta;
+pub mod revocations;
 pub mod tickets;
 pub mod users;
 

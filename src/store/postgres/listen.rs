@@ -34,6 +34,12 @@ pub enum Revocations {
     Revoked(KeyDigest),
     /// Notifications may have been missed: drop whatever is cached.
     Lost,
+    /// The listening connection was lost, or listening failed (told at each failed attempt;
+    /// [`Revocations::Lost`] is told too). The revocation stream resets its clients once per
+    /// such outage (`service::revocations`).
+    Disconnected,
+    /// Listening (again), after the [`Revocations::Lost`] that says what may have been missed.
+    Listening,
 }
 
 /// Follows revocations until `stop` turns true, calling `on` for each event (from this task).
@@ -68,6 +74,7 @@ pub async fn follow(
                 if let Some(suppressed) = FAILURES.admit() {
                     tracing::warn!(error = %e, suppressed, "cannot listen for revocations; dropping cached keys every second until it can");
                 }
+                on(Revocations::Disconnected);
                 on(Revocations::Lost);
                 if let Some(started) = started.take() {
                     let _ = started.send(());
@@ -80,6 +87,7 @@ pub async fn follow(
         };
         // Anything revoked before this point may have gone unnoticed.
         on(Revocations::Lost);
+        on(Revocations::Listening);
         if let Some(started) = started.take() {
             let _ = started.send(());
         }
@@ -99,6 +107,7 @@ pub async fn follow(
                     // when on nothing can have been missed: the `Lost` after `listen` says so).
                     Ok(None) => {
                         tracing::warn!("lost the connection that listens for revocations; dropping cached keys");
+                        on(Revocations::Disconnected);
                         on(Revocations::Lost);
                         break;
                     }
@@ -106,6 +115,7 @@ pub async fn follow(
                         if let Some(suppressed) = FAILURES.admit() {
                             tracing::warn!(error = %e, suppressed, "listening for revocations failed; dropping cached keys");
                         }
+                        on(Revocations::Disconnected);
                         on(Revocations::Lost);
                         break;
                     }

@@ -29,6 +29,7 @@ pub mod listen;
 mod suspensions;
 
 mod service_accounts;
+mod stream;
 mod tickets;
 
 use std::future::Future;
@@ -57,6 +58,7 @@ use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspen
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
+use crate::domain::{FeedBounds, FeedEntry};
 
 /// How long a request waits for a pooled connection before it is answered 503 (as long as SQLite's
 /// busy timeout). A burst of sign-ins of one user queues on that user's row lock while holding
@@ -92,7 +94,12 @@ const EXPIRE: &str = "UPDATE keys SET revoke_reason = 'expired', revoked_ms = v.
 /// Pruning by age ($1 the cutoff): revocation feed, throttles, known networks, revoked keys,
 /// shared request counts and networks.
 const PRUNE: [&str; 7] = [
-    "DELETE FROM revocation_feed WHERE at_ms < $1",
+    // The feed loses a prefix only, up to its first entry young enough to keep, and never its
+    // newest (`Store::feed_bounds`); entries carry the time of the revocation they record, which
+    // is not always in `seq` order (an expired key is revoked as of its deadline).
+    "DELETE FROM revocation_feed WHERE seq < coalesce(\
+     (SELECT seq FROM revocation_feed WHERE at_ms >= $1 ORDER BY seq LIMIT 1), \
+     (SELECT max(seq) FROM revocation_feed))",
     "DELETE FROM throttle_attempts WHERE at_ms < $1",
     "DELETE FROM known_networks WHERE last_success_ms < $1",
     "DELETE FROM keys WHERE revoked_ms < $1",
@@ -1103,6 +1110,16 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Option<crate::store::TakenTicket>> {
         tickets::take_ticket(self, digest, now).await
+    }
+
+    // Revocation stream (issue 14)
+
+    async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>> {
+        stream::feed_after(&self.pool, after, limit).await
+    }
+
+    async fn feed_bounds(&self) -> StoreResult<FeedBounds> {
+        stream::feed_bounds(&self.pool).await
     }
 }
 

@@ -9,6 +9,7 @@ mod key_reader;
 mod suspensions;
 
 mod service_accounts;
+mod stream;
 mod tickets;
 mod write;
 
@@ -39,6 +40,7 @@ use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspen
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
+use crate::domain::{FeedBounds, FeedEntry};
 
 /// How long a statement waits for a lock held by another process (e.g. the admin CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,7 +66,14 @@ const EXPIRE: &str =
 /// Pruning by age (?1 the cutoff): revocation feed, throttles, known networks, revoked keys,
 /// shared request counts and networks.
 const PRUNE: [&str; 7] = [
-    "DELETE FROM revocation_feed WHERE at_ms < ?1",
+    // The feed loses a prefix only, up to its first entry young enough to keep, and never its
+    // newest (`Store::feed_bounds`); entries carry the time of the revocation they record, which
+    // is not always in `seq` order (an expired key is revoked as of its deadline). `+at_ms` keeps
+    // SQLite off the index by age: walking the primary key from the oldest entry, it reads the
+    // entries it deletes and stops at the first one it keeps (`housekeeping_reads_indexes_not_tables`).
+    "DELETE FROM revocation_feed WHERE seq < coalesce(\
+     (SELECT seq FROM revocation_feed WHERE +at_ms >= ?1 ORDER BY seq LIMIT 1), \
+     (SELECT max(seq) FROM revocation_feed))",
     "DELETE FROM throttle_attempts WHERE at_ms < ?1",
     "DELETE FROM known_networks WHERE last_success_ms < ?1",
     "DELETE FROM keys WHERE revoked_ms < ?1",
@@ -988,6 +997,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<crate::store::TakenTicket>> {
         tickets::take_ticket(self, digest, now).await
     }
+
+    // Revocation stream (issue 14)
+
+    async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>> {
+        stream::feed_after(&self.read, after, limit).await
+    }
+
+    async fn feed_bounds(&self) -> StoreResult<FeedBounds> {
+        stream::feed_bounds(&self.read).await
+    }
 }
 
 #[cfg(test)]
@@ -1299,8 +1318,13 @@ mod tests {
                 plan.push(row.get::<_, String>(3).expect("detail"));
             }
             assert!(!plan.is_empty(), "no plan for {sql}");
+            // The feed's prune walks the primary key from its oldest entry to the first one it
+            // keeps (the `LIMIT 1`): a scan that reads what it deletes and one row more.
+            let feed_walk = sql == PRUNE[0];
             assert!(
-                plan.iter().all(|step| step.starts_with("SEARCH")),
+                plan.iter().all(|step| step.starts_with("SEARCH")
+                    || step.starts_with("SCALAR SUBQUERY")
+                    || (feed_walk && step == "SCAN revocation_feed")),
                 "{sql}: {plan:?}"
             );
         }

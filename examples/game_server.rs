@@ -41,11 +41,17 @@ fn say(line: &str) {
 #[tokio::main]
 async fn main() {
     let base = std::env::var("KILLBILL_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let key = std::env::var("KILLBILL_SERVICE_KEY").expect("KILLBILL_SERVICE_KEY: the key of admin create-service");
+    let key =
+        std::env::var("KILLBILL_SERVICE_KEY").expect("KILLBILL_SERVICE_KEY: the key of admin create-service");
     let http = reqwest::Client::new();
     let players: Players = Arc::default();
 
-    tokio::spawn(follow_revocations(http.clone(), base.clone(), key.clone(), players.clone()));
+    tokio::spawn(follow_revocations(
+        http.clone(),
+        base.clone(),
+        key.clone(),
+        players.clone(),
+    ));
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(ticket)) = lines.next_line().await {
@@ -74,7 +80,10 @@ async fn redeem(http: &reqwest::Client, base: &str, key: &str, ticket: &str, pla
         }
     };
     if body["success"] != true {
-        say(&format!("refused {shown}: {}", body["error"].as_str().unwrap_or("no answer")));
+        say(&format!(
+            "refused {shown}: {}",
+            body["error"].as_str().unwrap_or("no answer")
+        ));
         return;
     }
     let name = body["data"]["user"]["name"].as_str().unwrap_or("?").to_owned();
@@ -157,7 +166,10 @@ fn handle(event: SseEvent, players: &Players) {
             };
             let key_id = revocation["key_id"].as_str().unwrap_or_default();
             if let Some(name) = players.lock().unwrap().remove(key_id) {
-                say(&format!("kicked {name} {}", revocation["reason"].as_str().unwrap_or("?")));
+                say(&format!(
+                    "kicked {name} {}",
+                    revocation["reason"].as_str().unwrap_or("?")
+                ));
             }
         }
         _ => {}

@@ -26,6 +26,9 @@
 #      BENCH_LISTENERS game servers following `GET /revocations`; each delivery timed from the
 #      sender's 200 to the listener's parse of the event, every listener checked to get every
 #      revocation once, in increasing seq;
+#   4. the same on PostgreSQL with two instances on one database (a fresh one, dropped at the
+#      end): sign-outs on one, the listeners on the other; skipped when no PostgreSQL answers at
+#      BENCH_PG_URL (or psql is missing);
 #   3. validation before and after issue 14: the base binary and the current one side by side,
 #      the same seeded database (made by the base's seed, copied; the current binary migrates its
 #      copy at start), the same keys; wrk rounds alternate base/current at -cCONNECTIONS, then
@@ -33,7 +36,7 @@
 # It prints a markdown report and writes it between the game markers of the output file.
 #
 # Settings (environment):
-#   BENCH_STEPS               which steps to run ("1 2 3")
+#   BENCH_STEPS               which steps to run ("1 2 3 4")
 #   BENCH_SECONDS             seconds per timed wrk run (10; --smoke: 2)
 #   BENCH_ROUNDS              rounds of every step (3; --smoke: 1)
 #   BENCH_CONNECTIONS         wrk connections (64)
@@ -45,6 +48,8 @@
 #   BENCH_REVOCATIONS         sign-outs per storm in step 2 (2000; --smoke: 200)
 #   BENCH_SENDERS             concurrent senders of a storm (16)
 #   BENCH_LISTENERS           listening game servers (100)
+#   BENCH_PG_URL              PostgreSQL server for step 4, without a database name, a role allowed
+#                             to create databases (postgres://postgres@127.0.0.1:5432)
 #   BENCH_BASE_COMMIT         the build step 3 compares with (15e8902)
 #   BENCH_BASE_SRC            a checkout of it (default: extracted into TARGET/bench-base/src)
 #   BENCH_BASE_TARGET         its cargo target directory (TARGET/bench-base/target)
@@ -79,7 +84,9 @@ else
     D_SECONDS=10 D_ROUNDS=3 D_KEYS=10000 D_REVOCATIONS=2000 D_BASE_BUILD=1 D_CG=2000
     D_OUT="$ROOT/BENCHMARKS.md"
 fi
-STEPS=${BENCH_STEPS:-1 2 3}
+STEPS=${BENCH_STEPS:-1 2 3 4}
+PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
+PG_URL=${PG_URL%/}
 SECS=${BENCH_SECONDS:-$D_SECONDS}
 ROUNDS=${BENCH_ROUNDS:-$D_ROUNDS}
 CONNS=${BENCH_CONNECTIONS:-64}
@@ -125,9 +132,15 @@ stop_pid() {
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     wait "$pid" 2>/dev/null || true
 }
+PG_DB="kb_game_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+PG_DB_CREATED=0
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ "$PG_DB_CREATED" = 1 ]; then
+        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >&2 ||
+            log "could not drop database $PG_DB"
+    fi
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -218,8 +231,11 @@ fi
 # ---------------------------------------------------------------- helpers
 # Environment of the service: cheap Argon2 (nothing here hashes), the per-key rate limit and the
 # flood rule evaluated but far above the benchmark's rates (as bench/run.sh).
-validation_env() { # validation_env DB PORT
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 KILLBILL_AUTH_DATABASE_URL=sqlite://$1" \
+validation_env() { # validation_env DB PORT: on SQLite
+    service_env "sqlite://$1" "$2"
+}
+service_env() { # service_env DATABASE_URL PORT
+    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 KILLBILL_AUTH_DATABASE_URL=$1" \
         "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" \
         "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
         "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
@@ -248,10 +264,10 @@ start_service() {
     wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service on port $port did not start"; }
 }
 
-# service_key DB FILE: a SERVICE account's key (`admin create-service`), the service stopped.
+# service_key DATABASE_URL FILE: a SERVICE account's key (`admin create-service`).
 service_key() {
-    record "env KILLBILL_AUTH_DATABASE_URL=sqlite://$1 $BIN admin create-service --name bench_server > SERVICE_KEY_FILE"
-    env KILLBILL_AUTH_DATABASE_URL="sqlite://$1" "$BIN" admin create-service --name bench_server >"$2" 2>"$2.log" ||
+    record "env KILLBILL_AUTH_DATABASE_URL=$1 $BIN admin create-service --name bench_server > SERVICE_KEY_FILE"
+    env KILLBILL_AUTH_DATABASE_URL="$1" "$BIN" admin create-service --name bench_server >"$2" 2>"$2.log" ||
         { cat "$2.log" >&2; die "admin create-service failed"; }
     [ "$(wc -c <"$2")" -gt 40 ] || die "admin create-service printed no key"
 }
@@ -318,6 +334,8 @@ wrk_run() {
 }
 
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+# ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
+ms_list() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? ", " : ""), $i / 1000 }'; }
 mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
 mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
 # median of numbers (the mean of the middle two for an even count), two decimals
@@ -325,7 +343,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
-list() { local IFS=,; echo "$*" | sed 's/,/, /g'; }
+list() { local out="" x; for x in "$@"; do out="$out${out:+, }$x"; done; echo "$out"; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"
 }
@@ -346,7 +364,7 @@ if want_step 1; then
     l0=$(loadavg)
     D1="$TMP/tickets"; mkdir -p "$D1"
     seed "$EXAMPLES/seed" "$D1/kb.db" "$KEYS" "$D1/keys.txt"
-    service_key "$D1/kb.db" "$D1/service.key"
+    service_key "sqlite://$D1/kb.db" "$D1/service.key"
     start_service "$BIN" "$(validation_env "$D1/kb.db" "$PORT") KILLBILL_AUTH_TICKETS_LIFETIME=$TICKET_LIFETIME" "$D1/service.log" "$PORT"
     SVC1=$SVC_PID
     # Warm-up: every key once (fills the cache), then a short run of each kind.
@@ -354,6 +372,23 @@ if want_step 1; then
     wrk_run t-warmup-validate "$CONNS" 2 "$VALIDATE" "$BASE_URL_ROOT/auth" "$D1/keys.txt"
     wrk_run t-warmup-ask "$CONNS" 2 "$TICKETS" "$BASE_URL_ROOT" ask "$D1/keys.txt" "$D1/tickets-warmup.txt"
     ONCE=1 wrk_run t-warmup-redeem "$CONNS" 120 "$TICKETS" "$BASE_URL_ROOT" redeem "$D1/tickets-warmup.txt" "$D1/service.key"
+    # What one commit at a time can reach on this file system: 4 KiB written and fdatasync'ed in
+    # a loop (a commit in WAL mode with synchronous=FULL syncs the WAL once).
+    FSYNCS="?"
+    if command -v python3 >/dev/null; then
+        record "python3 -c '…4 KiB pwrite + fdatasync in a loop for 2 s, in \$TMP'"
+        FSYNCS=$(python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+n, t0, block = 0, time.monotonic(), b"x" * 4096
+while time.monotonic() - t0 < 2:
+    os.pwrite(fd, block, (n % 256) * 4096)
+    os.fdatasync(fd)
+    n += 1
+print("%.0f" % (n / (time.monotonic() - t0)))' "$D1/fsync.test")
+        rm -f "$D1/fsync.test"
+        log "fdatasync ceiling: $FSYNCS/s"
+    fi
     V64=() V8=() A64=() R64=() R8=() V64C=() V8C=() A64C=() R64C=() R8C=() RA=() RB=() RC=()
     ERR1=0 TICKETS_MADE=0 SECOND=""
     for r in $(seq "$ROUNDS"); do
@@ -403,68 +438,71 @@ if want_step 1; then
         "| … service CPU per request, redemption / validation (-c$CONNS) | $(ratio "$(mean1 "${R64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${R64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
         "| ticket asks / validations, requests/s at -c$CONNS | **$(median "${RA[@]}")** (rounds: $(list "${RA[@]}"); means $(thousands "$(mean "${A64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
         "| … service CPU per request, ask / validation (-c$CONNS) | $(ratio "$(mean1 "${A64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${A64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
+        "| … for scale: 4 KiB writes each followed by \`fdatasync\` on the databases' file system, one at a time | $(thousands "$FSYNCS") /s |"
         "| a ticket redeemed a second time (one per round; must be 403) | $SECOND |"
-        "| errors of step 1 (non-2xx or socket; every ticket redeemed once must be 200) | $ERR1 |"
+        "| errors of step 1 (non-2xx or socket: every ask and first redemption must be 200; a second redemption not 403) | $ERR1 |"
     )
 fi
 
 # ---------------------------------------------------------------- 2. revocation stream fan-out
+# fanout TAG WHERE SIGN_URL LISTEN_URL KEYS_FILE SERVICE_KEY_FILE PID: ROUNDS × (a storm with
+# nobody listening, a storm with LISTENERS listeners; the order alternates), rows appended to
+# S2, the summary's rows to SUM2 (each starting with WHERE).
 S2=() SUM2=()
+fanout() {
+    local tag=$1 where=$2 sign_url=$3 listen_url=$4 keys=$5 skey=$6 pid=$7
+    local none=() with=() ratios=() cpu_none=() cpu_with=() bad="" p50s=() p99s=() maxs=() dps=()
+    local offset=0 r l order line out errs n w
+    for r in $(seq "$ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then order="0 $LISTENERS"; else order="$LISTENERS 0"; fi
+        for l in $order; do
+            out="$TMP/fanout-$tag-$l-$r.txt"
+            record "$EXAMPLES/stream_fanout --url $sign_url$([ "$listen_url" != "$sign_url" ] && echo " --listen-url $listen_url") --service-key-file SERVICE_KEY_FILE --keys-file $keys --offset $offset --revocations $REVOCATIONS --senders $SENDERS --listeners $l --pid SERVICE_PID"
+            timeout --kill-after=5 300 "$EXAMPLES/stream_fanout" --url "$sign_url" --listen-url "$listen_url" \
+                --service-key-file "$skey" --keys-file "$keys" --offset "$offset" --revocations "$REVOCATIONS" \
+                --senders "$SENDERS" --listeners "$l" --pid "$pid" --clk-tck "$CLK_TCK" >"$out" 2>"$out.err" ||
+                { cat "$out.err" >&2; die "stream_fanout failed"; }
+            offset=$((offset + REVOCATIONS))
+            line=$(grep '^FANOUT ' "$out") || die "stream_fanout gave no result"
+            eval "$(echo "${line#FANOUT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[-0-9.]+$' | sed 's/^/F_/')"
+            # shellcheck disable=SC2154
+            log "$where, storm with $l listeners: $F_signouts_per_s sign-outs/s (p50 $(ms "$F_signout_p50_us") ms), deliveries $F_deliveries of $F_expected, delay p50 $(ms "$F_delay_p50_us") ms, p99 $(ms "$F_delay_p99_us") ms, max $(ms "$F_delay_max_us") ms"
+            errs=$((F_signouts_failed + F_missing + F_duplicates + F_out_of_order + F_foreign + F_resets + F_malformed + F_broken))
+            if [ "$l" = 0 ]; then
+                S2+=("| $where, nobody listening, round $r | 0 | $(thousands "$F_signouts_ok") | $F_signouts_per_s | $(ms "$F_signout_p50_us") | $(ms "$F_signout_p99_us") | – | – | – | – | – | – | – | $F_signouts_failed | $F_service_cpu_us_per_signout |")
+                none+=("$F_signouts_per_s") cpu_none+=("$F_service_cpu_us_per_signout") n=$F_signouts_per_s
+            else
+                S2+=("| $where, **$l listeners**, round $r | $l | $(thousands "$F_signouts_ok") | $F_signouts_per_s | $(ms "$F_signout_p50_us") | $(ms "$F_signout_p99_us") | $(thousands "$F_deliveries") of $(thousands "$F_expected") | $(thousands "$F_deliveries_per_s") | $(ms "$F_delay_p50_us") | $(ms "$F_delay_p99_us") | $(ms "$F_delay_max_us") | $(ms "$F_delay_min_us") ($(thousands "$F_early") before the 200) | $F_missing / $F_duplicates / $F_out_of_order / $F_resets / $F_foreign | $F_signouts_failed | $F_service_cpu_us_per_signout ($F_service_cpu_us_per_signout_with_drain) |")
+                with+=("$F_signouts_per_s") cpu_with+=("$F_service_cpu_us_per_signout") w=$F_signouts_per_s
+                p50s+=("$F_delay_p50_us") p99s+=("$F_delay_p99_us") maxs+=("$F_delay_max_us") dps+=("$(thousands "$F_deliveries_per_s")")
+                [ "$F_deliveries" = "$F_expected" ] || bad="$bad round $r: $F_deliveries of $F_expected deliveries;"
+            fi
+            [ "$errs" = 0 ] || bad="$bad round $r, $l listeners: $errs faults;"
+        done
+        ratios+=("$(ratio3 "$w" "$n")")
+    done
+    local worst
+    worst=$(printf '%s\n' "${maxs[@]}" | sort -n | tail -1)
+    SUM2+=(
+        "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
+        "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs) |"
+        "| … delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max, per round | **$(ms_list "${p50s[*]}") / $(ms_list "${p99s[*]}") / $(ms_list "${maxs[*]}") ms** (API.md: within 1 s; worst $(ms "$worst") ms) |"
+        "| … deliveries/s (event × listener), per round | $(list "${dps[@]}") |"
+        "| … every listener got every revocation exactly once, in increasing seq, no reset; every sign-out 200 | $([ -z "$bad" ] && echo yes || echo "**no**:$bad") |"
+    )
+}
+
 if want_step 2; then
     log "step 2: revocation stream, $REVOCATIONS sign-outs per storm from $SENDERS senders, 0 and $LISTENERS listeners, × $ROUNDS"
     l0=$(loadavg)
     D2="$TMP/stream"; mkdir -p "$D2"
-    STORM_KEYS=$((ROUNDS * 2 * REVOCATIONS))
-    seed "$EXAMPLES/seed" "$D2/kb.db" "$STORM_KEYS" "$D2/keys.txt"
-    service_key "$D2/kb.db" "$D2/service.key"
+    seed "$EXAMPLES/seed" "$D2/kb.db" $((ROUNDS * 2 * REVOCATIONS)) "$D2/keys.txt"
+    service_key "sqlite://$D2/kb.db" "$D2/service.key"
     start_service "$BIN" "$(validation_env "$D2/kb.db" "$PORT")" "$D2/service.log" "$PORT"
     SVC2=$SVC_PID
-    FAN_NONE=() FAN_WITH=() FAN_RATIO=() FAN_CPU_NONE=() FAN_CPU_WITH=() FAN_ALL_OK=0 FAN_BAD=""
-    P50S=() P99S=() MAXS=() DPS=()
-    offset=0
-    storm() { # storm LISTENERS ROUND
-        local l=$1 r=$2 out="$TMP/fanout-$1-$2.txt" line
-        record "$EXAMPLES/stream_fanout --url $BASE_URL_ROOT --service-key-file SERVICE_KEY_FILE --keys-file $D2/keys.txt --offset $offset --revocations $REVOCATIONS --senders $SENDERS --listeners $l --pid SERVICE_PID"
-        timeout --kill-after=5 300 "$EXAMPLES/stream_fanout" --url "$BASE_URL_ROOT" --service-key-file "$D2/service.key" \
-            --keys-file "$D2/keys.txt" --offset "$offset" --revocations "$REVOCATIONS" --senders "$SENDERS" \
-            --listeners "$l" --pid "$SVC2" --clk-tck "$CLK_TCK" >"$out" 2>"$out.err" ||
-            { cat "$out.err" >&2; die "stream_fanout failed"; }
-        offset=$((offset + REVOCATIONS))
-        line=$(grep '^FANOUT ' "$out") || die "stream_fanout gave no result"
-        unset F_signouts_per_s
-        eval "$(echo "${line#FANOUT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[-0-9.]+$' | sed 's/^/F_/')"
-        # shellcheck disable=SC2154
-        log "storm with $l listeners: $F_signouts_per_s sign-outs/s (p50 $(ms "$F_signout_p50_us") ms), deliveries $F_deliveries of $F_expected, delay p50 $(ms "$F_delay_p50_us") ms p99 $(ms "$F_delay_p99_us") ms max $(ms "$F_delay_max_us") ms"
-        local errs=$((F_signouts_failed + F_missing + F_duplicates + F_out_of_order + F_foreign + F_resets + F_malformed + F_broken))
-        if [ "$l" = 0 ]; then
-            S2+=("| nobody listening, round $r | 0 | $(thousands "$F_signouts_ok") | $F_signouts_per_s | $(ms "$F_signout_p50_us") | $(ms "$F_signout_p99_us") | – | – | – | – | – | – | – | $F_signouts_failed | $F_service_cpu_us_per_signout |")
-        else
-            S2+=("| **$l listeners**, round $r | $l | $(thousands "$F_signouts_ok") | $F_signouts_per_s | $(ms "$F_signout_p50_us") | $(ms "$F_signout_p99_us") | $(thousands "$F_deliveries") of $(thousands "$F_expected") | $(thousands "$F_deliveries_per_s") | $(ms "$F_delay_p50_us") | $(ms "$F_delay_p99_us") | $(ms "$F_delay_max_us") | $(ms "$F_delay_min_us") ($F_early before the 200) | $F_missing / $F_duplicates / $F_out_of_order / $F_resets / $F_foreign | $F_signouts_failed | $F_service_cpu_us_per_signout ($F_service_cpu_us_per_signout_with_drain) |")
-            P50S+=("$F_delay_p50_us") P99S+=("$F_delay_p99_us") MAXS+=("$F_delay_max_us") DPS+=("$F_deliveries_per_s")
-            [ "$F_deliveries" = "$F_expected" ] || FAN_BAD="$FAN_BAD round $r: $F_deliveries of $F_expected deliveries;"
-        fi
-        [ "$errs" = 0 ] || FAN_BAD="$FAN_BAD round $r, $l listeners: $errs faults;"
-        FAN_LAST=$F_signouts_per_s FAN_LAST_CPU=$F_service_cpu_us_per_signout
-    }
-    for r in $(seq "$ROUNDS"); do
-        if [ $((r % 2)) = 1 ]; then order="0 $LISTENERS"; else order="$LISTENERS 0"; fi
-        for l in $order; do
-            storm "$l" "$r"
-            if [ "$l" = 0 ]; then none=$FAN_LAST FAN_NONE+=("$FAN_LAST") FAN_CPU_NONE+=("$FAN_LAST_CPU")
-            else with=$FAN_LAST FAN_WITH+=("$FAN_LAST") FAN_CPU_WITH+=("$FAN_LAST_CPU"); fi
-        done
-        FAN_RATIO+=("$(ratio3 "$with" "$none")")
-    done
+    fanout sqlite "SQLite, one instance" "$BASE_URL_ROOT" "$BASE_URL_ROOT" "$D2/keys.txt" "$D2/service.key" "$SVC2"
     stop_pid "$SVC2"; forget_pid "$SVC2"
     LOADS+=("step 2: $l0 → $(loadavg)")
-    maxdelay=$(printf '%s\n' "${MAXS[@]}" | sort -n | tail -1)
-    SUM2=(
-        "| sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${FAN_RATIO[@]}")** (rounds: $(list "${FAN_RATIO[@]}"); means $(mean1 "${FAN_WITH[@]}") vs $(mean1 "${FAN_NONE[@]}") /s) |"
-        "| … service CPU per sign-out, with / without listeners (storm only) | $(ratio "$(mean1 "${FAN_CPU_WITH[@]}")" "$(mean1 "${FAN_CPU_NONE[@]}")") ($(mean1 "${FAN_CPU_WITH[@]}") vs $(mean1 "${FAN_CPU_NONE[@]}") µs) |"
-        "| delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max (per round) | **$(printf '%s ' "${P50S[@]}" | awk '{for(i=1;i<=NF;i++) printf "%s%.2f", (i>1?", ":""), $i/1000}') / $(printf '%s ' "${P99S[@]}" | awk '{for(i=1;i<=NF;i++) printf "%s%.2f", (i>1?", ":""), $i/1000}') / $(printf '%s ' "${MAXS[@]}" | awk '{for(i=1;i<=NF;i++) printf "%s%.2f", (i>1?", ":""), $i/1000}') ms** (API.md: within 1 s; worst $(ms "$maxdelay") ms) |"
-        "| deliveries/s (event × listener) | $(list "${DPS[@]}") |"
-        "| every listener got every revocation exactly once, in increasing seq, no reset, every sign-out 200 | $([ -z "$FAN_BAD" ] && echo yes || echo "**no**:$FAN_BAD") |"
-    )
 fi
 
 # ---------------------------------------------------------------- 3. validation before and after
@@ -529,7 +567,7 @@ if want_step 3; then
     if [ "$CG_N" -gt 0 ]; then
         # bench/callgrind.sh on each build's own binary and examples (seed, bare): its
         # CARGO_TARGET_DIR decides which. Alternated, base first.
-        CG_OLD=() CG_NEW=() CG_RUNS=1
+        CG_OLD=() CG_NEW=() CG_OLD_OWN=() CG_NEW_OWN=() CG_RUNS=1
         [ "$SMOKE" = 1 ] || CG_RUNS=2
         l0=$(loadavg)
         for i in $(seq "$CG_RUNS"); do
@@ -543,13 +581,46 @@ if want_step 3; then
                 svc=$(echo "$line" | sed -n 's/.*service \([0-9]*\),.*/\1/p')
                 bare=$(echo "$line" | sed -n 's/.*bare axum \([0-9]*\),.*/\1/p')
                 [ -n "$svc" ] || die "bench/callgrind.sh gave no count: $line"
-                if [ "$who" = old ]; then CG_OLD+=("$svc"); else CG_NEW+=("$svc"); fi
-                CG_ROWS+=("| $([ "$who" = old ] && echo "$BASE_LABEL" || echo "**current**"), run $i | $(thousands "$svc") | $(thousands "$bare") | $(ratio "$svc" "$bare") |")
+                if [ "$who" = old ]; then CG_OLD+=("$svc") CG_OLD_OWN+=("$((svc - bare))"); else CG_NEW+=("$svc") CG_NEW_OWN+=("$((svc - bare))"); fi
+                CG_ROWS+=("| $([ "$who" = old ] && echo "$BASE_LABEL" || echo "**current**"), run $i | $(thousands "$svc") | $(thousands "$bare") | $(thousands "$((svc - bare))") | $(ratio "$svc" "$bare") |")
             done
         done
         CG_O=$(mean "${CG_OLD[@]}") CG_C=$(mean "${CG_NEW[@]}")
-        SUM3+=("| instructions per validation under callgrind, current / base ($CG_N requests, 1,000 cached keys) | **$(ratio3 "$CG_C" "$CG_O")** ($(thousands "$CG_C") vs $(thousands "$CG_O"); runs: current $(list "${CG_NEW[@]}"), base $(list "${CG_OLD[@]}")) |")
+        CG_OO=$(mean "${CG_OLD_OWN[@]}") CG_CO=$(mean "${CG_NEW_OWN[@]}")
+        SUM3+=(
+            "| instructions per validation under callgrind, current / base ($CG_N requests, 1,000 cached keys) | **$(ratio3 "$CG_C" "$CG_O")** ($(thousands "$CG_C") vs $(thousands "$CG_O"); runs: current $(list "${CG_NEW[@]}"), base $(list "${CG_OLD[@]}")) |"
+            "| … the service's own, above bare axum built from the same tree, current / base | $(ratio3 "$CG_CO" "$CG_OO") ($(thousands "$CG_CO") vs $(thousands "$CG_OO")) |"
+        )
         LOADS+=("callgrind: $l0 → $(loadavg)")
+    fi
+fi
+# ---------------------------------------------------------------- 4. fan-out across instances
+if want_step 4; then
+    if ! command -v psql >/dev/null || ! psql "$PG_URL/postgres" -qXtA -c 'SELECT 1' >/dev/null 2>&1; then
+        log "step 4 skipped: no PostgreSQL at $PG_URL (BENCH_PG_URL) or no psql"
+        SUM2+=("| PostgreSQL, two instances (step 4) | skipped: no PostgreSQL answered at $PG_URL |")
+    else
+        log "step 4: revocation stream on PostgreSQL, sign-outs on A, $LISTENERS listeners on B"
+        l0=$(loadavg)
+        PG_VERSION=$(psql "$PG_URL/postgres" -qXtA -c 'SHOW server_version')
+        D4="$TMP/stream-pg"; mkdir -p "$D4"
+        record "psql $PG_URL/postgres -c 'CREATE DATABASE kb_game'  # dropped at the end"
+        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >&2
+        PG_DB_CREATED=1
+        PG_DB_URL="$PG_URL/$PG_DB"
+        n4=$((ROUNDS * 2 * REVOCATIONS))
+        record "$EXAMPLES/seed --postgres $PG_URL/kb_game --keys $n4 --keys-file $D4/keys.txt --file-limit $n4"
+        "$EXAMPLES/seed" --postgres "$PG_DB_URL" --keys "$n4" --keys-file "$D4/keys.txt" --file-limit "$n4" >&2
+        service_key "$PG_DB_URL" "$D4/service.key"
+        start_service "$BIN" "$(service_env "$PG_DB_URL" "$PORT")" "$D4/a.log" "$PORT"
+        PG_A=$SVC_PID
+        start_service "$BIN" "$(service_env "$PG_DB_URL" "$BASE_PORT")" "$D4/b.log" "$BASE_PORT"
+        PG_B=$SVC_PID
+        fanout postgres "PostgreSQL $PG_VERSION, sign-outs on A, listeners on B" "$BASE_URL_ROOT" "http://127.0.0.1:$BASE_PORT" \
+            "$D4/keys.txt" "$D4/service.key" "$PG_A"
+        stop_pid "$PG_A"; forget_pid "$PG_A"
+        stop_pid "$PG_B"; forget_pid "$PG_B"
+        LOADS+=("step 4: $l0 → $(loadavg)")
     fi
 fi
 ELAPSED=$(( $(date +%s) - T0 ))
@@ -585,11 +656,11 @@ REPORT="$TMP/report.md"
         echo "|---|---:$WSEP"
         printf '%s\n' "${S1[@]}"
     fi
-    if want_step 2; then
+    if want_step 2 || [ -n "${PG_A:-}" ]; then
         echo
-        echo "#### 2. Revocation stream fan-out"
+        echo "#### 2. Revocation stream fan-out$([ -n "${PG_A:-}" ] && echo " (and 4: across two instances on PostgreSQL)")"
         echo
-        echo "\`examples/stream_fanout\`: the storm's keys are validated once first (their ids, and the cache); then $SENDERS senders sign out $(thousands "$REVOCATIONS") keys (\`DELETE /auth\`) as fast as they are answered, with nobody listening or with the listeners all connected to \`GET /revocations\` (one process, one connection each, the service key). *Delay* runs from the moment the sender got its 200 to the moment a listener parsed the event naming that key, both on the load generator's monotonic clock; negative when the event came first. Checks: missing / duplicated / out-of-order (seq not increasing) / resets / events of other keys. *Service CPU* is the service's user + system time over the storm per sign-out (in brackets: until the last delivery)."
+        echo "\`examples/stream_fanout\`: the storm's keys are validated once first (their ids, and the cache); then $SENDERS senders sign out $(thousands "$REVOCATIONS") keys (\`DELETE /auth\`) as fast as they are answered, with nobody listening or with the listeners all connected to \`GET /revocations\` (one process, one connection each, the service key). *Delay* runs from the moment the sender got its 200 to the moment a listener parsed the event naming that key, both on the load generator's monotonic clock; negative when the event came first. Checks: missing / duplicated / out-of-order (seq not increasing) / resets / events of other keys. *Service CPU* is the service's user + system time over the storm per sign-out (in brackets: until the last delivery).$([ -n "${PG_A:-}" ] && echo " On PostgreSQL (step 4), two instances share a fresh database: the senders sign out on A, the listeners follow B, which learns of each revocation through PostgreSQL's notifications and reads the feed; the CPU is A's.")"
         echo
         echo "| storm | listeners | sign-outs | sign-outs/s | sign-out p50 ms | p99 ms | deliveries | deliveries/s | delay p50 ms | p99 ms | max ms | min ms | missing / dup / order / reset / other | failed | service CPU µs/sign-out |"
         echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
@@ -608,8 +679,8 @@ REPORT="$TMP/report.md"
             echo
             echo "\`bench/callgrind.sh $CG_N\` with each build's own binary and examples (\`CARGO_TARGET_DIR\`): user-space instructions per \`GET /auth\` over 1,000 cached keys, after a warm-up, against bare axum built from the same tree (sha2 hashes in software under valgrind, so both counts are higher than on the metal)."
             echo
-            echo "| build | instructions per GET /auth | bare axum | service / bare |"
-            echo "|---|---:|---:|---:|"
+            echo "| build | instructions per GET /auth | bare axum | service − bare | service / bare |"
+            echo "|---|---:|---:|---:|---:|"
             printf '%s\n' "${CG_ROWS[@]}"
         fi
     fi
@@ -619,7 +690,7 @@ REPORT="$TMP/report.md"
     echo "TMP is a fresh temporary directory; every database is new."
     echo
     echo '```sh'
-    printf '%s\n' "${COMMANDS[@]}" | sed "s#$TMP#\$TMP#g; s#$ROOT/##g; s#$BASE_TARGET#BASE_TARGET#g" | awk '!seen[$0]++'
+    printf '%s\n' "${COMMANDS[@]}" | sed "s#$TMP#\$TMP#g; s#$ROOT/##g; s#$BASE_TARGET#BASE_TARGET#g; s#$PG_DB#kb_game#g" | awk '!seen[$0]++'
     echo '```'
 } >"$REPORT"
 

@@ -38,7 +38,9 @@
 # Settings (environment):
 #   BENCH_STEPS               which steps to run ("1 2 3 4")
 #   BENCH_SECONDS             seconds per timed wrk run (10; --smoke: 2)
-#   BENCH_ROUNDS              rounds of every step (3; --smoke: 1)
+#   BENCH_ROUNDS              rounds of step 1 (3; --smoke: 1)
+#   BENCH_STORM_ROUNDS        rounds of steps 2 and 4, each a storm unheard and one heard (5; --smoke: 1)
+#   BENCH_AB_ROUNDS           rounds of step 3, each a run of either build (6; --smoke: 1)
 #   BENCH_CONNECTIONS         wrk connections (64)
 #   BENCH_FEW_CONNECTIONS     the second concurrency of step 1 (8)
 #   BENCH_LIGHT_CONNECTIONS   connections of step 3's light-load pair (8)
@@ -78,10 +80,10 @@ done
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "$SMOKE" = 1 ]; then
-    D_SECONDS=2 D_ROUNDS=1 D_KEYS=2000 D_REVOCATIONS=200 D_BASE_BUILD=0 D_CG=200
+    D_SECONDS=2 D_ROUNDS=1 D_STORM_ROUNDS=1 D_AB_ROUNDS=1 D_KEYS=2000 D_REVOCATIONS=200 D_BASE_BUILD=0 D_CG=200
     D_OUT="$TARGET_DIR/bench/BENCHMARKS.game.smoke.md"
 else
-    D_SECONDS=10 D_ROUNDS=3 D_KEYS=10000 D_REVOCATIONS=2000 D_BASE_BUILD=1 D_CG=2000
+    D_SECONDS=10 D_ROUNDS=3 D_STORM_ROUNDS=5 D_AB_ROUNDS=6 D_KEYS=10000 D_REVOCATIONS=2000 D_BASE_BUILD=1 D_CG=2000
     D_OUT="$ROOT/BENCHMARKS.md"
 fi
 STEPS=${BENCH_STEPS:-1 2 3 4}
@@ -89,6 +91,8 @@ PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_URL=${PG_URL%/}
 SECS=${BENCH_SECONDS:-$D_SECONDS}
 ROUNDS=${BENCH_ROUNDS:-$D_ROUNDS}
+STORM_ROUNDS=${BENCH_STORM_ROUNDS:-$D_STORM_ROUNDS}
+AB_ROUNDS=${BENCH_AB_ROUNDS:-$D_AB_ROUNDS}
 CONNS=${BENCH_CONNECTIONS:-64}
 FEW=${BENCH_FEW_CONNECTIONS:-8}
 LIGHT_CONNS=${BENCH_LIGHT_CONNECTIONS:-8}
@@ -460,7 +464,7 @@ fanout() {
     local tag=$1 where=$2 sign_url=$3 listen_url=$4 keys=$5 skey=$6 pid=$7
     local none=() with=() ratios=() cpu_none=() cpu_with=() bad="" p50s=() p99s=() maxs=() dps=()
     local offset=0 r l order line out errs n w
-    for r in $(seq "$ROUNDS"); do
+    for r in $(seq "$STORM_ROUNDS"); do
         if [ $((r % 2)) = 1 ]; then order="0 $LISTENERS"; else order="$LISTENERS 0"; fi
         for l in $order; do
             out="$TMP/fanout-$tag-$l-$r.txt"
@@ -492,7 +496,7 @@ fanout() {
     worst=$(printf '%s\n' "${maxs[@]}" | sort -n | tail -1)
     SUM2+=(
         "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
-        "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs) |"
+        "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs: $(awk -v a="$(mean1 "${cpu_with[@]}")" -v b="$(mean1 "${cpu_none[@]}")" -v l="$LISTENERS" 'BEGIN { printf "%.1f", (l > 0 ? (a - b) / l : 0) }') µs per delivery) |"
         "| … delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max, per round | **$(ms_list "${p50s[*]}") / $(ms_list "${p99s[*]}") / $(ms_list "${maxs[*]}") ms** (API.md: within 1 s; worst $(ms "$worst") ms) |"
         "| … deliveries/s (event × listener), per round | $(list "${dps[@]}") |"
         "| … every listener got every revocation exactly once, in increasing seq, no reset; every sign-out 200 | $([ -z "$bad" ] && echo yes || echo "**no**:$bad") |"
@@ -500,10 +504,10 @@ fanout() {
 }
 
 if want_step 2; then
-    log "step 2: revocation stream, $REVOCATIONS sign-outs per storm from $SENDERS senders, 0 and $LISTENERS listeners, × $ROUNDS"
+    log "step 2: revocation stream, $REVOCATIONS sign-outs per storm from $SENDERS senders, 0 and $LISTENERS listeners, × $STORM_ROUNDS"
     l0=$(loadavg)
     D2="$TMP/stream"; mkdir -p "$D2"
-    seed "$EXAMPLES/seed" "$D2/kb.db" $((ROUNDS * 2 * REVOCATIONS)) "$D2/keys.txt"
+    seed "$EXAMPLES/seed" "$D2/kb.db" $((STORM_ROUNDS * 2 * REVOCATIONS)) "$D2/keys.txt"
     service_key "sqlite://$D2/kb.db" "$D2/service.key"
     start_service "$BIN" "$(validation_env "$D2/kb.db" "$PORT")" "$D2/service.log" "$PORT"
     SVC2=$SVC_PID
@@ -515,7 +519,7 @@ fi
 # ---------------------------------------------------------------- 3. validation before and after
 S3=() SUM3=() CG_ROWS=()
 if want_step 3; then
-    log "step 3: validation, $BASE_LABEL vs current ($KEYS keys, -c$CONNS, ${SECS}s × $ROUNDS)"
+    log "step 3: validation, $BASE_LABEL vs current ($KEYS keys, -c$CONNS, ${SECS}s × $AB_ROUNDS each)"
     l0=$(loadavg)
     D3="$TMP/before-after"; mkdir -p "$D3"
     seed "$BASE_EXAMPLES/seed" "$D3/base.db" "$KEYS" "$D3/keys.txt"
@@ -542,7 +546,7 @@ if want_step 3; then
         S3+=("$(wrow "$label, round $r | $CONNS")")
         ERR3=$((ERR3 + R_NON2XX + R_SOCKERR))
     }
-    for r in $(seq "$ROUNDS"); do
+    for r in $(seq "$AB_ROUNDS"); do
         if [ $((r % 2)) = 1 ]; then order="old new"; else order="new old"; fi
         for who in $order; do
             run_one "$who" "$r"
@@ -611,7 +615,7 @@ if want_step 4; then
         psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >&2
         PG_DB_CREATED=1
         PG_DB_URL="$PG_URL/$PG_DB"
-        n4=$((ROUNDS * 2 * REVOCATIONS))
+        n4=$((STORM_ROUNDS * 2 * REVOCATIONS))
         record "$EXAMPLES/seed --postgres $PG_URL/kb_game --keys $n4 --keys-file $D4/keys.txt --file-limit $n4"
         "$EXAMPLES/seed" --postgres "$PG_DB_URL" --keys "$n4" --keys-file "$D4/keys.txt" --file-limit "$n4" >&2
         service_key "$PG_DB_URL" "$D4/service.key"
@@ -644,7 +648,7 @@ REPORT="$TMP/report.md"
     echo "- Machine: $(nproc) cores ($CPU), $MEM memory, Linux $(uname -r); wrk (or the example load generators) and the services share these cores."
     echo "- Build: commit $COMMIT$DIRTY, $(rustc --version 2>/dev/null || echo rustc), release profile; $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)$([ -n "$BASE_LABEL" ] && echo "; step 3's base: $BASE_LABEL")."
     echo "- Load average (1, 5, 15 min) at the start: $LOAD0; $(list "${LOADS[@]}"). Anything above ~0.5 before a step means other work shared the cores."
-    echo "- Settings: ${SECS}s per timed run, $ROUNDS round(s), wrk -t1, $(thousands "$KEYS") player keys, tickets.lifetime $TICKET_LIFETIME; storms of $(thousands "$REVOCATIONS") sign-outs from $SENDERS senders, $LISTENERS listeners."
+    echo "- Settings: ${SECS}s per timed run; rounds: $ROUNDS (step 1), $STORM_ROUNDS (steps 2 and 4), $AB_ROUNDS (step 3); wrk -t1, $(thousands "$KEYS") player keys, tickets.lifetime $TICKET_LIFETIME; storms of $(thousands "$REVOCATIONS") sign-outs from $SENDERS senders, $LISTENERS listeners."
     echo
     echo "| ratio (or check) | measured |"
     echo "|---|---|"

@@ -496,7 +496,7 @@ fanout() {
     worst=$(printf '%s\n' "${maxs[@]}" | sort -n | tail -1)
     SUM2+=(
         "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
-        "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs: $(awk -v a="$(mean1 "${cpu_with[@]}")" -v b="$(mean1 "${cpu_none[@]}")" -v l="$LISTENERS" 'BEGIN { printf "%.1f", (l > 0 ? (a - b) / l : 0) }') µs per delivery) |"
+        "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs$([ "$listen_url" = "$sign_url" ] && awk -v a="$(mean1 "${cpu_with[@]}")" -v b="$(mean1 "${cpu_none[@]}")" -v l="$LISTENERS" 'BEGIN { printf ": %.1f µs per delivery", (l > 0 ? (a - b) / l : 0) }')) |"
         "| … delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max, per round | **$(ms_list "${p50s[*]}") / $(ms_list "${p99s[*]}") / $(ms_list "${maxs[*]}") ms** (API.md: within 1 s; worst $(ms "$worst") ms) |"
         "| … deliveries/s (event × listener), per round | $(list "${dps[@]}") |"
         "| … every listener got every revocation exactly once, in increasing seq, no reset; every sign-out 200 | $([ -z "$bad" ] && echo yes || echo "**no**:$bad") |"

@@ -29,8 +29,8 @@ const SECTIONS: [&str; 9] = [
     "server",
     "database",
     "keys",
-    "events",
     "tickets",
+    "events",
     "anomaly",
     "rate_limit",
     "throttle",
@@ -43,8 +43,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub keys: KeysSettings,
-    pub events: EventsSettings,
     pub tickets: TicketsSettings,
+    pub events: EventsSettings,
     pub anomaly: AnomalySettings,
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
@@ -213,18 +213,18 @@ impl Default for KeysSettings {
     }
 }
 
-impl Default for EventsSettings {
-    fn default() -> Self {
-        Self {
-            retention: HumanDuration::days(90),
-        }
-    }
-}
-
 impl Default for TicketsSettings {
     fn default() -> Self {
         Self {
             lifetime: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            retention: HumanDuration::days(90),
         }
     }
 }
@@ -386,9 +386,6 @@ impl Settings {
         if self.keys.max_per_user == 0 {
             return Err(invalid("keys.max_per_user", "must be at least 1"));
         }
-        if self.events.retention.0.is_zero() {
-            return Err(invalid("events.retention", "must be longer than 0s"));
-        }
         let tickets = self.tickets.lifetime.0;
         if tickets.is_zero() || tickets > MAX_TICKET_LIFETIME {
             return Err(invalid(
@@ -398,6 +395,9 @@ impl Settings {
                     humantime::format_duration(MAX_TICKET_LIFETIME)
                 ),
             ));
+        }
+        if self.events.retention.0.is_zero() {
+            return Err(invalid("events.retention", "must be longer than 0s"));
         }
         if self.anomaly.window.0.is_zero() {
             return Err(invalid("anomaly.window", "must be longer than 0s"));

@@ -113,16 +113,28 @@ impl NewEvent {
 }
 
 /// An event as stored (API.md `Event`), with its position for paging.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A security event of an account (API.md `Event`).")]
 pub struct Event {
     #[serde(skip)]
     pub seq: i64,
     pub id: Uuid,
     pub at: Timestamp,
+    /// `signed_up`, `signed_in`, `sign_in_failed`, `sign_in_throttled`, `key_revoked` (with
+    /// `reason`), `password_changed`, `account_deleted`, `suspended`, `suspension_lifted`,
+    /// `role_changed`.
     pub kind: String,
+    /// The account it is about; null for a sign-in attempt with a name that matches no account.
+    #[schema(required = true)]
     pub user_id: Option<Uuid>,
+    /// Who did it when not the account itself: an administrator's id.
+    #[schema(required = true)]
     pub actor_id: Option<Uuid>,
+    /// The client network of the request (an address truncated to its network).
+    #[schema(required = true)]
     pub network: Option<String>,
+    /// What else is known, by kind (never a secret).
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{Role, Timestamp};
 
 /// Why a key stopped working. Stored with every revocation and shown to the key's owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     SignedOut,

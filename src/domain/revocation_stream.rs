@@ -17,12 +17,16 @@ use uuid::Uuid;
 use super::Timestamp;
 
 /// One revoked key, as the stream sends it (`data:` of an event; `seq` is also its `id:`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = RevocationEvent,
+    description = "The `data:` of one event of the revocation stream (`GET /revocations`): a revoked key; `seq` is also the event's `id:`."
+)]
 pub struct FeedEntry {
     pub seq: i64,
     pub key_id: Uuid,
     pub user_id: Uuid,
-    /// API.md's revocation reasons, or `account_deleted` for the keys of a deleted account.
+    /// A `RevokedKey` reason, or `account_deleted` for the keys of a deleted account.
     pub reason: String,
     pub at: Timestamp,
 }

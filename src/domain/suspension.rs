@@ -10,17 +10,23 @@ use super::Timestamp;
 pub const MAX_REASON_CHARS: usize = 200;
 
 /// A suspension as stored and shown (API.md `Suspension`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A suspension (ban) of an account, in force or in the history (API.md `Suspension`).")]
 pub struct Suspension {
     pub id: Uuid,
     #[serde(skip)]
     pub user_id: Uuid,
+    /// Shown to the player.
     pub reason: String,
     pub created: Timestamp,
+    /// When it ends by itself; null for a permanent suspension.
+    #[schema(required = true)]
     pub until: Option<Timestamp>,
-    /// The administrator who set it; `None` when set on the command line.
+    /// The administrator who set it; null when set on the command line.
+    #[schema(required = true)]
     pub by: Option<Uuid>,
     /// When an administrator lifted it (or replaced it with another).
+    #[schema(required = true)]
     pub lifted: Option<Timestamp>,
 }
 

@@ -114,6 +114,25 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// The JSON form in the OpenAPI document (`GET /openapi.json`): what [`Timestamp::to_rfc3339`]
+/// writes, always in UTC with milliseconds.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .pattern(Some(
+                r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
+            ))
+            .description(Some("RFC 3339 in UTC with millisecond precision"))
+            .examples(["2026-11-25T07:23:33.125Z"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; RFC3339_LEN];

@@ -6,7 +6,10 @@ use uuid::Uuid;
 use super::{Timestamp, Username};
 
 /// What an account may do. Administrators are created on the command line only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "`USER` (a player), `ADMIN` (a player who administers), or `SERVICE` (a back-end service such as a game server; made on the command line)."
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     User,
@@ -56,7 +59,8 @@ impl Role {
 }
 
 /// An account, as listed by the API (`User` in API.md).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "An account (API.md `User`).")]
 pub struct User {
     pub id: Uuid,
     pub name: Username,

@@ -52,6 +52,23 @@ impl fmt::Display for Username {
     }
 }
 
+/// The JSON form in the OpenAPI document (`GET /openapi.json`).
+impl utoipa::PartialSchema for Username {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[A-Za-z0-9_]{{{MIN_LEN},{MAX_LEN}}}$")))
+            .description(Some(format!(
+                "{MIN_LEN} to {MAX_LEN} characters of A-Z a-z 0-9 _, unique regardless of case"
+            )))
+            .examples(["Bill"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Username {}
+
 impl Serialize for Username {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

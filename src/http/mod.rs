@@ -4,6 +4,7 @@ pub mod connection;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod render;
 pub mod routes;
 pub mod server;
@@ -22,7 +23,6 @@ use axum::http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, X_CONTENT_TYPE
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use hyper::body::{Frame, SizeHint};
 use ipnet::IpNet;
@@ -72,40 +72,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The router: every route of [`openapi::api`] (the table that the OpenAPI document is made
+/// from too), a 404 for any other path, and the [`guard`] middleware around all.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/", get(routes::meta::index))
-        .route("/health", get(routes::meta::health))
-        .route("/metrics", get(routes::meta::metrics))
-        .route("/users", post(routes::users::sign_up))
-        .route(
-            "/users/me",
-            get(routes::users::me).delete(routes::users::delete_me),
-        )
-        .route("/users/me/password", put(routes::users::change_password))
-        .route(
-            "/auth",
-            post(routes::auth::sign_in)
-                .get(routes::auth::validate)
-                .delete(routes::auth::sign_out),
-        )
-        .route("/auth/keys", get(routes::auth::list_keys))
-        .route("/auth/keys/{id}", delete(routes::auth::revoke_key))
-        .route("/auth/tickets", post(routes::tickets::ask))
-        .route("/auth/tickets/redeem", post(routes::tickets::redeem))
-        .route("/admin/users", get(routes::admin::list_users))
-        .route(
-            "/admin/users/{id}",
-            get(routes::admin::get_user).delete(routes::admin::delete_user),
-        )
-        .route("/admin/users/{id}/keys", delete(routes::admin::revoke_keys))
-        .route(
-            "/admin/users/{id}/suspension",
-            put(routes::admin::suspend).delete(routes::admin::unsuspend),
-        )
-        .route("/admin/events", get(routes::events::admin_events))
-        .route("/users/me/events", get(routes::events::own_events))
-        .route("/revocations", get(routes::revocations::stream))
+    // Made now rather than at the first `GET /openapi.json`: start-up pays for it, not a client.
+    openapi::document();
+    let routes = openapi::api()
+        .into_router()
         .fallback(|| async { ApiError::NotFound });
     let guard_state = Guard {
         ids: RequestIds::new(),

@@ -136,11 +136,7 @@ mod tests {
     use crate::http::envelope::Envelope;
     use crate::service::keys::KeyView;
 
-    #[derive(serde::Serialize)]
-    struct Validated {
-        user: User,
-        key: KeyView,
-    }
+    use crate::http::routes::auth::Validated;
 
     fn ts() -> impl Strategy<Value = Timestamp> {
         (-62_167_219_200_000i64..253_402_300_799_999).prop_map(Timestamp::from_millis)

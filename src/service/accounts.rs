@@ -46,10 +46,22 @@ pub enum ServiceError {
     InvalidSuspension(#[from] SuspensionError),
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
+    /// Every other store error (see the `From` below for the two that have a meaning here).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ServiceError {
+    /// The refusals a store decides inside its transactions become the service's own errors.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LastAdmin => ServiceError::LastAdmin,
+            StoreError::Suspended(suspension) => ServiceError::Suspended(suspension),
+            other => ServiceError::Store(other),
+        }
+    }
 }
 
 impl From<KeyError> for ServiceError {
@@ -57,7 +69,7 @@ impl From<KeyError> for ServiceError {
         match e {
             KeyError::Invalid => ServiceError::InvalidKey,
             KeyError::RateLimited { retry_after_secs } => ServiceError::TooManyRequests { retry_after_secs },
-            KeyError::Store(s) => ServiceError::Store(s),
+            KeyError::Store(s) => s.into(),
         }
     }
 }
@@ -546,11 +558,7 @@ impl AccountService {
         let event = NewEvent::new(EventKind::AccountDeleted, self.clock.now(), Some(entry.user.id))
             .from_network(Some(&network))
             .with_detail(client_detail(client));
-        let gone = match self.store.delete_user(entry.user.id, &event).await {
-            Ok(gone) => gone,
-            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
-            Err(e) => return Err(e.into()),
-        };
+        let gone = self.store.delete_user(entry.user.id, &event).await?;
         self.keys.forget(&gone);
         tracing::info!(target: "security", event = "account_deleted", user_id = %entry.user.id, network = %self.keys.network_of(client.ip), "account deleted");
         Ok(())
@@ -620,7 +628,10 @@ impl AccountService {
             // networks anyway).
             created_ip: None,
         };
-        match self.store.create_service(&user, &record).await {
+        let event = NewEvent::new(EventKind::SignedUp, user.created, Some(user.id)).with_detail(
+            serde_json::json!({ "role": "SERVICE", "key_id": record.id, "via": "command line" }),
+        );
+        match self.store.create_service(&user, &record, &event).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(ServiceError::UsernameTaken),
             Err(e) => return Err(e.into()),
@@ -670,11 +681,7 @@ impl AccountService {
     pub async fn admin_delete_user(&self, user_id: Uuid, by: Option<Uuid>) -> Result<(), ServiceError> {
         self.existing(user_id).await?;
         let event = NewEvent::new(EventKind::AccountDeleted, self.clock.now(), Some(user_id)).by(by);
-        let gone = match self.store.delete_user(user_id, &event).await {
-            Ok(gone) => gone,
-            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
-            Err(e) => return Err(e.into()),
-        };
+        let gone = self.store.delete_user(user_id, &event).await?;
         self.keys.forget(&gone);
         tracing::info!(target: "security", event = "admin_deleted_user", user_id = %user_id, by = %by_text(by), "user deleted by an administrator");
         Ok(())
@@ -699,11 +706,7 @@ impl AccountService {
                 "reason": suspension.reason,
                 "until": suspension.until,
             }));
-        let revoked = match self.store.suspend(&suspension, &event).await {
-            Ok(revoked) => revoked,
-            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
-            Err(e) => return Err(e.into()),
-        };
+        let revoked = self.store.suspend(&suspension, &event).await?;
         self.keys.forget(&revoked);
         for r in &revoked {
             self.keys.record_revocation(user_id, r, None);
@@ -725,11 +728,7 @@ impl AccountService {
         let event = NewEvent::new(EventKind::RoleChanged, self.clock.now(), Some(user_id))
             .by(by)
             .with_detail(serde_json::json!({ "from": user.role.as_str(), "to": role.as_str() }));
-        let revoked = match self.store.set_role(user_id, role, &event).await {
-            Ok(revoked) => revoked,
-            Err(StoreError::LastAdmin) => return Err(ServiceError::LastAdmin),
-            Err(e) => return Err(e.into()),
-        };
+        let revoked = self.store.set_role(user_id, role, &event).await?;
         self.keys.forget(&revoked);
         for r in &revoked {
             self.keys.record_revocation(user_id, r, None);

@@ -131,26 +131,36 @@ impl KeyEntry {
 }
 
 /// API.md's `Key`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = Key, description = "A live access key (API.md `Key`); `id` is a public identifier of the key, not the key.")]
 pub struct KeyView {
     pub id: Uuid,
     pub created: Timestamp,
+    /// The earlier of the lifetime and idle deadlines.
     pub expires: Timestamp,
+    #[schema(required = true)]
     pub last_used: Option<Timestamp>,
+    /// The client address of the last use.
+    #[schema(required = true)]
     pub last_ip: Option<String>,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
+    /// Whether this is the key of the request.
     pub current: bool,
 }
 
 /// API.md's `RevokedKey`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = RevokedKey, description = "A key that no longer works, revoked or expired within the last 30 days (API.md `RevokedKey`).")]
 pub struct RevokedView {
     pub id: Uuid,
     pub created: Timestamp,
+    /// When it was revoked; for `expired`, the moment it expired.
     pub revoked: Timestamp,
     pub reason: RevocationReason,
     /// The client network of the request that revoked the key (an extension of API.md's
     /// `RevokedKey`): where a stolen key was replayed from, or where the owner signed out.
+    #[schema(required = true)]
     pub network: Option<String>,
 }
 

@@ -878,7 +878,7 @@ async fn service_accounts(store: &dyn Store) {
         ..user("MatchMaker", T0 - 400 * DAY)
     };
     let key = new_key(&service, T0 - 300 * DAY);
-    store.create_service(&service, &key).await.unwrap();
+    store.create_service(&service, &key, &test_event()).await.unwrap();
     assert!(
         store.find_login("matchmaker").await.unwrap().is_none(),
         "no password: not found for a sign-in"
@@ -904,7 +904,8 @@ async fn service_accounts(store: &dyn Store) {
                     role: Role::Service,
                     ..user("MATCHMAKER", T0)
                 },
-                &new_key(&service, T0)
+                &new_key(&service, T0),
+                &test_event()
             )
             .await,
         Err(StoreError::Conflict(_))
@@ -1212,8 +1213,8 @@ async fn revocation_stream_feed(store: &dyn Store) {
         known_networks: ts(0),
         revoked_keys: ts(0),
         shared_activity: ts(0),
-        events: ts(0),
         tickets: ts(0),
+        events: ts(0),
     };
     // Only the prefix before the first entry to keep goes: the expired key's entry (T0 + 100)
     // stays behind the signed-out one (T0 + 1000), which is kept.
@@ -1327,6 +1328,13 @@ mod postgres_instances {
             "another instance's turn"
         );
         assert_eq!(live_ids(&store, bill.id).await, vec![key.id]);
+        // Released explicitly: a closed connection's locks go only when its backend has exited,
+        // which the server does on its own time.
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(crate::store::postgres::HOUSEKEEPING_LOCK)
+            .execute(&mut other)
+            .await
+            .unwrap();
         other.close().await.unwrap();
         assert_eq!(store.expire_keys(&policy, ts(T0)).await.unwrap(), 1);
         store.close().await;

@@ -101,10 +101,10 @@ pub struct PruneCutoffs {
     /// Shared anomaly state: request counts of windows that started before, networks last seen
     /// before.
     pub shared_activity: Timestamp,
-    /// Security events (`events.retention`).
-    pub events: Timestamp,
     /// Join tickets that expired before (redeemed or not).
     pub tickets: Timestamp,
+    /// Security events (`events.retention`).
+    pub events: Timestamp,
 }
 
 /// The rows of one counted attempt (one per counter), so that it can be taken back when it
@@ -329,7 +329,7 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a service account (role `SERVICE`) with its key, atomically, and no password hash:
     /// it cannot sign in ([`Store::find_login`] does not find it). A taken name is
     /// [`StoreError::Conflict`].
-    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()>;
+    async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()>;
 
     /// The account with this canonical name, whatever its role and whether or not it has a
     /// password (for administration: `find_login` does not find service accounts).

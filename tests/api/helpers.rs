@@ -36,6 +36,9 @@ pub struct TestResponse {
     pub headers: HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The schema of the OpenAPI document that the body validated against (`None` for an answer
+    /// without a JSON body): every answer is checked against the document (`crate::openapi`).
+    pub checked: Option<String>,
 }
 
 impl TestResponse {
@@ -324,17 +327,26 @@ impl TestApp {
         .expect("join the command line")
     }
 
+    /// Sends a request to the app; the answer is checked against the OpenAPI document (its
+    /// status documented for the route, its body valid against the schema), and a test fails
+    /// with what is wrong if it is not.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> TestResponse {
-        let response = req.send().await.expect("request");
+        let (client, request) = req.build_split();
+        let request = request.expect("a request");
+        let method = request.method().as_str().to_owned();
+        let path = request.url().path().to_owned();
+        let response = client.execute(request).await.expect("request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let checked = crate::openapi::contract().check(&method, &path, status, &headers, &text);
         TestResponse {
             status,
             headers,
             body,
             text,
+            checked,
         }
     }
 

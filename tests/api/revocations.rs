@@ -291,6 +291,38 @@ async fn sign_outs_password_changes_and_deletions_reach_an_open_stream_within_a_
     println!("revocation to event on one instance: {delays:?}");
 }
 
+/// A suspension revokes every key of the player (`suspended`), each one an event.
+#[tokio::test]
+async fn a_suspension_reaches_an_open_stream() {
+    let app = spawn_app().await;
+    let service = service_key(&app, "game_server").await;
+    let ann = app.user("ann").await;
+    let (ann_key_id, ann_id) = ids_of(&app, &ann).await;
+    let out = app
+        .cli(
+            &["admin", "create-admin", "--username", "root_admin"],
+            "the admin's own long passphrase\n",
+        )
+        .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = app
+        .sign_in("root_admin", "the admin's own long passphrase")
+        .await
+        .key();
+    let mut events = stream(&app, &service, "/revocations", None).await;
+    let r = app
+        .request(
+            "PUT",
+            &format!("/admin/users/{ann_id}/suspension"),
+            Some(&admin),
+            Some(json!({"reason": "cheating", "until": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let data = events.event(PROMISE).await.revocation();
+    assert_revoked(&data, &ann_key_id, &ann_id, "suspended");
+}
+
 #[tokio::test]
 async fn a_reconnection_gets_exactly_the_revocations_it_missed() {
     let app = spawn_app().await;
@@ -398,8 +430,8 @@ async fn a_position_the_service_does_not_hold_resets_then_goes_on_from_the_prese
             known_networks: Timestamp::from_millis(0),
             revoked_keys: Timestamp::from_millis(0),
             shared_activity: Timestamp::from_millis(0),
-            events: Timestamp::from_millis(0),
             tickets: Timestamp::from_millis(0),
+            events: Timestamp::from_millis(0),
         })
         .await
         .unwrap();

@@ -21,6 +21,8 @@ mod bad_input;
 mod connections;
 #[path = "../api/events.rs"]
 mod events;
+#[path = "../api/game_server.rs"]
+mod game_server;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/keys.rs"]
@@ -31,6 +33,8 @@ mod logging;
 mod meta;
 #[path = "../api/metrics.rs"]
 mod metrics;
+#[path = "../api/openapi.rs"]
+mod openapi;
 #[path = "../api/revocations.rs"]
 mod revocations;
 #[path = "../api/services.rs"]

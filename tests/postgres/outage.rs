@@ -321,3 +321,78 @@ async fn postgresql_down_at_start_up_is_one_clear_line_and_a_failure() {
         );
     }
 }
+
+/// A revocation stream held open through a PostgreSQL restart stays open, gets one
+/// `event: reset` once its instance reads again (it could not vouch for the outage), and then
+/// carries revocations again.
+#[tokio::test]
+async fn a_postgresql_restart_resets_an_open_revocation_stream_once() {
+    let pg = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_binary_with_url(dir.path(), &pg.url(), &[]).await;
+    let url = pg.url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_killbill-auth"))
+            .args(["admin", "create-service", "--name", "game_server"])
+            .env("KILLBILL_AUTH_DATABASE_URL", url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let service = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = post(
+        &client,
+        a.url("/users"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let mut events = crate::revocations::EventStream::connect(&a.url("/revocations"), &service, None).await;
+
+    pg.down();
+    events.quiet_for(Duration::from_secs(2)).await;
+    let down_for = Instant::now();
+    pg.up();
+    let reset = events.event(Duration::from_secs(15)).await;
+    assert!(reset.is_reset(), "{reset:?}");
+    assert!(reset.data.as_deref().unwrap().contains("\"cause\":\"unproven\""));
+    println!("PostgreSQL back to reset on the stream: {:?}", down_for.elapsed());
+
+    // Revocations flow again, and no second reset comes with them.
+    let mut key = None;
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let r = post(
+                &client,
+                a.url("/auth"),
+                json!({"username": "bill", "password": PASSWORD}),
+            )
+            .await;
+            if r.status() == 200 {
+                key = r.json::<Value>().await.unwrap()["data"]["key"]
+                    .as_str()
+                    .map(str::to_owned);
+            }
+            key.is_some()
+        })
+        .await
+    );
+    let key = key.unwrap();
+    let r = client
+        .delete(a.url("/auth"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let data = events.event(Duration::from_secs(1)).await.revocation();
+    assert_eq!(data["reason"], "signed_out");
+    assert!(data["seq"].as_i64().unwrap() > reset.seq());
+    events.quiet_for(Duration::from_millis(1500)).await;
+}

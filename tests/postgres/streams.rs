@@ -147,8 +147,9 @@ async fn concurrent_revocations_on_both_instances_arrive_in_commit_order_and_non
     on_a.quiet_for(Duration::from_millis(300)).await;
 }
 
-/// The listening connections of the database's instances, killed as a network fault would.
-async fn kill_listeners(database: &str) -> u64 {
+/// The listening connections of the database's instances, killed as a network fault would;
+/// how many, and when (PostgreSQL's clock, in seconds since the epoch).
+async fn kill_listeners(database: &str) -> (u64, f64) {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
@@ -159,17 +160,24 @@ async fn kill_listeners(database: &str) -> u64 {
     .fetch_all(&mut admin)
     .await
     .unwrap();
+    let at: f64 = sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
     let _ = admin.close().await;
-    killed.len() as u64
+    (killed.len() as u64, at)
 }
 
-async fn listeners(database: &str) -> i64 {
+/// Listening connections of the database made after `since` (see [`kill_listeners`]).
+async fn listeners_since(database: &str, since: f64) -> i64 {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
     let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%' \
+         AND extract(epoch FROM backend_start) > $2",
     )
     .bind(database)
+    .bind(since)
     .fetch_one(&mut admin)
     .await
     .unwrap();
@@ -188,7 +196,8 @@ async fn a_lost_listener_resets_the_open_streams_then_revocations_flow_again() {
     sign_out(&a, &key).await;
     let before = events.event(PROMISE).await.revocation();
 
-    assert_eq!(kill_listeners(&database).await, 2, "one listener per instance");
+    let (killed, killed_at) = kill_listeners(&database).await;
+    assert_eq!(killed, 2, "one listener per instance");
     let killed = Instant::now();
     let reset = events.event(Duration::from_secs(3)).await;
     println!("listener killed to reset on the stream: {:?}", killed.elapsed());
@@ -200,7 +209,7 @@ async fn a_lost_listener_resets_the_open_streams_then_revocations_flow_again() {
     for round in ["before listening again", "listening again"] {
         if round == "listening again" {
             let start = Instant::now();
-            while listeners(&database).await < 2 {
+            while listeners_since(&database, killed_at).await < 2 {
                 assert!(
                     start.elapsed() < Duration::from_secs(5),
                     "the instances listen again"

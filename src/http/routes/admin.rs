@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::{Suspension, Timestamp, User};
@@ -17,9 +18,11 @@ use crate::http::AppState;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserPage {
     users: Vec<User>,
+    /// The cursor of the next page (`after`), or null on the last.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
@@ -39,10 +42,14 @@ fn decode_cursor(cursor: &str) -> Option<(Timestamp, Uuid)> {
 }
 
 /// `?limit=N&after=CURSOR`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Users per page: 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Where the page starts: the `next` of the previous page (an opaque cursor).
     after: Option<String>,
 }
 
@@ -63,6 +70,14 @@ impl PageQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    operation_id = "list_users",
+    summary = "Every account, a page at a time (oldest first)",
+    params(PageQuery),
+    responses((status = 200, description = "A page of users", body = UserPage))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
@@ -84,6 +99,15 @@ fn user_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/keys",
+    operation_id = "revoke_user_keys",
+    summary = "Revoke every key of a user",
+    description = "Recorded with the reason `admin`.",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "Every key of the user is revoked (`data` is null)"))
+)]
 pub async fn revoke_keys(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -96,6 +120,14 @@ pub async fn revoke_keys(
     Ok(Envelope::empty())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}",
+    operation_id = "delete_user",
+    summary = "Delete a user, with their keys",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "The user is deleted (`data` is null)"))
+)]
 pub async fn delete_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -108,14 +140,26 @@ pub async fn delete_user(
     Ok(Envelope::empty())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserDetails {
     user: User,
+    /// How many live keys the user holds.
     live_keys: usize,
+    /// The suspension in force, or null.
+    #[schema(required = true)]
     suspension: Option<Suspension>,
+    /// Every suspension, newest first (lifted and ended ones included).
     suspensions: Vec<Suspension>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}",
+    operation_id = "get_user",
+    summary = "A user, their live keys and their suspensions",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "The user", body = UserDetails))
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
@@ -133,11 +177,15 @@ pub async fn get_user(
 
 /// `{"reason": str, "until": RFC 3339 or null}`: `until` must be present (null = permanent), so
 /// that a forgotten end is not taken for a ban for ever.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspensionBody {
+    /// Shown to the player: 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     reason: String,
+    /// When it ends (RFC 3339, in the future), or null for a permanent suspension; required.
     #[serde(deserialize_with = "required_nullable")]
+    #[schema(required = true, format = DateTime)]
     until: Option<String>,
 }
 
@@ -145,11 +193,23 @@ fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<St
     Option::<String>::deserialize(d)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SuspensionAnswer {
     suspension: Suspension,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/users/{id}/suspension",
+    operation_id = "suspend",
+    summary = "Suspend a user (replacing a suspension in force)",
+    description = "Every key of the user is revoked (`suspended`) in the same transaction; signing in with \
+                   the right password then answers 403 `Account suspended` with the reason and end. The \
+                   suspension ends by itself at `until`.",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    request_body = SuspensionBody,
+    responses((status = 200, description = "The suspension", body = SuspensionAnswer))
+)]
 pub async fn suspend(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -171,6 +231,15 @@ pub async fn suspend(
     Ok(Envelope::ok(SuspensionAnswer { suspension }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/suspension",
+    operation_id = "unsuspend",
+    summary = "Lift the suspension in force",
+    description = "It stays in the history with `lifted`.",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    responses((status = 200, description = "The suspension is lifted (`data` is null)"))
+)]
 pub async fn unsuspend(
     State(state): State<AppState>,
     Admin(admin): Admin,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::Event;
@@ -16,9 +17,12 @@ use crate::http::AppState;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventPage {
+    /// Newest first.
     events: Vec<Event>,
+    /// The cursor of the next page (`after`), or null on the last.
+    #[schema(required = true)]
     next: Option<String>,
 }
 
@@ -34,19 +38,29 @@ fn decode_cursor(cursor: &str) -> Option<i64> {
 }
 
 /// `?limit=N&after=CURSOR`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OwnQuery {
+    /// Events per page: 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Where the page starts: the `next` of the previous page (an opaque cursor).
     after: Option<String>,
 }
 
 /// `?user=ID&limit=N&after=CURSOR`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AdminQuery {
+    /// Only this user's events (a user id).
+    #[param(format = Uuid)]
     user: Option<String>,
+    /// Events per page: 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// Where the page starts: the `next` of the previous page (an opaque cursor).
     after: Option<String>,
 }
 
@@ -81,6 +95,14 @@ async fn page(
     Ok(Envelope::ok(EventPage { events, next }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/me/events",
+    operation_id = "own_events",
+    summary = "The caller's own account events, newest first",
+    params(OwnQuery),
+    responses((status = 200, description = "A page of events", body = EventPage))
+)]
 pub async fn own_events(
     State(state): State<AppState>,
     Player(auth): Player,
@@ -90,6 +112,14 @@ pub async fn own_events(
     page(&state, Some(auth.entry.user.id), limit, after).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/events",
+    operation_id = "admin_events",
+    summary = "Security events of every account (or of one), newest first",
+    params(AdminQuery),
+    responses((status = 200, description = "A page of events", body = EventPage))
+)]
 pub async fn admin_events(
     State(state): State<AppState>,
     _admin: Admin,

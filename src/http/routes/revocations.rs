@@ -52,12 +52,40 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
 /// `?after=SEQ`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Send every revocation after this `seq` (a non-negative integer); `Last-Event-ID` wins
+    /// over it. Without either, the stream starts from the present.
     after: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/revocations",
+    operation_id = "revocation_stream",
+    summary = "The revocation stream: every revoked key, as Server-Sent Events",
+    description = "Keeps the connection open and sends, within one second of the commit on any instance, \
+                   one event per revoked key, in commit order: `id: <seq>` and `data:` a `RevocationEvent` \
+                   (`#/components/schemas/RevocationEvent`). A comment line (`: keep-alive`) at least every \
+                   15 s. A client that reconnects with `Last-Event-ID` (or `?after=`) gets every revocation \
+                   after that `seq`; if that point is older than what the service keeps (30 days) or cannot \
+                   be vouched for, it first gets `event: reset` (`data: {\"seq\": <head>, \"cause\": …}`: drop \
+                   whatever was cached) and then the stream goes on from the present. Failures before the \
+                   stream starts are answered in the envelope.",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `seq` of the last event received (what an `EventSource` sends when it reconnects)")
+    ),
+    responses((
+        status = 200,
+        description = "The stream (`text/event-stream`)",
+        content_type = "text/event-stream",
+        body = String,
+        headers(("Cache-Control" = String, description = "`no-cache`"))
+    ))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     _service: Service,

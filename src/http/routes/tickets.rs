@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRequest, Request, State};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{Timestamp, User};
@@ -11,23 +12,48 @@ use crate::http::error::ApiError;
 use crate::http::extract::{is_json, parse_json, read_body, Json, Player, Service};
 use crate::http::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Ticket)]
 pub struct Issued {
+    /// 32 random bytes, base64url without padding: hand it to the game server.
     ticket: String,
+    /// Redeemable until then (`tickets.lifetime` after it was asked for).
     expires: Timestamp,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Redeemed {
+    /// The player the ticket was asked for.
     user: User,
+    /// The `id` of the key that asked for it: the revocation stream names it when it is revoked.
     key_id: Uuid,
 }
 
 /// `{"ticket"}`, the body of `POST /auth/tickets/redeem`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redeem {
     ticket: String,
+}
+
+/// The body `POST /auth/tickets` may have: `{}` (or none at all). Documentation only: the
+/// route reads its body with [`NothingAsked`].
+pub struct NoFields;
+
+impl utoipa::PartialSchema for NoFields {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Object)
+            .max_properties(Some(0))
+            .description(Some("An empty JSON object: this route takes no field"))
+            .into()
+    }
+}
+
+impl ToSchema for NoFields {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "NothingAsked".into()
+    }
 }
 
 /// The body of `POST /auth/tickets`, which takes nothing: no body at all (whatever its
@@ -61,6 +87,16 @@ impl<S: Send + Sync> FromRequest<S> for NothingAsked {
 
 /// `POST /auth/tickets`: asking counts as a use of the key (the [`Player`] extractor validates it
 /// as every request, anomaly rules and rate limit included).
+#[utoipa::path(
+    post,
+    path = "/auth/tickets",
+    operation_id = "ask_ticket",
+    summary = "Ask for a join ticket to hand to a game server",
+    description = "A single-use ticket, redeemable within `tickets.lifetime` (default 30 s) and only while \
+                   the key that asked for it is live. Takes no body (or `{}`). Counts as a use of the key.",
+    request_body(content = Option<NoFields>, description = "No body, or an empty JSON object", content_type = "application/json"),
+    responses((status = 200, description = "A ticket", body = Issued))
+)]
 pub async fn ask(
     State(state): State<AppState>,
     Player(auth): Player,
@@ -74,6 +110,15 @@ pub async fn ask(
 }
 
 /// `POST /auth/tickets/redeem`: the player and the key that asked for the ticket, once.
+#[utoipa::path(
+    post,
+    path = "/auth/tickets/redeem",
+    operation_id = "redeem_ticket",
+    summary = "Redeem a join ticket: which player is joining",
+    description = "For game servers. A ticket is redeemed once: a second redemption is 403 `Invalid ticket`.",
+    request_body = Redeem,
+    responses((status = 200, description = "The player and the key that asked for the ticket", body = Redeemed))
+)]
 pub async fn redeem(
     State(state): State<AppState>,
     Service(service): Service,

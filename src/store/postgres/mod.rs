@@ -198,6 +198,21 @@ async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
+/// A new account's row: a taken name (regardless of case) is refused by the unique constraint.
+async fn insert_user(conn: &mut PgConnection, user: &User) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user.id)
+    .bind(user.name.as_str())
+    .bind(user.name.canonical())
+    .bind(user.role.as_str())
+    .bind(user.created.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn insert_key(conn: &mut PgConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
     sqlx::query("INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES ($1, $2, $3, $4, $5)")
@@ -383,16 +398,7 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(user.id)
-            .bind(user.name.as_str())
-            .bind(user.name.canonical())
-            .bind(user.role.as_str())
-            .bind(user.created.as_millis())
-            .execute(&mut *tx)
-            .await?;
+            insert_user(&mut tx, user).await?;
             sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES ($1, $2, $3)")
                 .bind(user.id)
                 .bind(phc)
@@ -1086,8 +1092,8 @@ impl Store for PgStore {
 
     // Service accounts (issue 14)
 
-    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
-        service_accounts::create_service(self, user, key).await
+    async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()> {
+        service_accounts::create_service(self, user, key, event).await
     }
 
     async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {

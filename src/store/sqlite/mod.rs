@@ -245,6 +245,21 @@ async fn ensure_wal(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
     conn.close().await
 }
 
+/// A new account's row: a taken name (regardless of case) is refused by the unique constraint.
+async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user.id)
+    .bind(user.name.as_str())
+    .bind(user.name.canonical())
+    .bind(user.role.as_str())
+    .bind(user.created.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
     sqlx::query("INSERT INTO keys (id, user_id, digest, created_ms, created_ip) VALUES (?, ?, ?, ?, ?)")
@@ -397,16 +412,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(user.id)
-            .bind(user.name.as_str())
-            .bind(user.name.canonical())
-            .bind(user.role.as_str())
-            .bind(user.created.as_millis())
-            .execute(&mut *tx)
-            .await?;
+            insert_user(&mut tx, user).await?;
             sqlx::query("INSERT INTO password_hashes (user_id, phc, updated_ms) VALUES (?, ?, ?)")
                 .bind(user.id)
                 .bind(phc)
@@ -972,8 +978,8 @@ impl Store for SqliteStore {
 
     // Service accounts (issue 14)
 
-    async fn create_service(&self, user: &User, key: &NewKey) -> StoreResult<()> {
-        service_accounts::create_service(self, user, key).await
+    async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()> {
+        service_accounts::create_service(self, user, key, event).await
     }
 
     async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {

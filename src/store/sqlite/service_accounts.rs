@@ -2,26 +2,23 @@
 
 use uuid::Uuid;
 
-use super::{insert_key, SqliteStore};
-use crate::domain::User;
+use super::{insert_event, insert_key, insert_user, SqliteStore};
+use crate::domain::{NewEvent, User};
 use crate::store::rows::{UserRow, USER_COLUMNS};
 use crate::store::{NewKey, StoreResult};
 
-pub(super) async fn create_service(store: &SqliteStore, user: &User, key: &NewKey) -> StoreResult<()> {
+pub(super) async fn create_service(
+    store: &SqliteStore,
+    user: &User,
+    key: &NewKey,
+    event: &NewEvent,
+) -> StoreResult<()> {
     store
         .writing(async {
             let mut tx = store.begin_write().await?;
-            sqlx::query(
-                "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(user.id)
-            .bind(user.name.as_str())
-            .bind(user.name.canonical())
-            .bind(user.role.as_str())
-            .bind(user.created.as_millis())
-            .execute(&mut *tx)
-            .await?;
+            insert_user(&mut tx, user).await?;
             insert_key(&mut tx, key).await?;
+            insert_event(&mut tx, event).await?;
             tx.commit().await
         })
         .await

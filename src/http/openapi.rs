@@ -1,0 +1,1076 @@
+//! The router and its OpenAPI 3.1 document (`GET /openapi.json`), made from the same
+//! declarations, so that every route the router has is in the document and nothing else is.
+//!
+//! Each handler carries a `#[utoipa::path]` attribute: its method and path, parameters, request
+//! body, and the data of its success (`body = T` is the `data` of the success envelope). The
+//! table in [`api`] adds each handler to the router under the method and path of its attribute
+//! and its operation to the document, with what the table says besides: who may call it
+//! ([`Access`]: the security requirement, a tag per role, `x-required-role`) and how it can fail
+//! ([`Failure`]: each one's status, headers and `error` sentence come from the [`ApiError`] it
+//! is, so the document says what the service answers).
+//!
+//! The document is built and serialised once per process ([`document`]); `GET /openapi.json`
+//! answers those bytes. Nothing here runs per request on any other route: the router is the
+//! one axum builds from `MethodRouter::on`, as `get()` and `post()` do.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::handler::Handler;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use axum::Router;
+use serde_json::json;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, Operation, Paths};
+use utoipa::openapi::response::{Response as ApiResponse, ResponseBuilder};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref, RefOr,
+};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::error::ApiError;
+use super::routes::{admin, auth, events, meta, revocations, tickets, users};
+use super::AppState;
+use crate::domain::{FeedEntry, Suspension, Timestamp};
+
+/// The name of the security scheme of every authenticated route.
+pub const BEARER: &str = "bearer";
+
+/// Who may call a route. Each authenticated route takes `Authorization: Bearer <key>`; OpenAPI
+/// has no roles for a bearer scheme, so the role is said in words (the operation's description),
+/// as a tag, and as `x-required-role` (the roles whose keys are admitted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No key.
+    Public,
+    /// A key of a player: role `USER` or `ADMIN` (the `Player` extractor).
+    Player,
+    /// A key of an `ADMIN` (the `Admin` extractor).
+    Admin,
+    /// A key of a `SERVICE` account, a game server (the `Service` extractor).
+    Service,
+}
+
+impl Access {
+    pub const ALL: [Access; 4] = [Access::Public, Access::Player, Access::Admin, Access::Service];
+
+    /// The operation's tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Player => "player",
+            Access::Admin => "admin",
+            Access::Service => "service",
+        }
+    }
+
+    fn tag_description(self) -> &'static str {
+        match self {
+            Access::Public => "No key needed.",
+            Access::Player => {
+                "A player's key: a key of a `USER` or `ADMIN` account (`Authorization: Bearer <key>`). \
+                 A `SERVICE` key gets 403 `Forbidden`."
+            }
+            Access::Admin => {
+                "An administrator's key: a key of an `ADMIN` account. Any other valid key gets 403 `Forbidden`."
+            }
+            Access::Service => {
+                "A game server's key: a key of a `SERVICE` account (made on the command line with \
+                 `killbill-auth admin create-service`). Any other valid key gets 403 `Forbidden`."
+            }
+        }
+    }
+
+    /// The roles whose keys are admitted (`x-required-role`); none for a public route.
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Access::Public => &[],
+            Access::Player => &["USER", "ADMIN"],
+            Access::Admin => &["ADMIN"],
+            Access::Service => &["SERVICE"],
+        }
+    }
+
+    /// The sentence added to the operation's description.
+    fn requirement(self) -> &'static str {
+        match self {
+            Access::Public => "No key needed.",
+            Access::Player => {
+                "**Requires** a player's key (role `USER` or `ADMIN`) as `Authorization: Bearer <key>`; \
+                 a `SERVICE` key gets 403 `Forbidden`."
+            }
+            Access::Admin => {
+                "**Requires** an administrator's key (role `ADMIN`) as `Authorization: Bearer <key>`; \
+                 any other valid key gets 403 `Forbidden`."
+            }
+            Access::Service => {
+                "**Requires** a game server's key (role `SERVICE`) as `Authorization: Bearer <key>`; \
+                 any other valid key gets 403 `Forbidden`."
+            }
+        }
+    }
+
+    /// How a request with a key can fail before the handler runs.
+    fn failures(self) -> &'static [Failure] {
+        use Failure::*;
+        match self {
+            Access::Public => &[],
+            Access::Player => &[
+                InvalidKey,
+                Forbidden("a `SERVICE` key: this route is for players"),
+                RateLimited,
+                Unavailable,
+            ],
+            Access::Admin => &[
+                InvalidKey,
+                Forbidden("a valid key of an account that is not `ADMIN`"),
+                RateLimited,
+                Unavailable,
+            ],
+            Access::Service => &[
+                InvalidKey,
+                Forbidden("a valid key of an account that is not `SERVICE`"),
+                RateLimited,
+                Unavailable,
+            ],
+        }
+    }
+}
+
+/// One way a route can fail, as the document lists it: its status, headers and `error`
+/// sentence are those of [`Failure::error`], the answer the service gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// 400: the JSON body is malformed, or a field is missing, unknown or of the wrong type.
+    Body,
+    /// 400: `POST /auth/tickets` takes no body, or an empty JSON object.
+    NoBody,
+    /// 400: a query parameter is unknown or malformed.
+    Query,
+    /// 400: a path parameter is not valid percent-encoded UTF-8 (every route with one).
+    BadPath,
+    /// 400 for the route's own reasons, said here.
+    Invalid(&'static str),
+    /// 413.
+    TooLarge,
+    /// 415.
+    NotJson,
+    /// 401 on `POST /auth`.
+    InvalidCredentials,
+    /// 401 on a change that asks for the password again.
+    InvalidPassword,
+    /// 403 `Invalid access key`, with `WWW-Authenticate`.
+    InvalidKey,
+    /// 403 `Forbidden`: a valid key of the wrong role, said here.
+    Forbidden(&'static str),
+    /// 403 `Invalid ticket`.
+    InvalidTicket,
+    /// 403 `Account suspended`, with the suspension in `data`.
+    Suspended,
+    /// 404: what is not there, said here.
+    NotFound(&'static str),
+    /// 409 `Username already taken`.
+    UsernameTaken,
+    /// 409 `Too many active keys`.
+    TooManyKeys,
+    /// 409: the last administrator.
+    LastAdmin,
+    /// 429 from the per-key rate limit, with `Retry-After`.
+    RateLimited,
+    /// 429 from a throttle, said here, with `Retry-After`.
+    Throttled(&'static str),
+    /// 503, with `Retry-After`.
+    Unavailable,
+    /// 503 of `GET /health`, with the state of the database in `data`.
+    DatabaseDown,
+    /// 408: the request head or body did not arrive in time, or the answer was not ready.
+    Timeout,
+    /// 431.
+    HeadersTooLarge,
+    /// 500.
+    Internal,
+}
+
+/// What every route can answer, whatever it is.
+const EVERY_ROUTE: &[Failure] = &[Failure::Timeout, Failure::HeadersTooLarge, Failure::Internal];
+
+/// A JSON body (the `Json` extractor).
+const JSON_BODY: &[Failure] = &[Failure::Body, Failure::TooLarge, Failure::NotJson];
+
+impl Failure {
+    /// The answer this failure is.
+    pub fn error(self) -> ApiError {
+        match self {
+            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => {
+                ApiError::BadRequest(String::new())
+            }
+            Failure::TooLarge => ApiError::PayloadTooLarge,
+            Failure::NotJson => ApiError::UnsupportedMediaType,
+            Failure::InvalidCredentials => ApiError::InvalidCredentials,
+            Failure::InvalidPassword => ApiError::InvalidPassword,
+            Failure::InvalidKey => ApiError::InvalidKey,
+            Failure::Forbidden(_) => ApiError::Forbidden,
+            Failure::InvalidTicket => ApiError::InvalidTicket,
+            Failure::Suspended => ApiError::Suspended(Suspension {
+                id: uuid::Uuid::nil(),
+                user_id: uuid::Uuid::nil(),
+                reason: String::new(),
+                created: Timestamp::from_millis(0),
+                until: None,
+                by: None,
+                lifted: None,
+            }),
+            Failure::NotFound(_) => ApiError::NotFound,
+            Failure::UsernameTaken => ApiError::UsernameTaken,
+            Failure::TooManyKeys => ApiError::TooManyKeys,
+            Failure::LastAdmin => ApiError::LastAdmin,
+            Failure::RateLimited | Failure::Throttled(_) => ApiError::TooManyRequests { retry_after_secs: 1 },
+            Failure::Unavailable | Failure::DatabaseDown => ApiError::Unavailable { retry_after_secs: 1 },
+            Failure::Timeout => ApiError::RequestTimeout,
+            Failure::HeadersTooLarge => ApiError::HeadersTooLarge,
+            Failure::Internal => ApiError::Internal,
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        self.error().status().as_u16()
+    }
+
+    /// The exact `error` sentence; `None` where it says what is wrong (a 400 naming the field).
+    pub fn message(self) -> Option<String> {
+        match self {
+            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => None,
+            Failure::DatabaseDown => Some(meta::DATABASE_UNAVAILABLE.to_owned()),
+            other => Some(other.error().message()),
+        }
+    }
+
+    /// When it happens.
+    fn when(self) -> Cow<'static, str> {
+        match self {
+            Failure::Body => "the body is not valid JSON, or a field is missing, unknown or of the wrong type; \
+                 the sentence names the field (`password: invalid type: integer, expected a string`)"
+                .into(),
+            Failure::NoBody => "the body is neither empty nor `{}`; the sentence names the field".into(),
+            Failure::Query => "a query parameter is unknown or malformed; the sentence names it (`limit: must be 1 to 1000`)".into(),
+            Failure::BadPath => "a path parameter is not valid percent-encoded UTF-8".into(),
+            Failure::Invalid(when) => when.into(),
+            Failure::TooLarge => "the body is over 64 KiB".into(),
+            Failure::NotJson => "the body is not `Content-Type: application/json`".into(),
+            Failure::InvalidCredentials => "wrong username or password (one answer for both, in the same time)".into(),
+            Failure::InvalidPassword => "the password given is wrong (counts as a failed sign-in)".into(),
+            Failure::InvalidKey => "the key is missing, malformed, unknown, expired or revoked: always exactly \
+                 `{\"success\": false, \"data\": null, \"error\": \"Invalid access key\"}`, with \
+                 `WWW-Authenticate: Bearer error=\"invalid_token\"`; the reason is shown to the owner in `GET /auth/keys`"
+                .into(),
+            Failure::Forbidden(who) => who.into(),
+            Failure::InvalidTicket => "the ticket is unknown, expired, already redeemed, or the key that asked for it is no longer live".into(),
+            Failure::Suspended => "the password is right but the account is suspended; `data.suspension` has the reason and end (`until`, null when permanent)".into(),
+            Failure::NotFound(what) => what.into(),
+            Failure::UsernameTaken => "the name is taken (names are unique regardless of case)".into(),
+            Failure::TooManyKeys => "`keys.on_limit = \"refuse\"` and the user already holds `keys.max_per_user` live keys".into(),
+            Failure::LastAdmin => "the last administrator cannot be suspended, demoted or deleted".into(),
+            Failure::RateLimited => "the key's rate limit (`rate_limit.key_per_second`, burst `rate_limit.key_burst`); the key stays valid".into(),
+            Failure::Throttled(what) => what.into(),
+            Failure::Unavailable => "overloaded, the database unreachable, or refusing writes (a full disk); nothing acknowledged is lost".into(),
+            Failure::DatabaseDown => "the database is unreachable (`unreachable`) or refuses writes (`writes_failing`); 200 again once a write succeeds".into(),
+            Failure::Timeout => "the request head or body did not arrive within its time limit, or the answer was not ready within `server.request_timeout`; the connection is closed".into(),
+            Failure::HeadersTooLarge => "the request's headers are over 16 KiB".into(),
+            Failure::Internal => "a bug; the body never tells internals".into(),
+        }
+    }
+
+    /// The schema of the answer's body: a plain failure, or one of the two with `data`.
+    fn body(self) -> Body {
+        match self {
+            Failure::Suspended => Body::Named(SUSPENDED_FAILURE),
+            Failure::DatabaseDown => Body::Named(HEALTH_FAILURE),
+            _ => Body::Plain(self.message()),
+        }
+    }
+}
+
+/// The body schema of one failure.
+enum Body {
+    /// The envelope with `data: null`; the exact sentence, when fixed.
+    Plain(Option<String>),
+    /// A failure schema of its own (with `data`).
+    Named(&'static str),
+}
+
+/// Component names of the failure envelopes.
+pub const FAILURE: &str = "Failure";
+pub const SUSPENDED_FAILURE: &str = "SuspendedFailure";
+pub const HEALTH_FAILURE: &str = "HealthFailure";
+
+/// Whether a route answers in the envelope (`body = T` is the success's `data`) or outside it
+/// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`). Failures are in the
+/// envelope either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Envelope,
+    Bare,
+}
+
+/// The router and the document, built together, route by route.
+pub struct Api {
+    router: Router<AppState>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+    routes: Vec<(String, String)>,
+}
+
+impl Api {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Paths::new(),
+            schemas: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// Adds `handler` under the method(s) and path of its `#[utoipa::path]` (`P`, the struct
+    /// the attribute generates), and its operation to the document. (`SchemaReferences`, which
+    /// collects the schemas an operation names, is utoipa's hidden API, the one its own axum
+    /// bindings use; `Cargo.toml` holds utoipa to 5.5.x for that.)
+    fn add<P, H, T>(
+        mut self,
+        _: P,
+        handler: H,
+        access: Access,
+        answer: Answer,
+        failures: &[&[Failure]],
+    ) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let path = P::path();
+        let methods = P::methods();
+        let mut method_router = MethodRouter::new();
+        for method in &methods {
+            method_router = method_router.on(method_filter(method), handler.clone());
+            self.routes.push((method_name(method).to_owned(), path.clone()));
+        }
+        self.router = self.router.route(&path, method_router);
+        P::schemas(&mut self.schemas);
+        let mut operation = P::operation();
+        // axum's `Path` refuses a parameter that is not UTF-8 once percent-decoded.
+        let path_failures: &[Failure] = if path.contains('{') {
+            &[Failure::BadPath]
+        } else {
+            &[]
+        };
+        describe(
+            &mut operation,
+            access,
+            answer,
+            &[failures, &[path_failures]].concat(),
+        );
+        self.paths.add_path_operation(&path, methods, operation);
+        self
+    }
+
+    fn route<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(path, handler, access, Answer::Envelope, failures)
+    }
+
+    fn bare<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(path, handler, access, Answer::Bare, failures)
+    }
+
+    /// The router (without its fallback, middleware and state: `http::router` adds them).
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+
+    /// Every (method, path) the router has, as declared (`GET` also answers `HEAD`, as axum's
+    /// `get` does).
+    pub fn routes(&self) -> &[(String, String)] {
+        &self.routes
+    }
+
+    /// The OpenAPI document.
+    pub fn into_document(self) -> OpenApi {
+        let mut schemas = self.schemas;
+        schemas.push((FAILURE.to_owned(), failure_schema()));
+        schemas.push((SUSPENDED_FAILURE.to_owned(), suspended_failure_schema()));
+        schemas.push((HEALTH_FAILURE.to_owned(), health_failure_schema()));
+        schemas.push((FeedEntry::name().into_owned(), FeedEntry::schema()));
+        FeedEntry::schemas(&mut schemas);
+        let components = ComponentsBuilder::new()
+            .schemas_from_iter(schemas)
+            .security_scheme(
+                BEARER,
+                SecurityScheme::Http(
+                    Http::builder()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "An access key as `Authorization: Bearer <key>`: a player's from `POST /users` or \
+                             `POST /auth` (44 characters of standard base64), or a game server's `SERVICE` key \
+                             from the command line.",
+                        ))
+                        .build(),
+                ),
+            )
+            .response("NotFound", not_found_response())
+            .response("MethodNotAllowed", method_not_allowed_response())
+            .build();
+        OpenApiBuilder::new()
+            .info(
+                InfoBuilder::new()
+                    .title("killbill-auth")
+                    .version(env!("CARGO_PKG_VERSION"))
+                    .description(Some(DESCRIPTION))
+                    .license(Some(
+                        LicenseBuilder::new().name("MIT").identifier(Some("MIT")).build(),
+                    ))
+                    .build(),
+            )
+            .servers(Some([ServerBuilder::new()
+                .url("/")
+                .description(Some("The service that serves this document"))
+                .build()]))
+            .paths(self.paths)
+            .components(Some(components))
+            .tags(Some(Access::ALL.map(|access| {
+                TagBuilder::new()
+                    .name(access.tag())
+                    .description(Some(access.tag_description()))
+                    .build()
+            })))
+            .build()
+    }
+}
+
+/// Every route: the router and the document are both made from this table.
+pub fn api() -> Api {
+    use Access::*;
+    use Failure::*;
+    const SIGN_IN_THROTTLE: Failure = Throttled(
+        "too many failed sign-ins for this account or from this client network (a correct password \
+         is refused too while it lasts)",
+    );
+    const PASSWORD_THROTTLE: Failure =
+        Throttled("too many failed sign-ins for this account or from this client network");
+    const BAD_ID: Failure = NotFound("no user with that id (anything that is not a UUID included)");
+    Api::new()
+        .route(meta::__path_index, meta::index, Public, &[])
+        .route(meta::__path_health, meta::health, Public, &[&[DatabaseDown]])
+        .bare(meta::__path_metrics, meta::metrics, Public, &[])
+        .bare(__path_openapi, openapi, Public, &[])
+        .route(
+            users::__path_sign_up,
+            users::sign_up,
+            Public,
+            &[
+                JSON_BODY,
+                &[
+                    Invalid(
+                        "an invalid username (`username: …`: 3 to 20 characters of A-Z a-z 0-9 _) or a password \
+                         refused (`password: …`: too short, too long, control characters, or too easily guessed, \
+                         saying why)",
+                    ),
+                    UsernameTaken,
+                    Throttled("too many sign-up attempts from this client network (`throttle.signups_per_network`)"),
+                    Unavailable,
+                ],
+            ],
+        )
+        .route(users::__path_me, users::me, Player, &[])
+        .route(
+            users::__path_delete_me,
+            users::delete_me,
+            Player,
+            &[JSON_BODY, &[InvalidPassword, PASSWORD_THROTTLE, LastAdmin]],
+        )
+        .route(
+            users::__path_change_password,
+            users::change_password,
+            Player,
+            &[
+                JSON_BODY,
+                &[
+                    Invalid(
+                        "the new password is refused (`new_password: …`: too short, too long, control characters, \
+                         or too easily guessed), whether or not `current_password` was right",
+                    ),
+                    InvalidPassword,
+                    PASSWORD_THROTTLE,
+                ],
+            ],
+        )
+        .route(
+            auth::__path_sign_in,
+            auth::sign_in,
+            Public,
+            &[
+                JSON_BODY,
+                &[InvalidCredentials, Suspended, TooManyKeys, SIGN_IN_THROTTLE, Unavailable],
+            ],
+        )
+        .route(auth::__path_validate, auth::validate, Player, &[])
+        .route(auth::__path_sign_out, auth::sign_out, Player, &[&[Query]])
+        .route(auth::__path_list_keys, auth::list_keys, Player, &[])
+        .route(
+            auth::__path_revoke_key,
+            auth::revoke_key,
+            Player,
+            &[&[NotFound(
+                "no live key of yours with that id (anything that is not a UUID included)",
+            )]],
+        )
+        .route(
+            tickets::__path_ask,
+            tickets::ask,
+            Player,
+            &[&[NoBody, TooLarge, NotJson]],
+        )
+        .route(
+            tickets::__path_redeem,
+            tickets::redeem,
+            Service,
+            &[JSON_BODY, &[InvalidTicket]],
+        )
+        .route(admin::__path_list_users, admin::list_users, Admin, &[&[Query]])
+        .route(admin::__path_get_user, admin::get_user, Admin, &[&[BAD_ID]])
+        .route(
+            admin::__path_delete_user,
+            admin::delete_user,
+            Admin,
+            &[&[BAD_ID, LastAdmin]],
+        )
+        .route(admin::__path_revoke_keys, admin::revoke_keys, Admin, &[&[BAD_ID]])
+        .route(
+            admin::__path_suspend,
+            admin::suspend,
+            Admin,
+            &[
+                JSON_BODY,
+                &[
+                    Invalid(
+                        "`reason: …` (1 to 200 characters, not blank, no control characters) or `until: …` \
+                         (not an RFC 3339 date-time, or not in the future)",
+                    ),
+                    BAD_ID,
+                    LastAdmin,
+                ],
+            ],
+        )
+        .route(
+            admin::__path_unsuspend,
+            admin::unsuspend,
+            Admin,
+            &[&[NotFound(
+                "no user with that id, or no suspension in force to lift",
+            )]],
+        )
+        .route(events::__path_admin_events, events::admin_events, Admin, &[&[Query]])
+        .route(events::__path_own_events, events::own_events, Player, &[&[Query]])
+        .bare(
+            revocations::__path_stream,
+            revocations::stream,
+            Service,
+            &[&[Invalid(
+                "`after: …` or `Last-Event-ID: …` is not a revocation `seq` (a non-negative integer)",
+            )]],
+        )
+}
+
+/// The document, serialised once per process.
+pub fn document() -> &'static [u8] {
+    static DOCUMENT: OnceLock<Vec<u8>> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        // Serialising the document's own types into a Vec cannot fail.
+        serde_json::to_vec(&api().into_document()).unwrap_or_default()
+    })
+}
+
+/// The OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    summary = "This document",
+    description = "The OpenAPI 3.1 document of every route, generated from the code (outside the envelope).",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub async fn openapi() -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        Bytes::from_static(document()),
+    )
+        .into_response()
+}
+
+const DESCRIPTION: &str = "\
+Token-based authentication for Kill Bill 2: sign up with a username and password, trade them for an \
+access key, send `Authorization: Bearer <key>` with every request.
+
+**Envelope.** Every answer but `/metrics`, `/openapi.json` and `/revocations` is JSON in the envelope \
+`{\"success\": true, \"data\": …, \"error\": null}` or `{\"success\": false, \"data\": null, \"error\": \"…\"}`; \
+failures of those three are in the envelope too. `data` is null on failure, except for `Account \
+suspended` (403 on `POST /auth`), which carries the suspension, and `GET /health`'s 503.
+
+**Status codes.** Each operation lists what it can answer, with its `error` sentences: 400 (naming \
+the field), 401, 403 (`Invalid access key` with `WWW-Authenticate`, `Forbidden`, `Account \
+suspended`, `Invalid ticket`), 404, 408, 409, 413, 415, 429 and 503 (both with `Retry-After`, in \
+seconds), 431, 500. Beyond them: an unknown path is 404 `Not found` (`#/components/responses/NotFound`), \
+and a known path with a method it does not have is 405 with an `Allow` header listing its methods \
+(`#/components/responses/MethodNotAllowed`).
+
+**Refused by the HTTP parser.** A request head that the HTTP/1.1 parser refuses before any route \
+sees it (more than 100 headers, a malformed request line) is answered 431 or 400 without a body, \
+and the connection closed.
+
+**HEAD.** Every `GET` route also answers `HEAD`: the same status and headers, no body (`HEAD /auth` \
+for forward auth).
+
+**Roles.** A player's key (`USER` or `ADMIN`), an administrator's key (`ADMIN`) or a game server's key \
+(`SERVICE`, made on the command line): each operation says which in its description, its tag and \
+`x-required-role`.";
+
+/// Completes an operation from its attribute: the success envelope, the failures, who may call.
+fn describe(operation: &mut Operation, access: Access, answer: Answer, failures: &[&[Failure]]) {
+    // utoipa writes an `Option<T>` body as `oneOf: [null, T]`, not required; for a request body
+    // the option is that there may be no body at all, never a JSON `null`.
+    if let Some(body) = operation.request_body.as_mut() {
+        for content in body.content.values_mut() {
+            if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                let mut not_null = one_of.items.iter().filter(|item| !is_null(item));
+                if let (Some(item), None) = (not_null.next(), not_null.next()) {
+                    content.schema = Some(item.clone());
+                }
+            }
+        }
+    }
+    if answer == Answer::Envelope {
+        if let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") {
+            let data = ok
+                .content
+                .shift_remove("application/json")
+                .and_then(|content| content.schema);
+            ok.content.insert(
+                "application/json".to_owned(),
+                ContentBuilder::new().schema(Some(success_envelope(data))).build(),
+            );
+        }
+    }
+    let mut by_status: BTreeMap<u16, Vec<Failure>> = BTreeMap::new();
+    let all = failures
+        .iter()
+        .copied()
+        .chain([access.failures(), EVERY_ROUTE])
+        .flatten();
+    for failure in all {
+        let listed = by_status.entry(failure.status()).or_default();
+        if !listed.contains(failure) {
+            listed.push(*failure);
+        }
+    }
+    for (status, failures) in by_status {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(failure_response(&failures)));
+    }
+    operation.tags = Some(vec![access.tag().to_owned()]);
+    let description = operation.description.take().unwrap_or_default();
+    operation.description = Some(if description.is_empty() {
+        access.requirement().to_owned()
+    } else {
+        format!("{description}\n\n{}", access.requirement())
+    });
+    if access == Access::Public {
+        // An empty requirement: explicitly no key.
+        operation.security = Some(vec![SecurityRequirement::default()]);
+    } else {
+        operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        let extensions = operation.extensions.get_or_insert_with(Default::default);
+        extensions.merge(
+            ExtensionsBuilder::new()
+                .add("x-required-role", json!(access.roles()))
+                .build(),
+        );
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(object)) if object.schema_type == SchemaType::Type(Type::Null))
+}
+
+/// The answer of one status: its failures, each with its sentence and when it happens.
+fn failure_response(failures: &[Failure]) -> ApiResponse {
+    let mut description = String::new();
+    for failure in failures {
+        let sentence = match failure.message() {
+            Some(message) => format!("`{message}`"),
+            None => "a sentence saying what is wrong".to_owned(),
+        };
+        description.push_str(&format!("- {sentence}: {}\n", failure.when()));
+    }
+    let mut plain: Vec<String> = Vec::new();
+    let mut any_sentence = false;
+    let mut named: Vec<&'static str> = Vec::new();
+    for failure in failures {
+        match failure.body() {
+            Body::Plain(Some(message)) => {
+                if !plain.contains(&message) {
+                    plain.push(message);
+                }
+            }
+            Body::Plain(None) => any_sentence = true,
+            Body::Named(name) => named.push(name),
+        }
+    }
+    let mut schemas: Vec<RefOr<Schema>> = named
+        .into_iter()
+        .map(|n| Ref::from_schema_name(n).into())
+        .collect();
+    if any_sentence {
+        schemas.push(Ref::from_schema_name(FAILURE).into());
+    } else if !plain.is_empty() {
+        schemas.push(
+            AllOfBuilder::new()
+                .item(Ref::from_schema_name(FAILURE))
+                .item(
+                    ObjectBuilder::new().property(
+                        "error",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(plain)),
+                    ),
+                )
+                .into(),
+        );
+    }
+    let schema: RefOr<Schema> = if schemas.len() == 1 {
+        schemas.remove(0)
+    } else {
+        schemas
+            .into_iter()
+            .fold(OneOfBuilder::new(), OneOfBuilder::item)
+            .into()
+    };
+    let mut response = ResponseBuilder::new()
+        .description(description.trim_end())
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        );
+    let has = |wanted: Failure| failures.contains(&wanted);
+    if has(Failure::InvalidKey) {
+        response = response.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(
+                    "`Bearer error=\"invalid_token\"` with `Invalid access key` (RFC 6750's hint)",
+                ))
+                .build(),
+        );
+    }
+    if failures.iter().any(|f| {
+        matches!(
+            f.error(),
+            ApiError::TooManyRequests { .. } | ApiError::Unavailable { .. }
+        )
+    }) {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+                .description(Some("Seconds to wait before trying again; always present"))
+                .build(),
+        );
+    }
+    if has(Failure::Timeout) {
+        response = response.header(
+            "Connection",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("`close`: the connection is closed after the answer"))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// `{"success": true, "data": <data or null>, "error": null}`.
+fn success_envelope(data: Option<RefOr<Schema>>) -> RefOr<Schema> {
+    let data = data.unwrap_or_else(|| Object::with_type(Type::Null).into());
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "success",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([true])),
+        )
+        .required("success")
+        .property("data", data)
+        .required("data")
+        .property("error", Object::with_type(Type::Null))
+        .required("error")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
+}
+
+/// `{"success": false, "data": <data>, "error": <error>}`.
+fn failure_envelope(description: &str, data: RefOr<Schema>, error: ObjectBuilder) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+        .property(
+            "success",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .enum_values(Some([false])),
+        )
+        .required("success")
+        .property("data", data)
+        .required("data")
+        .property("error", error)
+        .required("error")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .into()
+}
+
+fn failure_schema() -> RefOr<Schema> {
+    failure_envelope(
+        "Every failure: `data` is null and `error` a short sentence.",
+        Object::with_type(Type::Null).into(),
+        ObjectBuilder::new().schema_type(Type::String),
+    )
+}
+
+fn suspended_failure_schema() -> RefOr<Schema> {
+    let until = OneOfBuilder::new()
+        .item(Object::with_type(Type::Null))
+        .item(Ref::from_schema_name(Timestamp::name()));
+    let suspension = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("reason", ObjectBuilder::new().schema_type(Type::String))
+        .required("reason")
+        .property("until", until)
+        .required("until")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    let data = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("suspension", suspension)
+        .required("suspension")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    let message = Failure::Suspended.message().unwrap_or_default();
+    failure_envelope(
+        "`POST /auth` with the right password for a suspended account: the one failure whose `data` is not null.",
+        data.into(),
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some([message])),
+    )
+}
+
+fn health_failure_schema() -> RefOr<Schema> {
+    failure_envelope(
+        "`GET /health` when the database is unreachable or refuses writes.",
+        Ref::from_schema_name(meta::Health::name()).into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([meta::DATABASE_UNAVAILABLE])),
+    )
+}
+
+fn not_found_response() -> ApiResponse {
+    ResponseBuilder::new()
+        .description(format!(
+            "An unknown path (or an unknown resource): `{}`",
+            ApiError::NotFound.message()
+        ))
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(FAILURE)))
+                .build(),
+        )
+        .build()
+}
+
+fn method_not_allowed_response() -> ApiResponse {
+    ResponseBuilder::new()
+        .description(format!(
+            "A known path with a method it does not have: `{}`",
+            ApiError::MethodNotAllowed.message()
+        ))
+        .header(
+            "Allow",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("The path's methods (`GET` comes with `HEAD`)"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(FAILURE)))
+                .build(),
+        )
+        .build()
+}
+
+fn method_filter(method: &HttpMethod) -> MethodFilter {
+    match method {
+        HttpMethod::Get => MethodFilter::GET,
+        HttpMethod::Put => MethodFilter::PUT,
+        HttpMethod::Post => MethodFilter::POST,
+        HttpMethod::Head => MethodFilter::HEAD,
+        HttpMethod::Patch => MethodFilter::PATCH,
+        HttpMethod::Trace => MethodFilter::TRACE,
+        HttpMethod::Delete => MethodFilter::DELETE,
+        HttpMethod::Options => MethodFilter::OPTIONS,
+    }
+}
+
+fn method_name(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Post => "POST",
+        HttpMethod::Head => "HEAD",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Trace => "TRACE",
+        HttpMethod::Delete => "DELETE",
+        HttpMethod::Options => "OPTIONS",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which [`Failure`] documents an error: a new `ApiError` does not compile until it is
+    /// documented here (405 is the document's `MethodNotAllowed`, for any path).
+    fn documented_as(error: &ApiError) -> Option<Failure> {
+        Some(match error {
+            ApiError::BadRequest(_) => Failure::Body,
+            ApiError::InvalidCredentials => Failure::InvalidCredentials,
+            ApiError::InvalidPassword => Failure::InvalidPassword,
+            ApiError::InvalidKey => Failure::InvalidKey,
+            ApiError::Forbidden => Failure::Forbidden(""),
+            ApiError::InvalidTicket => Failure::InvalidTicket,
+            ApiError::NotFound => Failure::NotFound(""),
+            ApiError::MethodNotAllowed => return None,
+            ApiError::UsernameTaken => Failure::UsernameTaken,
+            ApiError::TooManyKeys => Failure::TooManyKeys,
+            ApiError::LastAdmin => Failure::LastAdmin,
+            ApiError::Suspended(_) => Failure::Suspended,
+            ApiError::PayloadTooLarge => Failure::TooLarge,
+            ApiError::HeadersTooLarge => Failure::HeadersTooLarge,
+            ApiError::UnsupportedMediaType => Failure::NotJson,
+            ApiError::TooManyRequests { .. } => Failure::RateLimited,
+            ApiError::Unavailable { .. } => Failure::Unavailable,
+            ApiError::RequestTimeout => Failure::Timeout,
+            ApiError::Internal => Failure::Internal,
+        })
+    }
+
+    #[test]
+    fn every_error_is_documented_with_its_status_and_sentence() {
+        for status in 400..600 {
+            let Ok(status) = axum::http::StatusCode::from_u16(status) else {
+                continue;
+            };
+            let error = ApiError::for_status(status);
+            let Some(failure) = documented_as(&error) else {
+                continue;
+            };
+            assert_eq!(failure.status(), error.status().as_u16(), "{error:?}");
+            if !matches!(error, ApiError::BadRequest(_)) {
+                assert_eq!(failure.message(), Some(error.message()), "{error:?}");
+            }
+        }
+        for error in [
+            ApiError::InvalidCredentials,
+            ApiError::InvalidPassword,
+            ApiError::InvalidKey,
+            ApiError::Forbidden,
+            ApiError::InvalidTicket,
+            ApiError::UsernameTaken,
+            ApiError::TooManyKeys,
+            ApiError::LastAdmin,
+            Failure::Suspended.error(),
+        ] {
+            let failure = documented_as(&error).unwrap();
+            assert_eq!(failure.status(), error.status().as_u16(), "{error:?}");
+            assert_eq!(failure.message(), Some(error.message()), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn the_router_and_the_document_have_the_same_routes() {
+        let api = api();
+        let routes: std::collections::BTreeSet<(String, String)> = api.routes().iter().cloned().collect();
+        assert_eq!(routes.len(), api.routes().len(), "a route is declared twice");
+        let doc: serde_json::Value = serde_json::to_value(api.into_document()).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        assert_eq!(routes, documented);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(document()).unwrap(),
+            doc
+        );
+    }
+
+    /// Two types whose schemas have one name would be one component, the other lost.
+    #[test]
+    fn schema_names_are_unique() {
+        let api = api();
+        let mut seen: BTreeMap<&str, &RefOr<Schema>> = BTreeMap::new();
+        for (name, schema) in &api.schemas {
+            if let Some(other) = seen.insert(name, schema) {
+                assert!(other == schema, "two schemas named {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn authenticated_routes_say_who_may_call() {
+        let doc: serde_json::Value = serde_json::from_slice(document()).unwrap();
+        let admin = &doc["paths"]["/admin/users"]["get"];
+        assert_eq!(admin["x-required-role"], json!(["ADMIN"]));
+        assert_eq!(admin["tags"], json!(["admin"]));
+        assert_eq!(admin["security"], json!([{"bearer": []}]));
+        assert!(admin["description"].as_str().unwrap().contains("(role `ADMIN`)"));
+        let service = &doc["paths"]["/auth/tickets/redeem"]["post"];
+        assert_eq!(service["x-required-role"], json!(["SERVICE"]));
+        let public = &doc["paths"]["/auth"]["post"];
+        assert_eq!(public["security"], json!([{}]), "explicitly no key");
+        assert!(public.get("x-required-role").is_none());
+    }
+}

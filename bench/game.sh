@@ -60,7 +60,8 @@
 #                             itself, which exercises the step but measures nothing)
 #   BENCH_CALLGRIND_REQUESTS  requests per build under callgrind (2000; --smoke: 200; 0: skip)
 #   BENCH_PORT                service port; the base uses BENCH_PORT+1, callgrind +2 and +3 (19080)
-#   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.game.smoke.md)
+#   BENCH_OUT                 report file (BENCHMARKS.md; --smoke: target/bench/BENCHMARKS.game.smoke.md;
+#                             with BENCH_STEPS other than all: target/bench/BENCHMARKS.game.steps.md)
 #   BENCH_RUST_LOG            the services' RUST_LOG (info, their default)
 #   BENCH_KEEP_TMP=1          keep the temporary directory (databases, logs, wrk outputs)
 #   BENCH_SKIP_BUILD=1        use the binaries already built (current and base)
@@ -87,6 +88,8 @@ else
     D_OUT="$ROOT/BENCHMARKS.md"
 fi
 STEPS=${BENCH_STEPS:-1 2 3 4}
+# A run of some steps only must not replace the whole report of a full run.
+[ "$SMOKE" = 1 ] || [ "$STEPS" = "1 2 3 4" ] || D_OUT="$TARGET_DIR/bench/BENCHMARKS.game.steps.md"
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PG_URL=${PG_URL%/}
 SECS=${BENCH_SECONDS:-$D_SECONDS}

@@ -221,8 +221,9 @@ pub struct Metrics {
     /// Request durations of `GET /auth` (registered at start-up, like its counts).
     validation_durations: Arc<Durations>,
     /// Request durations of every other route and method, made on first use (routes as
-    /// declared and methods from a fixed set: bounded).
-    durations: Mutex<BTreeMap<(String, &'static str), Arc<Durations>>>,
+    /// declared and methods from a fixed set: bounded). By route, then method: a request finds
+    /// its histogram by the route it has, without allocating a key.
+    durations: Mutex<BTreeMap<String, BTreeMap<&'static str, Arc<Durations>>>>,
     /// Registered by [`Metrics::follow_listener`], on PostgreSQL only.
     listener: OnceLock<Listener>,
 }
@@ -361,10 +362,14 @@ impl Metrics {
         let method = known_method(method);
         let durations = {
             let mut map = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&(route.to_owned(), method)) {
-                Some(d) => d.clone(),
-                None => map.entry((route.to_owned(), method)).or_default().clone(),
+            if !map.contains_key(route) {
+                map.insert(route.to_owned(), BTreeMap::new());
             }
+            map.get_mut(route)
+                .map(|by_method| by_method.entry(method).or_default().clone())
+        };
+        let Some(durations) = durations else {
+            return;
         };
         durations.record(elapsed);
     }
@@ -503,11 +508,13 @@ impl Metrics {
         let labels =
             |route: &str, method: &str| format!("route=\"{}\",method=\"{method}\"", escape_label(route));
         self.validation_durations.render(out, &labels("/auth", "GET"));
-        let routes: Vec<((String, &'static str), Arc<Durations>)> = {
+        let routes: Vec<(String, &'static str, Arc<Durations>)> = {
             let map = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            map.iter()
+                .flat_map(|(route, by_method)| by_method.iter().map(|(m, d)| (route.clone(), *m, d.clone())))
+                .collect()
         };
-        for ((route, method), durations) in routes {
+        for (route, method, durations) in routes {
             durations.render(out, &labels(&route, method));
         }
     }

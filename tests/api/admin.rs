@@ -30,7 +30,7 @@ pub async fn user_id(app: &TestApp, key: &str) -> String {
 }
 
 /// Waits (up to 5 s) until `key` is refused: revocations by another process arrive within a second.
-async fn eventually_invalid(app: &TestApp, key: &str) {
+pub async fn eventually_invalid(app: &TestApp, key: &str) {
     for _ in 0..50 {
         if app.validate(key).await.status == 403 {
             return;

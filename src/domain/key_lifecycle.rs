@@ -86,17 +86,34 @@ pub enum KeyStatus {
 }
 
 impl KeyPolicy {
-    /// The earlier of the lifetime and idle deadlines (API.md's `Key.expires`).
-    pub fn expires_at(&self, created: Timestamp, last_used: Option<Timestamp>) -> Timestamp {
+    /// The earlier of the lifetime and idle deadlines (API.md's `Key.expires`), and of the key's
+    /// own `deadline` when it has one (a key imported from the original back end keeps its
+    /// original expiry: it never outlives that, nor what the service allows a key of its age).
+    pub fn expires_at(
+        &self,
+        created: Timestamp,
+        last_used: Option<Timestamp>,
+        deadline: Option<Timestamp>,
+    ) -> Timestamp {
         let by_lifetime = created.plus(self.lifetime);
-        match self.idle_timeout {
+        let by_rules = match self.idle_timeout {
             Some(idle) => by_lifetime.min(last_used.unwrap_or(created).max(created).plus(idle)),
             None => by_lifetime,
+        };
+        match deadline {
+            Some(deadline) => by_rules.min(deadline),
+            None => by_rules,
         }
     }
 
-    pub fn status(&self, created: Timestamp, last_used: Option<Timestamp>, now: Timestamp) -> KeyStatus {
-        let at = self.expires_at(created, last_used);
+    pub fn status(
+        &self,
+        created: Timestamp,
+        last_used: Option<Timestamp>,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
+    ) -> KeyStatus {
+        let at = self.expires_at(created, last_used, deadline);
         if now >= at {
             KeyStatus::Expired { at }
         } else {
@@ -111,12 +128,13 @@ impl KeyPolicy {
         role: Role,
         created: Timestamp,
         last_used: Option<Timestamp>,
+        deadline: Option<Timestamp>,
         now: Timestamp,
     ) -> KeyStatus {
         if role.keys_last_until_revoked() {
             KeyStatus::Live
         } else {
-            self.status(created, last_used, now)
+            self.status(created, last_used, deadline, now)
         }
     }
 }
@@ -127,6 +145,8 @@ pub struct KeyUse<Id> {
     pub id: Id,
     pub created: Timestamp,
     pub last_used: Option<Timestamp>,
+    /// The key's own deadline, if it has one (an imported key).
+    pub deadline: Option<Timestamp>,
 }
 
 /// The keys to revoke (reason `evicted`) so that, once one more key is issued, the user holds
@@ -163,7 +183,7 @@ impl KeyPolicy {
         };
         let mut still = Vec::with_capacity(live.len());
         for key in live {
-            match self.status(key.created, key.last_used, now) {
+            match self.status(key.created, key.last_used, key.deadline, now) {
                 KeyStatus::Live => still.push(*key),
                 KeyStatus::Expired { at } => plan.expired.push((key.id, at)),
             }
@@ -201,16 +221,19 @@ mod tests {
                 id: 1,
                 created: t(0),
                 last_used: None,
+                deadline: None,
             }, // past its lifetime
             KeyUse {
                 id: 2,
                 created: t(100 * day),
                 last_used: Some(t(150 * day)),
+                deadline: None,
             },
             KeyUse {
                 id: 3,
                 created: t(120 * day),
                 last_used: Some(t(190 * day)),
+                deadline: None,
             },
         ];
         let plan = policy.plan_issue(&live, t(200 * day));
@@ -246,11 +269,11 @@ mod tests {
         let created = t(1_000);
         let deadline = created.plus(180 * DAY);
         assert_eq!(
-            policy.status(created, None, deadline.minus(Duration::from_millis(1))),
+            policy.status(created, None, None, deadline.minus(Duration::from_millis(1))),
             KeyStatus::Live
         );
         assert_eq!(
-            policy.status(created, Some(deadline), deadline),
+            policy.status(created, Some(deadline), None, deadline),
             KeyStatus::Expired { at: deadline }
         );
     }
@@ -264,12 +287,48 @@ mod tests {
             on_limit: OnLimit::Evict,
         };
         let created = t(0);
-        assert_eq!(policy.expires_at(created, None), created.plus(30 * DAY));
+        assert_eq!(policy.expires_at(created, None, None), created.plus(30 * DAY));
         let used = created.plus(100 * DAY);
-        assert_eq!(policy.expires_at(created, Some(used)), used.plus(30 * DAY));
+        assert_eq!(policy.expires_at(created, Some(used), None), used.plus(30 * DAY));
         // Never later than the lifetime.
         let late = created.plus(170 * DAY);
-        assert_eq!(policy.expires_at(created, Some(late)), created.plus(180 * DAY));
+        assert_eq!(policy.expires_at(created, Some(late), None), created.plus(180 * DAY));
+    }
+
+    #[test]
+    fn an_imported_key_expires_at_the_earlier_of_its_own_deadline_and_the_rules() {
+        let policy = KeyPolicy {
+            lifetime: 180 * DAY,
+            idle_timeout: None,
+            max_per_user: 10,
+            on_limit: OnLimit::Evict,
+        };
+        let created = t(0);
+        // The original back end's keys lasted less than our lifetime: its deadline holds.
+        let original = created.plus(30 * DAY);
+        assert_eq!(policy.expires_at(created, None, Some(original)), original);
+        assert_eq!(
+            policy.status(created, None, Some(original), original.minus(Duration::from_millis(1))),
+            KeyStatus::Live
+        );
+        assert_eq!(
+            policy.status(created, None, Some(original), original),
+            KeyStatus::Expired { at: original }
+        );
+        // A deadline beyond our lifetime does not stretch the key past it.
+        let far = created.plus(400 * DAY);
+        assert_eq!(policy.expires_at(created, None, Some(far)), created.plus(180 * DAY));
+        // Eviction and expiry at issue see the deadline too.
+        let live = [KeyUse {
+            id: 7,
+            created,
+            last_used: Some(created.plus(DAY)),
+            deadline: Some(original),
+        }];
+        assert_eq!(
+            policy.plan_issue(&live, original.plus(DAY)).expired,
+            vec![(7, original)]
+        );
     }
 
     #[test]
@@ -283,19 +342,19 @@ mod tests {
         let created = t(0);
         let much_later = created.plus(10 * 365 * DAY);
         assert_eq!(
-            policy.status_for(Role::Service, created, None, much_later),
+            policy.status_for(Role::Service, created, None, None, much_later),
             KeyStatus::Live
         );
         for role in [Role::User, Role::Admin] {
             assert_eq!(
-                policy.status_for(role, created, None, much_later),
+                policy.status_for(role, created, None, None, much_later),
                 KeyStatus::Expired {
                     at: created.plus(DAY)
                 },
                 "{role:?}"
             );
             assert_eq!(
-                policy.status_for(role, created, Some(created), created.plus(DAY / 2)),
+                policy.status_for(role, created, Some(created), None, created.plus(DAY / 2)),
                 KeyStatus::Live
             );
         }
@@ -316,16 +375,19 @@ mod tests {
                 id: 1,
                 created: t(10),
                 last_used: Some(t(500)),
+                deadline: None,
             },
             KeyUse {
                 id: 2,
                 created: t(20),
                 last_used: None,
+                deadline: None,
             },
             KeyUse {
                 id: 3,
                 created: t(30),
                 last_used: Some(t(40)),
+                deadline: None,
             },
         ];
         assert_eq!(keys_to_evict(&keys, 4), Vec::<i32>::new());
@@ -341,7 +403,7 @@ mod tests {
             max in 1usize..15,
         ) {
             let live: Vec<KeyUse<usize>> = uses.iter().enumerate()
-                .map(|(i, (c, u))| KeyUse { id: i, created: t(*c), last_used: u.map(t) })
+                .map(|(i, (c, u))| KeyUse { id: i, created: t(*c), last_used: u.map(t), deadline: None })
                 .collect();
             let evicted = keys_to_evict(&live, max);
             prop_assert_eq!(live.len() - evicted.len(), live.len().min(max - 1));

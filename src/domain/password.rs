@@ -13,8 +13,14 @@ pub const MAX_BYTES: usize = 1024;
 /// linearly with length; a password whose first 100 characters are guessable is weak anyway.
 const ESTIMATE_CHARS: usize = 100;
 
-/// A password in NFKC form, so `café` typed precomposed or decomposed is the same password.
-pub struct Password(SecretString);
+/// A password in NFKC form, so `café` typed precomposed or decomposed is the same password;
+/// and, when it differs, as typed: a hash imported from another back end (`admin import`) is
+/// verified against the bytes the player typed, as that back end hashed them.
+pub struct Password {
+    normalised: SecretString,
+    /// The password as typed, when its NFKC form differs.
+    typed: Option<SecretString>,
+}
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,11 +51,24 @@ impl Password {
         if raw.chars().any(char::is_control) {
             return Err(PasswordError::ControlCharacter);
         }
-        Ok(Self(SecretString::from(raw.nfkc().collect::<String>())))
+        let normalised: String = raw.nfkc().collect();
+        let typed = (normalised != raw).then(|| SecretString::from(raw));
+        Ok(Self {
+            normalised: SecretString::from(normalised),
+            typed,
+        })
     }
 
+    /// The NFKC form: what hashes made here are made of.
     pub fn expose(&self) -> &str {
-        self.0.expose_secret()
+        self.normalised.expose_secret()
+    }
+
+    /// The password exactly as it was typed (its UTF-8 bytes): what an imported hash was made of.
+    pub fn expose_typed(&self) -> &str {
+        self.typed
+            .as_ref()
+            .map_or_else(|| self.expose(), |typed| typed.expose_secret())
     }
 
     /// Length in Unicode code points after normalisation.
@@ -96,6 +115,18 @@ mod tests {
 
     fn check(p: &str, user: &str) -> Result<(), PasswordError> {
         policy().check_new(&Password::normalise(p)?, user)
+    }
+
+    #[test]
+    fn keeps_the_typed_form_when_it_differs_from_nfkc() {
+        let decomposed = "cafe\u{301} au lait, s'il vous pla\u{131}t";
+        let p = Password::normalise(decomposed).unwrap();
+        assert_eq!(p.expose_typed(), decomposed);
+        assert_ne!(p.expose(), decomposed);
+        assert!(p.expose().contains('\u{e9}'));
+        let plain = Password::normalise("plain ascii password").unwrap();
+        assert_eq!(plain.expose_typed(), "plain ascii password");
+        assert!(plain.typed.is_none(), "no second copy when the forms agree");
     }
 
     #[test]

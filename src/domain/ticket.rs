@@ -101,6 +101,8 @@ pub struct AskingKey {
     pub created: Timestamp,
     /// Its last use as written (usage is written in batches, so it may lag).
     pub last_used: Option<Timestamp>,
+    /// Its own deadline, if it has one (an imported key).
+    pub deadline: Option<Timestamp>,
     pub revoked: bool,
 }
 
@@ -115,7 +117,7 @@ pub fn honoured(policy: &KeyPolicy, key: &AskingKey, asked: Timestamp, now: Time
         return false;
     }
     let last_used = Some(key.last_used.map_or(asked, |t| t.max(asked)));
-    policy.status_for(key.role, key.created, last_used, now) == KeyStatus::Live
+    policy.status_for(key.role, key.created, last_used, key.deadline, now) == KeyStatus::Live
 }
 
 #[cfg(test)]
@@ -193,6 +195,7 @@ mod tests {
             role: Role::User,
             created: t(created),
             last_used: last_used.map(t),
+            deadline: None,
             revoked: false,
         }
     }

@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::domain::password::PasswordError;
 use crate::domain::username::UsernameError;
 use crate::domain::{
-    AccessKey, Event, EventKind, NewEvent, Password, PasswordPolicy, RevocationReason, Role, Suspension,
-    SuspensionError, SuspensionRequest, Timestamp, User, Username,
+    AccessKey, Event, EventKind, HashClass, NewEvent, Password, PasswordPolicy, RevocationReason, Role,
+    StoredHash, Suspension, SuspensionError, SuspensionRequest, Timestamp, User, Username,
 };
 use crate::store::{NewKey, Store, StoreError};
 use crate::telemetry::Sampled;
@@ -109,8 +109,14 @@ pub struct AccountService {
 
 /// The outcome of checking a password on the hashing pool.
 enum Checked {
-    Ok { upgraded: Option<String> },
-    Wrong,
+    Ok {
+        upgraded: Option<String>,
+    },
+    /// A wrong password (or none that could be checked). `hold` is when the answer may go
+    /// (see `hasher::Timing`): a failure against any kind of hash takes as long.
+    Wrong {
+        hold: Option<std::time::Instant>,
+    },
 }
 
 /// What checking the current password (and a new one) found.
@@ -187,16 +193,31 @@ impl AccountService {
             .await?
     }
 
-    /// Verifies a password and, when the stored hash uses old parameters, computes its upgrade
-    /// in the same job.
-    async fn check_password(&self, password: Password, phc: Arc<str>) -> Result<Checked, ServiceError> {
+    /// Verifies a password and, when the stored hash uses old parameters or was imported,
+    /// computes its upgrade (the configured Argon2id) in the same job. A class of hash this
+    /// instance has not measured yet is measured first, so that even the first failure against
+    /// it is held as long as any other (`hasher::Timing`).
+    async fn check_password(&self, password: Password, stored: Arc<StoredHash>) -> Result<Checked, ServiceError> {
+        let class = HashClass::of(&stored.phc).ok();
+        if let Some(class) = class {
+            if self.hasher.timing().cost(&class).is_none() {
+                self.hasher.calibrate(&[class], false).await?;
+            }
+        }
+        let hasher = self.hasher.clone();
         self.hasher
-            .run(move |w| match w.verify(&password, &phc) {
-                Verification::Mismatch => Ok(Checked::Wrong),
-                Verification::Match { needs_rehash: false } => Ok(Checked::Ok { upgraded: None }),
-                Verification::Match { needs_rehash: true } => Ok(Checked::Ok {
-                    upgraded: Some(w.hash(&password)?),
-                }),
+            .run(move |w| {
+                let started = std::time::Instant::now();
+                match w.verify(&password, &stored) {
+                    Verification::Mismatch => {
+                        let hold = class.map(|c| started + hasher.timing().failure_time(&c, started.elapsed()));
+                        Ok(Checked::Wrong { hold })
+                    }
+                    Verification::Match { needs_rehash: false } => Ok(Checked::Ok { upgraded: None }),
+                    Verification::Match { needs_rehash: true } => Ok(Checked::Ok {
+                        upgraded: Some(w.hash(&password)?),
+                    }),
+                }
             })
             .await?
     }
@@ -374,11 +395,12 @@ impl AccountService {
         // refused like a wrong password, with no hashing (its cost does not depend on the name).
         let checked = match Password::normalise(password) {
             Ok(password) => {
-                let phc = match &found {
-                    Some((_, phc)) => Arc::<str>::from(phc.as_str()),
-                    None => self.hasher.dummy_phc(),
+                let stored = match &found {
+                    // Service accounts have no password: `find_login` never finds them.
+                    Some((_, stored)) => Arc::new(stored.clone()),
+                    None => self.hasher.dummy(),
                 };
-                match self.check_password(password, phc).await {
+                match self.check_password(password, stored).await {
                     Ok(checked) => checked,
                     Err(e) => {
                         self.take_back(attempt).await;
@@ -386,11 +408,15 @@ impl AccountService {
                     }
                 }
             }
-            Err(_) => Checked::Wrong,
+            Err(_) => Checked::Wrong { hold: None },
         };
         let (user, upgraded) = match (found, checked) {
             (Some((user, _)), Checked::Ok { upgraded }) => (user, upgraded),
-            _ => {
+            (_, checked) => {
+                let hold = match checked {
+                    Checked::Wrong { hold } => hold,
+                    Checked::Ok { .. } => None,
+                };
                 // The counted attempt stays: it was a failure. Recorded without the name, which
                 // may be a password typed in the wrong field when it matches no account.
                 let event = NewEvent::new(EventKind::SignInFailed, now, user_id)
@@ -406,13 +432,16 @@ impl AccountService {
                     network = %network,
                     "wrong username or password"
                 );
+                if let Some(hold) = hold {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(hold)).await;
+                }
                 return Err(ServiceError::InvalidCredentials);
             }
         };
         self.throttle.succeeded(attempt).await?;
         if let Some(phc) = upgraded {
             self.store.set_password_hash(user.id, &phc, now).await?;
-            tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded");
+            tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded to the configured Argon2id");
         }
         self.store.remember_network(user.id, &network, now).await?;
         let (key, record) = self.new_key(user.id, client);

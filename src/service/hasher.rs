@@ -23,10 +23,11 @@
 //! A job that panics (a bug) does not take its worker with it: the panic is caught and logged,
 //! the caller gets [`JobError::Panicked`] (500), and the worker takes the next job.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -39,7 +40,8 @@ use subtle::ConstantTimeEq;
 use tracing::Span;
 
 use super::accounts::ServiceError;
-use crate::domain::Password;
+use crate::domain::legacy::{Argon2Variant, MAX_BCRYPT_COST};
+use crate::domain::{HashClass, Password, StoredHash};
 
 const SALT_BYTES: usize = 16;
 const OUTPUT_BYTES: usize = 32;
@@ -108,12 +110,21 @@ impl StoredLimits {
     fn allow(&self, stored: &Params) -> bool {
         stored.m_cost() <= self.m_kib && stored.t_cost() <= self.t && stored.p_cost() <= self.p
     }
+
+    /// Whether a hash of this class is verified at all: Argon2 within these limits, bcrypt up
+    /// to [`MAX_BCRYPT_COST`]. An import refuses the others (they could never sign in).
+    pub fn allows(&self, class: &HashClass) -> bool {
+        match *class {
+            HashClass::Argon2 { m_kib, t, p, .. } => m_kib <= self.m_kib && t <= self.t && p <= self.p,
+            HashClass::Bcrypt { cost } => cost <= MAX_BCRYPT_COST,
+        }
+    }
 }
 
 /// Why a stored hash could not be verified.
 enum Unusable {
     /// Beyond [`StoredLimits`]: refused without computing.
-    TooCostly(Params),
+    TooCostly(HashClass),
     Malformed(anyhow::Error),
 }
 
@@ -130,13 +141,117 @@ pub enum Verification {
     Mismatch,
 }
 
+/// How far a failed verification's own time is scaled when it is stretched (see [`Timing`]):
+/// beyond this the slowdown is noise (the thread was preempted), not load.
+const MAX_LOAD: f64 = 4.0;
+/// Verifications timed per class when it is measured; the fastest counts.
+const CALIBRATION_RUNS: usize = 2;
+
+/// Timing: a wrong password must take as long whatever kind of hash the account has (API.md:
+/// `POST /auth` takes the same time whether or not the name exists). Hashes made here all cost
+/// the same, and a name that matches no account is checked against a dummy of the same cost;
+/// imported hashes (bcrypt, Spring's Argon2 parameters) and hashes made before the parameters
+/// changed cost something else. So each class of hash in use is measured on this machine (at
+/// start, when an import wrote a new one, when a sign-in meets a class not measured yet, and
+/// again at every housekeeping), and a failed verification is held until the costliest class
+/// would have taken: its own time scaled by the ratio of the costliest class's cost to its own
+/// (under load every class slows alike, so the scale carries the load over). Successful
+/// sign-ins are not held: their owner knows the password already.
+pub struct Timing {
+    costs: RwLock<HashMap<HashClass, Duration>>,
+}
+
+impl Timing {
+    fn new() -> Self {
+        Self {
+            costs: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Duration>> {
+        self.costs.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The measured cost of verifying a hash of `class`, if measured.
+    pub fn cost(&self, class: &HashClass) -> Option<Duration> {
+        self.read().get(class).copied()
+    }
+
+    fn set(&self, class: HashClass, cost: Duration) {
+        self.costs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(class, cost);
+    }
+
+    /// The classes measured so far.
+    pub fn classes(&self) -> Vec<HashClass> {
+        self.read().keys().copied().collect()
+    }
+
+    /// The costliest class's cost.
+    pub fn slowest(&self) -> Duration {
+        self.read().values().copied().max().unwrap_or_default()
+    }
+
+    /// How long a failed check whose verification of a hash of `class` took `elapsed` is held
+    /// (from the start of that verification): the costliest class's cost, scaled by how much
+    /// slower than its own measured cost this verification ran (between 1 and [`MAX_LOAD`]);
+    /// never less than `elapsed`. A class not measured is not held.
+    pub fn failure_time(&self, class: &HashClass, elapsed: Duration) -> Duration {
+        let (own, slowest) = {
+            let costs = self.read();
+            (costs.get(class).copied(), costs.values().copied().max())
+        };
+        let (Some(own), Some(slowest)) = (own, slowest) else {
+            return elapsed;
+        };
+        let load = if own.is_zero() {
+            1.0
+        } else {
+            (elapsed.as_secs_f64() / own.as_secs_f64()).clamp(1.0, MAX_LOAD)
+        };
+        slowest.mul_f64(load).max(elapsed)
+    }
+}
+
+/// The class of the hashes this instance makes.
+pub fn native_class(params: &Params) -> HashClass {
+    HashClass::Argon2 {
+        variant: Argon2Variant::Id,
+        version: 0x13,
+        m_kib: params.m_cost(),
+        t: params.t_cost(),
+        p: params.p_cost(),
+        output_len: OUTPUT_BYTES,
+    }
+}
+
+/// Times [`CALIBRATION_RUNS`] failed verifications against `stored`; the fastest.
+fn time_failures(worker: &mut HashWorker, stored: &StoredHash) -> anyhow::Result<Duration> {
+    let mut random = [0u8; 24];
+    OsRng.fill_bytes(&mut random);
+    let wrong = Password::normalise(&STANDARD_NO_PAD.encode(random))
+        .map_err(|e| anyhow::anyhow!("calibration password: {e}"))?;
+    let mut best = Duration::MAX;
+    for _ in 0..CALIBRATION_RUNS {
+        let started = Instant::now();
+        let _ = worker.verify(&wrong, stored);
+        best = best.min(started.elapsed());
+    }
+    Ok(best)
+}
+
 type Job = Box<dyn FnOnce(&mut HashWorker) + Send>;
 
 /// The pool. Cheap to share behind an `Arc`; dropping it stops the workers.
 pub struct Hasher {
     queue: crossbeam_channel::Sender<Job>,
     workers: usize,
-    dummy_phc: Arc<str>,
+    dummy: Arc<StoredHash>,
+    native: HashClass,
+    timing: Arc<Timing>,
+    limits: StoredLimits,
     /// Signalled by a worker each time it takes a job from the queue: there is room.
     room: Arc<tokio::sync::Notify>,
     /// Places for callers waiting for room.
@@ -199,17 +314,24 @@ impl Hasher {
                 })?;
         }
         // A hash of a random password, verified against for unknown usernames so that a sign-in
-        // costs the same whether or not the account exists.
+        // costs the same whether or not the account exists; and the cost of that class.
+        let native = native_class(&params);
+        let limits = StoredLimits::for_params(&params);
         let mut probe = HashWorker::new(params, pepper, refused);
         let mut random = [0u8; 32];
         OsRng.fill_bytes(&mut random);
         let dummy = Password::normalise(&STANDARD_NO_PAD.encode(random))
             .map_err(|e| anyhow::anyhow!("dummy password: {e}"))?;
-        let dummy_phc = probe.hash(&dummy)?;
+        let dummy = StoredHash::native(probe.hash(&dummy)?);
+        let timing = Arc::new(Timing::new());
+        timing.set(native, time_failures(&mut probe, &dummy)?);
         Ok(Self {
             queue: tx,
             workers,
-            dummy_phc: dummy_phc.into(),
+            dummy: Arc::new(dummy),
+            native,
+            timing,
+            limits,
             room,
             waiting: tokio::sync::Semaphore::new(workers * WAITING_PER_WORKER),
         })
@@ -232,8 +354,55 @@ impl Hasher {
     }
 
     /// A stored hash that no password matches, with the current parameters.
-    pub fn dummy_phc(&self) -> Arc<str> {
-        self.dummy_phc.clone()
+    pub fn dummy(&self) -> Arc<StoredHash> {
+        self.dummy.clone()
+    }
+
+    /// The class of the hashes this instance makes (and of [`Hasher::dummy`]).
+    pub fn native_class(&self) -> HashClass {
+        self.native
+    }
+
+    /// The measured costs of the classes of hashes in use (see [`Timing`]).
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// Whether hashes of `class` are verified at all (within [`StoredLimits`]).
+    pub fn allows(&self, class: &HashClass) -> bool {
+        self.limits.allows(class)
+    }
+
+    /// Measures the classes not measured yet among `classes` (all of them again with
+    /// `again`), on the pool: a dummy hash of each, timed (see [`Timing`]). Classes beyond
+    /// [`StoredLimits`] are skipped: they are never verified.
+    pub async fn calibrate(&self, classes: &[HashClass], again: bool) -> Result<(), JobError> {
+        for class in classes {
+            if !self.limits.allows(class) || (!again && self.timing.cost(class).is_some()) {
+                continue;
+            }
+            let class = *class;
+            let native = self.native;
+            let dummy = self.dummy.clone();
+            let measured = self
+                .run(move |w| -> anyhow::Result<Duration> {
+                    let stored = if class == native {
+                        (*dummy).clone()
+                    } else {
+                        w.dummy(&class)?
+                    };
+                    time_failures(w, &stored)
+                })
+                .await?;
+            match measured {
+                Ok(cost) => {
+                    tracing::debug!(class = %class, cost_us = cost.as_micros() as u64, "password hash class measured");
+                    self.timing.set(class, cost);
+                }
+                Err(e) => tracing::warn!(class = %class, error = %e, "cannot measure a password hash class"),
+            }
+        }
+        Ok(())
     }
 
     /// Runs `f` on a hashing thread, carrying the caller's tracing span.
@@ -291,15 +460,23 @@ impl HashWorker {
         }
     }
 
-    fn argon2<'a>(pepper: Option<&'a [u8]>, params: Params) -> Result<Argon2<'a>, argon2::Error> {
+    fn argon2<'a>(
+        algorithm: Algorithm,
+        version: Version,
+        pepper: Option<&'a [u8]>,
+        params: Params,
+    ) -> Result<Argon2<'a>, argon2::Error> {
         match pepper {
-            Some(secret) => Argon2::new_with_secret(secret, Algorithm::Argon2id, Version::V0x13, params),
-            None => Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            Some(secret) => Argon2::new_with_secret(secret, algorithm, version, params),
+            None => Ok(Argon2::new(algorithm, version, params)),
         }
     }
 
+    /// Argon2 into `out` with the worker's reusable memory; the pepper only for hashes made here.
     fn compute(
         &mut self,
+        kind: (Algorithm, Version),
+        peppered: bool,
         params: Params,
         password: &[u8],
         salt: &[u8],
@@ -309,13 +486,25 @@ impl HashWorker {
         if self.memory.len() < blocks {
             self.memory.resize(blocks, Block::default());
         }
-        let pepper = self.pepper.as_ref().map(|p| p.expose_secret());
-        Self::argon2(pepper, params)?.hash_password_into_with_memory(
+        let pepper = if peppered {
+            self.pepper.as_ref().map(|p| p.expose_secret())
+        } else {
+            None
+        };
+        let (algorithm, version) = kind;
+        let result = Self::argon2(algorithm, version, pepper, params)?.hash_password_into_with_memory(
             password,
             salt,
             out,
             &mut self.memory[..blocks],
-        )
+        );
+        // A costlier (older or imported) hash grew the worker's memory: give the excess back.
+        let configured = self.params.block_count();
+        if self.memory.len() > configured {
+            self.memory.truncate(configured);
+            self.memory.shrink_to_fit();
+        }
+        result
     }
 
     /// Argon2id with a fresh 16-byte salt, as a PHC string.
@@ -324,8 +513,15 @@ impl HashWorker {
         OsRng.fill_bytes(&mut salt);
         let mut out = [0u8; OUTPUT_BYTES];
         let params = self.params.clone();
-        self.compute(params.clone(), password.expose().as_bytes(), &salt, &mut out)
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+        self.compute(
+            (Algorithm::Argon2id, Version::V0x13),
+            true,
+            params.clone(),
+            password.expose().as_bytes(),
+            &salt,
+            &mut out,
+        )
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         Ok(format!(
             "$argon2id$v=19$m={},t={},p={}${}${}",
             params.m_cost(),
@@ -336,75 +532,154 @@ impl HashWorker {
         ))
     }
 
-    /// Checks a password against a stored PHC string in constant time. A malformed or
-    /// unsupported hash is a mismatch (and logged), never a panic.
+    /// A hash of a random password in `class`, as an import would have stored it: what an
+    /// instance measures the cost of each class with (see [`Timing`]).
+    pub fn dummy(&mut self, class: &HashClass) -> anyhow::Result<StoredHash> {
+        let mut random = [0u8; 24];
+        OsRng.fill_bytes(&mut random);
+        let password = STANDARD_NO_PAD.encode(random);
+        match *class {
+            HashClass::Bcrypt { cost } => Ok(StoredHash::legacy(
+                bcrypt::hash(&password, cost).map_err(|e| anyhow::anyhow!("bcrypt: {e}"))?,
+            )),
+            HashClass::Argon2 {
+                variant,
+                version,
+                m_kib,
+                t,
+                p,
+                output_len,
+            } => {
+                let mut salt = [0u8; SALT_BYTES];
+                OsRng.fill_bytes(&mut salt);
+                let mut out = vec![0u8; output_len];
+                let params =
+                    Params::new(m_kib, t, p, Some(output_len)).map_err(|e| anyhow::anyhow!("params: {e}"))?;
+                self.compute(
+                    argon2_kind(variant, version)?,
+                    false,
+                    params,
+                    password.as_bytes(),
+                    &salt,
+                    &mut out,
+                )
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+                Ok(StoredHash::legacy(format!(
+                    "${}$v={version}$m={m_kib},t={t},p={p}${}${}",
+                    variant.ident(),
+                    STANDARD_NO_PAD.encode(salt),
+                    STANDARD_NO_PAD.encode(out)
+                )))
+            }
+        }
+    }
+
+    /// Checks a password against a stored hash in constant time. A hash made here is Argon2id
+    /// of the NFKC form with the pepper; a legacy (imported) one is verified as its source made
+    /// it: Argon2 in its own variant and version, or bcrypt, of the password as typed, without
+    /// the pepper; a match always asks for a rehash (the upgrade to the configured Argon2id).
+    /// A malformed or unsupported hash is a mismatch (and logged), never a panic.
     /// A hash costlier than [`StoredLimits`] is a mismatch too, refused without computing,
-    /// logged at error level (its parameters, never the hash) and counted.
-    pub fn verify(&mut self, password: &Password, phc: &str) -> Verification {
-        match self.try_verify(password, phc) {
+    /// logged at error level (its class, never the hash) and counted.
+    pub fn verify(&mut self, password: &Password, stored: &StoredHash) -> Verification {
+        match self.try_verify(password, stored) {
             Ok(v) => v,
-            Err(Unusable::TooCostly(stored)) => {
+            Err(Unusable::TooCostly(class)) => {
                 self.refused.increment(1);
                 tracing::error!(
-                    m_kib = stored.m_cost(),
-                    t = stored.t_cost(),
-                    p = stored.p_cost(),
+                    class = %class,
                     max_m_kib = self.limits.m_kib,
                     max_t = self.limits.t,
                     max_p = self.limits.p,
+                    max_bcrypt_cost = MAX_BCRYPT_COST,
                     "stored password hash is far costlier than the configured parameters (a tampered row?): refused without verifying, answered as a wrong password"
                 );
                 Verification::Mismatch
             }
             Err(Unusable::Malformed(e)) => {
-                tracing::error!(error = %e, "stored password hash is unusable");
+                tracing::error!(error = %e, legacy = stored.legacy, "stored password hash is unusable");
                 Verification::Mismatch
             }
         }
     }
 
-    fn try_verify(&mut self, password: &Password, phc: &str) -> Result<Verification, Unusable> {
-        let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("PHC: {e}"))?;
-        if parsed.algorithm.as_str() != "argon2id" || parsed.version != Some(0x13) {
-            return Err(anyhow::anyhow!("not argon2id v19").into());
+    fn try_verify(&mut self, password: &Password, stored: &StoredHash) -> Result<Verification, Unusable> {
+        let class = HashClass::of(&stored.phc).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !self.limits.allows(&class) {
+            return Err(Unusable::TooCostly(class));
         }
-        let stored = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
-        if !self.limits.allow(&stored) {
-            return Err(Unusable::TooCostly(stored));
-        }
-        let salt = parsed.salt.ok_or_else(|| anyhow::anyhow!("no salt"))?;
-        let mut salt_buf = [0u8; 64];
-        let salt = salt
-            .decode_b64(&mut salt_buf)
-            .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-        let expected = parsed.hash.ok_or_else(|| anyhow::anyhow!("no hash"))?;
-        let expected = expected.as_bytes();
-        let mut out = vec![0u8; expected.len()];
-        let params = Params::new(
-            stored.m_cost(),
-            stored.t_cost(),
-            stored.p_cost(),
-            Some(expected.len()),
-        )
-        .map_err(|e| anyhow::anyhow!("params: {e}"))?;
-        let computed = self.compute(params, password.expose().as_bytes(), salt, &mut out);
-        // A costlier (older) hash grew the worker's memory: give the excess back.
-        let configured = self.params.block_count();
-        if self.memory.len() > configured {
-            self.memory.truncate(configured);
-            self.memory.shrink_to_fit();
-        }
-        computed.map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-        if bool::from(out.as_slice().ct_eq(expected)) {
-            let needs_rehash = stored.m_cost() != self.params.m_cost()
-                || stored.t_cost() != self.params.t_cost()
-                || stored.p_cost() != self.params.p_cost()
-                || expected.len() != OUTPUT_BYTES;
-            Ok(Verification::Match { needs_rehash })
-        } else {
-            Ok(Verification::Mismatch)
+        match class {
+            HashClass::Bcrypt { .. } => {
+                if !stored.legacy {
+                    return Err(anyhow::anyhow!("a bcrypt hash not marked as imported").into());
+                }
+                // bcrypt reads at most 72 bytes, as every implementation does.
+                let right = bcrypt::verify(password.expose_typed().as_bytes(), &stored.phc)
+                    .map_err(|e| anyhow::anyhow!("bcrypt: {e}"))?;
+                Ok(if right {
+                    Verification::Match { needs_rehash: true }
+                } else {
+                    Verification::Mismatch
+                })
+            }
+            HashClass::Argon2 {
+                variant, version, ..
+            } => {
+                if !stored.legacy && (variant != Argon2Variant::Id || version != 0x13) {
+                    return Err(anyhow::anyhow!("a hash made here must be argon2id v=19").into());
+                }
+                let parsed = PasswordHash::new(&stored.phc).map_err(|e| anyhow::anyhow!("PHC: {e}"))?;
+                let stored_params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
+                if !self.limits.allow(&stored_params) {
+                    return Err(Unusable::TooCostly(class));
+                }
+                let salt = parsed.salt.ok_or_else(|| anyhow::anyhow!("no salt"))?;
+                let mut salt_buf = [0u8; 64];
+                let salt = salt
+                    .decode_b64(&mut salt_buf)
+                    .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+                let expected = parsed.hash.ok_or_else(|| anyhow::anyhow!("no hash"))?;
+                let expected = expected.as_bytes();
+                let mut out = vec![0u8; expected.len()];
+                let params = Params::new(
+                    stored_params.m_cost(),
+                    stored_params.t_cost(),
+                    stored_params.p_cost(),
+                    Some(expected.len()),
+                )
+                .map_err(|e| anyhow::anyhow!("params: {e}"))?;
+                let bytes = if stored.legacy {
+                    password.expose_typed().as_bytes()
+                } else {
+                    password.expose().as_bytes()
+                };
+                let kind = argon2_kind(variant, version)?;
+                self.compute(kind, !stored.legacy, params, bytes, salt, &mut out)
+                    .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+                if bool::from(out.as_slice().ct_eq(expected)) {
+                    let needs_rehash = stored.legacy
+                        || stored_params.m_cost() != self.params.m_cost()
+                        || stored_params.t_cost() != self.params.t_cost()
+                        || stored_params.p_cost() != self.params.p_cost()
+                        || expected.len() != OUTPUT_BYTES;
+                    Ok(Verification::Match { needs_rehash })
+                } else {
+                    Ok(Verification::Mismatch)
+                }
+            }
         }
     }
+}
+
+/// The argon2 crate's names for a variant and version.
+fn argon2_kind(variant: Argon2Variant, version: u32) -> anyhow::Result<(Algorithm, Version)> {
+    let algorithm = match variant {
+        Argon2Variant::D => Algorithm::Argon2d,
+        Argon2Variant::I => Algorithm::Argon2i,
+        Argon2Variant::Id => Algorithm::Argon2id,
+    };
+    let version = Version::try_from(version).map_err(|e| anyhow::anyhow!("version: {e}"))?;
+    Ok((algorithm, version))
 }
 
 /// Hashing keeps every core when nothing else runs, and yields at once to key validation when
@@ -450,6 +725,141 @@ mod tests {
         Password::normalise(s).unwrap()
     }
 
+    /// A hash made here.
+    fn n(phc: &str) -> StoredHash {
+        StoredHash::native(phc)
+    }
+
+    /// A hash by the argon2 crate's own `PasswordHasher` (not the worker's reused-memory path).
+    fn reference_argon2(algorithm: Algorithm, version: Version, m: u32, password: &[u8]) -> String {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"sixteen byte sal").unwrap();
+        Argon2::new(algorithm, version, Params::new(m, 2, 1, Some(32)).unwrap())
+            .hash_password(password, &salt)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn imported_argon2_hashes_verify_as_their_source_made_them_and_ask_for_the_upgrade() {
+        // The configured pepper is not applied to an imported hash: the source had none.
+        let mut w = worker(cheap(64), Some("pepper-pepper-pepper"));
+        for (algorithm, version) in [
+            (Algorithm::Argon2id, Version::V0x13),
+            (Algorithm::Argon2i, Version::V0x13),
+            (Algorithm::Argon2d, Version::V0x10),
+        ] {
+            let phc = reference_argon2(algorithm, version, 256, b"an old password");
+            let stored = StoredHash::legacy(phc.clone());
+            assert_eq!(
+                w.verify(&pw("an old password"), &stored),
+                Verification::Match { needs_rehash: true },
+                "{phc}"
+            );
+            assert_eq!(w.verify(&pw("an old passwore"), &stored), Verification::Mismatch);
+            // The same string as a hash made here is verified with the pepper: no match.
+            assert_eq!(w.verify(&pw("an old password"), &n(&phc)), Verification::Mismatch);
+        }
+        // Spring's own parameters (m=16384, t=2, p=1) are well within the limits.
+        let spring = reference_argon2(Algorithm::Argon2id, Version::V0x13, 16384, b"eight ch");
+        assert!(spring.starts_with("$argon2id$v=19$m=16384,t=2,p=1$"), "{spring}");
+        assert_eq!(
+            w.verify(&pw("eight ch"), &StoredHash::legacy(spring)),
+            Verification::Match { needs_rehash: true }
+        );
+        assert_eq!(w.memory.len(), cheap(64).block_count(), "memory given back");
+    }
+
+    #[test]
+    fn imported_bcrypt_hashes_verify_and_only_as_imported() {
+        let mut w = worker(cheap(64), Some("pepper-pepper-pepper"));
+        let phc = bcrypt::hash("bcrypt password", 4).unwrap();
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let stored = StoredHash::legacy(phc.replacen("$2b$", prefix, 1));
+            assert_eq!(
+                w.verify(&pw("bcrypt password"), &stored),
+                Verification::Match { needs_rehash: true },
+                "{prefix}"
+            );
+            assert_eq!(w.verify(&pw("bcrypt passworD"), &stored), Verification::Mismatch);
+        }
+        assert_eq!(w.verify(&pw("bcrypt password"), &n(&phc)), Verification::Mismatch);
+        // bcrypt reads 72 bytes, as every implementation does.
+        let long = "x".repeat(72);
+        let stored = StoredHash::legacy(bcrypt::hash(&long, 4).unwrap());
+        assert!(matches!(
+            w.verify(&pw(&format!("{long}and more")), &stored),
+            Verification::Match { .. }
+        ));
+        // Beyond the limit: refused without computing.
+        let costly = StoredHash::legacy(phc.replacen("$04$", "$15$", 1));
+        let started = Instant::now();
+        assert_eq!(w.verify(&pw("bcrypt password"), &costly), Verification::Mismatch);
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn an_imported_hash_is_of_the_password_as_typed() {
+        // The original hashed the UTF-8 of the raw password; NFKC is not tried on top (it would
+        // double the cost of a wrong password for some accounts and so tell them apart).
+        let decomposed = "cafe\u{301} cre\u{300}me";
+        let precomposed = "caf\u{e9} cr\u{e8}me";
+        let mut w = worker(cheap(64), None);
+        let stored = StoredHash::legacy(bcrypt::hash(decomposed, 4).unwrap());
+        assert!(matches!(w.verify(&pw(decomposed), &stored), Verification::Match { .. }));
+        assert_eq!(w.verify(&pw(precomposed), &stored), Verification::Mismatch);
+        // Once upgraded, either spelling signs in (hashes made here are of the NFKC form).
+        let upgraded = n(&w.hash(&pw(decomposed)).unwrap());
+        assert!(matches!(w.verify(&pw(precomposed), &upgraded), Verification::Match { .. }));
+        assert!(matches!(w.verify(&pw(decomposed), &upgraded), Verification::Match { .. }));
+    }
+
+    #[test]
+    fn dummies_are_of_their_class() {
+        let mut w = worker(cheap(64), None);
+        for class in [
+            HashClass::Bcrypt { cost: 4 },
+            HashClass::Argon2 {
+                variant: Argon2Variant::I,
+                version: 0x10,
+                m_kib: 128,
+                t: 2,
+                p: 1,
+                output_len: 24,
+            },
+            native_class(&cheap(64)),
+        ] {
+            let dummy = w.dummy(&class).unwrap();
+            assert!(dummy.legacy);
+            assert_eq!(HashClass::of(&dummy.phc), Ok(class));
+            assert_eq!(w.verify(&pw("not the dummy's password"), &dummy), Verification::Mismatch);
+        }
+    }
+
+    #[test]
+    fn failures_are_held_to_the_costliest_class_scaled_by_load() {
+        let timing = Timing::new();
+        let fast = HashClass::Bcrypt { cost: 4 };
+        let slow = HashClass::Bcrypt { cost: 10 };
+        let ms = Duration::from_millis;
+        // Nothing measured: not held.
+        assert_eq!(timing.failure_time(&fast, ms(3)), ms(3));
+        timing.set(fast, ms(10));
+        timing.set(slow, ms(40));
+        assert_eq!(timing.slowest(), ms(40));
+        // As fast as measured: held to the slowest class's cost.
+        assert_eq!(timing.failure_time(&fast, ms(10)), ms(40));
+        // Twice as slow as measured (load): twice the slowest class's cost.
+        assert_eq!(timing.failure_time(&fast, ms(20)), ms(80));
+        // A preempted thread is not load: at most four times.
+        assert_eq!(timing.failure_time(&fast, ms(100)), ms(160));
+        // The slowest class itself keeps its own time, and nothing is ever shortened.
+        assert_eq!(timing.failure_time(&slow, ms(45)), ms(45));
+        assert_eq!(timing.failure_time(&slow, ms(500)), ms(500));
+        // An unmeasured class is not held.
+        assert_eq!(timing.failure_time(&HashClass::Bcrypt { cost: 5 }, ms(7)), ms(7));
+    }
+
     #[test]
     fn hashes_are_salted_phc_strings_that_verify() {
         let mut w = worker(cheap(64), None);
@@ -458,10 +868,10 @@ mod tests {
         assert!(a.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{a}");
         assert_ne!(a, b, "fresh salt per hash");
         assert_eq!(
-            w.verify(&pw("correct horse battery"), &a),
+            w.verify(&pw("correct horse battery"), &n(&a)),
             Verification::Match { needs_rehash: false }
         );
-        assert_eq!(w.verify(&pw("correct horse batterx"), &a), Verification::Mismatch);
+        assert_eq!(w.verify(&pw("correct horse batterx"), &n(&a)), Verification::Mismatch);
     }
 
     #[test]
@@ -481,7 +891,7 @@ mod tests {
         let phc = worker(cheap(64), None).hash(&pw("some long password")).unwrap();
         let mut stronger = worker(cheap(128), None);
         assert_eq!(
-            stronger.verify(&pw("some long password"), &phc),
+            stronger.verify(&pw("some long password"), &n(&phc)),
             Verification::Match { needs_rehash: true }
         );
     }
@@ -492,11 +902,11 @@ mod tests {
             .hash(&pw("some long password"))
             .unwrap();
         assert_eq!(
-            worker(cheap(64), None).verify(&pw("some long password"), &phc),
+            worker(cheap(64), None).verify(&pw("some long password"), &n(&phc)),
             Verification::Mismatch
         );
         assert!(matches!(
-            worker(cheap(64), Some("pepper-pepper-pepper")).verify(&pw("some long password"), &phc),
+            worker(cheap(64), Some("pepper-pepper-pepper")).verify(&pw("some long password"), &n(&phc)),
             Verification::Match { .. }
         ));
     }
@@ -512,7 +922,7 @@ mod tests {
             "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0",
         ] {
             assert_eq!(
-                w.verify(&pw("whatever password"), bad),
+                w.verify(&pw("whatever password"), &n(bad)),
                 Verification::Mismatch,
                 "{bad}"
             );
@@ -551,7 +961,7 @@ mod tests {
             "$argon2id$v=19$m=64,t=17,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
             "$argon2id$v=19$m=1024,t=1,p=17$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
         ] {
-            assert_eq!(w.verify(&pw("whatever password"), phc), Verification::Mismatch, "{phc}");
+            assert_eq!(w.verify(&pw("whatever password"), &n(phc)), Verification::Mismatch, "{phc}");
         }
         assert!(
             started.elapsed() < std::time::Duration::from_millis(100),
@@ -568,7 +978,7 @@ mod tests {
         // and the memory it needed is given back.
         let older = worker(cheap(4096), None).hash(&pw("some long password")).unwrap();
         assert_eq!(
-            w.verify(&pw("some long password"), &older),
+            w.verify(&pw("some long password"), &n(&older)),
             Verification::Match { needs_rehash: true }
         );
         assert_eq!(w.memory.len(), cheap(64).block_count());

@@ -52,6 +52,8 @@ pub struct KeyEntry {
     pub digest: KeyDigest,
     pub user: User,
     pub created: Timestamp,
+    /// The key's own deadline, if it has one (a key imported from the original back end).
+    pub deadline: Option<Timestamp>,
     /// The part of the validation answer that never changes for this key (the owner, the key's
     /// id and creation, as JSON), written by the HTTP layer at the key's first validation and
     /// reused by every later one (`http::render::head`): about 250 bytes per cached key for
@@ -114,6 +116,7 @@ impl KeyEntry {
             digest: record.digest,
             user,
             created: record.created,
+            deadline: record.deadline,
             answer_head: OnceLock::new(),
             usage: Mutex::new(Usage {
                 last_used: record.last_used,
@@ -287,7 +290,8 @@ impl KeyService {
         let role = entry.user.role;
         let mut usage = entry.usage();
         usage.touched = usage.touched.max(now);
-        if let KeyStatus::Expired { at } = self.policy.status_for(role, entry.created, usage.last_used, now) {
+        if let KeyStatus::Expired { at } = self.policy
+            .status_for(role, entry.created, usage.last_used, entry.deadline, now) {
             return Judged::Expired { at };
         }
         // A service key is exempt from the rules below (`Role::keys_last_until_revoked`): its
@@ -308,7 +312,9 @@ impl KeyService {
                     usage.user_agent = ua.map(Arc::from);
                 }
                 Judged::Allowed(UsageSnapshot {
-                    expires: self.policy.expires_at(entry.created, usage.last_used),
+                    expires: self
+                        .policy
+                        .expires_at(entry.created, usage.last_used, entry.deadline),
                     last_used: usage.last_used,
                     last_ip: usage.last_ip,
                     user_agent: usage.user_agent.clone(),
@@ -528,7 +534,10 @@ impl KeyService {
         let mut live = Vec::new();
         let mut revoked = Vec::new();
         for r in records {
-            let (revoked_at, reason) = match (r.revoked, self.policy.status(r.created, r.last_used, now)) {
+            let (revoked_at, reason) = match (
+                r.revoked,
+                self.policy.status(r.created, r.last_used, r.deadline, now),
+            ) {
                 (Some((at, reason)), _) => (at, reason),
                 // Past its deadline but not yet noticed by a request or the sweep.
                 (None, KeyStatus::Expired { at }) => (at, RevocationReason::Expired),
@@ -536,7 +545,7 @@ impl KeyService {
                     live.push(KeyView {
                         id: r.id,
                         created: r.created,
-                        expires: self.policy.expires_at(r.created, r.last_used),
+                        expires: self.policy.expires_at(r.created, r.last_used, r.deadline),
                         last_used: r.last_used,
                         last_ip: r.last_ip,
                         user_agent: r.user_agent,

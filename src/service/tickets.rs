@@ -109,6 +109,7 @@ impl TicketService {
             role: taken.user.role,
             created: taken.key.created,
             last_used: taken.key.last_used,
+            deadline: taken.key.deadline,
             revoked: taken.key.revoked.is_some(),
         };
         if !honoured(&self.keys, &key, taken.asked, now) {

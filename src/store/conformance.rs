@@ -16,7 +16,7 @@ use crate::domain::{
     AccessKey, Counter, KeyDigest, KeyPolicy, RevocationReason, Role, Scope, ThrottlePolicy, Timestamp, User,
     Username,
 };
-use crate::domain::{EventKind, NewEvent, OnLimit, SuspensionRequest};
+use crate::domain::{EventKind, NewEvent, OnLimit, StoredHash, SuspensionRequest};
 use crate::domain::{Ticket, TicketDigest};
 
 fn test_event() -> NewEvent {
@@ -104,7 +104,7 @@ async fn users_and_names(store: &dyn Store) {
         .await
         .unwrap()
         .expect("found by canonical name");
-    assert_eq!((found, phc.as_str()), (bill.clone(), "$argon2id$one"));
+    assert_eq!((found, phc), (bill.clone(), StoredHash::native("$argon2id$one")));
     assert!(store.find_login("bil").await.unwrap().is_none());
     assert!(matches!(
         store
@@ -131,7 +131,7 @@ async fn users_and_names(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store.find_user(ann.id).await.unwrap().unwrap().1,
-        "$argon2id$three"
+        StoredHash::native("$argon2id$three")
     );
 
     // Creation order, by cursor.
@@ -354,7 +354,7 @@ async fn change_password_and_delete_user(store: &dyn Store) {
         .all(|k| k.reason == RevocationReason::PasswordChanged));
     assert_eq!(
         store.find_login("bill").await.unwrap().unwrap().1,
-        "$argon2id$new"
+        StoredHash::native("$argon2id$new")
     );
     assert_eq!(live_ids(store, bill.id).await, vec![fresh.id]);
     let (record, _) = store.find_key(&old[0].digest).await.unwrap().unwrap();

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
-    SharedActivity, Suspension, ThrottlePolicy, Timestamp, User,
+    SharedActivity, StoredHash, Suspension, ThrottlePolicy, Timestamp, User,
 };
 use crate::domain::{FeedBounds, FeedEntry};
 
@@ -60,6 +60,8 @@ pub struct KeyRecord {
     pub created_ip: Option<String>,
     /// The anomaly state as last written ([`crate::domain::KeyActivity`] as JSON).
     pub activity: Option<String>,
+    /// The key's own deadline (an imported key's original expiry); `None` for keys issued here.
+    pub deadline: Option<Timestamp>,
 }
 
 /// When, from where and by whom a revocation was asked, recorded with its events.
@@ -236,10 +238,10 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, cutoffs: &PruneCutoffs) -> StoreResult<()>;
 
     /// The user and password hash for a sign-in name (case-insensitive).
-    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>>;
+    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, StoredHash)>>;
 
     /// The user and password hash by id.
-    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>>;
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, StoredHash)>>;
 
     /// Stores a new key and, in the same transaction, marks the user's expired keys, evicts the
     /// least recently used ones so that at most `policy.max_per_user` stay live, and records
@@ -252,7 +254,8 @@ pub trait Store: Send + Sync + 'static {
         event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>>;
 
-    /// Replaces a password hash (an upgrade after the parameters changed).
+    /// Replaces a password hash with one made here (an upgrade after the parameters changed, or
+    /// of an imported hash): the account's hash is no longer legacy.
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()>;
 
     /// Replaces the password hash, revokes every key (`password_changed`), stores `new_key` and

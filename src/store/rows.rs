@@ -6,18 +6,18 @@ use uuid::Uuid;
 
 use super::{KeyRecord, RevokedKey, StoreError, StoreResult};
 use crate::domain::{
-    Event, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, Suspension, Timestamp,
-    User, Username,
+    Event, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, StoredHash, Suspension,
+    Timestamp, User, Username,
 };
 
 /// The columns of [`KeyRow`], on the table aliased `k`.
 pub(super) const KEY_COLUMNS: &str =
     "k.id, k.user_id, k.digest, k.created_ms, k.last_used_ms, k.last_ip, k.user_agent, \
-     k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity";
+     k.revoked_ms, k.revoke_reason, k.revoked_network, k.created_ip, k.activity, k.expires_ms";
 
 /// A user and their password hash; `find_login` and `find_user` add the condition.
 pub(super) const LOGIN_SELECT: &str =
-    "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc \
+    "SELECT u.id AS user_id, u.username, u.role, u.created_ms AS user_created_ms, p.phc, p.legacy \
      FROM users u JOIN password_hashes p ON p.user_id = u.id";
 
 /// The columns of [`UserRow`] from the `users` table itself.
@@ -61,11 +61,18 @@ pub(super) struct LoginRow {
     #[sqlx(flatten)]
     user: UserRow,
     phc: String,
+    legacy: bool,
 }
 
 impl LoginRow {
-    pub(super) fn into_login(self) -> StoreResult<(User, String)> {
-        Ok((self.user.try_into()?, self.phc))
+    pub(super) fn into_login(self) -> StoreResult<(User, StoredHash)> {
+        Ok((
+            self.user.try_into()?,
+            StoredHash {
+                phc: self.phc,
+                legacy: self.legacy,
+            },
+        ))
     }
 }
 
@@ -83,6 +90,7 @@ pub(super) struct KeyRow {
     revoked_network: Option<String>,
     created_ip: Option<String>,
     activity: Option<String>,
+    expires_ms: Option<i64>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -108,6 +116,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             created_ip: row.created_ip,
             revoked_network: row.revoked_network,
             activity: row.activity,
+            deadline: row.expires_ms.map(ts),
         })
     }
 }
@@ -157,10 +166,11 @@ pub(super) struct LiveKeyRow {
     pub(super) id: Uuid,
     pub(super) created_ms: i64,
     pub(super) last_used_ms: Option<i64>,
+    pub(super) expires_ms: Option<i64>,
 }
 
 /// The columns of [`LiveKeyRow`].
-pub(super) const LIVE_KEY_COLUMNS: &str = "id, created_ms, last_used_ms";
+pub(super) const LIVE_KEY_COLUMNS: &str = "id, created_ms, last_used_ms, expires_ms";
 
 /// One position of the revocation feed.
 #[derive(sqlx::FromRow)]
@@ -187,7 +197,7 @@ pub(super) fn expired_keys(
     let mut expired: Vec<(Uuid, Timestamp)> = candidates
         .into_iter()
         .filter_map(
-            |k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), now) {
+            |k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), k.expires_ms.map(ts), now) {
                 KeyStatus::Expired { at } => Some((k.id, at)),
                 KeyStatus::Live => None,
             },
@@ -200,8 +210,9 @@ pub(super) fn expired_keys(
 }
 
 /// The bounds by which expiry candidates are selected: `created_ms <= by_lifetime`, and, when
-/// an idle timeout is set, `coalesce(last_used_ms, created_ms) <= by_idleness`. Each is implied
-/// by its deadline having passed, so no expired key escapes them.
+/// an idle timeout is set, `coalesce(last_used_ms, created_ms) <= by_idleness`; and, for keys
+/// with a deadline of their own (imported ones), `expires_ms <= now`. Each is implied by its
+/// deadline having passed, so no expired key escapes them.
 pub(super) fn expiry_bounds(policy: &KeyPolicy, now: Timestamp) -> (Timestamp, Option<Timestamp>) {
     (
         now.minus(policy.lifetime),

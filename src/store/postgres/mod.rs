@@ -54,7 +54,7 @@ use super::{
     StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspension};
+use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, StoredHash, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -81,12 +81,17 @@ const PROBE: [&str; 2] = [
 /// (`keys_live_by_last_use`). Which of them expired, and when, is [`KeyPolicy`]'s to say. Keys of
 /// service accounts last until revoked and are never candidates (each candidate's owner looked
 /// up by primary key).
-const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND k.created_ms <= $1";
-const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= $1";
+/// Keys with a deadline of their own (imported from the original back end) past it at $1
+/// (`keys_live_by_deadline`).
+const EXPIRY_CANDIDATES_BY_DEADLINE: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND k.expires_ms IS NOT NULL AND k.expires_ms <= $1";
 /// Marks keys expired, each at its own deadline, if still live.
 const EXPIRE: &str = "UPDATE keys SET revoke_reason = 'expired', revoked_ms = v.at \
      FROM unnest($1::uuid[], $2::bigint[]) AS v(id, at) WHERE keys.id = v.id AND keys.revoked_ms IS NULL";
@@ -724,6 +729,12 @@ impl Store for PgStore {
                         .await?,
                 );
             }
+            candidates.extend(
+                sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_DEADLINE)
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
             let mut expired = 0;
             for chunk in expired_keys(policy, now, candidates).chunks(10_000) {
                 let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
@@ -772,7 +783,7 @@ impl Store for PgStore {
         .await
     }
 
-    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
+    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> =
             sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.username_canonical = $1"))
                 .bind(canonical_name)
@@ -781,7 +792,7 @@ impl Store for PgStore {
         row.map(LoginRow::into_login).transpose()
     }
 
-    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>> {
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -815,6 +826,7 @@ impl Store for PgStore {
                     id: row.id,
                     created: ts(row.created_ms),
                     last_used: row.last_used_ms.map(ts),
+                    deadline: row.expires_ms.map(ts),
                 })
                 .collect();
             let plan = policy.plan_issue(&live, key.created);
@@ -858,7 +870,7 @@ impl Store for PgStore {
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
         self.writing(async {
-            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2 WHERE user_id = $3")
+            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3")
                 .bind(phc)
                 .bind(now.as_millis())
                 .bind(user_id)
@@ -879,7 +891,7 @@ impl Store for PgStore {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             lock_user(&mut tx, user_id).await?;
-            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2 WHERE user_id = $3")
+            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3")
                 .bind(phc)
                 .bind(new_key.created.as_millis())
                 .bind(user_id)

@@ -159,13 +159,17 @@ fn from_row(row: &Row<'_>) -> StoreResult<(KeyRecord, User)> {
         revoked_network: row.get(9).map_err(get)?,
         created_ip: row.get(10).map_err(get)?,
         activity: row.get(11).map_err(get)?,
+        deadline: row
+            .get::<_, Option<i64>>(12)
+            .map_err(get)?
+            .map(Timestamp::from_millis),
     };
-    let role: String = row.get(13).map_err(get)?;
+    let role: String = row.get(14).map_err(get)?;
     let user = User {
         id: key.user_id,
-        name: Username::from_trusted(row.get(12).map_err(get)?),
+        name: Username::from_trusted(row.get(13).map_err(get)?),
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
-        created: Timestamp::from_millis(row.get(14).map_err(get)?),
+        created: Timestamp::from_millis(row.get(15).map_err(get)?),
     };
     Ok((key, user))
 }

@@ -36,7 +36,7 @@ use super::{
     StoreError, StoreResult, ACCOUNT_DELETED,
 };
 use crate::domain::key_lifecycle::KeyUse;
-use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, Suspension};
+use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, StoredHash, Suspension};
 use crate::domain::{
     Counter, FailureLog, KeyDigest, KeyPolicy, RevocationReason, ThrottlePolicy, Timestamp, User,
 };
@@ -54,12 +54,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// accounts last until revoked (`Role::keys_last_until_revoked`) and are never candidates: each
 /// candidate's owner is looked up by primary key (`CROSS JOIN` keeps the keys index as the outer
 /// loop in SQLite, rather than a scan of `users`).
-const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND k.created_ms <= ?1";
-const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms \
+const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= ?1";
+/// Keys with a deadline of their own (imported from the original back end) past it at ?1
+/// (`keys_live_by_deadline`).
+const EXPIRY_CANDIDATES_BY_DEADLINE: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
+     FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
+     AND k.revoked_ms IS NULL AND k.expires_ms IS NOT NULL AND k.expires_ms <= ?1";
 /// Marks one key expired at its deadline (?1), if it is still live.
 const EXPIRE: &str =
     "UPDATE keys SET revoke_reason = 'expired', revoked_ms = ?1 WHERE id = ?2 AND revoked_ms IS NULL";
@@ -651,6 +656,12 @@ impl Store for SqliteStore {
                         .await?,
                 );
             }
+            candidates.extend(
+                sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_DEADLINE)
+                    .bind(now.as_millis())
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
             let mut expired = 0;
             for (id, at) in expired_keys(policy, now, candidates) {
                 let done = sqlx::query(EXPIRE)
@@ -693,7 +704,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, String)>> {
+    async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.username_canonical = ?"))
             .bind(canonical_name)
             .fetch_optional(&self.read)
@@ -701,7 +712,7 @@ impl Store for SqliteStore {
         row.map(LoginRow::into_login).transpose()
     }
 
-    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, String)>> {
+    async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> = sqlx::query_as(&format!("{LOGIN_SELECT} WHERE u.id = ?"))
             .bind(id)
             .fetch_optional(&self.read)
@@ -732,6 +743,7 @@ impl Store for SqliteStore {
                     id: row.id,
                     created: ts(row.created_ms),
                     last_used: row.last_used_ms.map(ts),
+                    deadline: row.expires_ms.map(ts),
                 })
                 .collect();
             let plan = policy.plan_issue(&live, key.created);
@@ -775,7 +787,7 @@ impl Store for SqliteStore {
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
         self.writing(async {
-            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
                 .bind(phc)
                 .bind(now.as_millis())
                 .bind(user_id)
@@ -795,7 +807,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ? WHERE user_id = ?")
+            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
                 .bind(phc)
                 .bind(new_key.created.as_millis())
                 .bind(user_id)
@@ -1208,7 +1220,7 @@ mod tests {
         let store = SqliteStore::open(&path).await.unwrap();
         let (user, phc) = store.find_login("bill").await.unwrap().unwrap();
         assert_eq!(
-            (user.id, user.name.as_str(), user.role, phc.as_str()),
+            (user.id, user.name.as_str(), user.role, phc.phc.as_str()),
             (bill, "Bill", Role::Admin, "$argon2id$old")
         );
         let (key, owner) = store.find_key(&KeyDigest(live_digest)).await.unwrap().unwrap();
@@ -1311,6 +1323,7 @@ mod tests {
         for sql in PRUNE.into_iter().chain([
             EXPIRY_CANDIDATES_BY_LIFETIME,
             EXPIRY_CANDIDATES_BY_IDLENESS,
+            EXPIRY_CANDIDATES_BY_DEADLINE,
             EXPIRE,
             tickets::PRUNE,
             tickets::TAKE,

@@ -21,10 +21,12 @@ pub enum EventKind {
     Suspended,
     SuspensionLifted,
     RoleChanged,
+    /// The account was moved in from another back end (`admin import`, issue 16).
+    Imported,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         Self::SignedUp,
         Self::SignedIn,
         Self::SignInFailed,
@@ -35,6 +37,7 @@ impl EventKind {
         Self::Suspended,
         Self::SuspensionLifted,
         Self::RoleChanged,
+        Self::Imported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl EventKind {
             Self::Suspended => "suspended",
             Self::SuspensionLifted => "suspension_lifted",
             Self::RoleChanged => "role_changed",
+            Self::Imported => "imported",
         }
     }
 
@@ -122,7 +126,7 @@ pub struct Event {
     pub at: Timestamp,
     /// `signed_up`, `signed_in`, `sign_in_failed`, `sign_in_throttled`, `key_revoked` (with
     /// `reason`), `password_changed`, `account_deleted`, `suspended`, `suspension_lifted`,
-    /// `role_changed`.
+    /// `role_changed`, `imported`.
     pub kind: String,
     /// The account it is about; null for a sign-in attempt with a name that matches no account.
     #[schema(required = true)]

@@ -6,6 +6,7 @@
 pub mod access_key;
 pub mod anomaly;
 pub mod event;
+pub mod import;
 pub mod key_lifecycle;
 pub mod legacy;
 pub mod name_digest;

@@ -11,7 +11,7 @@ const MAX_LEN: usize = 20;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Username(String);
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UsernameError {
     #[error("username must be 3 to 20 characters long")]
     Length,

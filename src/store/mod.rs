@@ -5,6 +5,7 @@
 
 mod error;
 mod health;
+mod import;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -15,6 +16,7 @@ mod tickets;
 mod conformance;
 
 pub use error::{BoxError, StoreError, StoreResult};
+pub use import::{ImportKey, KeyOutcome, UserOutcome};
 pub use tickets::{NewTicket, TakenTicket};
 
 use std::net::IpAddr;
@@ -26,6 +28,7 @@ use crate::domain::{
     ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
     SharedActivity, StoredHash, Suspension, ThrottlePolicy, Timestamp, User,
 };
+use crate::domain::import::{ImportUser, Run};
 use crate::domain::{FeedBounds, FeedEntry};
 
 /// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:
@@ -98,7 +101,8 @@ pub struct PruneCutoffs {
     pub throttles: Timestamp,
     /// Known networks (by their last successful sign-in).
     pub known_networks: Timestamp,
-    /// Revoked keys (by their revocation).
+    /// Revoked keys (by their revocation); and imported keys remembered by digest, by their
+    /// original expiry (as long after it as a revoked key is listed).
     pub revoked_keys: Timestamp,
     /// Shared anomaly state: request counts of windows that started before, networks last seen
     /// before.
@@ -368,4 +372,32 @@ pub trait Store: Send + Sync + 'static {
     /// The lowest and highest `seq` the feed keeps ([`Store::prune`] deletes only a prefix of
     /// it and keeps the newest row, so the highest is the highest ever given).
     async fn feed_bounds(&self) -> StoreResult<FeedBounds>;
+
+    // Imports (issue 16)
+
+    /// Imports a batch of accounts in one transaction, as [`crate::domain::import::plan_batch`]
+    /// decides from what is stored: new accounts with their (legacy) hash, an `imported` record
+    /// and event each; accounts imported by an earlier run get the source's hash when theirs
+    /// was never used here and differs. The classes of the hashes are recorded
+    /// (`password_hash_classes`). A dry run rolls back. One outcome per row, in order.
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>>;
+
+    /// Imports a batch of the original back end's live keys of imported accounts, in one
+    /// transaction (rolled back in a dry run): stored by digest with their own deadline, and
+    /// remembered by digest for good (a key signed out here is never brought back). A key seen
+    /// again is marked as seen by this run. One outcome per key, in order.
+    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>>;
+
+    /// Revokes (`signed_out`, at `now`) at most `limit` live imported keys that this run of a
+    /// complete import no longer found at the source (signed out there, or their password
+    /// changed) and whose original expiry is still ahead; returns them with their owners.
+    async fn revoke_keys_gone_from_source(
+        &self,
+        run: &Run,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, RevokedKey)>>;
+
+    /// The classes of imported hashes (`password_hash_classes`), as written.
+    async fn hash_classes(&self) -> StoreResult<Vec<String>>;
 }

@@ -28,6 +28,7 @@
 pub mod listen;
 mod suspensions;
 
+mod import;
 mod service_accounts;
 mod stream;
 mod tickets;
@@ -50,9 +51,10 @@ use super::rows::{
     LoginRow, RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
-    Admission, Cause, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store,
-    StoreError, StoreResult, ACCOUNT_DELETED,
+    Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
+    RevokedKey, Store, StoreError, StoreResult, UserOutcome, ACCOUNT_DELETED,
 };
+use crate::domain::import::{ImportUser, Run};
 use crate::domain::key_lifecycle::KeyUse;
 use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, StoredHash, Suspension};
 use crate::domain::{
@@ -777,6 +779,10 @@ impl Store for PgStore {
                 .bind(cutoffs.tickets.as_millis())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(import::PRUNE)
+                .bind(cutoffs.revoked_keys.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1138,6 +1144,29 @@ impl Store for PgStore {
 
     async fn feed_bounds(&self) -> StoreResult<FeedBounds> {
         stream::feed_bounds(&self.pool).await
+    }
+
+    // Imports (issue 16)
+
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
+        self.import_user_batch(run, batch).await
+    }
+
+    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
+        self.import_key_batch(run, batch).await
+    }
+
+    async fn revoke_keys_gone_from_source(
+        &self,
+        run: &Run,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, RevokedKey)>> {
+        self.revoke_gone_keys(run, now, limit).await
+    }
+
+    async fn hash_classes(&self) -> StoreResult<Vec<String>> {
+        self.list_hash_classes().await
     }
 }
 

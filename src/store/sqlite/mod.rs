@@ -5,6 +5,7 @@
 //! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
+mod import;
 mod key_reader;
 mod suspensions;
 
@@ -32,9 +33,10 @@ use super::rows::{
     UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
-    Admission, Cause, CountedAttempt, KeyRecord, KeyUsage, NewKey, PruneCutoffs, RevokedKey, Store,
-    StoreError, StoreResult, ACCOUNT_DELETED,
+    Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
+    RevokedKey, Store, StoreError, StoreResult, UserOutcome, ACCOUNT_DELETED,
 };
+use crate::domain::import::{ImportUser, Run};
 use crate::domain::key_lifecycle::KeyUse;
 use crate::domain::{ActivityDelta, Event, NewEvent, Role, SharedActivity, StoredHash, Suspension};
 use crate::domain::{
@@ -699,6 +701,10 @@ impl Store for SqliteStore {
                 .bind(cutoffs.tickets.as_millis())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(import::PRUNE)
+                .bind(cutoffs.revoked_keys.as_millis())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await
         })
         .await
@@ -1025,6 +1031,29 @@ impl Store for SqliteStore {
     async fn feed_bounds(&self) -> StoreResult<FeedBounds> {
         stream::feed_bounds(&self.read).await
     }
+
+    // Imports (issue 16)
+
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
+        self.import_user_batch(run, batch).await
+    }
+
+    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
+        self.import_key_batch(run, batch).await
+    }
+
+    async fn revoke_keys_gone_from_source(
+        &self,
+        run: &Run,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, RevokedKey)>> {
+        self.revoke_gone_keys(run, now, limit).await
+    }
+
+    async fn hash_classes(&self) -> StoreResult<Vec<String>> {
+        self.list_hash_classes().await
+    }
 }
 
 #[cfg(test)]
@@ -1327,6 +1356,7 @@ mod tests {
             EXPIRE,
             tickets::PRUNE,
             tickets::TAKE,
+            import::PRUNE,
         ]) {
             let mut explain = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -119,6 +119,15 @@ impl WriteTx {
     }
 }
 
+impl WriteTx {
+    /// Rolls back (a dry run), waiting until the connection is clean again.
+    pub(super) async fn rollback(mut self) {
+        if let Some(conn) = self.conn.take() {
+            clean_up(conn).await;
+        }
+    }
+}
+
 impl Deref for WriteTx {
     type Target = SqliteConnection;
 

@@ -1,0 +1,113 @@
+//! Imports (issue 16) as storage sees them: batches of accounts and of the original back end's
+//! keys, each written in one transaction (rolled back in a dry run), and what each row became.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::rows::ts;
+use super::{StoreError, StoreResult};
+use crate::domain::import::{Existing, ImportedAs, Plan, Refusal, Run, Source};
+use crate::domain::{EventKind, KeyDigest, NewEvent, Timestamp};
+
+/// What a batch did with one account row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserOutcome {
+    /// A new account (with this id).
+    Imported { id: Uuid },
+    /// Imported by an earlier run. `hash_updated`: its hash had changed at the source and had
+    /// never been used here (still the imported one), so it was brought up to date.
+    Present { id: Uuid, hash_updated: bool },
+    Refused(Refusal),
+}
+
+/// A key of the original back end to keep (`--keep-keys`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportKey {
+    /// Where it is in the source, for the report.
+    pub at: String,
+    /// Its owner's id at the source.
+    pub source_user_id: String,
+    pub digest: KeyDigest,
+    pub created: Timestamp,
+    /// The source's own expiry, kept as the key's deadline.
+    pub expires: Timestamp,
+}
+
+/// What a batch did with one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// Stored as a live key of this account, with this public id.
+    Imported { user_id: Uuid, key_id: Uuid },
+    /// Imported by an earlier run (live, signed out or expired here since: never brought back).
+    Present,
+    /// Its owner was not imported (refused), or was deleted here since.
+    NoOwner,
+    /// Its owner is suspended here: the key would let them in.
+    OwnerSuspended,
+}
+
+/// The `imported` event of an account.
+pub(crate) fn imported_event(run: &Run, user_id: Uuid) -> NewEvent {
+    NewEvent::new(EventKind::Imported, run.started, Some(user_id))
+        .with_detail(serde_json::json!({ "source": run.source.as_str() }))
+}
+
+/// The outcomes of a batch, once planned and written.
+pub(crate) fn outcomes(plans: Vec<Plan>, inserted: &HashSet<Uuid>, updated: &HashSet<Uuid>) -> Vec<UserOutcome> {
+    plans
+        .into_iter()
+        .map(|plan| match plan {
+            Plan::Insert { id } if inserted.contains(&id) => UserOutcome::Imported { id },
+            // The name or id was taken between the lookup and the insert (another process).
+            Plan::Insert { .. } => UserOutcome::Refused(Refusal::Taken("an account made meanwhile".into())),
+            Plan::Present { id } => UserOutcome::Present {
+                id,
+                hash_updated: updated.contains(&id),
+            },
+            Plan::Refuse(why) => UserOutcome::Refused(why),
+        })
+        .collect()
+}
+
+
+/// An account that a row of a batch may be, as the lookups read it.
+#[derive(sqlx::FromRow)]
+pub(super) struct ExistingRow {
+    id: Uuid,
+    username: String,
+    canonical: String,
+    source: Option<String>,
+    source_id: Option<String>,
+    source_ref: Option<String>,
+    run_ms: Option<i64>,
+}
+
+impl ExistingRow {
+    pub(super) fn into_existing(self) -> StoreResult<(String, Option<String>, Existing)> {
+        let imported = match (self.source, self.source_ref, self.run_ms) {
+            (Some(source), Some(at), Some(run)) => Some(ImportedAs {
+                source: Source::parse(&source)
+                    .ok_or_else(|| StoreError::Corrupt(format!("import source {source:?}")))?,
+                source_id: self.source_id.clone(),
+                at,
+                run: ts(run),
+            }),
+            _ => None,
+        };
+        Ok((
+            self.canonical,
+            self.source_id,
+            Existing {
+                id: self.id,
+                name: self.username,
+                imported,
+            },
+        ))
+    }
+}
+
+/// The columns of [`ExistingRow`] (`users u LEFT JOIN imported_users i`).
+pub(super) const EXISTING_COLUMNS: &str = "u.id, u.username, u.username_canonical AS canonical, i.source, i.source_id, \
+     i.source_ref, i.run_ms";
+

@@ -1,0 +1,390 @@
+//! Imports (issue 16) on SQLite: each batch is one write transaction, a few statements whatever
+//! its size (lookups with `IN (…)`, multi-row inserts), so a batch of 1,000 rows holds the write
+//! lock for milliseconds and the service keeps answering meanwhile.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::{insert_feed, revoke_where, SqliteStore};
+use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
+use crate::domain::{KeyDigest, RevocationReason, Timestamp};
+use crate::store::rows::digest_from;
+use crate::store::import::{imported_event, outcomes, ExistingRow, EXISTING_COLUMNS};
+use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
+
+/// Deletes remembered imported keys long past their original expiry (?1 the cutoff).
+pub(super) const PRUNE: &str = "DELETE FROM imported_keys WHERE expires_ms < ?1";
+
+/// `?, ?, …` for `n` values.
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// `(?, ?, …), (…), …`: `rows` tuples of `width` values.
+fn tuples(rows: usize, width: usize) -> String {
+    let one = format!("({})", marks(width));
+    vec![one.as_str(); rows].join(", ")
+}
+
+/// What storage holds for a batch: accounts by canonical name, imported accounts by source id,
+/// and the proposed ids already taken.
+async fn lookups(
+    conn: &mut SqliteConnection,
+    run: &Run,
+    batch: &[ImportUser],
+) -> StoreResult<(HashMap<String, Existing>, HashMap<String, Existing>, HashSet<Uuid>)> {
+    let mut by_name = HashMap::new();
+    let sql = format!(
+        "SELECT {EXISTING_COLUMNS} FROM users u LEFT JOIN imported_users i ON i.user_id = u.id \
+         WHERE u.username_canonical IN ({})",
+        marks(batch.len())
+    );
+    let mut query = sqlx::query_as::<_, ExistingRow>(&sql);
+    for row in batch {
+        query = query.bind(row.name.canonical());
+    }
+    for found in query.fetch_all(&mut *conn).await? {
+        let (canonical, _, existing) = found.into_existing()?;
+        by_name.insert(canonical, existing);
+    }
+    let mut by_source_id = HashMap::new();
+    let source_ids: Vec<&str> = batch.iter().filter_map(|r| r.source_id.as_deref()).collect();
+    if !source_ids.is_empty() {
+        let sql = format!(
+            "SELECT {EXISTING_COLUMNS} FROM imported_users i JOIN users u ON u.id = i.user_id \
+             WHERE i.source = ? AND i.source_id IN ({})",
+            marks(source_ids.len())
+        );
+        let mut query = sqlx::query_as::<_, ExistingRow>(&sql).bind(run.source.as_str());
+        for id in &source_ids {
+            query = query.bind(*id);
+        }
+        for found in query.fetch_all(&mut *conn).await? {
+            if let (_, Some(source_id), existing) = found.into_existing()? {
+                by_source_id.insert(source_id, existing);
+            }
+        }
+    }
+    let sql = format!("SELECT id FROM users WHERE id IN ({})", marks(batch.len()));
+    let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+    for row in batch {
+        query = query.bind(row.id);
+    }
+    let ids_taken: HashSet<Uuid> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+    Ok((by_name, by_source_id, ids_taken))
+}
+
+/// The new accounts of a batch: users (those whose name or id got taken meanwhile are left out
+/// by `ON CONFLICT`), then their hashes, import records and events. Returns the ids inserted.
+async fn insert_accounts(
+    conn: &mut SqliteConnection,
+    run: &Run,
+    new: &[(Uuid, &ImportUser)],
+) -> StoreResult<HashSet<Uuid>> {
+    if new.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "INSERT INTO users (id, username, username_canonical, role, created_ms) VALUES {} \
+         ON CONFLICT DO NOTHING RETURNING id",
+        tuples(new.len(), 5)
+    );
+    let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+    for (id, row) in new {
+        query = query
+            .bind(*id)
+            .bind(row.name.as_str())
+            .bind(row.name.canonical())
+            .bind(row.role.as_str())
+            .bind(row.created.as_millis());
+    }
+    let inserted: HashSet<Uuid> = query.fetch_all(&mut *conn).await?.into_iter().collect();
+    let new: Vec<&(Uuid, &ImportUser)> = new.iter().filter(|(id, _)| inserted.contains(id)).collect();
+    if new.is_empty() {
+        return Ok(inserted);
+    }
+    let sql = format!(
+        "INSERT INTO password_hashes (user_id, phc, updated_ms, legacy) VALUES {}",
+        tuples(new.len(), 4)
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, row) in &new {
+        query = query
+            .bind(*id)
+            .bind(&row.hash)
+            .bind(row.hash_updated.as_millis())
+            .bind(true);
+    }
+    query.execute(&mut *conn).await?;
+    let sql = format!(
+        "INSERT INTO imported_users (user_id, source, source_id, source_ref, run_ms, imported_ms) VALUES {}",
+        tuples(new.len(), 6)
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, row) in &new {
+        query = query
+            .bind(*id)
+            .bind(run.source.as_str())
+            .bind(row.source_id.as_deref())
+            .bind(&row.at)
+            .bind(run.started.as_millis())
+            .bind(run.started.as_millis());
+    }
+    query.execute(&mut *conn).await?;
+    let sql = format!(
+        "INSERT INTO events (id, at_ms, kind, user_id, actor_id, network, detail) VALUES {}",
+        tuples(new.len(), 7)
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, _) in &new {
+        let event = imported_event(run, *id);
+        query = query
+            .bind(event.id)
+            .bind(event.at.as_millis())
+            .bind(event.kind.as_str())
+            .bind(event.user_id)
+            .bind(event.actor_id)
+            .bind(event.network)
+            .bind(event.detail.to_string());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(inserted)
+}
+
+/// Records the classes of a batch's hashes.
+async fn insert_classes(conn: &mut SqliteConnection, batch: &[ImportUser]) -> StoreResult<()> {
+    let classes: HashSet<String> = batch.iter().map(|r| r.class.to_string()).collect();
+    if classes.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO password_hash_classes (class) VALUES {} ON CONFLICT DO NOTHING",
+        tuples(classes.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for class in &classes {
+        query = query.bind(class);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) async fn import_user_batch(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let (by_name, by_source_id, ids_taken) = lookups(&mut tx, run, batch).await?;
+            let plans = plan_batch(run, batch, &by_name, &by_source_id, &ids_taken);
+            let new: Vec<(Uuid, &ImportUser)> = plans
+                .iter()
+                .zip(batch)
+                .filter_map(|(plan, row)| match plan {
+                    Plan::Insert { id } => Some((*id, row)),
+                    _ => None,
+                })
+                .collect();
+            let inserted = insert_accounts(&mut tx, run, &new).await?;
+            let mut updated = HashSet::new();
+            for (plan, row) in plans.iter().zip(batch) {
+                if let Plan::Present { id } = plan {
+                    let done = sqlx::query(
+                        "UPDATE password_hashes SET phc = ?, updated_ms = ? \
+                         WHERE user_id = ? AND legacy = 1 AND phc <> ?",
+                    )
+                    .bind(&row.hash)
+                    .bind(row.hash_updated.as_millis())
+                    .bind(id)
+                    .bind(&row.hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() > 0 {
+                        updated.insert(*id);
+                    }
+                }
+            }
+            insert_classes(&mut tx, batch).await?;
+            if run.dry_run {
+                tx.rollback().await;
+            } else {
+                tx.commit().await?;
+            }
+            Ok(outcomes(plans, &inserted, &updated))
+        })
+        .await
+    }
+
+    pub(super) async fn import_key_batch(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let sql = format!(
+                "SELECT digest FROM imported_keys WHERE digest IN ({})",
+                marks(batch.len())
+            );
+            let mut query = sqlx::query_scalar::<_, Vec<u8>>(&sql);
+            for key in batch {
+                query = query.bind(&key.digest.0[..]);
+            }
+            let mut present: HashSet<KeyDigest> = HashSet::new();
+            for digest in query.fetch_all(&mut *tx).await? {
+                present.insert(digest_from(digest)?);
+            }
+            let owners_sql = format!(
+                "SELECT source_id, user_id FROM imported_users WHERE source = 'mysql' AND source_id IN ({})",
+                marks(batch.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, Uuid)>(&owners_sql);
+            for key in batch {
+                query = query.bind(&key.source_user_id);
+            }
+            let owners: HashMap<String, Uuid> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+            let suspended: HashSet<Uuid> = if owners.is_empty() {
+                HashSet::new()
+            } else {
+                let sql = format!(
+                    "SELECT DISTINCT user_id FROM suspensions WHERE user_id IN ({}) \
+                     AND lifted_ms IS NULL AND (until_ms IS NULL OR until_ms > ?)",
+                    marks(owners.len())
+                );
+                let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+                for id in owners.values() {
+                    query = query.bind(*id);
+                }
+                query
+                    .bind(run.started.as_millis())
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut new: Vec<(Uuid, Uuid, &ImportKey)> = Vec::new();
+            let mut seen: HashSet<KeyDigest> = HashSet::new();
+            for key in batch {
+                let outcome = if present.contains(&key.digest) || !seen.insert(key.digest) {
+                    KeyOutcome::Present
+                } else {
+                    match owners.get(&key.source_user_id) {
+                        None => KeyOutcome::NoOwner,
+                        Some(user_id) if suspended.contains(user_id) => KeyOutcome::OwnerSuspended,
+                        Some(user_id) => {
+                            let key_id = Uuid::new_v4();
+                            new.push((key_id, *user_id, key));
+                            KeyOutcome::Imported {
+                                user_id: *user_id,
+                                key_id,
+                            }
+                        }
+                    }
+                };
+                outcomes.push(outcome);
+            }
+            if !new.is_empty() {
+                let sql = format!(
+                    "INSERT INTO keys (id, user_id, digest, created_ms, expires_ms) VALUES {} \
+                     ON CONFLICT DO NOTHING",
+                    tuples(new.len(), 5)
+                );
+                let mut query = sqlx::query(&sql);
+                for (key_id, user_id, key) in &new {
+                    query = query
+                        .bind(*key_id)
+                        .bind(*user_id)
+                        .bind(&key.digest.0[..])
+                        .bind(key.created.as_millis())
+                        .bind(key.expires.as_millis());
+                }
+                query.execute(&mut *tx).await?;
+                let sql = format!(
+                    "INSERT INTO imported_keys (digest, key_id, user_id, expires_ms, seen_ms) VALUES {} \
+                     ON CONFLICT DO NOTHING",
+                    tuples(new.len(), 5)
+                );
+                let mut query = sqlx::query(&sql);
+                for (key_id, user_id, key) in &new {
+                    query = query
+                        .bind(&key.digest.0[..])
+                        .bind(*key_id)
+                        .bind(*user_id)
+                        .bind(key.expires.as_millis())
+                        .bind(run.started.as_millis());
+                }
+                query.execute(&mut *tx).await?;
+            }
+            if !present.is_empty() {
+                let sql = format!(
+                    "UPDATE imported_keys SET seen_ms = ? WHERE digest IN ({})",
+                    marks(present.len())
+                );
+                let mut query = sqlx::query(&sql).bind(run.started.as_millis());
+                for digest in &present {
+                    query = query.bind(&digest.0[..]);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            if run.dry_run {
+                tx.rollback().await;
+            } else {
+                tx.commit().await?;
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    pub(super) async fn revoke_gone_keys(
+        &self,
+        run: &Run,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, RevokedKey)>> {
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            let gone: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                "SELECT k.user_id, k.id FROM imported_keys i JOIN keys k ON k.digest = i.digest \
+                 WHERE i.seen_ms < ? AND i.expires_ms > ? AND k.revoked_ms IS NULL LIMIT ?",
+            )
+            .bind(run.started.as_millis())
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut revoked = Vec::with_capacity(gone.len());
+            for (user_id, key_id) in gone {
+                let one = [key_id];
+                let keys = revoke_where(
+                    &mut tx,
+                    user_id,
+                    Some(&one),
+                    RevocationReason::SignedOut,
+                    &Cause::new(now, None),
+                )
+                .await?;
+                insert_feed(&mut tx, user_id, &keys, None, now).await?;
+                revoked.extend(keys.into_iter().map(|k| (user_id, k)));
+            }
+            if run.dry_run {
+                tx.rollback().await;
+            } else {
+                tx.commit().await?;
+            }
+            Ok(revoked)
+        })
+        .await
+    }
+
+    pub(super) async fn list_hash_classes(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT class FROM password_hash_classes ORDER BY class")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+}

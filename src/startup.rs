@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::{DatabaseTarget, Settings};
 use crate::domain::name_digest::NAME_KEY_BYTES;
-use crate::domain::{NameKey, RevocationReason};
+use crate::domain::{HashClass, NameKey, RevocationReason};
 use crate::http::connection::Connections;
 use crate::http::server::{self, Limits};
 use crate::http::{AppState, Shared};
@@ -199,6 +199,22 @@ impl Services {
         self.flush().await;
         self.store.close().await;
     }
+
+    /// Measures the cost of each class of password hash in use on this machine (the configured
+    /// one, and those imports recorded), so that a wrong password takes as long whatever the
+    /// account's hash (`service::hasher::Timing`). At start, then again at each housekeeping
+    /// (`again`), which also picks up the classes of an import run meanwhile.
+    pub async fn measure_hash_classes(&self, again: bool) {
+        let hasher = self.accounts.hasher();
+        let mut classes = vec![hasher.native_class()];
+        match self.store.hash_classes().await {
+            Ok(stored) => classes.extend(stored.iter().filter_map(|c| HashClass::parse(c))),
+            Err(e) => tracing::warn!(error = %e, "cannot read the classes of imported password hashes"),
+        }
+        if let Err(e) = hasher.calibrate(&classes, again).await {
+            tracing::warn!(error = %e, "cannot measure the password hash classes now; will retry");
+        }
+    }
 }
 
 pub struct Application {
@@ -220,6 +236,7 @@ impl Application {
             "connection limits"
         );
         let services = Services::build(settings, clock).await?;
+        services.measure_hash_classes(false).await;
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
@@ -377,7 +394,10 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                     Err(e) => tracing::warn!(error = %e, "cannot read the revocation feed"),
                 }
             }
-            _ = prune.tick() => services.prune().await,
+            _ = prune.tick() => {
+                services.prune().await;
+                services.measure_hash_classes(true).await;
+            }
             _ = stop.changed() => break,
         }
     }

@@ -155,6 +155,24 @@ Example:
         #[arg(long)]
         username: String,
     },
+    /// Moves players in from the original Kill Bill 2 back end (its MySQL/MariaDB database) or
+    /// from a JSON lines file: accounts keep their password (the player signs in with it), and
+    /// with --keep-keys their live keys keep working.
+    #[command(after_help = IMPORT_HELP)]
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// `mysql://user:password@host:port/database` (the original back end; the password may
+        /// also come from MYSQL_PWD), or a file of JSON lines.
+        #[arg(long, value_name = "SOURCE")]
+        from: String,
+        /// Reads and checks everything, reports what would be done, writes nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also keeps the original back end's live keys working (MySQL only), stored as digests.
+        #[arg(long)]
+        keep_keys: bool,
+    },
     /// Copies the SQLite database, consistently, while the service runs (for PostgreSQL use
     /// pg_dump).
     #[command(after_help = "\
@@ -179,6 +197,33 @@ Examples:
     },
 }
 
+const IMPORT_HELP: &str = "\
+Streams the source in batches of 1,000 rows, one transaction each, so it runs next to the
+service and its memory stays flat. Password hashes are kept as they are (Argon2 as Spring
+Security writes it, or bcrypt) and replaced by the configured Argon2id at each player's next
+sign-in. A name that is invalid here, or taken regardless of case (by an account here, by an
+earlier row of the source, or, in the original database, by another account differing only by
+case), is refused and listed, never renamed. Running it again imports nothing twice: accounts
+imported earlier are \"already present\" (a hash changed at the source since, and never used here,
+follows it), new keys are added, and keys no longer live at the source are revoked here. See
+docs/migration.md for the cut-over.
+
+JSON lines: one object a line, {\"username\", \"password_hash\", \"created\" (RFC 3339 or epoch
+ms, optional), \"role\" (USER or ADMIN, optional)}; unknown fields are refused.
+
+Each refused row is printed as it is met (`refused: line 7 (bill): why`), then the counts; with
+--json one document {\"refusals\": [{\"at\", \"name\", \"reason\"}], \"source\", \"dry_run\",
+\"accounts\": {\"read\", \"imported\", \"already_present\", \"hash_updated\", \"refused\"},
+\"keys\": {\"read\", \"imported\", \"already_present\", \"skipped\", \"refused\", \"revoked\"} or null,
+\"seconds\"}. A progress bar is drawn on standard error when it is a terminal. Exit 0 when the
+source was read to its end (refused rows included: they are listed and counted), 1 when it could
+not be (unreachable, unreadable), 2 for --keep-keys with a file or a URL that does not parse.
+
+Examples:
+  killbill-auth admin import --from 'mysql://kb2@10.0.0.5/killbill' --keep-keys --dry-run
+  MYSQL_PWD=… killbill-auth admin import --from mysql://kb2@10.0.0.5:3306/killbill --keep-keys
+  killbill-auth admin import --from players.jsonl --json > import-report.json";
+
 /// `--until`: an RFC 3339 date-time (a bad one is a usage error, exit 2, like any bad argument).
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(text)
@@ -196,6 +241,7 @@ impl AdminCommand {
             | AdminCommand::Suspend { common, .. }
             | AdminCommand::SetRole { common, .. }
             | AdminCommand::Unsuspend { common, .. }
+            | AdminCommand::Import { common, .. }
             | AdminCommand::Backup { common, .. } => common,
         }
     }
@@ -337,6 +383,12 @@ async fn admin(services: &Services, command: AdminCommand, json: bool) -> anyhow
                 print_line(&format!("lifted the suspension of {}", user.name))?;
             }
         }
+        AdminCommand::Import {
+            from,
+            dry_run,
+            keep_keys,
+            ..
+        } => import(services, &from, dry_run, keep_keys, json).await?,
         // Handled in `run`, before the services are built.
         AdminCommand::Backup { .. } => {}
     }
@@ -386,6 +438,142 @@ async fn list_users(services: &Services, json: bool) -> anyhow::Result<()> {
         ""
     })?;
     out.flush().map_err(stdout_error)
+}
+
+/// `admin import`: refusals as they come (text lines, or the elements of the JSON document's
+/// `refusals`), then the counts.
+async fn import(
+    services: &Services,
+    from: &str,
+    dry_run: bool,
+    keep_keys: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::service::import::{From, Importer, Options, SourceError};
+    let source = From::parse(from);
+    let importer = Importer::new(
+        services.store.clone(),
+        services.clock.clone(),
+        services.accounts.hasher(),
+        services.keys.clone(),
+    );
+    let mut sink = ImportOutput::new(json);
+    if json {
+        sink.write("{\n  \"refusals\": [")?;
+    }
+    let report = match importer
+        .run(&source, Options { dry_run, keep_keys }, &mut sink)
+        .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            sink.bar.finish_and_clear();
+            if json {
+                // Keep standard output a JSON document even when the import stops half-way.
+                let _ = sink.write("\n  ],\n  \"error\": true\n}\n");
+            }
+            return Err(match e.downcast::<SourceError>() {
+                Ok(usage) => UsageError(usage.0).into(),
+                Err(e) => e,
+            });
+        }
+    };
+    sink.bar.finish_and_clear();
+    if json {
+        let tail = serde_json::to_string_pretty(&report)?;
+        let tail = tail.strip_prefix('{').unwrap_or(&tail);
+        sink.write(if sink.any { "\n  ]," } else { "]," })?;
+        sink.write(tail)?;
+        return sink.write("\n");
+    }
+    let a = &report.accounts;
+    sink.write(&format!(
+        "accounts: {} imported, {} already present ({} with the hash updated), {} refused, of {} read ({:.1} s)\n",
+        a.imported, a.already_present, a.hash_updated, a.refused, a.read, report.seconds
+    ))?;
+    if let Some(k) = &report.keys {
+        let revoked = k
+            .revoked
+            .map_or_else(|| "not checked in a dry run".to_owned(), |n| n.to_string());
+        sink.write(&format!(
+            "keys: {} imported, {} already present, {} skipped (owner not imported or suspended), {} unreadable, of {} live read; revoked as gone from the source: {revoked}\n",
+            k.imported, k.already_present, k.skipped, k.refused, k.read
+        ))?;
+    }
+    if report.dry_run {
+        sink.write("dry run: nothing was written\n")?;
+    }
+    Ok(())
+}
+
+/// Where `admin import` writes: standard output for results, a progress bar on standard error
+/// when that is a terminal.
+struct ImportOutput {
+    json: bool,
+    /// Whether a refusal was written (JSON: the commas).
+    any: bool,
+    bar: indicatif::ProgressBar,
+}
+
+impl ImportOutput {
+    fn new(json: bool) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Self {
+            json,
+            any: false,
+            bar,
+        }
+    }
+
+    fn write(&self, text: &str) -> anyhow::Result<()> {
+        self.bar.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(stdout_error)
+        })
+    }
+}
+
+impl crate::service::import::ImportSink for ImportOutput {
+    fn refused(&mut self, refused: crate::service::import::Refused) -> anyhow::Result<()> {
+        let text = if self.json {
+            format!(
+                "{}\n    {}",
+                if self.any { "," } else { "" },
+                serde_json::to_string(&refused)?
+            )
+        } else {
+            match &refused.name {
+                Some(name) => format!("refused: {} ({name:?}): {}\n", refused.at, refused.reason),
+                None => format!("refused: {}: {}\n", refused.at, refused.reason),
+            }
+        };
+        self.any = true;
+        self.write(&text)
+    }
+
+    fn phase(&mut self, phase: crate::service::import::Phase, total: Option<u64>) {
+        use crate::service::import::Phase;
+        let template = match phase {
+            Phase::File => "{wide_bar} {percent}% {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            Phase::Accounts => "accounts {wide_bar} {percent}% {pos}/{len} ({per_sec}, {eta} left)",
+            Phase::Keys => "keys {wide_bar} {percent}% {pos}/{len} ({per_sec}, {eta} left)",
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            self.bar.set_style(style);
+        }
+        self.bar.set_position(0);
+        self.bar.set_length(total.unwrap_or(0));
+    }
+
+    fn progress(&mut self, position: u64) {
+        self.bar.set_position(position);
+    }
 }
 
 fn table_row(u: &User) -> String {

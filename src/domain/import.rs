@@ -159,7 +159,11 @@ pub fn parse_line(number: u64, bytes: &[u8]) -> Option<Result<SourceRow, (String
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            Err(if path == "." { inner } else { format!("{path}: {inner}") })
+            Err(if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            })
         }
     };
     let line = match parsed {
@@ -263,10 +267,14 @@ pub struct Existing {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// A new account with this id.
-    Insert { id: Uuid },
+    Insert {
+        id: Uuid,
+    },
     /// Imported by an earlier run: nothing new (its hash is brought up to date if it was never
     /// used here).
-    Present { id: Uuid },
+    Present {
+        id: Uuid,
+    },
     Refuse(Refusal),
 }
 
@@ -327,7 +335,8 @@ mod tests {
     use super::*;
     use crate::domain::legacy::Argon2Variant;
 
-    const SPRING: &str = "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+    const SPRING: &str =
+        "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
     const BCRYPT: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
 
     fn now() -> Timestamp {
@@ -372,13 +381,19 @@ mod tests {
                 ..
             }
         ));
-        let minimal = line(4, &format!(r#"{{"password_hash":"{BCRYPT}","username":"ted_2"}}"#)).unwrap();
+        let minimal = line(
+            4,
+            &format!(r#"{{"password_hash":"{BCRYPT}","username":"ted_2"}}"#),
+        )
+        .unwrap();
         assert_eq!(minimal.role, Role::User);
         assert_eq!(minimal.created, now(), "no creation time: the import's");
         assert_eq!(minimal.class, HashClass::Bcrypt { cost: 10 });
         let millis = line(
             5,
-            &format!(r#"{{"username":"ann","password_hash":"{BCRYPT}","created":1700000000123,"role":null}}"#),
+            &format!(
+                r#"{{"username":"ann","password_hash":"{BCRYPT}","created":1700000000123,"role":null}}"#
+            ),
         )
         .unwrap();
         assert_eq!(millis.created, Timestamp::from_millis(1_700_000_000_123));
@@ -390,12 +405,21 @@ mod tests {
         assert!(matches!(why(1, "{not json"), Refusal::Json(_)));
         assert!(matches!(why(2, "[1, 2]"), Refusal::Json(_)));
         let missing = why(3, &format!(r#"{{"password_hash":"{BCRYPT}"}}"#));
-        assert!(missing.to_string().contains("missing field `username`"), "{missing}");
+        assert!(
+            missing.to_string().contains("missing field `username`"),
+            "{missing}"
+        );
         let typed = why(4, &format!(r#"{{"username":5,"password_hash":"{BCRYPT}"}}"#));
         assert!(typed.to_string().contains("username: invalid type"), "{typed}");
-        let unknown = why(5, &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","email":"x"}}"#));
+        let unknown = why(
+            5,
+            &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","email":"x"}}"#),
+        );
         assert!(unknown.to_string().contains("unknown field `email`"), "{unknown}");
-        let trailing = why(6, &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}"}} {{}}"#));
+        let trailing = why(
+            6,
+            &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}"}} {{}}"#),
+        );
         assert!(matches!(trailing, Refusal::Json(_)), "{trailing}");
         assert_eq!(
             why(7, &format!(r#"{{"username":"b@d","password_hash":"{BCRYPT}"}}"#)),
@@ -409,23 +433,35 @@ mod tests {
             why(9, r#"{"username":"bob","password_hash":"hunter2"}"#),
             Refusal::Hash(HashFormatError::Unknown)
         );
-        assert_eq!(why(10, r#"{"username":"bob","password_hash":""}"#), Refusal::NoHash);
         assert_eq!(
-            why(11, &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","role":"SERVICE"}}"#)),
+            why(10, r#"{"username":"bob","password_hash":""}"#),
+            Refusal::NoHash
+        );
+        assert_eq!(
+            why(
+                11,
+                &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","role":"SERVICE"}}"#)
+            ),
             Refusal::Role("SERVICE".into())
         );
         assert!(matches!(
-            why(12, &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","created":"yesterday"}}"#)),
+            why(
+                12,
+                &format!(r#"{{"username":"bob","password_hash":"{BCRYPT}","created":"yesterday"}}"#)
+            ),
             Refusal::Created(_)
         ));
         assert_eq!(
             parse_line(13, b"\xff\xfe").unwrap().unwrap_err(),
             ("line 13".to_owned(), Refusal::NotUtf8)
         );
-        let costly = parse_line(14, format!(r#"{{"username":"bob","password_hash":"{BCRYPT}"}}"#).as_bytes())
-            .unwrap()
-            .unwrap()
-            .check(|_| false, now());
+        let costly = parse_line(
+            14,
+            format!(r#"{{"username":"bob","password_hash":"{BCRYPT}"}}"#).as_bytes(),
+        )
+        .unwrap()
+        .unwrap()
+        .check(|_| false, now());
         assert_eq!(
             costly.unwrap_err().1,
             Refusal::TooCostly(HashClass::Bcrypt { cost: 10 })
@@ -511,7 +547,11 @@ mod tests {
             })
         );
         assert_eq!(plans[2], Plan::Refuse(Refusal::Taken("Ted".into())));
-        assert_eq!(plans[3], Plan::Present { id: earlier_run.id }, "same name, an earlier run");
+        assert_eq!(
+            plans[3],
+            Plan::Present { id: earlier_run.id },
+            "same name, an earlier run"
+        );
         assert_eq!(
             plans[4],
             Plan::Refuse(Refusal::Taken("Ann".into())),
@@ -540,7 +580,10 @@ mod tests {
             dry_run: false,
         };
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let imported = existing("Renamed", Some((Source::Mysql, Some(&a.to_string()), "user a", 100)));
+        let imported = existing(
+            "Renamed",
+            Some((Source::Mysql, Some(&a.to_string()), "user a", 100)),
+        );
         let by_source: HashMap<String, Existing> = [(a.to_string(), imported.clone())].into();
         let rows = [
             row("user a", "Bill", Some(&a.to_string())),
@@ -549,7 +592,11 @@ mod tests {
         ];
         let taken: HashSet<Uuid> = [c].into();
         let plans = plan_batch(&run, &rows, &HashMap::new(), &by_source, &taken);
-        assert_eq!(plans[0], Plan::Present { id: imported.id }, "by id, whatever its name now");
+        assert_eq!(
+            plans[0],
+            Plan::Present { id: imported.id },
+            "by id, whatever its name now"
+        );
         assert_eq!(plans[1], Plan::Insert { id: b });
         match &plans[2] {
             Plan::Insert { id } => assert_ne!(*id, c, "the id is another account's: a fresh one"),

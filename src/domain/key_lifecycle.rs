@@ -86,23 +86,21 @@ pub enum KeyStatus {
 }
 
 impl KeyPolicy {
-    /// The earlier of the lifetime and idle deadlines (API.md's `Key.expires`), and of the key's
-    /// own `deadline` when it has one (a key imported from the original back end keeps its
-    /// original expiry: it never outlives that, nor what the service allows a key of its age).
+    /// The earlier of the lifetime and idle deadlines (API.md's `Key.expires`). A key with a
+    /// `deadline` of its own (one imported from the original back end, `admin import
+    /// --keep-keys`) has that instead of the lifetime: it works until its original expiry, which
+    /// the import capped at `keys.lifetime` after the import; the idle timeout applies to it as
+    /// to any key.
     pub fn expires_at(
         &self,
         created: Timestamp,
         last_used: Option<Timestamp>,
         deadline: Option<Timestamp>,
     ) -> Timestamp {
-        let by_lifetime = created.plus(self.lifetime);
-        let by_rules = match self.idle_timeout {
+        let by_lifetime = deadline.unwrap_or_else(|| created.plus(self.lifetime));
+        match self.idle_timeout {
             Some(idle) => by_lifetime.min(last_used.unwrap_or(created).max(created).plus(idle)),
             None => by_lifetime,
-        };
-        match deadline {
-            Some(deadline) => by_rules.min(deadline),
-            None => by_rules,
         }
     }
 
@@ -292,32 +290,48 @@ mod tests {
         assert_eq!(policy.expires_at(created, Some(used), None), used.plus(30 * DAY));
         // Never later than the lifetime.
         let late = created.plus(170 * DAY);
-        assert_eq!(policy.expires_at(created, Some(late), None), created.plus(180 * DAY));
+        assert_eq!(
+            policy.expires_at(created, Some(late), None),
+            created.plus(180 * DAY)
+        );
     }
 
     #[test]
-    fn an_imported_key_expires_at_the_earlier_of_its_own_deadline_and_the_rules() {
+    fn an_imported_key_expires_at_its_own_deadline_and_when_idle() {
         let policy = KeyPolicy {
             lifetime: 180 * DAY,
             idle_timeout: None,
             max_per_user: 10,
             on_limit: OnLimit::Evict,
         };
+        // Created at the original back end long ago: its own deadline decides, not our lifetime
+        // counted from its creation.
         let created = t(0);
-        // The original back end's keys lasted less than our lifetime: its deadline holds.
-        let original = created.plus(30 * DAY);
+        let original = created.plus(400 * DAY);
         assert_eq!(policy.expires_at(created, None, Some(original)), original);
         assert_eq!(
-            policy.status(created, None, Some(original), original.minus(Duration::from_millis(1))),
+            policy.status(
+                created,
+                None,
+                Some(original),
+                original.minus(Duration::from_millis(1))
+            ),
             KeyStatus::Live
         );
         assert_eq!(
             policy.status(created, None, Some(original), original),
             KeyStatus::Expired { at: original }
         );
-        // A deadline beyond our lifetime does not stretch the key past it.
-        let far = created.plus(400 * DAY);
-        assert_eq!(policy.expires_at(created, None, Some(far)), created.plus(180 * DAY));
+        // The idle timeout applies as to any key.
+        let idle = KeyPolicy {
+            idle_timeout: Some(30 * DAY),
+            ..policy.clone()
+        };
+        let used = created.plus(300 * DAY);
+        assert_eq!(
+            idle.expires_at(created, Some(used), Some(original)),
+            used.plus(30 * DAY)
+        );
         // Eviction and expiry at issue see the deadline too.
         let live = [KeyUse {
             id: 7,
@@ -325,6 +339,7 @@ mod tests {
             last_used: Some(created.plus(DAY)),
             deadline: Some(original),
         }];
+        assert!(policy.plan_issue(&live, original.minus(DAY)).expired.is_empty());
         assert_eq!(
             policy.plan_issue(&live, original.plus(DAY)).expired,
             vec![(7, original)]

@@ -157,7 +157,10 @@ impl HashClass {
         }
         let mut buf = [0u8; 64];
         let salt = parsed.salt.ok_or_else(|| bad("no salt".into()))?;
-        let salt_len = salt.decode_b64(&mut buf).map_err(|e| bad(format!("salt: {e}")))?.len();
+        let salt_len = salt
+            .decode_b64(&mut buf)
+            .map_err(|e| bad(format!("salt: {e}")))?
+            .len();
         if salt_len < 8 {
             return Err(bad("salt shorter than 8 bytes".into()));
         }
@@ -184,7 +187,9 @@ impl HashClass {
             return Err(HashFormatError::Unknown);
         }
         if bytes.len() != 60 || bytes[6] != b'$' {
-            return Err(HashFormatError::Bcrypt("not 60 characters `$2b$NN$` + salt and hash"));
+            return Err(HashFormatError::Bcrypt(
+                "not 60 characters `$2b$NN$` + salt and hash",
+            ));
         }
         let cost = std::str::from_utf8(&bytes[4..6])
             .ok()
@@ -220,7 +225,8 @@ impl HashClass {
             }
             ident => {
                 let variant = Argon2Variant::parse(ident)?;
-                let mut field = |prefix: &str| -> Option<u32> { words.next()?.strip_prefix(prefix)?.parse().ok() };
+                let mut field =
+                    |prefix: &str| -> Option<u32> { words.next()?.strip_prefix(prefix)?.parse().ok() };
                 let class = Self::Argon2 {
                     variant,
                     version: field("v=")?,
@@ -347,7 +353,8 @@ mod tests {
     use proptest::prelude::*;
 
     /// Spring Security's `Argon2PasswordEncoder.defaultsForSpringSecurity_v5_8()` output shape.
-    const SPRING: &str = "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+    const SPRING: &str =
+        "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
     const BCRYPT: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
 
     #[test]
@@ -430,7 +437,14 @@ mod tests {
             HashClass::of(SPRING).unwrap().to_string(),
             "argon2id v=19 m=16384 t=2 p=1 len=32"
         );
-        for bad in ["", "bcrypt", "bcrypt 99", "bcrypt 10 x", "argon2id v=19 m=1 t=1 p=1", "md5 1"] {
+        for bad in [
+            "",
+            "bcrypt",
+            "bcrypt 99",
+            "bcrypt 10 x",
+            "argon2id v=19 m=1 t=1 p=1",
+            "md5 1",
+        ] {
             assert_eq!(HashClass::parse(bad), None, "{bad}");
         }
     }
@@ -453,7 +467,12 @@ mod tests {
         let key = pair();
         let jackson = key.encode();
         assert_eq!(
-            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&jackson).unwrap()).unwrap(),
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&jackson)
+                    .unwrap()
+            )
+            .unwrap(),
             r#"{"userId":"0f1e2d3c-4b5a-4697-8879-6a5b4c3d2e1f","keyId":"9d8c7b6a-5f4e-4d3c-8b2a-190817263544"}"#
         );
         assert_eq!(LegacyKey::parse(jackson.as_bytes()), Some(key));
@@ -471,7 +490,10 @@ mod tests {
             "{ \"keyId\" : \"9D8C7B6A-5F4E-4D3C-8B2A-190817263544\",\n \"userId\": \"0f1e2d3c-4b5a-4697-8879-6a5b4c3d2e1f\", \"v\": 1 }",
         );
         assert_eq!(LegacyKey::parse(reordered.as_bytes()), Some(key));
-        assert_eq!(LegacyKey::parse(jackson.trim_end_matches('=').as_bytes()), Some(key));
+        assert_eq!(
+            LegacyKey::parse(jackson.trim_end_matches('=').as_bytes()),
+            Some(key)
+        );
         // Same digest whatever the spelling: the pair decides.
         assert_eq!(
             LegacyKey::parse(reordered.as_bytes()).unwrap().digest(),
@@ -496,7 +518,11 @@ mod tests {
         ] {
             assert_eq!(LegacyKey::parse(bad.as_bytes()), None, "{bad}");
         }
-        assert_eq!(LegacyKey::from_authorization(pair().encode().as_bytes()), None, "no scheme");
+        assert_eq!(
+            LegacyKey::from_authorization(pair().encode().as_bytes()),
+            None,
+            "no scheme"
+        );
     }
 
     #[test]

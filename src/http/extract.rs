@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::domain::anomaly::canonical_ip;
-use crate::domain::{AccessKey, Role};
+use crate::domain::{AccessKey, LegacyKey, Role};
 use crate::service::keys::{KeyError, UsageSnapshot, Valid, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
 use crate::telemetry::Sampled;
@@ -232,12 +232,18 @@ impl Authenticated {
 
     /// Checks the `Authorization` header of a request from TCP peer `peer`.
     pub async fn from_headers(headers: &HeaderMap, peer: IpAddr, state: &AppState) -> Result<Self, ApiError> {
-        let key = headers
-            .get(AUTHORIZATION)
-            .and_then(|h| AccessKey::from_authorization(h.as_bytes()))
-            .ok_or(ApiError::InvalidKey)?;
+        let header = headers.get(AUTHORIZATION).ok_or(ApiError::InvalidKey)?.as_bytes();
+        // A key issued here first, as always; only a bearer that is not one is read as a key of
+        // the original back end (imported with `admin import --keep-keys`), so the native path
+        // costs what it did.
+        let digest = match AccessKey::from_authorization(header) {
+            Some(key) => key.digest(),
+            None => LegacyKey::from_authorization(header)
+                .ok_or(ApiError::InvalidKey)?
+                .digest(),
+        };
         let client = Client::from_headers(headers, peer, state);
-        match state.keys.validate(&key, &client).await {
+        match state.keys.validate_digest(digest, &client).await {
             Ok(Valid { entry, usage }) => Ok(Authenticated { entry, usage, client }),
             Err(KeyError::Invalid) => Err(ApiError::InvalidKey),
             Err(KeyError::RateLimited { retry_after_secs }) => {

@@ -168,6 +168,12 @@ impl AccountService {
         self.hasher.load()
     }
 
+    /// The hashing pool (imports ask it which hashes it verifies; start-up and housekeeping
+    /// measure the classes of hashes in use on it).
+    pub fn hasher(&self) -> Arc<Hasher> {
+        self.hasher.clone()
+    }
+
     fn new_key(&self, user_id: Uuid, client: &Client) -> (AccessKey, NewKey) {
         let key = AccessKey::generate();
         let record = NewKey {
@@ -197,7 +203,11 @@ impl AccountService {
     /// computes its upgrade (the configured Argon2id) in the same job. A class of hash this
     /// instance has not measured yet is measured first, so that even the first failure against
     /// it is held as long as any other (`hasher::Timing`).
-    async fn check_password(&self, password: Password, stored: Arc<StoredHash>) -> Result<Checked, ServiceError> {
+    async fn check_password(
+        &self,
+        password: Password,
+        stored: Arc<StoredHash>,
+    ) -> Result<Checked, ServiceError> {
         let class = HashClass::of(&stored.phc).ok();
         if let Some(class) = class {
             if self.hasher.timing().cost(&class).is_none() {
@@ -208,9 +218,14 @@ impl AccountService {
         self.hasher
             .run(move |w| {
                 let started = std::time::Instant::now();
-                match w.verify(&password, &stored) {
+                let verified = w.verify(&password, &stored);
+                let elapsed = started.elapsed();
+                if let Some(class) = class {
+                    hasher.timing().observe(class, elapsed);
+                }
+                match verified {
                     Verification::Mismatch => {
-                        let hold = class.map(|c| started + hasher.timing().failure_time(&c, started.elapsed()));
+                        let hold = class.map(|c| started + hasher.timing().failure_time(&c, elapsed));
                         Ok(Checked::Wrong { hold })
                     }
                     Verification::Match { needs_rehash: false } => Ok(Checked::Ok { upgraded: None }),

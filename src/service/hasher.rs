@@ -141,9 +141,6 @@ pub enum Verification {
     Mismatch,
 }
 
-/// How far a failed verification's own time is scaled when it is stretched (see [`Timing`]):
-/// beyond this the slowdown is noise (the thread was preempted), not load.
-const MAX_LOAD: f64 = 4.0;
 /// Verifications timed per class when it is measured; the fastest counts.
 const CALIBRATION_RUNS: usize = 2;
 
@@ -152,36 +149,76 @@ const CALIBRATION_RUNS: usize = 2;
 /// the same, and a name that matches no account is checked against a dummy of the same cost;
 /// imported hashes (bcrypt, Spring's Argon2 parameters) and hashes made before the parameters
 /// changed cost something else. So each class of hash in use is measured on this machine (at
-/// start, when an import wrote a new one, when a sign-in meets a class not measured yet, and
-/// again at every housekeeping), and a failed verification is held until the costliest class
-/// would have taken: its own time scaled by the ratio of the costliest class's cost to its own
-/// (under load every class slows alike, so the scale carries the load over). Successful
-/// sign-ins are not held: their owner knows the password already.
+/// start, when a sign-in meets a class not measured yet, and again at every housekeeping, which
+/// also picks up the classes an import recorded), and after a failed verification the answer
+/// waits the difference between the costliest class's cost and its own class's: every failure
+/// then takes what the costliest one takes, give or take the same noise (whatever slowed this
+/// verification down is kept, not scaled). Successful sign-ins do not wait: their owner knows
+/// the password already.
 pub struct Timing {
-    costs: RwLock<HashMap<HashClass, Duration>>,
+    samples: RwLock<HashMap<HashClass, Samples>>,
+}
+
+/// How many recent verification times of a class are kept; its cost is the least of them.
+const SAMPLES: usize = 16;
+
+/// The last [`SAMPLES`] verification times of a class. Their minimum is its cost: what a
+/// verification takes when nothing else interferes (a measurement taken while the machine was
+/// busy, at start-up say, says more about the moment than about the class), and it follows the
+/// machine as older samples are replaced.
+#[derive(Clone, Copy)]
+struct Samples {
+    times: [Duration; SAMPLES],
+    len: usize,
+    next: usize,
+}
+
+impl Samples {
+    fn new() -> Self {
+        Self {
+            times: [Duration::ZERO; SAMPLES],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    fn push(&mut self, time: Duration) {
+        self.times[self.next] = time;
+        self.next = (self.next + 1) % SAMPLES;
+        self.len = (self.len + 1).min(SAMPLES);
+    }
+
+    fn cost(&self) -> Option<Duration> {
+        self.times[..self.len].iter().copied().min()
+    }
 }
 
 impl Timing {
     fn new() -> Self {
         Self {
-            costs: RwLock::new(HashMap::new()),
+            samples: RwLock::new(HashMap::new()),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Duration>> {
-        self.costs.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Samples>> {
+        self.samples
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The measured cost of verifying a hash of `class`, if measured.
+    /// The cost of verifying a hash of `class`, if measured.
     pub fn cost(&self, class: &HashClass) -> Option<Duration> {
-        self.read().get(class).copied()
+        self.read().get(class).and_then(Samples::cost)
     }
 
-    fn set(&self, class: HashClass, cost: Duration) {
-        self.costs
+    /// Records how long a verification of a hash of `class` took (a calibration, or a real one).
+    pub fn observe(&self, class: HashClass, time: Duration) {
+        self.samples
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(class, cost);
+            .entry(class)
+            .or_insert_with(Samples::new)
+            .push(time);
     }
 
     /// The classes measured so far.
@@ -191,27 +228,24 @@ impl Timing {
 
     /// The costliest class's cost.
     pub fn slowest(&self) -> Duration {
-        self.read().values().copied().max().unwrap_or_default()
+        self.read()
+            .values()
+            .filter_map(Samples::cost)
+            .max()
+            .unwrap_or_default()
     }
 
     /// How long a failed check whose verification of a hash of `class` took `elapsed` is held
-    /// (from the start of that verification): the costliest class's cost, scaled by how much
-    /// slower than its own measured cost this verification ran (between 1 and [`MAX_LOAD`]);
-    /// never less than `elapsed`. A class not measured is not held.
+    /// (from the start of that verification): `elapsed` and the difference between the
+    /// costliest class's cost and this class's. A class not measured is not held.
     pub fn failure_time(&self, class: &HashClass, elapsed: Duration) -> Duration {
-        let (own, slowest) = {
-            let costs = self.read();
-            (costs.get(class).copied(), costs.values().copied().max())
-        };
-        let (Some(own), Some(slowest)) = (own, slowest) else {
-            return elapsed;
-        };
-        let load = if own.is_zero() {
-            1.0
-        } else {
-            (elapsed.as_secs_f64() / own.as_secs_f64()).clamp(1.0, MAX_LOAD)
-        };
-        slowest.mul_f64(load).max(elapsed)
+        let samples = self.read();
+        let own = samples.get(class).and_then(Samples::cost);
+        let slowest = samples.values().filter_map(Samples::cost).max();
+        match (own, slowest) {
+            (Some(own), Some(slowest)) => elapsed + slowest.saturating_sub(own),
+            _ => elapsed,
+        }
     }
 }
 
@@ -227,19 +261,19 @@ pub fn native_class(params: &Params) -> HashClass {
     }
 }
 
-/// Times [`CALIBRATION_RUNS`] failed verifications against `stored`; the fastest.
-fn time_failures(worker: &mut HashWorker, stored: &StoredHash) -> anyhow::Result<Duration> {
+/// Times [`CALIBRATION_RUNS`] failed verifications against `stored`.
+fn time_failures(worker: &mut HashWorker, stored: &StoredHash) -> anyhow::Result<Vec<Duration>> {
     let mut random = [0u8; 24];
     OsRng.fill_bytes(&mut random);
     let wrong = Password::normalise(&STANDARD_NO_PAD.encode(random))
         .map_err(|e| anyhow::anyhow!("calibration password: {e}"))?;
-    let mut best = Duration::MAX;
+    let mut times = Vec::with_capacity(CALIBRATION_RUNS);
     for _ in 0..CALIBRATION_RUNS {
         let started = Instant::now();
         let _ = worker.verify(&wrong, stored);
-        best = best.min(started.elapsed());
+        times.push(started.elapsed());
     }
-    Ok(best)
+    Ok(times)
 }
 
 type Job = Box<dyn FnOnce(&mut HashWorker) + Send>;
@@ -324,7 +358,9 @@ impl Hasher {
             .map_err(|e| anyhow::anyhow!("dummy password: {e}"))?;
         let dummy = StoredHash::native(probe.hash(&dummy)?);
         let timing = Arc::new(Timing::new());
-        timing.set(native, time_failures(&mut probe, &dummy)?);
+        for time in time_failures(&mut probe, &dummy)? {
+            timing.observe(native, time);
+        }
         Ok(Self {
             queue: tx,
             workers,
@@ -385,7 +421,7 @@ impl Hasher {
             let native = self.native;
             let dummy = self.dummy.clone();
             let measured = self
-                .run(move |w| -> anyhow::Result<Duration> {
+                .run(move |w| -> anyhow::Result<Vec<Duration>> {
                     let stored = if class == native {
                         (*dummy).clone()
                     } else {
@@ -395,9 +431,12 @@ impl Hasher {
                 })
                 .await?;
             match measured {
-                Ok(cost) => {
+                Ok(times) => {
+                    for time in times {
+                        self.timing.observe(class, time);
+                    }
+                    let cost = self.timing.cost(&class).unwrap_or_default();
                     tracing::debug!(class = %class, cost_us = cost.as_micros() as u64, "password hash class measured");
-                    self.timing.set(class, cost);
                 }
                 Err(e) => tracing::warn!(class = %class, error = %e, "cannot measure a password hash class"),
             }
@@ -622,9 +661,7 @@ impl HashWorker {
                     Verification::Mismatch
                 })
             }
-            HashClass::Argon2 {
-                variant, version, ..
-            } => {
+            HashClass::Argon2 { variant, version, .. } => {
                 if !stored.legacy && (variant != Argon2Variant::Id || version != 0x13) {
                     return Err(anyhow::anyhow!("a hash made here must be argon2id v=19").into());
                 }
@@ -806,12 +843,21 @@ mod tests {
         let precomposed = "caf\u{e9} cr\u{e8}me";
         let mut w = worker(cheap(64), None);
         let stored = StoredHash::legacy(bcrypt::hash(decomposed, 4).unwrap());
-        assert!(matches!(w.verify(&pw(decomposed), &stored), Verification::Match { .. }));
+        assert!(matches!(
+            w.verify(&pw(decomposed), &stored),
+            Verification::Match { .. }
+        ));
         assert_eq!(w.verify(&pw(precomposed), &stored), Verification::Mismatch);
         // Once upgraded, either spelling signs in (hashes made here are of the NFKC form).
         let upgraded = n(&w.hash(&pw(decomposed)).unwrap());
-        assert!(matches!(w.verify(&pw(precomposed), &upgraded), Verification::Match { .. }));
-        assert!(matches!(w.verify(&pw(decomposed), &upgraded), Verification::Match { .. }));
+        assert!(matches!(
+            w.verify(&pw(precomposed), &upgraded),
+            Verification::Match { .. }
+        ));
+        assert!(matches!(
+            w.verify(&pw(decomposed), &upgraded),
+            Verification::Match { .. }
+        ));
     }
 
     #[test]
@@ -832,32 +878,39 @@ mod tests {
             let dummy = w.dummy(&class).unwrap();
             assert!(dummy.legacy);
             assert_eq!(HashClass::of(&dummy.phc), Ok(class));
-            assert_eq!(w.verify(&pw("not the dummy's password"), &dummy), Verification::Mismatch);
+            assert_eq!(
+                w.verify(&pw("not the dummy's password"), &dummy),
+                Verification::Mismatch
+            );
         }
     }
 
     #[test]
-    fn failures_are_held_to_the_costliest_class_scaled_by_load() {
+    fn failures_wait_the_difference_to_the_costliest_class() {
         let timing = Timing::new();
         let fast = HashClass::Bcrypt { cost: 4 };
         let slow = HashClass::Bcrypt { cost: 10 };
         let ms = Duration::from_millis;
         // Nothing measured: not held.
         assert_eq!(timing.failure_time(&fast, ms(3)), ms(3));
-        timing.set(fast, ms(10));
-        timing.set(slow, ms(40));
+        timing.observe(fast, ms(12));
+        timing.observe(fast, ms(10));
+        timing.observe(slow, ms(40));
+        timing.observe(slow, ms(90));
         assert_eq!(timing.slowest(), ms(40));
         // As fast as measured: held to the slowest class's cost.
         assert_eq!(timing.failure_time(&fast, ms(10)), ms(40));
-        // Twice as slow as measured (load): twice the slowest class's cost.
-        assert_eq!(timing.failure_time(&fast, ms(20)), ms(80));
-        // A preempted thread is not load: at most four times.
-        assert_eq!(timing.failure_time(&fast, ms(100)), ms(160));
-        // The slowest class itself keeps its own time, and nothing is ever shortened.
+        // Slower than measured (load, a preempted thread): the excess is kept.
+        assert_eq!(timing.failure_time(&fast, ms(25)), ms(55));
+        // The slowest class itself keeps its own time.
         assert_eq!(timing.failure_time(&slow, ms(45)), ms(45));
-        assert_eq!(timing.failure_time(&slow, ms(500)), ms(500));
         // An unmeasured class is not held.
         assert_eq!(timing.failure_time(&HashClass::Bcrypt { cost: 5 }, ms(7)), ms(7));
+        // The cost is the least of the last 16 times: a busy moment ages out.
+        for _ in 0..SAMPLES {
+            timing.observe(fast, ms(20));
+        }
+        assert_eq!(timing.cost(&fast), Some(ms(20)));
     }
 
     #[test]
@@ -871,7 +924,10 @@ mod tests {
             w.verify(&pw("correct horse battery"), &n(&a)),
             Verification::Match { needs_rehash: false }
         );
-        assert_eq!(w.verify(&pw("correct horse batterx"), &n(&a)), Verification::Mismatch);
+        assert_eq!(
+            w.verify(&pw("correct horse batterx"), &n(&a)),
+            Verification::Mismatch
+        );
     }
 
     #[test]

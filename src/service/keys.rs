@@ -263,7 +263,12 @@ impl KeyService {
     /// Checks a key and records its use. `Err(KeyError::Invalid)` for unknown, expired and
     /// revoked keys alike; an expired key is revoked (reason `expired`) on the way.
     pub async fn validate(&self, key: &AccessKey, client: &Client) -> Result<Valid, KeyError> {
-        let digest = key.digest();
+        self.validate_digest(key.digest(), client).await
+    }
+
+    /// [`KeyService::validate`] of the key with this digest: a key issued here, or one of the
+    /// original back end's kept by an import (`LegacyKey::digest`), which is judged the same way.
+    pub async fn validate_digest(&self, digest: KeyDigest, client: &Client) -> Result<Valid, KeyError> {
         let entry = match self.cache.get(&digest) {
             Some(entry) => entry,
             None => self.load(digest).await?,
@@ -290,8 +295,10 @@ impl KeyService {
         let role = entry.user.role;
         let mut usage = entry.usage();
         usage.touched = usage.touched.max(now);
-        if let KeyStatus::Expired { at } = self.policy
-            .status_for(role, entry.created, usage.last_used, entry.deadline, now) {
+        if let KeyStatus::Expired { at } =
+            self.policy
+                .status_for(role, entry.created, usage.last_used, entry.deadline, now)
+        {
             return Judged::Expired { at };
         }
         // A service key is exempt from the rules below (`Role::keys_last_until_revoked`): its

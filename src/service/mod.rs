@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod hasher;
+pub mod import;
 pub mod keys;
 pub mod revocations;
 pub mod throttle;

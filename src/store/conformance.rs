@@ -1475,7 +1475,8 @@ mod postgres_instances {
 
 const BCRYPT_A: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
 const BCRYPT_B: &str = "$2y$12$QjSH496pcT5CEbzjD/vtVeH03tfHKFy36d4J0Ltp3lRtee9HDxY3K";
-const SPRING: &str = "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
+const SPRING: &str =
+    "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
 
 fn run(source: crate::domain::import::Source, started: i64, dry_run: bool) -> crate::domain::import::Run {
     crate::domain::import::Run {
@@ -1485,7 +1486,12 @@ fn run(source: crate::domain::import::Source, started: i64, dry_run: bool) -> cr
     }
 }
 
-fn import_row(at: &str, name: &str, hash: &str, source_id: Option<&str>) -> crate::domain::import::ImportUser {
+fn import_row(
+    at: &str,
+    name: &str,
+    hash: &str,
+    source_id: Option<&str>,
+) -> crate::domain::import::ImportUser {
     crate::domain::import::SourceRow {
         at: at.into(),
         source_id: source_id.map(str::to_owned),
@@ -1530,10 +1536,16 @@ async fn imports(store: &dyn Store) {
             name: "Bill".into()
         })
     );
-    assert!(matches!(outcomes[2], UserOutcome::Imported { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[2], UserOutcome::Imported { .. }),
+        "{outcomes:?}"
+    );
     assert_eq!(outcomes[3], UserOutcome::Refused(Refusal::Taken("Ted".into())));
     let (found, hash) = store.find_login("bill").await.unwrap().unwrap();
-    assert_eq!((found.id, found.name.as_str(), found.role), (bill, "Bill", Role::User));
+    assert_eq!(
+        (found.id, found.name.as_str(), found.role),
+        (bill, "Bill", Role::User)
+    );
     assert_eq!(found.created, ts(T0 - 500 * DAY), "the source's creation time");
     assert_eq!(hash, StoredHash::legacy(BCRYPT_A));
     let events = store.events(Some(bill), None, 10).await.unwrap();
@@ -1562,7 +1574,10 @@ async fn imports(store: &dyn Store) {
         .import_users(&dry, &[import_row("line 1", "Zed", BCRYPT_B, None)])
         .await
         .unwrap();
-    assert!(matches!(outcomes[0], UserOutcome::Imported { .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], UserOutcome::Imported { .. }),
+        "{outcomes:?}"
+    );
     assert!(store.find_login("zed").await.unwrap().is_none());
     assert!(!store
         .hash_classes()
@@ -1596,7 +1611,10 @@ async fn imports(store: &dyn Store) {
             ..
         }
     ));
-    assert_eq!(store.find_login("bill").await.unwrap().unwrap().1, StoredHash::legacy(BCRYPT_B));
+    assert_eq!(
+        store.find_login("bill").await.unwrap().unwrap().1,
+        StoredHash::legacy(BCRYPT_B)
+    );
     // Once signed in here (the hash upgraded), the source no longer decides.
     store
         .set_password_hash(bill, "$argon2id$upgraded", ts(T0 + 3))
@@ -1623,14 +1641,24 @@ async fn imports(store: &dyn Store) {
     let max_id = Uuid::new_v4();
     let mysql = run(Source::Mysql, T0 + 5, false);
     let rows = [
-        import_row(&format!("user {max_id}"), "Max", SPRING, Some(&max_id.to_string())),
+        import_row(
+            &format!("user {max_id}"),
+            "Max",
+            SPRING,
+            Some(&max_id.to_string()),
+        ),
         import_row("user b", "bill", SPRING, Some("b")),
     ];
     let outcomes = store.import_users(&mysql, &rows).await.unwrap();
     assert_eq!(outcomes[0], UserOutcome::Imported { id: max_id });
     assert_eq!(outcomes[1], UserOutcome::Refused(Refusal::Taken("Bill".into())));
     let again = run(Source::Mysql, T0 + 6, false);
-    let renamed = [import_row(&format!("user {max_id}"), "Maxim", SPRING, Some(&max_id.to_string()))];
+    let renamed = [import_row(
+        &format!("user {max_id}"),
+        "Maxim",
+        SPRING,
+        Some(&max_id.to_string()),
+    )];
     assert_eq!(
         store.import_users(&again, &renamed).await.unwrap(),
         vec![UserOutcome::Present {
@@ -1638,7 +1666,16 @@ async fn imports(store: &dyn Store) {
             hash_updated: false
         }]
     );
-    assert_eq!(store.find_account_by_id(max_id).await.unwrap().unwrap().name.as_str(), "Max");
+    assert_eq!(
+        store
+            .find_account_by_id(max_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_str(),
+        "Max"
+    );
 }
 
 async fn imported_keys(store: &dyn Store) {
@@ -1700,7 +1737,10 @@ async fn imported_keys(store: &dyn Store) {
     // A later run that sees k1 again: nothing new, and nothing revoked.
     let second = run(Source::Mysql, T0 + 3 * DAY, false);
     assert_eq!(
-        store.import_keys(&second, &[key(&k1, T0 + 20 * DAY)]).await.unwrap(),
+        store
+            .import_keys(&second, &[key(&k1, T0 + 20 * DAY)])
+            .await
+            .unwrap(),
         vec![KeyOutcome::Present]
     );
     assert!(store
@@ -1720,7 +1760,17 @@ async fn imported_keys(store: &dyn Store) {
             .len(),
         1
     );
-    assert!(store.find_key(&k1.digest()).await.unwrap().unwrap().0.revoked.is_none(), "dry run");
+    assert!(
+        store
+            .find_key(&k1.digest())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .revoked
+            .is_none(),
+        "dry run"
+    );
     let gone = store
         .revoke_keys_gone_from_source(&third, ts(T0 + 4 * DAY), 100)
         .await
@@ -1747,7 +1797,10 @@ async fn imported_keys(store: &dyn Store) {
     assert!(store.find_key(&k1.digest()).await.unwrap().is_none(), "pruned");
     let fourth = run(Source::Mysql, T0 + 6 * DAY, false);
     assert_eq!(
-        store.import_keys(&fourth, &[key(&k1, T0 + 20 * DAY)]).await.unwrap(),
+        store
+            .import_keys(&fourth, &[key(&k1, T0 + 20 * DAY)])
+            .await
+            .unwrap(),
         vec![KeyOutcome::Present]
     );
     assert!(store.find_key(&k1.digest()).await.unwrap().is_none());
@@ -1759,7 +1812,10 @@ async fn imported_keys(store: &dyn Store) {
     let fifth = run(Source::Mysql, T0 + 7 * DAY, false);
     let k3 = legacy(owner);
     assert_eq!(
-        store.import_keys(&fifth, &[key(&k3, T0 + 20 * DAY)]).await.unwrap(),
+        store
+            .import_keys(&fifth, &[key(&k3, T0 + 20 * DAY)])
+            .await
+            .unwrap(),
         vec![KeyOutcome::OwnerSuspended]
     );
 }

@@ -14,10 +14,15 @@ use crate::domain::{EventKind, KeyDigest, NewEvent, Timestamp};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserOutcome {
     /// A new account (with this id).
-    Imported { id: Uuid },
+    Imported {
+        id: Uuid,
+    },
     /// Imported by an earlier run. `hash_updated`: its hash had changed at the source and had
     /// never been used here (still the imported one), so it was brought up to date.
-    Present { id: Uuid, hash_updated: bool },
+    Present {
+        id: Uuid,
+        hash_updated: bool,
+    },
     Refused(Refusal),
 }
 
@@ -54,7 +59,11 @@ pub(crate) fn imported_event(run: &Run, user_id: Uuid) -> NewEvent {
 }
 
 /// The outcomes of a batch, once planned and written.
-pub(crate) fn outcomes(plans: Vec<Plan>, inserted: &HashSet<Uuid>, updated: &HashSet<Uuid>) -> Vec<UserOutcome> {
+pub(crate) fn outcomes(
+    plans: Vec<Plan>,
+    inserted: &HashSet<Uuid>,
+    updated: &HashSet<Uuid>,
+) -> Vec<UserOutcome> {
     plans
         .into_iter()
         .map(|plan| match plan {
@@ -69,7 +78,6 @@ pub(crate) fn outcomes(plans: Vec<Plan>, inserted: &HashSet<Uuid>, updated: &Has
         })
         .collect()
 }
-
 
 /// An account that a row of a batch may be, as the lookups read it.
 #[derive(sqlx::FromRow)]
@@ -108,6 +116,6 @@ impl ExistingRow {
 }
 
 /// The columns of [`ExistingRow`] (`users u LEFT JOIN imported_users i`).
-pub(super) const EXISTING_COLUMNS: &str = "u.id, u.username, u.username_canonical AS canonical, i.source, i.source_id, \
+pub(super) const EXISTING_COLUMNS: &str =
+    "u.id, u.username, u.username_canonical AS canonical, i.source, i.source_id, \
      i.source_ref, i.run_ms";
-

@@ -24,11 +24,11 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::domain::import::{ImportUser, Run};
 use crate::domain::{
     ActivityDelta, Counter, Event, KeyDigest, KeyPolicy, NewEvent, RevocationReason, Role, Scope,
     SharedActivity, StoredHash, Suspension, ThrottlePolicy, Timestamp, User,
 };
-use crate::domain::import::{ImportUser, Run};
 use crate::domain::{FeedBounds, FeedEntry};
 
 /// The reason of the revocation stream for the keys of a deleted account (not a key's own reason:

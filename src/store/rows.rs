@@ -196,12 +196,17 @@ pub(super) fn expired_keys(
 ) -> Vec<(Uuid, Timestamp)> {
     let mut expired: Vec<(Uuid, Timestamp)> = candidates
         .into_iter()
-        .filter_map(
-            |k| match policy.status(ts(k.created_ms), k.last_used_ms.map(ts), k.expires_ms.map(ts), now) {
+        .filter_map(|k| {
+            match policy.status(
+                ts(k.created_ms),
+                k.last_used_ms.map(ts),
+                k.expires_ms.map(ts),
+                now,
+            ) {
                 KeyStatus::Expired { at } => Some((k.id, at)),
                 KeyStatus::Live => None,
-            },
-        )
+            }
+        })
         .collect();
     // A key may be a candidate by both bounds.
     expired.sort_unstable_by_key(|(id, _)| *id);
@@ -209,10 +214,11 @@ pub(super) fn expired_keys(
     expired
 }
 
-/// The bounds by which expiry candidates are selected: `created_ms <= by_lifetime`, and, when
-/// an idle timeout is set, `coalesce(last_used_ms, created_ms) <= by_idleness`; and, for keys
-/// with a deadline of their own (imported ones), `expires_ms <= now`. Each is implied by its
-/// deadline having passed, so no expired key escapes them.
+/// The bounds by which expiry candidates are selected: `created_ms <= by_lifetime` (keys without
+/// a deadline of their own), and, when an idle timeout is set, `coalesce(last_used_ms,
+/// created_ms) <= by_idleness`; and, for keys with a deadline of their own (imported ones),
+/// `expires_ms <= now`. Each is implied by its deadline having passed, so no expired key
+/// escapes them.
 pub(super) fn expiry_bounds(policy: &KeyPolicy, now: Timestamp) -> (Timestamp, Option<Timestamp>) {
     (
         now.minus(policy.lifetime),

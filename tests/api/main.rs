@@ -18,6 +18,7 @@ mod faults;
 mod forward_auth;
 mod game_server;
 mod helpers;
+mod import;
 mod keys;
 mod logging;
 mod meta;

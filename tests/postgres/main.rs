@@ -25,6 +25,8 @@ mod events;
 mod game_server;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/import.rs"]
+mod import;
 #[path = "../api/keys.rs"]
 mod keys;
 #[path = "../api/logging.rs"]

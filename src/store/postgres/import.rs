@@ -22,7 +22,11 @@ async fn lookups(
     conn: &mut PgConnection,
     run: &Run,
     batch: &[ImportUser],
-) -> StoreResult<(HashMap<String, Existing>, HashMap<String, Existing>, HashSet<Uuid>)> {
+) -> StoreResult<(
+    HashMap<String, Existing>,
+    HashMap<String, Existing>,
+    HashSet<Uuid>,
+)> {
     let canonicals: Vec<String> = batch.iter().map(|r| r.name.canonical()).collect();
     let rows: Vec<ExistingRow> = sqlx::query_as(&format!(
         "SELECT {EXISTING_COLUMNS} FROM users u LEFT JOIN imported_users i ON i.user_id = u.id \
@@ -138,7 +142,11 @@ async fn insert_accounts(
 }
 
 impl PgStore {
-    pub(super) async fn import_user_batch(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
+    pub(super) async fn import_user_batch(
+        &self,
+        run: &Run,
+        batch: &[ImportUser],
+    ) -> StoreResult<Vec<UserOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -194,7 +202,11 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn import_key_batch(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
+    pub(super) async fn import_key_batch(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+    ) -> StoreResult<Vec<KeyOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }

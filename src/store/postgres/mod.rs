@@ -85,7 +85,7 @@ const PROBE: [&str; 2] = [
 /// up by primary key).
 const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
-     AND k.revoked_ms IS NULL AND k.created_ms <= $1";
+     AND k.revoked_ms IS NULL AND k.expires_ms IS NULL AND k.created_ms <= $1";
 const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= $1";
@@ -876,12 +876,14 @@ impl Store for PgStore {
 
     async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
         self.writing(async {
-            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3")
-                .bind(phc)
-                .bind(now.as_millis())
-                .bind(user_id)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
+            )
+            .bind(phc)
+            .bind(now.as_millis())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
         .await
@@ -897,12 +899,14 @@ impl Store for PgStore {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             lock_user(&mut tx, user_id).await?;
-            sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3")
-                .bind(phc)
-                .bind(new_key.created.as_millis())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
+            )
+            .bind(phc)
+            .bind(new_key.created.as_millis())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             let revoked = revoke_where(
                 &mut tx,
                 user_id,

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{insert_feed, revoke_where, SqliteStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};
-use crate::store::rows::digest_from;
 use crate::store::import::{imported_event, outcomes, ExistingRow, EXISTING_COLUMNS};
+use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
 /// Deletes remembered imported keys long past their original expiry (?1 the cutoff).
@@ -34,7 +34,11 @@ async fn lookups(
     conn: &mut SqliteConnection,
     run: &Run,
     batch: &[ImportUser],
-) -> StoreResult<(HashMap<String, Existing>, HashMap<String, Existing>, HashSet<Uuid>)> {
+) -> StoreResult<(
+    HashMap<String, Existing>,
+    HashMap<String, Existing>,
+    HashSet<Uuid>,
+)> {
     let mut by_name = HashMap::new();
     let sql = format!(
         "SELECT {EXISTING_COLUMNS} FROM users u LEFT JOIN imported_users i ON i.user_id = u.id \
@@ -172,7 +176,11 @@ async fn insert_classes(conn: &mut SqliteConnection, batch: &[ImportUser]) -> St
 }
 
 impl SqliteStore {
-    pub(super) async fn import_user_batch(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
+    pub(super) async fn import_user_batch(
+        &self,
+        run: &Run,
+        batch: &[ImportUser],
+    ) -> StoreResult<Vec<UserOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -218,7 +226,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn import_key_batch(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
+    pub(super) async fn import_key_batch(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+    ) -> StoreResult<Vec<KeyOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }

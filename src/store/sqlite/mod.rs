@@ -58,7 +58,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// loop in SQLite, rather than a scan of `users`).
 const EXPIRY_CANDIDATES_BY_LIFETIME: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
-     AND k.revoked_ms IS NULL AND k.created_ms <= ?1";
+     AND k.revoked_ms IS NULL AND k.expires_ms IS NULL AND k.created_ms <= ?1";
 const EXPIRY_CANDIDATES_BY_IDLENESS: &str = "SELECT k.id, k.created_ms, k.last_used_ms, k.expires_ms \
      FROM keys k CROSS JOIN users u WHERE u.id = k.user_id AND u.role <> 'SERVICE' \
      AND k.revoked_ms IS NULL AND coalesce(k.last_used_ms, k.created_ms) <= ?1";

@@ -95,6 +95,8 @@ pub enum Refusal {
     TooLong(usize),
     #[error("not UTF-8")]
     NotUtf8,
+    #[error("no id")]
+    NoId,
     #[error("no username")]
     NoName,
     #[error("invalid username: {0}")]

@@ -471,7 +471,7 @@ async fn read_mysql(
             };
             if source.source_id.is_none() {
                 batcher.counts.read += 1;
-                batcher.refuse(source.at, source.name, &Refusal::Json("no id".into()))?;
+                batcher.refuse(source.at, source.name, &Refusal::NoId)?;
             } else {
                 batcher.push(source).await?;
             }

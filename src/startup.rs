@@ -21,6 +21,7 @@ use crate::config::{DatabaseTarget, Settings};
 use crate::domain::name_digest::NAME_KEY_BYTES;
 use crate::domain::{NameKey, RevocationReason};
 use crate::http::connection::Connections;
+use crate::http::routes::account::AccountPage;
 use crate::http::server::{self, Limits};
 use crate::http::{AppState, Shared};
 use crate::metrics::Metrics;
@@ -205,6 +206,7 @@ pub struct Application {
     listener: TcpListener,
     services: Services,
     limits: Limits,
+    account_page: Arc<AccountPage>,
 }
 
 impl Application {
@@ -227,6 +229,7 @@ impl Application {
             listener,
             services,
             limits,
+            account_page: Arc::new(AccountPage::new(settings)),
         })
     }
 
@@ -250,6 +253,7 @@ impl Application {
             listener,
             services,
             limits,
+            account_page,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(maintain(services.clone(), stop_rx.clone()));
@@ -297,6 +301,7 @@ impl Application {
             request_timeout: limits.request_timeout,
             tickets: services.tickets.clone(),
             revocations: hub.clone(),
+            account_page,
         });
         // Revocation streams never end by themselves: they end when the drain begins (their
         // clients reconnect elsewhere with their position), so that they do not hold it up.

@@ -8,6 +8,7 @@
 pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod abuse;
+mod account_page;
 mod admin;
 mod anomaly;
 mod bad_input;

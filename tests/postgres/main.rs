@@ -11,6 +11,8 @@ pub const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 
 #[path = "../api/abuse.rs"]
 mod abuse;
+#[path = "../api/account_page.rs"]
+mod account_page;
 #[path = "../api/admin.rs"]
 mod admin;
 #[path = "../api/anomaly.rs"]

@@ -316,8 +316,8 @@ pub const SUSPENDED_FAILURE: &str = "SuspendedFailure";
 pub const HEALTH_FAILURE: &str = "HealthFailure";
 
 /// Whether a route answers in the envelope (`body = T` is the success's `data`) or outside it
-/// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`). Failures are in the
-/// envelope either way.
+/// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`, the account page and
+/// its files). Failures are in the envelope either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     Envelope,

@@ -35,6 +35,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// The port of the test binary's chromedriver, started on first use.
 async fn chromedriver() -> u16 {
     static DRIVER: OnceCell<u16> = OnceCell::const_new();
+    static WATCHDOG: std::sync::OnceLock<std::sync::Mutex<std::process::Child>> = std::sync::OnceLock::new();
     *DRIVER
         .get_or_init(|| async {
             for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "chromium")] {
@@ -50,15 +51,15 @@ async fn chromedriver() -> u16 {
                 .port();
             // chromedriver in the background of a shell that stops it once this process is gone
             // (a static is never dropped, and a panicking test binary must leave nothing behind).
-            let watchdog = r#"
+            let script = r#"
                 "$0" --port="$1" --allowed-ips=127.0.0.1 --silent >/dev/null 2>&1 &
                 driver=$!
                 trap 'kill $driver 2>/dev/null' EXIT
                 while kill -0 "$2" 2>/dev/null && kill -0 "$driver" 2>/dev/null; do sleep 0.5; done
             "#;
-            Command::new("sh")
+            let watchdog = Command::new("sh")
                 .arg("-c")
-                .arg(watchdog)
+                .arg(script)
                 .arg(CHROMEDRIVER)
                 .arg(port.to_string())
                 .arg(std::process::id().to_string())
@@ -67,6 +68,8 @@ async fn chromedriver() -> u16 {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start chromedriver");
+            // Kept for as long as the process lives: it ends by itself once the process is gone.
+            let _ = WATCHDOG.set(std::sync::Mutex::new(watchdog));
             let status = format!("http://127.0.0.1:{port}/status");
             let client = reqwest::Client::new();
             for _ in 0..200 {
@@ -122,9 +125,30 @@ impl Drop for Browser {
             "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.session, self.driver
         );
-        if stream.write_all(request.as_bytes()).is_ok() {
-            let mut answer = Vec::new();
-            let _ = stream.read_to_end(&mut answer);
+        if stream.write_all(request.as_bytes()).is_err() {
+            return;
+        }
+        // Until the whole answer is in (chromedriver answers once the browser has quit), without
+        // waiting for the connection to close.
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            answer.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())
+                            .flatten()
+                    })
+                    .unwrap_or(0);
+                if answer.len() >= end + 4 + length {
+                    return;
+                }
+            }
         }
     }
 }
@@ -290,7 +314,11 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Clicks `css`, which asks `confirm()`, and accepts.
@@ -358,9 +386,7 @@ impl Browser {
             .set_window_size(width, height)
             .await
             .expect("window size");
-        let inner = self
-            .js("return [window.innerWidth, window.innerHeight]")
-            .await;
+        let inner = self.js("return [window.innerWidth, window.innerHeight]").await;
         let (w, h) = (inner[0].as_u64().unwrap_or(0), inner[1].as_u64().unwrap_or(0));
         if (w, h) != (u64::from(width), u64::from(height)) {
             let outer_w = u64::from(width) * 2 - w;
@@ -371,7 +397,11 @@ impl Browser {
                 .expect("window size");
         }
         let inner = self.js("return window.innerWidth").await;
-        assert_eq!(inner, json!(width), "the viewport could not be made {width} px wide");
+        assert_eq!(
+            inner,
+            json!(width),
+            "the viewport could not be made {width} px wide"
+        );
     }
 
     async fn desktop(&self) {
@@ -489,9 +519,8 @@ impl Browser {
 
     /// The ids of the keys listed under "Your keys" or "Revoked keys".
     async fn listed(&self, list: &str) -> Vec<String> {
-        let script = format!(
-            "return [...document.querySelectorAll('#{list} > li')].map(li => li.dataset.keyId)"
-        );
+        let script =
+            format!("return [...document.querySelectorAll('#{list} > li')].map(li => li.dataset.keyId)");
         self.js(&script)
             .await
             .as_array()
@@ -555,7 +584,10 @@ fn assert_page_headers(r: &TestResponse, content_type: &str) {
     assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     let etag = r.header("etag").expect("an ETag");
-    assert!(etag.starts_with('"') && !etag.starts_with("W/"), "a strong ETag: {etag}");
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "a strong ETag: {etag}"
+    );
 }
 
 /// The page and its files over plain HTTP: types, security headers, caching (a strong ETag and
@@ -586,7 +618,10 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
     assert!(html.contains(r#"data-anomaly-networks="6""#), "{html}");
     assert!(!html.contains("{{"));
     assert!(!html.contains("<style") && !html.contains(" style="));
-    assert!(!html.contains("http://") && !html.contains("https://"), "nothing from elsewhere");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
 
     // The script and the style sheet, as the page names them (versioned), and unversioned.
     let url_of = |name: &str| -> String {
@@ -603,7 +638,10 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
     ] {
         let r = app.request("GET", path, None, None).await;
         assert_page_headers(&r, content_type);
-        assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
         let bare = path.split('?').next().unwrap();
         let r2 = app.request("GET", bare, None, None).await;
         assert_page_headers(&r2, content_type);
@@ -613,7 +651,11 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
         assert_eq!(stale.header("cache-control"), Some("no-cache"));
     }
     let js = app.request("GET", "/account/account.js", None, None).await.text;
-    assert!(!js.contains("innerHTML") && !js.contains("localStorage.setItem") && !js.contains("document.cookie ="));
+    assert!(
+        !js.contains("innerHTML")
+            && !js.contains("localStorage.setItem")
+            && !js.contains("document.cookie =")
+    );
 
     // A client that holds the version gets 304, without a body; another version, the page.
     let etag = page.header("etag").unwrap().to_owned();
@@ -634,7 +676,11 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
         );
     }
     let r = app
-        .send(app.client.get(app.url("/account")).header("if-none-match", "\"old\""))
+        .send(
+            app.client
+                .get(app.url("/account"))
+                .header("if-none-match", "\"old\""),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.text, page.text);
@@ -663,7 +709,10 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     let browser = Browser::open(&app).await;
     browser.goto_account().await;
     assert_eq!(browser.view().await, "view-sign-in");
-    assert_eq!(browser.js("return document.documentElement.lang").await, json!("en"));
+    assert_eq!(
+        browser.js("return document.documentElement.lang").await,
+        json!("en")
+    );
     browser.screenshots("sign-in").await;
 
     // Every field has a label and says what it is for, for password managers.
@@ -684,7 +733,11 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     // The sign-up form, its refusals in the service's words.
     browser.click("#to-sign-up").await;
     browser.wait_view("view-sign-up").await;
-    assert_eq!(browser.focused_id().await, "sign-up-title", "the focus follows the view");
+    assert_eq!(
+        browser.focused_id().await,
+        "sign-up-title",
+        "the focus follows the view"
+    );
     browser.sign_up("Taken_Name", PASSWORD).await;
     assert_eq!(
         browser.alert().await,
@@ -701,12 +754,18 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     browser.sign_up("alice", "password").await;
     assert_eq!(
         browser.alert().await,
-        format!("Could not create the account: {}", weak.trim_end_matches('.').to_owned() + ".")
+        format!(
+            "Could not create the account: {}",
+            weak.trim_end_matches('.').to_owned() + "."
+        )
     );
     browser.clear_messages().await;
     browser.sign_up("a!", PASSWORD).await;
     assert!(
-        browser.alert().await.starts_with("Could not create the account: username:"),
+        browser
+            .alert()
+            .await
+            .starts_with("Could not create the account: username:"),
         "{}",
         browser.text("#alert").await
     );
@@ -731,7 +790,7 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
         .text("#keys li.current dl")
         .await
         .contains("Last used from127.0.0.1"));
-    assert_eq!(browser.text("#events li[data-kind=signed_up]").await.is_empty(), false);
+    assert!(!browser.text("#events li[data-kind=signed_up]").await.is_empty());
     browser.screenshots("account-new").await;
 
     // A reload of the tab keeps the session; a new tab does not have it.
@@ -740,7 +799,11 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     assert_eq!(browser.stored_key().await.as_deref(), Some(key.as_str()));
     let first = browser.client.window().await.expect("this tab");
     let tab = browser.client.new_window(true).await.expect("a new tab");
-    browser.client.switch_to_window(tab.handle).await.expect("to the new tab");
+    browser
+        .client
+        .switch_to_window(tab.handle)
+        .await
+        .expect("to the new tab");
     browser.goto_account().await;
     assert_eq!(browser.view().await, "view-sign-in");
     assert_eq!(browser.stored_key().await, None);
@@ -842,10 +905,11 @@ async fn keys_revoked_keys_and_events_in_plain_words() {
     let (phone, phone_id) = other_device(&app, "bob", PASSWORD, phone_agent).await;
 
     browser.click_refresh().await;
-    browser.wait_js(&format!(
-        "return document.querySelector('#revoked li[data-key-id=\"{stolen_id}\"]')"
-    ))
-    .await;
+    browser
+        .wait_js(&format!(
+            "return document.querySelector('#revoked li[data-key-id=\"{stolen_id}\"]')"
+        ))
+        .await;
     let keys = browser.listed("keys").await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.contains(&phone_id));
@@ -870,8 +934,17 @@ async fn keys_revoked_keys_and_events_in_plain_words() {
     let events = browser
         .js("return [...document.querySelectorAll('#events li')].map(li => li.dataset.kind + ': ' + li.lastChild.textContent)")
         .await;
-    let events: Vec<&str> = events.as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert_eq!(events.last(), Some(&"signed_up: Account created (network 127.0.0.0/24)."), "{events:#?}");
+    let events: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events.last(),
+        Some(&"signed_up: Account created (network 127.0.0.0/24)."),
+        "{events:#?}"
+    );
     assert!(
         events.contains(&"key_revoked: Key revoked because it was used from 3 networks within 24 hours (network 127.0.2.0/24)."),
         "{events:#?}"
@@ -887,15 +960,20 @@ async fn keys_revoked_keys_and_events_in_plain_words() {
         .click_and_confirm(&format!("#keys li[data-key-id=\"{phone_id}\"] button"))
         .await;
     assert!(asked.contains(phone_agent), "{asked}");
-    browser.wait_js(&format!(
+    browser
+        .wait_js(&format!(
         "return document.querySelector('#revoked li[data-key-id=\"{phone_id}\"][data-reason=signed_out]')"
     ))
-    .await;
+        .await;
     assert!(browser.notice().await.contains("is revoked"));
     assert_eq!(browser.listed("keys").await.len(), 1);
     assert_eq!(browser.focused_id().await, "keys-title");
     app.validate(&phone).await.assert_invalid_key();
-    assert_eq!(app.validate(&own).await.status, 200, "this device's key still works");
+    assert_eq!(
+        app.validate(&own).await.status,
+        200,
+        "this device's key still works"
+    );
     browser.assert_clean_console().await;
 
     // The service gone: the page says so in words.
@@ -969,10 +1047,10 @@ async fn sign_out_everywhere_change_password_and_delete_the_account() {
     app.validate(&other).await.assert_invalid_key();
     assert_eq!(app.sign_in("carol", PASSWORD).await.status, 401);
     assert_eq!(app.sign_in("carol", new_password).await.status, 200);
-    assert_eq!(
-        browser.text("#events li[data-kind=password_changed]").await.is_empty(),
-        false
-    );
+    assert!(!browser
+        .text("#events li[data-kind=password_changed]")
+        .await
+        .is_empty());
     assert!(browser
         .text("#revoked li[data-reason=password_changed] .reason")
         .await
@@ -994,7 +1072,11 @@ async fn sign_out_everywhere_change_password_and_delete_the_account() {
     browser.clear_messages().await;
     assert_eq!(app.validate(&key).await.status, 200, "nothing deleted yet");
     browser.fill("#delete-password", new_password).await;
-    if browser.js("return document.getElementById('delete-confirm').checked").await != json!(true) {
+    if browser
+        .js("return document.getElementById('delete-confirm').checked")
+        .await
+        != json!(true)
+    {
         browser.click("#delete-confirm").await;
     }
     browser.click("#delete-form button[type=submit]").await;
@@ -1056,7 +1138,12 @@ async fn a_suspension_is_shown_with_its_reason_and_end() {
         browser.text("#suspension-reason").await,
         "aimbot <b>in</b> ranked games"
     );
-    assert_eq!(browser.js("return document.querySelector('#suspension-reason b')").await, Value::Null);
+    assert_eq!(
+        browser
+            .js("return document.querySelector('#suspension-reason b')")
+            .await,
+        Value::Null
+    );
     let shown = browser
         .js("return document.querySelector('#suspension-until time').dateTime")
         .await;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
+    X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -57,7 +58,8 @@ impl Asset {
         let digest = Sha256::digest(body.as_bytes());
         let version: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         // Hex digits between quotes: always a valid header value.
-        let etag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""));
+        let etag =
+            HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""));
         Self {
             body: Bytes::from(body),
             content_type,
@@ -130,7 +132,10 @@ impl AccountPage {
             ("script_version", script.version.clone()),
             ("style_version", style.version.clone()),
             // The request that crosses `max_networks` is the one revoked: it is the one more.
-            ("anomaly_networks", (u64::from(anomaly.max_networks) + 1).to_string()),
+            (
+                "anomaly_networks",
+                (u64::from(anomaly.max_networks) + 1).to_string(),
+            ),
             ("anomaly_window", duration_words(anomaly.window.0)),
             ("flood_requests", digits(anomaly.flood_max_requests)),
             ("flood_window", duration_words(anomaly.flood_window.0)),
@@ -138,7 +143,11 @@ impl AccountPage {
             ("key_lifetime_ms", keys.lifetime.0.as_millis().to_string()),
             (
                 "idle_timeout",
-                if idle.is_zero() { String::new() } else { duration_words(idle) },
+                if idle.is_zero() {
+                    String::new()
+                } else {
+                    duration_words(idle)
+                },
             ),
             ("max_keys", keys.max_per_user.to_string()),
             ("min_password", settings.password.min_length.to_string()),
@@ -216,7 +225,7 @@ fn duration_words(d: Duration) -> String {
         (1, "millisecond"),
     ];
     for (size, unit) in units {
-        if ms >= size && ms % size == 0 && !(unit == "day" && ms / size < 2) {
+        if ms >= size && ms.is_multiple_of(size) && !(unit == "day" && ms / size < 2) {
             let n = ms / size;
             return format!("{} {unit}{}", digits(n as u64), if n == 1 { "" } else { "s" });
         }

@@ -811,6 +811,7 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     browser.client.switch_to_window(first).await.expect("back");
 
     // Sign out: the key stops working and leaves the tab.
+    browser.clear_messages().await;
     browser.click("#sign-out").await;
     browser.wait_view("view-sign-in").await;
     assert!(browser.notice().await.starts_with("Signed out"));
@@ -956,6 +957,7 @@ async fn keys_revoked_keys_and_events_in_plain_words() {
     browser.screenshots("account").await;
 
     // Revoke the phone's key from the page: it moves to the revoked keys, and stops working.
+    browser.clear_messages().await;
     let asked = browser
         .click_and_confirm(&format!("#keys li[data-key-id=\"{phone_id}\"] button"))
         .await;

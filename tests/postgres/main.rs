@@ -35,6 +35,8 @@ mod meta;
 mod metrics;
 #[path = "../api/openapi.rs"]
 mod openapi;
+#[path = "../api/readme_tour.rs"]
+mod readme_tour;
 #[path = "../api/revocations.rs"]
 mod revocations;
 #[path = "../api/services.rs"]

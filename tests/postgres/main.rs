@@ -21,6 +21,8 @@ mod bad_input;
 mod connections;
 #[path = "../api/events.rs"]
 mod events;
+#[path = "../api/forward_auth.rs"]
+mod forward_auth;
 #[path = "../api/game_server.rs"]
 mod game_server;
 #[path = "../api/helpers.rs"]

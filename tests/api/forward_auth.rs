@@ -8,7 +8,7 @@
 //! installs them): without them these tests fail, saying so.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::helpers::{spawn_app_with, PASSWORD};
+use crate::helpers::{free_port, installed, spawn_app_with, PASSWORD};
 
 /// The body of every invalid-key answer, as the service writes it (API.md, exactly).
 const INVALID_KEY: &str = r#"{"success":false,"data":null,"error":"Invalid access key"}"#;
@@ -26,16 +26,6 @@ const FORBIDDEN: &str = r#"{"success":false,"data":null,"error":"Forbidden"}"#;
 /// Where the players are: not the proxy's address, so that the service can only know it from
 /// the proxy's X-Forwarded-For.
 const CLIENT_IP: &str = "127.0.0.2";
-
-/// A program as Debian installs it: on the PATH, or at `fallback`.
-fn installed(name: &str, fallback: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| Some(PathBuf::from(fallback)).filter(|p| p.is_file()))
-}
 
 /// The protected back end: answers every request with what it received, as JSON
 /// (`{"method", "uri", "headers": {name: [values]}, "body"}`), and counts the requests.
@@ -76,14 +66,6 @@ struct Proxy {
     port: u16,
     /// The file in `dir` where it logs its errors.
     log: &'static str,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A directory the proxy's workers can get through when run as root (CI): nginx's workers are

@@ -7,13 +7,13 @@
 //! line reaches the test's database), `cargo run -q --example game_server` the example's binary, and
 //! `deploy/` this repository's. Needs Debian's `nginx` (`.ci/run` installs it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::helpers::{database_url, start_binary};
+use crate::helpers::{database_url, free_port, installed, start_binary};
 
 const README: &str = include_str!("../../README.md");
 
@@ -80,20 +80,6 @@ fn example_binary() -> PathBuf {
     crate::game_server::example_binary()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn nginx_installed() -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("nginx").is_file()))
-        || Path::new("/usr/sbin/nginx").is_file()
-}
-
 #[test]
 fn the_tour_marks_its_blocks_and_their_output() {
     let blocks = tour_blocks(README);
@@ -147,7 +133,7 @@ fn the_readme_starts_with_the_two_commands() {
 #[tokio::test]
 async fn the_readme_tour_runs_as_written() {
     assert!(
-        nginx_installed(),
+        installed("nginx", "/usr/sbin/nginx").is_some(),
         "nginx is not installed: run .ci/run (it installs Debian's nginx package), \
          or apt-get install -y nginx"
     );

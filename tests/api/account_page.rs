@@ -22,33 +22,37 @@ use tempfile::TempDir;
 use tokio::sync::OnceCell;
 
 use crate::admin::{admin_key, user_id};
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, TestResponse, PASSWORD};
+use crate::helpers::{
+    free_port, installed, spawn_app, spawn_app_with, Backend, TestApp, TestResponse, PASSWORD,
+};
 use killbill_auth::clock::Clock;
 use killbill_auth::http::routes::account::CONTENT_SECURITY_POLICY_VALUE;
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
 const STORAGE: &str = "killbill-auth.key";
 /// How long the page may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// The port of the test binary's chromedriver, started on first use.
-async fn chromedriver() -> u16 {
-    static DRIVER: OnceCell<u16> = OnceCell::const_new();
+/// The test binary's chromedriver (started on first use) and the browser it drives.
+struct Driver {
+    port: u16,
+    chromium: PathBuf,
+}
+
+async fn chromedriver() -> &'static Driver {
+    static DRIVER: OnceCell<Driver> = OnceCell::const_new();
     static WATCHDOG: std::sync::OnceLock<std::sync::Mutex<std::process::Child>> = std::sync::OnceLock::new();
-    *DRIVER
+    DRIVER
         .get_or_init(|| async {
-            for (path, what) in [(CHROMEDRIVER, "chromedriver"), (CHROMIUM, "chromium")] {
-                assert!(
-                    Path::new(path).exists(),
-                    "{what} is not installed ({path}): the account page's browser tests need Debian's \
-                     chromium and chromedriver; run `apt-get install -y chromium chromium-driver` (.ci/run does)"
-                );
-            }
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let missing = |what: &str| -> ! {
+                panic!(
+                    "{what} is not installed: the account page's browser tests need Debian's chromium and \
+                     chromedriver; run `apt-get install -y chromium chromium-driver` (.ci/run does)"
+                )
+            };
+            let chromedriver =
+                installed("chromedriver", "/usr/bin/chromedriver").unwrap_or_else(|| missing("chromedriver"));
+            let chromium = installed("chromium", "/usr/bin/chromium").unwrap_or_else(|| missing("chromium"));
+            let port = free_port();
             // chromedriver in the background of a shell that stops it once this process is gone
             // (a static is never dropped, and a panicking test binary must leave nothing behind).
             let script = r#"
@@ -60,7 +64,7 @@ async fn chromedriver() -> u16 {
             let watchdog = Command::new("sh")
                 .arg("-c")
                 .arg(script)
-                .arg(CHROMEDRIVER)
+                .arg(&chromedriver)
                 .arg(port.to_string())
                 .arg(std::process::id().to_string())
                 .stdin(Stdio::null())
@@ -75,7 +79,7 @@ async fn chromedriver() -> u16 {
             for _ in 0..200 {
                 if let Ok(r) = client.get(&status).send().await {
                     if r.status().is_success() {
-                        return port;
+                        return Driver { port, chromium };
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -156,11 +160,12 @@ impl Drop for Browser {
 impl Browser {
     async fn open(app: &TestApp) -> Browser {
         let driver = chromedriver().await;
+        let (chromium, driver) = (&driver.chromium, driver.port);
         let profile = tempfile::tempdir().expect("a profile directory");
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium,
                 "args": [
                     "--headless=new",
                     "--no-sandbox",

@@ -24,6 +24,7 @@ mod logging;
 mod meta;
 mod metrics;
 mod openapi;
+mod readme_tour;
 mod revocations;
 mod services;
 mod sign_in;

@@ -21,6 +21,7 @@ use crate::config::{DatabaseTarget, Settings};
 use crate::domain::name_digest::NAME_KEY_BYTES;
 use crate::domain::{HashClass, NameKey, RevocationReason};
 use crate::http::connection::Connections;
+use crate::http::routes::account::AccountPage;
 use crate::http::server::{self, Limits};
 use crate::http::{AppState, Shared};
 use crate::metrics::Metrics;
@@ -221,6 +222,7 @@ pub struct Application {
     listener: TcpListener,
     services: Services,
     limits: Limits,
+    account_page: Arc<AccountPage>,
 }
 
 impl Application {
@@ -244,6 +246,7 @@ impl Application {
             listener,
             services,
             limits,
+            account_page: Arc::new(AccountPage::new(settings)),
         })
     }
 
@@ -267,6 +270,7 @@ impl Application {
             listener,
             services,
             limits,
+            account_page,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = tokio::spawn(maintain(services.clone(), stop_rx.clone()));
@@ -314,6 +318,7 @@ impl Application {
             request_timeout: limits.request_timeout,
             tickets: services.tickets.clone(),
             revocations: hub.clone(),
+            account_page,
         });
         // Revocation streams never end by themselves: they end when the drain begins (their
         // clients reconnect elsewhere with their position), so that they do not hold it up.

@@ -56,6 +56,8 @@ pub struct Shared {
     pub tickets: Arc<TicketService>,
     /// The revocation stream's hub (`GET /revocations`).
     pub revocations: Arc<RevocationHub>,
+    /// The account page (`GET /account`), rendered at start-up.
+    pub account_page: Arc<routes::account::AccountPage>,
 }
 
 impl AppState {

@@ -41,7 +41,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ApiError;
-use super::routes::{admin, auth, events, meta, revocations, tickets, users};
+use super::routes::{account, admin, auth, events, meta, revocations, tickets, users};
 use super::AppState;
 use crate::domain::{FeedEntry, Suspension, Timestamp};
 
@@ -316,8 +316,8 @@ pub const SUSPENDED_FAILURE: &str = "SuspendedFailure";
 pub const HEALTH_FAILURE: &str = "HealthFailure";
 
 /// Whether a route answers in the envelope (`body = T` is the success's `data`) or outside it
-/// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`). Failures are in the
-/// envelope either way.
+/// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`, the account page and
+/// its files). Failures are in the envelope either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     Envelope,
@@ -483,6 +483,9 @@ pub fn api() -> Api {
         .route(meta::__path_health, meta::health, Public, &[&[DatabaseDown]])
         .bare(meta::__path_metrics, meta::metrics, Public, &[])
         .bare(__path_openapi, openapi, Public, &[])
+        .bare(account::__path_page, account::page, Public, &[])
+        .bare(account::__path_script, account::script, Public, &[])
+        .bare(account::__path_style, account::style, Public, &[])
         .route(
             users::__path_sign_up,
             users::sign_up,
@@ -631,9 +634,10 @@ const DESCRIPTION: &str = "\
 Token-based authentication for Kill Bill 2: sign up with a username and password, trade them for an \
 access key, send `Authorization: Bearer <key>` with every request.
 
-**Envelope.** Every answer but `/metrics`, `/openapi.json` and `/revocations` is JSON in the envelope \
+**Envelope.** Every answer but `/metrics`, `/openapi.json`, `/revocations` and the account page \
+(`/account` and its script and style sheet) is JSON in the envelope \
 `{\"success\": true, \"data\": …, \"error\": null}` or `{\"success\": false, \"data\": null, \"error\": \"…\"}`; \
-failures of those three are in the envelope too. `data` is null on failure, except for `Account \
+failures of those are in the envelope too. `data` is null on failure, except for `Account \
 suspended` (403 on `POST /auth`), which carries the suspension, and `GET /health`'s 503.
 
 **Status codes.** Each operation lists what it can answer, with its `error` sentences: 400 (naming \

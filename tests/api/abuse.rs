@@ -351,6 +351,11 @@ async fn a_refused_new_password_says_the_same_whether_the_current_one_was_right(
     let wrong_weak = change(WRONG, "password").await;
     let wrong_control = change(WRONG, "x\u{7}y").await;
     assert_eq!(right_weak.assert_error(400), wrong_weak.assert_error(400));
+    assert!(
+        right_weak.assert_error(400).starts_with("new_password: "),
+        "the error names the field: {}",
+        right_weak.text
+    );
     assert_eq!(right_control.assert_error(400), wrong_control.assert_error(400));
     // Each wrong current password counted, whatever else the body held: 2 so far, 3 more.
     for new in ["password", "another good passphrase", "another good passphrase"] {

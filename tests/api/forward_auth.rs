@@ -1,13 +1,14 @@
-//! Forward auth behind a real nginx (issue 15): Debian's nginx runs `deploy/nginx-forward-auth.conf`,
-//! as it is, in front of the real service and a tiny back end that echoes what it received. A
+//! Forward auth behind a real nginx and a real Caddy (issue 15): Debian's nginx runs
+//! `deploy/nginx-forward-auth.conf`, and Debian's Caddy `deploy/caddy-forward-auth.caddy`, as they
+//! are, in front of the real service and a tiny back end that echoes what it received. A
 //! valid key reaches the back end with `X-Auth-User-Id`/`X-Auth-Username` (the client's own are
 //! replaced) and without the key; an invalid key gets the seed's 403 body; a key signed out is
 //! refused at once; a SERVICE key is refused; the rate limit's 429 and an unreachable service's
-//! 503 come through with `Retry-After`. Needs Debian's `nginx` package (`.ci/run` installs it):
-//! without it this test fails, saying so.
+//! 503 come through with `Retry-After`. Needs Debian's `nginx` and `caddy` packages (`.ci/run`
+//! installs them): without them these tests fail, saying so.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,24 +18,14 @@ use axum::extract::{Request, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::helpers::{spawn_app_with, PASSWORD};
+use crate::helpers::{free_port, installed, spawn_app_with, PASSWORD};
 
 /// The body of every invalid-key answer, as the service writes it (API.md, exactly).
 const INVALID_KEY: &str = r#"{"success":false,"data":null,"error":"Invalid access key"}"#;
 const FORBIDDEN: &str = r#"{"success":false,"data":null,"error":"Forbidden"}"#;
-/// Where the players are: not nginx's address, so that the service can only know it from
-/// nginx's X-Forwarded-For.
+/// Where the players are: not the proxy's address, so that the service can only know it from
+/// the proxy's X-Forwarded-For.
 const CLIENT_IP: &str = "127.0.0.2";
-
-/// nginx as Debian installs it.
-fn nginx_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("nginx"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()))
-}
 
 /// The protected back end: answers every request with what it received, as JSON
 /// (`{"method", "uri", "headers": {name: [values]}, "body"}`), and counts the requests.
@@ -67,26 +58,31 @@ async fn spawn_echo() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, seen)
 }
 
-/// nginx in the foreground (`daemon off`) with its own prefix, configuration and port; stopped
-/// (SIGTERM to the master, which stops its workers) when dropped.
-struct Nginx {
+/// A reverse proxy in the foreground with its own directory (configuration, logs, temporary
+/// files) and port; stopped (SIGTERM, which stops nginx's workers too) when dropped.
+struct Proxy {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
+    /// The file in `dir` where it logs its errors.
+    log: &'static str,
 }
 
-impl Nginx {
-    fn start(binary: &Path, auth: SocketAddr, backend: SocketAddr) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        // Run as root (CI), nginx's workers are `nobody`: they must get through to their temp dirs.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+/// A directory the proxy's workers can get through when run as root (CI): nginx's workers are
+/// `nobody`.
+fn proxy_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    dir
+}
+
+impl Proxy {
+    /// nginx with `deploy/nginx-forward-auth.conf` included in its server block.
+    fn nginx(binary: &Path, auth: SocketAddr, backend: SocketAddr) -> Proxy {
+        let dir = proxy_dir();
         let d = dir.path().display();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let snippet = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx-forward-auth.conf");
         let conf = format!(
             "worker_processes 1;\n\
@@ -135,7 +131,48 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        Nginx { child, dir, port }
+        Proxy {
+            child,
+            dir,
+            port,
+            log: "error.log",
+        }
+    }
+
+    /// Caddy with `deploy/caddy-forward-auth.caddy` imported as it is, configured by its
+    /// environment variables; only the global options (no admin endpoint, no automatic HTTPS)
+    /// are the test's.
+    fn caddy(binary: &Path, auth: SocketAddr, backend: SocketAddr) -> Proxy {
+        let dir = proxy_dir();
+        let port = free_port();
+        let site = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/caddy-forward-auth.caddy");
+        let conf_path = dir.path().join("Caddyfile");
+        std::fs::write(
+            &conf_path,
+            format!("{{\n\tadmin off\n\tauto_https off\n}}\nimport {site}\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
+        let child = Command::new(binary)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&conf_path)
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("KILLBILL_SITE", format!("http://127.0.0.1:{port}"))
+            .env("KILLBILL_AUTH_UPSTREAMS", auth.to_string())
+            .env("GAME_BACKEND", backend.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start caddy");
+        Proxy {
+            child,
+            dir,
+            port,
+            log: "caddy.log",
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -143,11 +180,11 @@ impl Nginx {
     }
 
     fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill")
@@ -196,7 +233,7 @@ impl Answer {
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Answer {
-    let r = req.send().await.expect("request through nginx");
+    let r = req.send().await.expect("request through the proxy");
     Answer {
         status: r.status().as_u16(),
         headers: r.headers().clone(),
@@ -206,21 +243,37 @@ async fn send(req: reqwest::RequestBuilder) -> Answer {
 
 #[tokio::test]
 async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
-    let Some(binary) = nginx_binary() else {
+    let Some(binary) = installed("nginx", "/usr/sbin/nginx") else {
         panic!(
             "nginx is not installed: run .ci/run (it installs Debian's nginx package), \
              or apt-get install -y nginx"
         );
     };
+    protects_a_back_end(|auth, backend| Proxy::nginx(&binary, auth, backend)).await;
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_protects_a_back_end_with_killbill_auth() {
+    let Some(binary) = installed("caddy", "/usr/bin/caddy") else {
+        panic!(
+            "caddy is not installed: run .ci/run (it installs Debian's caddy package), \
+             or apt-get install -y caddy"
+        );
+    };
+    protects_a_back_end(|auth, backend| Proxy::caddy(&binary, auth, backend)).await;
+}
+
+/// The same checks through either proxy, started by `start(killbill-auth, back end)`.
+async fn protects_a_back_end(start: impl FnOnce(SocketAddr, SocketAddr) -> Proxy) {
     let app = spawn_app_with(|s| {
-        // nginx's address: its X-Forwarded-For is believed.
+        // The proxy's address: its X-Forwarded-For is believed.
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         s.rate_limit.key_per_second = 1;
         s.rate_limit.key_burst = 30;
     })
     .await;
     let (backend, seen) = spawn_echo().await;
-    let nginx = Nginx::start(&binary, app.addr, backend);
+    let proxy = start(app.addr, backend);
     let player = reqwest::Client::builder()
         .local_address(CLIENT_IP.parse::<std::net::IpAddr>().unwrap())
         .timeout(Duration::from_secs(30))
@@ -230,13 +283,18 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
     // Up when it answers (no key: refused, without reaching the back end).
     let mut started = None;
     for _ in 0..200 {
-        if let Ok(r) = player.get(nginx.url("/")).send().await {
+        if let Ok(r) = player.get(proxy.url("/")).send().await {
             started = Some(r.status().as_u16());
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(started, Some(403), "nginx did not start: {}", nginx.error_log());
+    assert_eq!(
+        started,
+        Some(403),
+        "the proxy did not start: {}",
+        proxy.error_log()
+    );
 
     // No key, a malformed one, an unknown one: the seed's 403, exactly as the service writes it.
     let unknown = "A".repeat(43) + "=";
@@ -245,7 +303,7 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
         ("malformed", Some("nope")),
         ("unknown", Some(unknown.as_str())),
     ] {
-        let mut req = player.get(nginx.url("/match/42"));
+        let mut req = player.get(proxy.url("/match/42"));
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
@@ -270,7 +328,7 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
     let user_id = signed_up.body["data"]["user"]["id"].as_str().unwrap();
     let r = send(
         player
-            .post(nginx.url("/match/42/join?team=red"))
+            .post(proxy.url("/match/42/join?team=red"))
             .bearer_auth(&key)
             .header("X-Auth-User-Id", "00000000-0000-0000-0000-000000000000")
             .header("x-auth-username", "mallory")
@@ -292,24 +350,24 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
     assert_eq!(r.received("x-forwarded-for"), [CLIENT_IP]);
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 
-    // killbill-auth saw the player's address through nginx's X-Forwarded-For (the anomaly rules
-    // and the throttles judge players, not nginx).
+    // killbill-auth saw the player's address through the proxy's X-Forwarded-For (the anomaly
+    // rules and the throttles judge players, not the proxy).
     let other = app.sign_in("bill", PASSWORD).await.key();
     let keys = app.keys(&other).await;
-    let through_nginx = keys.body["data"]["keys"]
+    let through_proxy = keys.body["data"]["keys"]
         .as_array()
         .unwrap()
         .iter()
         .find(|k| k["current"] == false)
         .cloned()
         .unwrap();
-    assert_eq!(through_nginx["last_ip"], CLIENT_IP, "{}", keys.text);
+    assert_eq!(through_proxy["last_ip"], CLIENT_IP, "{}", keys.text);
 
-    // Signed out (at the service): refused through nginx at once, within a second at most.
+    // Signed out (at the service): refused through the proxy at once, within a second at most.
     assert_eq!(app.request("DELETE", "/auth", Some(&key), None).await.status, 200);
     let signed_out = Instant::now();
     loop {
-        let r = send(player.get(nginx.url("/match/42")).bearer_auth(&key)).await;
+        let r = send(player.get(proxy.url("/match/42")).bearer_auth(&key)).await;
         if r.status == 403 {
             r.assert_refused(INVALID_KEY, "signed out");
             break;
@@ -317,20 +375,20 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
         assert_eq!(r.status, 200, "{}", r.text);
         assert!(
             signed_out.elapsed() < Duration::from_secs(1),
-            "a signed-out key still passes nginx after {:?}",
+            "a signed-out key still passes the proxy after {:?}",
             signed_out.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!(
-        "signed-out key refused through nginx after {:?}",
+        "signed-out key refused through the proxy after {:?}",
         signed_out.elapsed()
     );
     let reached = seen.load(Ordering::SeqCst);
 
     // A SERVICE key is a game server's, not a player's: refused (403 Forbidden).
     let service = crate::services::service_key(&app, "matchmaker").await;
-    let r = send(player.get(nginx.url("/match/42")).bearer_auth(&service)).await;
+    let r = send(player.get(proxy.url("/match/42")).bearer_auth(&service)).await;
     r.assert_refused(FORBIDDEN, "service key");
     assert!(r.header("www-authenticate").is_none());
     assert_eq!(
@@ -339,11 +397,11 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
         "the back end was not reached"
     );
 
-    // The key's rate limit: 429 with Retry-After, not nginx's 500 (the key stays valid).
+    // The key's rate limit: 429 with Retry-After, not the proxy's own error (the key stays valid).
     let busy = app.sign_in("bill", PASSWORD).await.key();
     let mut limited = None;
     for _ in 0..60 {
-        let r = send(player.get(nginx.url("/ping")).bearer_auth(&busy)).await;
+        let r = send(player.get(proxy.url("/ping")).bearer_auth(&busy)).await;
         match r.status {
             200 => continue,
             429 => {
@@ -353,7 +411,7 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
             other => panic!("{other}: {}", r.text),
         }
     }
-    let r = limited.expect("the rate limit answers 429 through nginx");
+    let r = limited.expect("the rate limit answers 429 through the proxy");
     assert_eq!(r.json()["error"], "Too many requests, retry later");
     assert!(r
         .header("retry-after")
@@ -363,10 +421,10 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
     // killbill-auth gone: 503 with Retry-After, never the back end and never a 500.
     let reached = seen.load(Ordering::SeqCst);
     app.stop().await;
-    let r = send(player.get(nginx.url("/match/42")).bearer_auth(&other)).await;
+    let r = send(player.get(proxy.url("/match/42")).bearer_auth(&other)).await;
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.json()["success"], false);
     assert_eq!(seen.load(Ordering::SeqCst), reached);
-    drop(nginx);
+    drop(proxy);
 }

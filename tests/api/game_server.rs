@@ -13,7 +13,7 @@ use crate::admin::{admin_key, user_id};
 use crate::helpers::{spawn_app, TestApp};
 
 /// The example's binary, built if this test binary was built without it (`cargo test --test`).
-fn example_binary() -> std::path::PathBuf {
+pub fn example_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary");
     let profile_dir = exe
         .parent()

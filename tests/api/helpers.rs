@@ -408,12 +408,23 @@ pub struct Server {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
+/// A port that nothing listens on right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A program as Debian installs it: on the PATH, or at `fallback`.
+pub fn installed(name: &str, fallback: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| Some(PathBuf::from(fallback)).filter(|p| p.is_file()))
 }
 
 /// Runs the real binary on `dir`, logging to `dir/server.log`.

@@ -8,6 +8,7 @@
 pub const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 
 mod abuse;
+mod account_page;
 mod admin;
 mod anomaly;
 mod bad_input;
@@ -24,6 +25,7 @@ mod logging;
 mod meta;
 mod metrics;
 mod openapi;
+mod readme_tour;
 mod revocations;
 mod services;
 mod sign_in;

@@ -26,11 +26,12 @@ fn database_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("killbill-auth.db"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
+        // A file listed may be gone when it is read (SQLite removes its journal files as it
+        // goes): what is not there holds nothing.
+        .filter_map(|e| match std::fs::read(e.path()) {
+            Ok(bytes) => Some((e.file_name().to_string_lossy().into_owned(), bytes)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => panic!("{}: {err}", e.path().display()),
         })
         .collect()
 }

@@ -87,7 +87,7 @@ async fn change_password_revokes_every_key_and_returns_a_new_one() {
     let r = app
         .request("PUT", "/users/me/password", Some(&first), Some(body))
         .await;
-    assert!(r.assert_error(400).starts_with("password:"));
+    assert!(r.assert_error(400).starts_with("new_password:"), "{}", r.text);
 
     let body = json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"});
     let r = app

@@ -11,6 +11,8 @@ pub const BACKEND: helpers::Backend = helpers::Backend::Postgres;
 
 #[path = "../api/abuse.rs"]
 mod abuse;
+#[path = "../api/account_page.rs"]
+mod account_page;
 #[path = "../api/admin.rs"]
 mod admin;
 #[path = "../api/anomaly.rs"]
@@ -21,6 +23,8 @@ mod bad_input;
 mod connections;
 #[path = "../api/events.rs"]
 mod events;
+#[path = "../api/forward_auth.rs"]
+mod forward_auth;
 #[path = "../api/game_server.rs"]
 mod game_server;
 #[path = "../api/helpers.rs"]
@@ -37,6 +41,8 @@ mod meta;
 mod metrics;
 #[path = "../api/openapi.rs"]
 mod openapi;
+#[path = "../api/readme_tour.rs"]
+mod readme_tour;
 #[path = "../api/revocations.rs"]
 mod revocations;
 #[path = "../api/services.rs"]

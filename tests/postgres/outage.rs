@@ -9,21 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{start_binary_with_url, Server, PASSWORD};
+use crate::helpers::{free_port, start_binary_with_url, Server, PASSWORD};
 
 /// A PostgreSQL server of the test's own, run as the `postgres` user (it refuses root).
 struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn as_postgres(program: &Path, args: &[&str]) {

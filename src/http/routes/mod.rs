@@ -1,5 +1,6 @@
 //! Handlers, one module per route family. Each reads like API.md's table.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod events;

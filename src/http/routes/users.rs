@@ -9,7 +9,7 @@ use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Player};
 use crate::http::AppState;
-use crate::service::Client;
+use crate::service::{Client, ServiceError};
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
@@ -104,7 +104,12 @@ pub async fn change_password(
             &body.new_password,
             &auth.client,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The refused password is the body's `new_password`: the error names that field.
+            ServiceError::WeakPassword(e) => ApiError::BadRequest(format!("new_password: {e}")),
+            other => other.into(),
+        })?;
     Ok(Envelope::ok(NewKey { key: key.encode() }))
 }
 

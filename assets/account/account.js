@@ -264,6 +264,8 @@
         return "Suspension lifted";
       case "role_changed":
         return "Role changed" + (d.from && d.to ? " from " + d.from + " to " + d.to : "");
+      case "imported":
+        return "Account moved in from the previous game server";
       default:
         return event.kind;
     }

@@ -718,3 +718,22 @@ async fn a_wrong_password_takes_as_long_whatever_the_kind_of_hash() {
         names.iter().zip(&medians).collect::<Vec<_>>()
     );
 }
+
+/// The sign-in throttles count an imported account's failures as any other's, before any hash is
+/// verified: the right old password does not get through an active throttle.
+#[tokio::test]
+async fn the_throttles_hold_for_imported_accounts() {
+    let app = spawn_app().await;
+    let (code, _, out) = import(&app, &["--from", &format!("{FIXTURES}/players.jsonl")]).await;
+    assert_eq!(code, Some(0), "{out}");
+    for _ in 0..5 {
+        assert_eq!(app.sign_in("Joe", "not joe's password").await.status, 401);
+    }
+    let throttled = app.sign_in("Joe", "joe password").await;
+    assert_eq!(throttled.status, 429, "{}", throttled.text);
+    assert!(throttled.header("retry-after").is_some());
+    let (_, stored) = app.store.find_login("joe").await.unwrap().unwrap();
+    assert!(stored.legacy, "not verified, so not upgraded");
+    app.clock.advance(Duration::from_secs(15 * 60 + 1));
+    app.sign_in("Joe", "joe password").await.key();
+}

@@ -162,6 +162,26 @@ impl EventStream {
         got
     }
 
+    /// No event but resets for `period` (comments allowed); how many resets came.
+    #[allow(dead_code)] // the PostgreSQL tests only
+    pub async fn only_resets_for(&mut self, period: Duration) -> usize {
+        let deadline = Instant::now() + period;
+        let mut resets = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return resets;
+            }
+            match self.next(left).await {
+                Next::TimedOut => return resets,
+                Next::Block(block) if block.is_reset() => resets += 1,
+                Next::Block(block) if block.is_event() => panic!("unexpected event: {block:?}"),
+                Next::Block(_) => {}
+                Next::Ended => panic!("the stream ended"),
+            }
+        }
+    }
+
     /// No event for `period` (comments allowed).
     pub async fn quiet_for(&mut self, period: Duration) {
         let deadline = Instant::now() + period;

@@ -1185,3 +1185,191 @@ async fn a_suspension_is_shown_with_its_reason_and_end() {
     );
     browser.assert_clean_console().await;
 }
+
+/// Every other reason a key ends, in the words of the page with the numbers in force
+/// (`request_flood`, `evicted`, `admin`, `suspended`, an idle `expired`, `password_changed`),
+/// and the account's activity a page at a time ("Show older activity").
+#[tokio::test]
+async fn every_reason_in_words_and_older_activity_a_page_at_a_time() {
+    let app = spawn_app_with(|s| {
+        s.anomaly.flood_max_requests = 5;
+        s.keys.max_per_user = 3;
+        s.keys.idle_timeout = killbill_auth::config::HumanDuration(Duration::from_secs(3600));
+    })
+    .await;
+    let admin = admin_key(&app).await;
+    let first = app.sign_up("dan", PASSWORD).await.key();
+    let dan = user_id(&app, &first).await;
+
+    // A flood: more than 5 requests within the hour.
+    let flooded = app.sign_in("dan", PASSWORD).await.key();
+    let mut refused = false;
+    for _ in 0..10 {
+        if app.validate(&flooded).await.status == 403 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the flood rule revokes the key");
+    // Some comings and goings: more activity than one page of the page's (20).
+    for _ in 0..6 {
+        let key = app.sign_in("dan", PASSWORD).await.key();
+        assert_eq!(app.request("DELETE", "/auth", Some(&key), None).await.status, 200);
+    }
+    // Evicted: a fourth live key pushes out the least recently used (the sign-up's, never used
+    // since; the others were signed out).
+    let mut live: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        live.push(app.sign_in("dan", PASSWORD).await.key());
+    }
+    app.validate(&first).await.assert_invalid_key();
+    // By an administrator.
+    let r = app
+        .request("DELETE", &format!("/admin/users/{dan}/keys"), Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for key in &live {
+        app.validate(key).await.assert_invalid_key();
+    }
+    // Suspended, then lifted.
+    let before_suspension = app.sign_in("dan", PASSWORD).await.key();
+    let r = app
+        .request(
+            "PUT",
+            &format!("/admin/users/{dan}/suspension"),
+            Some(&admin),
+            Some(json!({"reason": "cooling off", "until": null})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.validate(&before_suspension).await.assert_invalid_key();
+    let r = app
+        .request(
+            "DELETE",
+            &format!("/admin/users/{dan}/suspension"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Expired: unused for longer than keys.idle_timeout (1 hour).
+    let idle = app.sign_in("dan", PASSWORD).await.key();
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    app.validate(&idle).await.assert_invalid_key();
+    // Password changed: every earlier key ends.
+    let other = app.sign_in("dan", PASSWORD).await.key();
+    let new_password = "the second passphrase of dan";
+    let r = app
+        .request(
+            "PUT",
+            "/users/me/password",
+            Some(&other),
+            Some(json!({"current_password": PASSWORD, "new_password": new_password})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.validate(&other).await.assert_invalid_key();
+
+    let browser = Browser::open(&app).await;
+    browser.goto_account().await;
+    browser.sign_in("dan", new_password).await;
+    browser.wait_signed_in_as("dan").await;
+    let cards = browser
+        .js("return [...document.querySelectorAll('#revoked li')].map(li => [li.dataset.reason, li.querySelector('.reason').textContent])")
+        .await;
+    let cards: Vec<(String, String)> = cards
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c[0].as_str().unwrap().to_owned(),
+                c[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (reason, words) in [
+        (
+            "request_flood",
+            "Revoked because it made more than 5 requests within 1 hour.",
+        ),
+        (
+            "evicted",
+            "Revoked to make room: an account holds at most 3 keys, and this one was the least \
+             recently used when another device signed in.",
+        ),
+        ("admin", "Revoked by an administrator."),
+        ("suspended", "Revoked because the account was suspended."),
+        ("expired", "Expired after 1 hour without use."),
+        ("password_changed", "Revoked because the password was changed."),
+    ] {
+        let shown: Vec<&str> = cards
+            .iter()
+            .filter(|(r, _)| r == reason)
+            .map(|(_, w)| w.as_str())
+            .collect();
+        assert!(!shown.is_empty(), "no {reason} key listed: {cards:#?}");
+        assert!(shown.iter().all(|w| *w == words), "{reason}: {shown:?}");
+    }
+
+    // More activity than a page (20): the oldest arrive with "Show older activity", once.
+    let kinds = "return [...document.querySelectorAll('#events li')].map(li => li.dataset.kind)";
+    let first_page = browser.js(kinds).await.as_array().unwrap().len();
+    assert_eq!(first_page, 20);
+    assert!(!browser
+        .js(kinds)
+        .await
+        .as_array()
+        .unwrap()
+        .contains(&json!("signed_up")));
+    assert_eq!(
+        browser
+            .js("return document.querySelector('#events-more').hidden")
+            .await,
+        json!(false)
+    );
+    let mut pages = 1;
+    while browser
+        .js("return document.querySelector('#events-more').hidden")
+        .await
+        == json!(false)
+    {
+        let before = browser.js(kinds).await.as_array().unwrap().len();
+        browser.click("#events-more").await;
+        browser
+            .wait_js(&format!(
+                "return document.querySelectorAll('#events li').length > {before} || null"
+            ))
+            .await;
+        pages += 1;
+        assert!(pages < 10, "the activity never ends");
+    }
+    let all = browser.js(kinds).await;
+    let all = all.as_array().unwrap();
+    assert!(all.len() > 20, "{all:?}");
+    assert_eq!(all.last(), Some(&json!("signed_up")), "oldest last: {all:?}");
+    // The same as the API's, in the same order, each once.
+    let mut api = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            None => "/users/me/events?limit=100".to_owned(),
+            Some(a) => format!("/users/me/events?limit=100&after={a}"),
+        };
+        let key = browser.stored_key().await.expect("the page's key");
+        let r = app.request("GET", &path, Some(&key), None).await;
+        api.extend(
+            r.body["data"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["kind"].clone()),
+        );
+        match r.body["data"]["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(all, &api);
+    browser.assert_clean_console().await;
+}

@@ -1,7 +1,7 @@
 //! Imports (issue 16) as storage sees them: batches of accounts and of the original back end's
 //! keys, each written in one transaction (rolled back in a dry run), and what each row became.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -50,6 +50,41 @@ pub enum KeyOutcome {
     NoOwner,
     /// Its owner is suspended here: the key would let them in.
     OwnerSuspended,
+}
+
+/// What a batch of keys does, from what the store read: a key already imported (by an earlier
+/// run, or twice in this batch) is present; one whose owner was not imported, or is suspended
+/// here, is not stored; the others are stored, each with a fresh public id, returned with its
+/// owner for the insert.
+pub(crate) fn plan_keys<'a>(
+    batch: &'a [ImportKey],
+    present: &HashSet<KeyDigest>,
+    owners: &HashMap<String, Uuid>,
+    suspended: &HashSet<Uuid>,
+) -> (Vec<KeyOutcome>, Vec<(Uuid, Uuid, &'a ImportKey)>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut new = Vec::new();
+    let mut seen: HashSet<KeyDigest> = HashSet::new();
+    for key in batch {
+        let outcome = if present.contains(&key.digest) || !seen.insert(key.digest) {
+            KeyOutcome::Present
+        } else {
+            match owners.get(&key.source_user_id) {
+                None => KeyOutcome::NoOwner,
+                Some(user_id) if suspended.contains(user_id) => KeyOutcome::OwnerSuspended,
+                Some(user_id) => {
+                    let key_id = Uuid::new_v4();
+                    new.push((key_id, *user_id, key));
+                    KeyOutcome::Imported {
+                        user_id: *user_id,
+                        key_id,
+                    }
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    (outcomes, new)
 }
 
 /// The `imported` event of an account.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{insert_feed, lock_user, revoke_where, PgStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, NewEvent, RevocationReason, Timestamp};
-use crate::store::import::{imported_event, outcomes, ExistingRow, EXISTING_COLUMNS};
+use crate::store::import::{imported_event, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS};
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
@@ -241,28 +241,7 @@ impl PgStore {
             .await?
             .into_iter()
             .collect();
-            let mut outcomes = Vec::with_capacity(batch.len());
-            let mut new: Vec<(Uuid, Uuid, &ImportKey)> = Vec::new();
-            let mut seen: HashSet<KeyDigest> = HashSet::new();
-            for key in batch {
-                let outcome = if present.contains(&key.digest) || !seen.insert(key.digest) {
-                    KeyOutcome::Present
-                } else {
-                    match owners.get(&key.source_user_id) {
-                        None => KeyOutcome::NoOwner,
-                        Some(user_id) if suspended.contains(user_id) => KeyOutcome::OwnerSuspended,
-                        Some(user_id) => {
-                            let key_id = Uuid::new_v4();
-                            new.push((key_id, *user_id, key));
-                            KeyOutcome::Imported {
-                                user_id: *user_id,
-                                key_id,
-                            }
-                        }
-                    }
-                };
-                outcomes.push(outcome);
-            }
+            let (outcomes, new) = plan_keys(batch, &present, &owners, &suspended);
             if !new.is_empty() {
                 let key_ids: Vec<Uuid> = new.iter().map(|(k, _, _)| *k).collect();
                 let users: Vec<Uuid> = new.iter().map(|(_, u, _)| *u).collect();

@@ -825,36 +825,15 @@ fn failure_response(failures: &[Failure]) -> ApiResponse {
     response.build()
 }
 
-/// `{"success": true, "data": <data or null>, "error": null}`.
-fn success_envelope(data: Option<RefOr<Schema>>) -> RefOr<Schema> {
-    let data = data.unwrap_or_else(|| Object::with_type(Type::Null).into());
+/// `{"success": <success>, "data": <data>, "error": <error>}`, nothing else.
+fn envelope(success: bool, data: RefOr<Schema>, error: impl Into<RefOr<Schema>>) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .property(
             "success",
             ObjectBuilder::new()
                 .schema_type(Type::Boolean)
-                .enum_values(Some([true])),
-        )
-        .required("success")
-        .property("data", data)
-        .required("data")
-        .property("error", Object::with_type(Type::Null))
-        .required("error")
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .into()
-}
-
-/// `{"success": false, "data": <data>, "error": <error>}`.
-fn failure_envelope(description: &str, data: RefOr<Schema>, error: ObjectBuilder) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(description))
-        .property(
-            "success",
-            ObjectBuilder::new()
-                .schema_type(Type::Boolean)
-                .enum_values(Some([false])),
+                .enum_values(Some([success])),
         )
         .required("success")
         .property("data", data)
@@ -862,7 +841,17 @@ fn failure_envelope(description: &str, data: RefOr<Schema>, error: ObjectBuilder
         .property("error", error)
         .required("error")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .into()
+}
+
+/// `{"success": true, "data": <data or null>, "error": null}`.
+fn success_envelope(data: Option<RefOr<Schema>>) -> RefOr<Schema> {
+    let data = data.unwrap_or_else(|| Object::with_type(Type::Null).into());
+    envelope(true, data, Object::with_type(Type::Null)).into()
+}
+
+/// `{"success": false, "data": <data>, "error": <error>}`.
+fn failure_envelope(description: &str, data: RefOr<Schema>, error: ObjectBuilder) -> RefOr<Schema> {
+    envelope(false, data, error).description(Some(description)).into()
 }
 
 fn failure_schema() -> RefOr<Schema> {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::rows::ts;
 use super::{StoreError, StoreResult};
-use crate::domain::import::{Existing, ImportedAs, Plan, Refusal, Run, Source};
+use crate::domain::import::{Existing, ImportUser, ImportedAs, Plan, Refusal, Run, Source};
 use crate::domain::{EventKind, KeyDigest, NewEvent, Timestamp};
 
 /// What a batch did with one account row.
@@ -50,6 +50,23 @@ pub enum KeyOutcome {
     NoOwner,
     /// Its owner is suspended here: the key would let them in.
     OwnerSuspended,
+}
+
+/// The rows of a batch to insert, each with the id its plan gave it.
+pub(crate) fn insertions<'a>(plans: &[Plan], batch: &'a [ImportUser]) -> Vec<(Uuid, &'a ImportUser)> {
+    plans
+        .iter()
+        .zip(batch)
+        .filter_map(|(plan, row)| match plan {
+            Plan::Insert { id } => Some((*id, row)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The classes of a batch's hashes (`password_hash_classes`), each once.
+pub(crate) fn hash_classes(batch: &[ImportUser]) -> HashSet<String> {
+    batch.iter().map(|r| r.class.to_string()).collect()
 }
 
 /// What a batch of keys does, from what the store read: a key already imported (by an earlier

@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::{insert_feed, lock_user, revoke_where, PgStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, NewEvent, RevocationReason, Timestamp};
-use crate::store::import::{imported_event, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS};
+use crate::store::import::{
+    hash_classes, imported_event, insertions, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS,
+};
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
@@ -154,14 +156,7 @@ impl PgStore {
             let mut tx = self.pool.begin().await?;
             let (by_name, by_source_id, ids_taken) = lookups(&mut tx, run, batch).await?;
             let plans = plan_batch(run, batch, &by_name, &by_source_id, &ids_taken);
-            let new: Vec<(Uuid, &ImportUser)> = plans
-                .iter()
-                .zip(batch)
-                .filter_map(|(plan, row)| match plan {
-                    Plan::Insert { id } => Some((*id, row)),
-                    _ => None,
-                })
-                .collect();
+            let new = insertions(&plans, batch);
             let inserted = insert_accounts(&mut tx, run, &new).await?;
             let mut updated = HashSet::new();
             for (plan, row) in plans.iter().zip(batch) {
@@ -180,12 +175,7 @@ impl PgStore {
                     }
                 }
             }
-            let classes: Vec<String> = batch
-                .iter()
-                .map(|r| r.class.to_string())
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
+            let classes: Vec<String> = hash_classes(batch).into_iter().collect();
             sqlx::query(
                 "INSERT INTO password_hash_classes (class) SELECT * FROM unnest($1::text[]) ON CONFLICT DO NOTHING",
             )

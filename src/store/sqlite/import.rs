@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::{insert_feed, revoke_where, SqliteStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};
-use crate::store::import::{imported_event, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS};
+use crate::store::import::{
+    hash_classes, imported_event, insertions, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS,
+};
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
@@ -159,7 +161,7 @@ async fn insert_accounts(
 
 /// Records the classes of a batch's hashes.
 async fn insert_classes(conn: &mut SqliteConnection, batch: &[ImportUser]) -> StoreResult<()> {
-    let classes: HashSet<String> = batch.iter().map(|r| r.class.to_string()).collect();
+    let classes = hash_classes(batch);
     if classes.is_empty() {
         return Ok(());
     }
@@ -188,14 +190,7 @@ impl SqliteStore {
             let mut tx = self.begin_write().await?;
             let (by_name, by_source_id, ids_taken) = lookups(&mut tx, run, batch).await?;
             let plans = plan_batch(run, batch, &by_name, &by_source_id, &ids_taken);
-            let new: Vec<(Uuid, &ImportUser)> = plans
-                .iter()
-                .zip(batch)
-                .filter_map(|(plan, row)| match plan {
-                    Plan::Insert { id } => Some((*id, row)),
-                    _ => None,
-                })
-                .collect();
+            let new = insertions(&plans, batch);
             let inserted = insert_accounts(&mut tx, run, &new).await?;
             let mut updated = HashSet::new();
             for (plan, row) in plans.iter().zip(batch) {

@@ -179,6 +179,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::InvalidUsername(e) => Self::BadRequest(format!("username: {e}")),
             ServiceError::WeakPassword(e) => Self::BadRequest(format!("password: {e}")),
+            ServiceError::WeakNewPassword(e) => Self::BadRequest(format!("new_password: {e}")),
             ServiceError::UsernameTaken => Self::UsernameTaken,
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
             ServiceError::InvalidPassword => Self::InvalidPassword,

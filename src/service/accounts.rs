@@ -24,6 +24,9 @@ pub enum ServiceError {
     InvalidUsername(#[from] UsernameError),
     #[error(transparent)]
     WeakPassword(#[from] PasswordError),
+    /// The new password of a change (`new_password`) is refused.
+    #[error(transparent)]
+    WeakNewPassword(PasswordError),
     #[error("username already taken")]
     UsernameTaken,
     #[error("invalid username or password")]
@@ -546,13 +549,13 @@ impl AccountService {
             Reauthentication::Wrong { refused_new } => {
                 tracing::info!(target: "security", event = "reauthentication_failed", user_id = %entry.user.id, network = %network, "wrong password");
                 Err(match refused_new {
-                    Some(e) => ServiceError::WeakPassword(e),
+                    Some(e) => ServiceError::WeakNewPassword(e),
                     None => ServiceError::InvalidPassword,
                 })
             }
             Reauthentication::RefusedNew(e) => {
                 self.throttle.succeeded(attempt).await?;
-                Err(ServiceError::WeakPassword(e))
+                Err(ServiceError::WeakNewPassword(e))
             }
             Reauthentication::Right { new_phc } => {
                 self.throttle.succeeded(attempt).await?;

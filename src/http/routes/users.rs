@@ -9,7 +9,7 @@ use crate::http::envelope::Envelope;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Player};
 use crate::http::AppState;
-use crate::service::{Client, ServiceError};
+use crate::service::Client;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
@@ -104,12 +104,7 @@ pub async fn change_password(
             &body.new_password,
             &auth.client,
         )
-        .await
-        .map_err(|e| match e {
-            // The refused password is the body's `new_password`: the error names that field.
-            ServiceError::WeakPassword(e) => ApiError::BadRequest(format!("new_password: {e}")),
-            other => other.into(),
-        })?;
+        .await?;
     Ok(Envelope::ok(NewKey { key: key.encode() }))
 }
 

@@ -182,7 +182,7 @@ async fn unknown_names_cost_the_same_as_wrong_passwords() {
 
 /// Runs `n` copies of a request at once (each its own task, its own connection when the pool
 /// has none free) and returns the statuses.
-async fn burst(n: usize, make: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec<u16> {
+pub async fn burst(n: usize, make: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec<u16> {
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(n));
     let tasks: Vec<_> = (0..n)
         .map(|i| {
@@ -201,7 +201,7 @@ async fn burst(n: usize, make: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec
     statuses
 }
 
-fn count(statuses: &[u16], status: u16) -> usize {
+pub fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
 }
 

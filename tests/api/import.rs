@@ -737,3 +737,21 @@ async fn the_throttles_hold_for_imported_accounts() {
     app.clock.advance(Duration::from_secs(15 * 60 + 1));
     app.sign_in("Joe", "joe password").await.key();
 }
+
+/// A concurrent burst of wrong passwords against an imported bcrypt account (whose failures are
+/// held to the costliest class) gets no more password checks than the limit, as any account's.
+#[tokio::test]
+async fn a_concurrent_burst_against_an_imported_account_gets_no_more_checks_than_the_limit() {
+    let app = spawn_app().await;
+    let (code, _, out) = import(&app, &["--from", &format!("{FIXTURES}/players.jsonl")]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let statuses = crate::abuse::burst(30, |_| {
+        app.client
+            .post(app.url("/auth"))
+            .json(&serde_json::json!({"username": "Joe", "password": "not joe's password"}))
+    })
+    .await;
+    assert_eq!(crate::abuse::count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(crate::abuse::count(&statuses, 429), 25, "{statuses:?}");
+    app.sign_in("Joe", "joe password").await.assert_error(429);
+}

@@ -189,6 +189,7 @@ pub struct ThrottleSettings {
     pub signin_failures_per_wide_network: u32,
     pub signin_failure_window: HumanDuration,
     pub signups_per_network: u32,
+    pub signups_per_wide_network: u32,
     pub signup_window: HumanDuration,
 }
 
@@ -287,6 +288,7 @@ impl Default for ThrottleSettings {
             signin_failures_per_wide_network: 1000,
             signin_failure_window: HumanDuration(Duration::from_secs(15 * 60)),
             signups_per_network: 20,
+            signups_per_wide_network: 200,
             signup_window: HumanDuration::hours(1),
         }
     }
@@ -479,6 +481,7 @@ impl Settings {
                 t.signin_failures_per_wide_network,
             ),
             ("throttle.signups_per_network", t.signups_per_network),
+            ("throttle.signups_per_wide_network", t.signups_per_wide_network),
         ] {
             // Each throttled subject keeps its last `limit` failure times: keep that small.
             if value == 0 || value > 10_000 {
@@ -495,8 +498,9 @@ impl Settings {
             return Err(invalid("throttle.signup_window", "must be longer than 0s"));
         }
         let p = &self.password;
-        if p.min_length == 0 || p.min_length > 256 {
-            return Err(invalid("password.min_length", "must be 1 to 256"));
+        // NIST SP 800-63B's floor for a password the user chose.
+        if p.min_length < 8 || p.min_length > 256 {
+            return Err(invalid("password.min_length", "must be 8 to 256"));
         }
         if p.argon2_parallelism == 0 || p.argon2_parallelism > 16 {
             return Err(invalid("password.argon2_parallelism", "must be 1 to 16"));
@@ -597,6 +601,7 @@ impl Settings {
             per_wide_network: t.signin_failures_per_wide_network as usize,
             failure_window: t.signin_failure_window.0,
             signups_per_network: t.signups_per_network as usize,
+            signups_per_wide_network: t.signups_per_wide_network as usize,
             signup_window: t.signup_window.0,
         }
     }
@@ -616,6 +621,17 @@ impl Settings {
                 "listening on {listen} with no server.trusted_proxies: behind a proxy or load \
                  balancer every client would count as the proxy's address (one network for the \
                  throttles and the anomaly rules); list the proxies, or listen on a loopback address"
+            ));
+        }
+        if let Some(floor) =
+            argon2_below_owasp(self.password.argon2_memory_kib, self.password.argon2_iterations)
+        {
+            warnings.push(format!(
+                "password.argon2_memory_kib = {} with password.argon2_iterations = {} is below \
+                 OWASP's minimum for Argon2id ({floor} KiB at that many iterations; the \
+                 equivalent settings are m=47104 t=1, m=19456 t=2, m=12288 t=3, m=9216 t=4, \
+                 m=7168 t=5): a stolen database would be cheaper to crack; raise either",
+                self.password.argon2_memory_kib, self.password.argon2_iterations
             ));
         }
         warnings
@@ -863,6 +879,21 @@ fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> 
         .collect()
 }
 
+/// OWASP's Password Storage Cheat Sheet: the least memory (KiB) Argon2id should use at each
+/// number of iterations (m=47104 t=1, m=19456 t=2, m=12288 t=3, m=9216 t=4, m=7168 t=5, which
+/// give about the same defence; more iterations than 5 are not credited further). The floor
+/// when `memory_kib` is below it, else `None`.
+pub fn argon2_below_owasp(memory_kib: u32, iterations: u32) -> Option<u32> {
+    let floor = match iterations {
+        0 | 1 => 47_104,
+        2 => 19_456,
+        3 => 12_288,
+        4 => 9_216,
+        _ => 7_168,
+    };
+    (memory_kib < floor).then_some(floor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1009,6 +1040,51 @@ mod tests {
         assert!(e.contains("lifetime") && e.contains("soon"), "{e}");
         let e = load_err("[tickets]\nlifetme = \"30s\"\n", &[]);
         assert!(e.contains("lifetme"), "{e}");
+    }
+
+    #[test]
+    fn argon2_settings_below_owasps_minimum_are_warned_about_and_short_passwords_refused() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert!(
+            s.warnings().is_empty(),
+            "the defaults are OWASP's: {:?}",
+            s.warnings()
+        );
+        for (m, t, below) in [
+            ("19456", "2", false),
+            ("19455", "2", true),
+            ("47104", "1", false),
+            ("46080", "1", true),
+            ("7168", "5", false),
+            ("7168", "4", true),
+            ("7168", "64", false),
+            ("8", "1", true),
+            ("12288", "3", false),
+        ] {
+            let s = Settings::load_from(
+                None,
+                env(&[
+                    ("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", m),
+                    ("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", t),
+                ]),
+            )
+            .unwrap();
+            let warned = s.warnings().iter().any(|w| {
+                w.contains(&format!(
+                    "password.argon2_memory_kib = {m} with password.argon2_iterations = {t}"
+                )) && w.contains("OWASP")
+            });
+            assert_eq!(warned, below, "m={m} t={t}: {:?}", s.warnings());
+        }
+        for bad in ["0", "1", "7", "257"] {
+            let e = load_err(&format!("[password]\nmin_length = {bad}\n"), &[]);
+            assert!(
+                e.contains("password.min_length") && e.contains("8 to 256"),
+                "{bad}: {e}"
+            );
+        }
+        let s = Settings::load_from(None, env(&[("KILLBILL_AUTH_PASSWORD_MIN_LENGTH", "8")])).unwrap();
+        assert_eq!(s.password.min_length, 8);
     }
 
     #[test]

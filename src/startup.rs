@@ -77,10 +77,12 @@ impl Services {
         {
             DatabaseTarget::Sqlite(path) => {
                 let store = Arc::new(SqliteStore::open(&path).await?);
+                guard_pepper(settings, store.as_ref()).await?;
                 (store, name_key_beside(settings, &path)?, None)
             }
             DatabaseTarget::Postgres(pg) => {
                 let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url, pg.max_connections).await?);
+                guard_pepper(settings, store.as_ref()).await?;
                 let names = name_key_shared(settings, store.as_ref()).await?;
                 (store, names, Some(pg.listen_url))
             }
@@ -94,9 +96,6 @@ impl Services {
             None,
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        if p.argon2_memory_kib < 19_456 || p.argon2_iterations < 2 {
-            tracing::warn!("argon2 parameters are below OWASP's minimum (m=19456 KiB, t=2): for tests only");
-        }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let metrics = Arc::new(Metrics::new());
         let hasher = Arc::new(Hasher::start(
@@ -406,6 +405,27 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
     }
+}
+
+/// Refuses to go on with a pepper (or none) that is not the database's: the first start keeps
+/// the verifier of what it was given, every later one compares (`domain::pepper`). Before
+/// anything else is read or made (the name digests' secret, an account): a mismatch changes
+/// nothing. A [`PepperMismatch`](crate::domain::pepper::PepperMismatch) is the caller's error
+/// (exit 2).
+async fn guard_pepper(settings: &Settings, store: &dyn Store) -> anyhow::Result<()> {
+    use crate::domain::pepper;
+    let configured = settings
+        .password
+        .pepper
+        .as_ref()
+        .map(|p| p.expose_secret().as_bytes().to_vec());
+    let candidate = pepper::verifier(configured.as_deref());
+    let stored = store
+        .service_secret(pepper::VERIFIER_NAME, &candidate)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the pepper's verifier: {e}"))?;
+    pepper::check(&stored, configured.as_deref())?;
+    Ok(())
 }
 
 /// The key of name digests ([`NameKey`]) for instances sharing a database server: derived from

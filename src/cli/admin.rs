@@ -85,6 +85,26 @@ Examples:
         #[arg(long)]
         username: String,
     },
+    /// Issues a one-time password reset code for a player who forgot the password (players have
+    /// no e-mail); a newer code voids the older one.
+    #[command(after_help = "\
+Hand the code to the player (support chat, in person); they set a new password with it on the
+account page or with POST /users/reset, which revokes every key of theirs. The code is shown once
+and stored only as a digest. Prints `reset code for NAME: CODE (expires TIME)`, or with --json
+{\"user\": User, \"code\": str, \"expires\": RFC 3339}.
+
+Examples:
+  killbill-auth admin reset-code --username bill
+  killbill-auth admin reset-code --username bill --lifetime 2h")]
+    ResetCode {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        username: String,
+        /// How long the code lasts, e.g. `24h` (the default), `30m`; at most `7d`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_code_lifetime)]
+        lifetime: Option<std::time::Duration>,
+    },
     /// Deletes a user with their keys and history.
     #[command(after_help = "\
 The last administrator in force cannot be deleted (exit 1). Prints `deleted NAME (ID)`, or with
@@ -224,6 +244,13 @@ Examples:
   MYSQL_PWD=… killbill-auth admin import --from mysql://kb2@10.0.0.5:3306/killbill --keep-keys
   killbill-auth admin import --from players.jsonl --json > import-report.json";
 
+/// `--lifetime` of a reset code: a duration within API.md's bounds (a bad one is a usage error).
+fn parse_code_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let asked = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. 24h, 30m"))?;
+    crate::domain::reset_code::lifetime(Some(asked))
+}
+
 /// `--until`: an RFC 3339 date-time (a bad one is a usage error, exit 2, like any bad argument).
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(text)
@@ -238,6 +265,7 @@ impl AdminCommand {
             | AdminCommand::ListUsers { common }
             | AdminCommand::RevokeKeys { common, .. }
             | AdminCommand::DeleteUser { common, .. }
+            | AdminCommand::ResetCode { common, .. }
             | AdminCommand::Suspend { common, .. }
             | AdminCommand::SetRole { common, .. }
             | AdminCommand::Unsuspend { common, .. }
@@ -315,6 +343,30 @@ async fn admin(services: &Services, command: AdminCommand, json: bool) -> anyhow
                 })?;
             } else {
                 print_line(&format!("revoked {n} key(s) of {}", user.name))?;
+            }
+        }
+        AdminCommand::ResetCode {
+            username, lifetime, ..
+        } => {
+            let user = accounts.find_user(&username).await.map_err(explain)?;
+            let lifetime = lifetime.unwrap_or(crate::domain::reset_code::DEFAULT_LIFETIME);
+            let (code, expires) = accounts
+                .issue_reset_code(user.id, lifetime, None)
+                .await
+                .map_err(explain)?;
+            if json {
+                print_json(&Outcome {
+                    code: Some(code.as_str()),
+                    expires: Some(expires),
+                    ..Outcome::of(&user)
+                })?;
+            } else {
+                print_line(&format!(
+                    "reset code for {}: {} (expires {})",
+                    user.name,
+                    code.as_str(),
+                    expires.to_rfc3339()
+                ))?;
             }
         }
         AdminCommand::DeleteUser { username, .. } => {
@@ -619,6 +671,11 @@ struct Outcome<'a> {
     /// `suspend`: the new suspension; `unsuspend`: the one lifted.
     #[serde(skip_serializing_if = "Option::is_none")]
     suspension: Option<&'a Suspension>,
+    /// `reset-code`: the code, shown once, and when it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<Timestamp>,
 }
 
 impl<'a> Outcome<'a> {
@@ -629,6 +686,8 @@ impl<'a> Outcome<'a> {
             revoked: None,
             deleted: None,
             suspension: None,
+            code: None,
+            expires: None,
         }
     }
 }
@@ -638,6 +697,7 @@ fn explain(e: ServiceError) -> anyhow::Error {
     match e {
         ServiceError::NotFound => anyhow::anyhow!("no such user"),
         ServiceError::UsernameTaken => anyhow::anyhow!("that username is already taken"),
+        ServiceError::NoPassword => anyhow::anyhow!("refused: a service account has no password to reset"),
         ServiceError::LastAdmin => {
             anyhow::anyhow!("refused: that is the last administrator in force (create another first)")
         }

@@ -4,7 +4,8 @@
 //! Exit codes, the same for every command (`--help` and README.md say so): 0 success; 1 the
 //! operation failed or was refused (no such user, a name taken, the database unreachable, a
 //! file in the way); 2 usage or configuration (an unknown argument or a bad value on the command
-//! line, a configuration file or variable that does not load): nothing was done. clap exits 2
+//! line, a configuration file or variable that does not load, a pepper that is not the
+//! database's): nothing was done. clap exits 2
 //! for what it rejects, and 0 for `--help` and `--version`.
 
 mod admin;
@@ -34,7 +35,8 @@ Exit codes (every command):
   1  the operation failed or was refused (no such user, a name already taken, the database
      unreachable, a file in the way, the service stopped by an error)
   2  usage or configuration: an unknown argument or a bad value, a configuration file or
-     KILLBILL_AUTH_* variable that does not load (the message names the key); nothing was done
+     KILLBILL_AUTH_* variable that does not load (the message names the key), or a pepper
+     (or none) that is not the one the database was created with; nothing was done
 
 Configuration: --config FILE (TOML, see README.md); every key can be overridden by a variable
 KILLBILL_AUTH_<SECTION>_<KEY> (e.g. KILLBILL_AUTH_ANOMALY_MAX_NETWORKS=3), or read from a file
@@ -179,6 +181,8 @@ pub fn run() -> ExitCode {
             eprintln!("killbill-auth: {e:#}");
             if e.downcast_ref::<UsageError>().is_some()
                 || e.downcast_ref::<crate::config::ConfigError>().is_some()
+                || e.downcast_ref::<crate::domain::pepper::PepperMismatch>()
+                    .is_some()
             {
                 ExitCode::from(EXIT_USAGE)
             } else {

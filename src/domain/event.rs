@@ -21,12 +21,16 @@ pub enum EventKind {
     Suspended,
     SuspensionLifted,
     RoleChanged,
-    /// The account was moved in from another back end (`admin import`, issue 16).
+    /// The account was moved in from another back end (`admin import`).
     Imported,
+    /// An administrator issued a reset code for the account (the code is never recorded).
+    ResetCodeIssued,
+    /// The player set a new password with a reset code.
+    PasswordReset,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 13] = [
         Self::SignedUp,
         Self::SignedIn,
         Self::SignInFailed,
@@ -38,6 +42,8 @@ impl EventKind {
         Self::SuspensionLifted,
         Self::RoleChanged,
         Self::Imported,
+        Self::ResetCodeIssued,
+        Self::PasswordReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +59,8 @@ impl EventKind {
             Self::SuspensionLifted => "suspension_lifted",
             Self::RoleChanged => "role_changed",
             Self::Imported => "imported",
+            Self::ResetCodeIssued => "reset_code_issued",
+            Self::PasswordReset => "password_reset",
         }
     }
 

@@ -11,6 +11,8 @@ pub mod key_lifecycle;
 pub mod legacy;
 pub mod name_digest;
 pub mod password;
+pub mod pepper;
+pub mod reset_code;
 pub mod revocation_stream;
 pub mod suspension;
 pub mod throttle;

@@ -16,6 +16,7 @@ const ESTIMATE_CHARS: usize = 100;
 /// A password in NFKC form, so `café` typed precomposed or decomposed is the same password;
 /// and, when it differs, as typed: a hash imported from another back end (`admin import`) is
 /// verified against the bytes the player typed, as that back end hashed them.
+#[derive(Clone)]
 pub struct Password {
     normalised: SecretString,
     /// The password as typed, when its NFKC form differs.

@@ -31,6 +31,8 @@ pub struct ThrottlePolicy {
     pub per_wide_network: usize,
     pub failure_window: Duration,
     pub signups_per_network: usize,
+    /// Sign-up attempts from one wide network (IPv4 /16, IPv6 /48).
+    pub signups_per_wide_network: usize,
     pub signup_window: Duration,
 }
 
@@ -47,15 +49,18 @@ pub enum Scope {
     WideNetwork,
     /// Sign-up attempts from one client network.
     Signup,
+    /// Sign-up attempts from one wide network.
+    WideSignup,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::AccountNetwork,
         Scope::Account,
         Scope::Network,
         Scope::WideNetwork,
         Scope::Signup,
+        Scope::WideSignup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Scope {
             Scope::Network => "network",
             Scope::WideNetwork => "wide_network",
             Scope::Signup => "signup",
+            Scope::WideSignup => "wide_signup",
         }
     }
 
@@ -82,6 +88,7 @@ impl ThrottlePolicy {
             Scope::Network => (self.per_network, self.failure_window),
             Scope::WideNetwork => (self.per_wide_network, self.failure_window),
             Scope::Signup => (self.signups_per_network, self.signup_window),
+            Scope::WideSignup => (self.signups_per_wide_network, self.signup_window),
         }
     }
 

@@ -21,6 +21,9 @@ pub enum ApiError {
     InvalidCredentials,
     /// 401 on a sensitive change with the wrong password.
     InvalidPassword,
+    /// 401 on `POST /users/reset`: one message for a wrong, spent or expired code and an
+    /// unknown name.
+    InvalidResetCode,
     /// 403 with `WWW-Authenticate: Bearer error="invalid_token"`.
     InvalidKey,
     /// 403 for a valid key without the role a route needs.
@@ -55,7 +58,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidCredentials | Self::InvalidPassword => StatusCode::UNAUTHORIZED,
+            Self::InvalidCredentials | Self::InvalidPassword | Self::InvalidResetCode => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidKey | Self::Forbidden | Self::InvalidTicket => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -76,6 +81,7 @@ impl ApiError {
             Self::BadRequest(m) => m.clone(),
             Self::InvalidCredentials => "Invalid username or password".into(),
             Self::InvalidPassword => "Invalid password".into(),
+            Self::InvalidResetCode => "Invalid username or code".into(),
             Self::InvalidKey => INVALID_ACCESS_KEY.into(),
             Self::Forbidden => "Forbidden".into(),
             Self::InvalidTicket => "Invalid ticket".into(),
@@ -183,6 +189,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::UsernameTaken => Self::UsernameTaken,
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
             ServiceError::InvalidPassword => Self::InvalidPassword,
+            ServiceError::InvalidResetCode => Self::InvalidResetCode,
+            ServiceError::NoPassword => Self::BadRequest("service accounts have no password to reset".into()),
             ServiceError::InvalidKey => Self::InvalidKey,
             ServiceError::NotFound => Self::NotFound,
             ServiceError::TooManyRequests { retry_after_secs } => Self::TooManyRequests { retry_after_secs },

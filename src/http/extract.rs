@@ -21,6 +21,9 @@ use crate::service::keys::{KeyError, UsageSnapshot, Valid, USER_AGENT_MAX};
 use crate::service::{Client, KeyEntry};
 use crate::telemetry::Sampled;
 
+/// The 400 for a request with more than one `Authorization` header.
+pub const TWO_AUTHORIZATIONS: &str = "Authorization: more than one header; send exactly one";
+
 /// A JSON request body. Refuses anything but `application/json` (415), bodies over the limit
 /// (413), and malformed JSON, missing, unknown or wrongly typed fields (400, naming the field).
 pub struct Json<T>(pub T);
@@ -34,6 +37,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
         }
         let bytes = read_body(req).await?;
         parse_json(&bytes).map(Json)
+    }
+}
+
+/// A JSON body that may be left out: no body at all (whatever the `Content-Type`) is `None`;
+/// anything else is read as [`Json`] reads it (415, 413, 400 naming the field).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse_json(&bytes).map(|t| OptionalJson(Some(t)))
     }
 }
 
@@ -232,7 +255,13 @@ impl Authenticated {
 
     /// Checks the `Authorization` header of a request from TCP peer `peer`.
     pub async fn from_headers(headers: &HeaderMap, peer: IpAddr, state: &AppState) -> Result<Self, ApiError> {
-        let header = headers.get(AUTHORIZATION).ok_or(ApiError::InvalidKey)?.as_bytes();
+        let mut authorizations = headers.get_all(AUTHORIZATION).iter();
+        let header = authorizations.next().ok_or(ApiError::InvalidKey)?.as_bytes();
+        if authorizations.next().is_some() {
+            // Which key is meant is not guessed (the first, the last?): a proxy and the service
+            // could each pick another.
+            return Err(ApiError::BadRequest(TWO_AUTHORIZATIONS.to_owned()));
+        }
         // A key issued here first, as always; only a bearer that is not one is read as a key of
         // the original back end (imported with `admin import --keep-keys`), so the native path
         // costs what it did.

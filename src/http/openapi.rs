@@ -41,6 +41,7 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ApiError;
+use super::extract::TWO_AUTHORIZATIONS;
 use super::routes::{account, admin, auth, events, meta, revocations, tickets, users};
 use super::AppState;
 use crate::domain::{FeedEntry, Suspension, Timestamp};
@@ -128,18 +129,21 @@ impl Access {
         match self {
             Access::Public => &[],
             Access::Player => &[
+                TwoAuthorizations,
                 InvalidKey,
                 Forbidden("a `SERVICE` key: this route is for players"),
                 RateLimited,
                 Unavailable,
             ],
             Access::Admin => &[
+                TwoAuthorizations,
                 InvalidKey,
                 Forbidden("a valid key of an account that is not `ADMIN`"),
                 RateLimited,
                 Unavailable,
             ],
             Access::Service => &[
+                TwoAuthorizations,
                 InvalidKey,
                 Forbidden("a valid key of an account that is not `SERVICE`"),
                 RateLimited,
@@ -163,6 +167,8 @@ pub enum Failure {
     BadPath,
     /// 400 for the route's own reasons, said here.
     Invalid(&'static str),
+    /// 400: more than one `Authorization` header (which key is meant is not guessed).
+    TwoAuthorizations,
     /// 413.
     TooLarge,
     /// 415.
@@ -171,6 +177,8 @@ pub enum Failure {
     InvalidCredentials,
     /// 401 on a change that asks for the password again.
     InvalidPassword,
+    /// 401 on `POST /users/reset`.
+    InvalidResetCode,
     /// 403 `Invalid access key`, with `WWW-Authenticate`.
     InvalidKey,
     /// 403 `Forbidden`: a valid key of the wrong role, said here.
@@ -216,10 +224,12 @@ impl Failure {
             Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => {
                 ApiError::BadRequest(String::new())
             }
+            Failure::TwoAuthorizations => ApiError::BadRequest(TWO_AUTHORIZATIONS.to_owned()),
             Failure::TooLarge => ApiError::PayloadTooLarge,
             Failure::NotJson => ApiError::UnsupportedMediaType,
             Failure::InvalidCredentials => ApiError::InvalidCredentials,
             Failure::InvalidPassword => ApiError::InvalidPassword,
+            Failure::InvalidResetCode => ApiError::InvalidResetCode,
             Failure::InvalidKey => ApiError::InvalidKey,
             Failure::Forbidden(_) => ApiError::Forbidden,
             Failure::InvalidTicket => ApiError::InvalidTicket,
@@ -267,10 +277,14 @@ impl Failure {
             Failure::Query => "a query parameter is unknown or malformed; the sentence names it (`limit: must be 1 to 1000`)".into(),
             Failure::BadPath => "a path parameter is not valid percent-encoded UTF-8".into(),
             Failure::Invalid(when) => when.into(),
+            Failure::TwoAuthorizations => "the request carries more than one `Authorization` header".into(),
             Failure::TooLarge => "the body is over 64 KiB".into(),
             Failure::NotJson => "the body is not `Content-Type: application/json`".into(),
             Failure::InvalidCredentials => "wrong username or password (one answer for both, in the same time)".into(),
             Failure::InvalidPassword => "the password given is wrong (counts as a failed sign-in)".into(),
+            Failure::InvalidResetCode => "the code is wrong, spent, expired or voided by a newer one, or the name matches \
+                 no account: one answer for all, in the same time (counts as a failed sign-in)"
+                .into(),
             Failure::InvalidKey => "the key is missing, malformed, unknown, expired or revoked: always exactly \
                  `{\"success\": false, \"data\": null, \"error\": \"Invalid access key\"}`, with \
                  `WWW-Authenticate: Bearer error=\"invalid_token\"`; the reason is shown to the owner in `GET /auth/keys`"
@@ -499,7 +513,7 @@ pub fn api() -> Api {
                          saying why)",
                     ),
                     UsernameTaken,
-                    Throttled("too many sign-up attempts from this client network (`throttle.signups_per_network`)"),
+                    Throttled("too many sign-up attempts from this client network (`throttle.signups_per_network`) or its wide network, IPv4 /16 or IPv6 /48 (`throttle.signups_per_wide_network`)"),
                     Unavailable,
                 ],
             ],
@@ -534,6 +548,24 @@ pub fn api() -> Api {
             &[
                 JSON_BODY,
                 &[InvalidCredentials, Suspended, TooManyKeys, SIGN_IN_THROTTLE, Unavailable],
+            ],
+        )
+        .route(
+            users::__path_reset_password,
+            users::reset_password,
+            Public,
+            &[
+                JSON_BODY,
+                &[
+                    Invalid(
+                        "the new password is refused (`new_password: …`: too short, too long, control characters, \
+                         or too easily guessed); said only when the code is right, which is then not spent",
+                    ),
+                    InvalidResetCode,
+                    Suspended,
+                    SIGN_IN_THROTTLE,
+                    Unavailable,
+                ],
             ],
         )
         .route(auth::__path_validate, auth::validate, Player, &[])
@@ -591,6 +623,21 @@ pub fn api() -> Api {
             &[&[NotFound(
                 "no user with that id, or no suspension in force to lift",
             )]],
+        )
+        .route(
+            admin::__path_issue_reset_code,
+            admin::issue_reset_code,
+            Admin,
+            &[
+                JSON_BODY,
+                &[
+                    Invalid(
+                        "`lifetime: …` is not a duration, or not within 0s (excluded) to 7d; or the user is a \
+                         service account (no password to reset)",
+                    ),
+                    BAD_ID,
+                ],
+            ],
         )
         .route(events::__path_admin_events, events::admin_events, Admin, &[&[Query]])
         .route(events::__path_own_events, events::own_events, Player, &[&[Query]])
@@ -970,6 +1017,7 @@ mod tests {
             ApiError::BadRequest(_) => Failure::Body,
             ApiError::InvalidCredentials => Failure::InvalidCredentials,
             ApiError::InvalidPassword => Failure::InvalidPassword,
+            ApiError::InvalidResetCode => Failure::InvalidResetCode,
             ApiError::InvalidKey => Failure::InvalidKey,
             ApiError::Forbidden => Failure::Forbidden(""),
             ApiError::InvalidTicket => Failure::InvalidTicket,

@@ -23,7 +23,9 @@ use crate::domain::{
     RevocationReason, SharedActivity, Timestamp, User, Verdict,
 };
 use crate::metrics::Metrics;
-use crate::store::{Cause, KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError};
+use crate::store::{
+    Cause, KeyRecord, KeyUsage, LastUse, NewKey, RevokedKey, Store, StoreError, VerifiedHash,
+};
 
 /// How long revoked keys stay listed by `GET /auth/keys`.
 pub const REVOKED_LISTED_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -507,12 +509,18 @@ impl KeyService {
         Ok(revoked.len())
     }
 
-    /// Stores a freshly issued key, evicting the user's least recently used keys past the limit,
-    /// and records `event` with it.
-    pub async fn issue(&self, key: &NewKey, event: &NewEvent) -> Result<(), StoreError> {
+    /// Stores a freshly issued key for a sign-in that verified `password` (see
+    /// [`Store::issue_key`]), evicting the user's least recently used keys past the limit, and
+    /// records `event` with it.
+    pub async fn issue(
+        &self,
+        key: &NewKey,
+        password: &VerifiedHash<'_>,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
         // Eviction compares last use, so the user's unflushed usage must reach storage first.
         self.flush_user(key.user_id).await?;
-        let revoked = self.store.issue_key(key, &self.policy, event).await?;
+        let revoked = self.store.issue_key(key, password, &self.policy, event).await?;
         self.forget(&revoked);
         for r in &revoked {
             self.record_revocation(key.user_id, r, None);

@@ -68,6 +68,29 @@ pub enum StreamItem {
     },
 }
 
+impl StreamItem {
+    /// Cuts `items` after the revocation of the key with id `key_id` (the key the stream was
+    /// opened with), which is kept: the stream's last event. Whether it was found.
+    pub fn until_revoked(items: &mut Vec<StreamItem>, key_id: uuid::Uuid) -> bool {
+        let own = items
+            .iter()
+            .position(|item| matches!(item, StreamItem::Revoked(entry) if entry.key_id == key_id));
+        match own {
+            Some(at) => {
+                items.truncate(at + 1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `items` hold a reset: what the client learnt before is dropped, and so is what
+    /// the stream knows of its own key's revocations.
+    pub fn any_reset(items: &[StreamItem]) -> bool {
+        items.iter().any(|item| matches!(item, StreamItem::Reset { .. }))
+    }
+}
+
 pub struct RevocationHub {
     store: Arc<dyn Store>,
     updates: broadcast::Sender<Arc<Update>>,
@@ -287,6 +310,17 @@ impl Follower {
         self.closed.clone()
     }
 
+    /// Whether the key with this digest is stored and not revoked (read from the database:
+    /// after a reset, the feed cannot say whether it was revoked meanwhile).
+    pub async fn is_live(&self, digest: &crate::domain::KeyDigest) -> StoreResult<bool> {
+        Ok(self
+            .hub
+            .store
+            .find_key(digest)
+            .await?
+            .is_some_and(|(record, _)| record.revoked.is_none()))
+    }
+
     /// The next items to send, waiting until there are some; `None` once the hub closes
     /// (shutdown). An error is a failed database read while catching up.
     pub async fn next(&mut self) -> StoreResult<Option<Vec<StreamItem>>> {
@@ -396,6 +430,34 @@ mod tests {
 
     const SOON: Duration = Duration::from_secs(2);
 
+    fn revoked(seq: i64, key_id: Uuid) -> StreamItem {
+        StreamItem::Revoked(FeedEntry {
+            seq,
+            key_id,
+            user_id: Uuid::nil(),
+            reason: "admin".into(),
+            at: Timestamp::from_millis(1_800_000_000_000),
+        })
+    }
+
+    #[test]
+    fn a_stream_is_cut_after_its_own_keys_revocation() {
+        let own = Uuid::new_v4();
+        let (a, b) = (revoked(1, Uuid::new_v4()), revoked(3, Uuid::new_v4()));
+        let mut items = vec![a.clone(), revoked(2, own), b.clone()];
+        assert!(StreamItem::until_revoked(&mut items, own));
+        assert_eq!(items, vec![a.clone(), revoked(2, own)]);
+        let mut others = vec![a.clone(), b.clone()];
+        assert!(!StreamItem::until_revoked(&mut others, own));
+        assert_eq!(others, vec![a.clone(), b]);
+        assert!(!StreamItem::any_reset(&others));
+        let reset = StreamItem::Reset {
+            head: 9,
+            cause: ResetCause::Pruned,
+        };
+        assert!(StreamItem::any_reset(&[a, reset]));
+    }
+
     struct Fixture {
         _dir: tempfile::TempDir,
         store: Arc<dyn Store>,
@@ -440,7 +502,14 @@ mod tests {
                     created: Timestamp::from_millis(1_800_000_000_000),
                     created_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 };
-                self.store.issue_key(&key, &policy, &test_event()).await.unwrap();
+                let verified = crate::store::VerifiedHash {
+                    verified: "$argon2id$x",
+                    upgrade: None,
+                };
+                self.store
+                    .issue_key(&key, &verified, &policy, &test_event())
+                    .await
+                    .unwrap();
                 self.store
                     .revoke_key(
                         self.user.id,

@@ -128,8 +128,16 @@ impl Throttle {
     }
 
     /// Charges a sign-up attempt to its network; `Err(wait)` when the network is at its limit.
-    pub async fn count_sign_up(&self, network: &str, now: Timestamp) -> StoreResult<Result<Attempt, u64>> {
-        let counters = [Self::counter(Scope::Signup, network.to_owned())];
+    pub async fn count_sign_up(
+        &self,
+        ip: IpAddr,
+        network: &str,
+        now: Timestamp,
+    ) -> StoreResult<Result<Attempt, u64>> {
+        let counters = [
+            Self::counter(Scope::Signup, network.to_owned()),
+            Self::counter(Scope::WideSignup, wide_network(ip).to_string()),
+        ];
         Ok(
             match self.store.count_attempt(&counters, &self.policy, now).await? {
                 Admission::Counted(counted) => Ok(Attempt { counted, pair: None }),

@@ -9,7 +9,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, Store, StoreError,
+    Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, RevokedKey, Store,
+    StoreError, VerifiedHash,
 };
 use crate::domain::FeedBounds;
 use crate::domain::{
@@ -51,6 +52,44 @@ fn new_key(user: &User, at: i64) -> NewKey {
         created: ts(at),
         created_ip: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
     }
+}
+
+/// Issues a key as a sign-in does: against the account's hash as stored now.
+async fn issue(store: &dyn Store, key: &NewKey, policy: &KeyPolicy) -> Result<Vec<RevokedKey>, StoreError> {
+    let Some((_, stored)) = store.find_user(key.user_id).await? else {
+        return store
+            .issue_key(
+                key,
+                &VerifiedHash {
+                    verified: "",
+                    upgrade: None,
+                },
+                policy,
+                &test_event(),
+            )
+            .await;
+    };
+    let verified = VerifiedHash {
+        verified: &stored.phc,
+        upgrade: None,
+    };
+    store.issue_key(key, &verified, policy, &test_event()).await
+}
+
+/// Issues a key as a sign-in that upgrades the hash does: the account's hash as stored now is
+/// replaced by `upgrade`.
+async fn issue_upgrading(
+    store: &dyn Store,
+    key: &NewKey,
+    policy: &KeyPolicy,
+    upgrade: &str,
+) -> Result<Vec<RevokedKey>, StoreError> {
+    let (_, stored) = store.find_user(key.user_id).await?.ok_or(StoreError::Gone)?;
+    let verified = VerifiedHash {
+        verified: &stored.phc,
+        upgrade: Some(upgrade),
+    };
+    store.issue_key(key, &verified, policy, &test_event()).await
 }
 
 fn policy(max_per_user: usize) -> KeyPolicy {
@@ -125,10 +164,37 @@ async fn users_and_names(store: &dyn Store) {
     assert_eq!(store.find_user(ann.id).await.unwrap().expect("by id").0, ann);
     assert!(store.find_user(Uuid::new_v4()).await.unwrap().is_none());
 
-    store
-        .set_password_hash(ann.id, "$argon2id$three", ts(T0 + 5))
+    // A sign-in's upgrade replaces the hash it verified; a stale one writes nothing.
+    issue_upgrading(store, &new_key(&ann, T0 + 5), &policy(10), "$argon2id$three")
         .await
         .unwrap();
+    let stale = VerifiedHash {
+        verified: "$argon2id$two",
+        upgrade: Some("$argon2id$stale"),
+    };
+    assert!(matches!(
+        store
+            .issue_key(&new_key(&ann, T0 + 6), &stale, &policy(10), &test_event())
+            .await,
+        Err(StoreError::PasswordChanged)
+    ));
+    assert!(matches!(
+        store
+            .change_password(
+                ann.id,
+                "$argon2id$two",
+                "$argon2id$four",
+                &new_key(&ann, T0 + 6),
+                &test_event()
+            )
+            .await,
+        Err(StoreError::PasswordChanged)
+    ));
+    let gone = user("gone", T0 + 6);
+    assert!(matches!(
+        issue(store, &new_key(&gone, T0 + 6), &policy(10)).await,
+        Err(StoreError::Gone)
+    ));
     assert_eq!(
         store.find_user(ann.id).await.unwrap().unwrap().1,
         StoredHash::native("$argon2id$three")
@@ -186,11 +252,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     let head = store.revocation_feed_head().await.unwrap();
     let keys: Vec<NewKey> = (0..3).map(|d| new_key(&bill, T0 + d * DAY)).collect();
     for key in &keys {
-        assert!(store
-            .issue_key(key, &policy(3), &test_event())
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(issue(store, key, &policy(3)).await.unwrap().is_empty());
     }
     store
         .record_usage(&[used(keys[0].id, T0 + 3 * DAY)])
@@ -198,7 +260,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
         .unwrap();
     // Past the limit: the least recently used goes (keys[1], never used, created before keys[2]).
     let fourth = new_key(&bill, T0 + 4 * DAY);
-    let evicted = store.issue_key(&fourth, &policy(3), &test_event()).await.unwrap();
+    let evicted = issue(store, &fourth, &policy(3)).await.unwrap();
     assert_eq!(evicted.len(), 1);
     assert_eq!(
         (evicted[0].id, evicted[0].digest, evicted[0].reason),
@@ -218,7 +280,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
     // A sign-in after keys[0]'s lifetime (100 days) marks it expired at its deadline; the
     // others stay, within the limit.
     let fifth = new_key(&bill, T0 + 101 * DAY);
-    let expired = store.issue_key(&fifth, &policy(3), &test_event()).await.unwrap();
+    let expired = issue(store, &fifth, &policy(3)).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(
         (expired[0].id, expired[0].reason),
@@ -245,7 +307,7 @@ async fn key_limit_eviction_and_expiry(store: &dyn Store) {
 
     // A limit of one: every sign-in replaces the previous key.
     let sixth = new_key(&bill, T0 + 102 * DAY);
-    let gone = store.issue_key(&sixth, &policy(1), &test_event()).await.unwrap();
+    let gone = issue(store, &sixth, &policy(1)).await.unwrap();
     assert_eq!(gone.len(), 3);
     assert_eq!(live_ids(store, bill.id).await, vec![sixth.id]);
 }
@@ -263,10 +325,10 @@ async fn revoke_one_and_all(store: &dyn Store) {
         .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     let anns = new_key(&ann, T0);
-    store.issue_key(&anns, &policy(10), &test_event()).await.unwrap();
+    issue(store, &anns, &policy(10)).await.unwrap();
 
     // Not theirs: nothing.
     let at = ts(T0 + 10);
@@ -338,11 +400,11 @@ async fn change_password_and_delete_user(store: &dyn Store) {
         .unwrap();
     let old: Vec<NewKey> = (0..2).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &old {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     let fresh = new_key(&bill, T0 + 100);
     let revoked = store
-        .change_password(bill.id, "$argon2id$new", &fresh, &test_event())
+        .change_password(bill.id, "$argon2id$old", "$argon2id$new", &fresh, &test_event())
         .await
         .unwrap();
     assert_eq!(
@@ -402,7 +464,7 @@ async fn usage_batches(store: &dyn Store) {
         .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     store
         .record_usage(&[
@@ -450,6 +512,7 @@ fn throttle_policy() -> ThrottlePolicy {
         per_wide_network: 1000,
         failure_window: Duration::from_secs(900),
         signups_per_network: 20,
+        signups_per_wide_network: 200,
         signup_window: Duration::from_secs(3600),
     }
 }
@@ -566,7 +629,7 @@ async fn revocation_feed_order(store: &dyn Store) {
         .unwrap();
     let keys: Vec<NewKey> = (0..4).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     for (i, key) in [&keys[2], &keys[0], &keys[3]].into_iter().enumerate() {
         store
@@ -622,7 +685,7 @@ async fn expiry_at_the_earlier_deadline(store: &dyn Store) {
     let mut ids = Vec::new();
     for (created, last, _) in cases {
         let key = new_key(&bill, created);
-        store.issue_key(&key, &lifetime, &test_event()).await.unwrap();
+        issue(store, &key, &lifetime).await.unwrap();
         if let Some(at) = last {
             store.record_usage(&[used(key.id, at)]).await.unwrap();
         }
@@ -659,7 +722,7 @@ async fn pruning(store: &dyn Store) {
         .unwrap();
     let keys: Vec<NewKey> = (0..3).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     store
         .revoke_key(
@@ -731,6 +794,7 @@ async fn pruning(store: &dyn Store) {
     // The pruned attempt no longer counts: a limit of one now admits "old" once more, not "new".
     let one = ThrottlePolicy {
         signups_per_network: 1,
+        signups_per_wide_network: 1,
         signup_window: Duration::from_secs(86_400),
         ..policy
     };
@@ -782,7 +846,7 @@ async fn suspensions_and_events(store: &dyn Store) {
         .unwrap();
     let keys = [new_key(&bill, T0 + 1), new_key(&bill, T0 + 2)];
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     let head = store.revocation_feed_head().await.unwrap();
     let request = SuspensionRequest::new("cheating", Some(ts(T0 + DAY)), ts(T0 + 10)).unwrap();
@@ -793,10 +857,7 @@ async fn suspensions_and_events(store: &dyn Store) {
     assert!(revoked.iter().all(|r| r.reason == RevocationReason::Suspended));
     assert_eq!(store.revocations_since(head).await.unwrap().len(), 2);
     assert!(live_ids(store, bill.id).await.is_empty());
-    match store
-        .issue_key(&new_key(&bill, T0 + 20), &policy(10), &test_event())
-        .await
-    {
+    match issue(store, &new_key(&bill, T0 + 20), &policy(10)).await {
         Err(StoreError::Suspended(s)) => assert_eq!(s, first),
         other => panic!("issued while suspended: {other:?}"),
     }
@@ -811,8 +872,7 @@ async fn suspensions_and_events(store: &dyn Store) {
     assert_eq!(history[0], second);
     assert_eq!(history[1].lifted, Some(ts(T0 + 30)));
     // Ended by itself: a key can be issued after `until`, and nothing is in force to lift.
-    store
-        .issue_key(&new_key(&bill, T0 + 100), &policy(10), &test_event())
+    issue(store, &new_key(&bill, T0 + 100), &policy(10))
         .await
         .unwrap();
     let lift = NewEvent::new(EventKind::SuspensionLifted, ts(T0 + 200), Some(bill.id));
@@ -927,10 +987,7 @@ async fn service_accounts(store: &dyn Store) {
         "players too"
     );
     let player_key = new_key(&bill, T0 - 300 * DAY);
-    store
-        .issue_key(&player_key, &policy(10), &test_event())
-        .await
-        .unwrap();
+    issue(store, &player_key, &policy(10)).await.unwrap();
     // Past both deadlines: only the player's key is marked.
     let policy = KeyPolicy {
         idle_timeout: Some(Duration::from_secs(86_400)),
@@ -1117,7 +1174,7 @@ async fn revocation_stream_feed(store: &dyn Store) {
         .unwrap();
     let keys: Vec<NewKey> = (0..5).map(|i| new_key(&bill, T0 + i)).collect();
     for key in &keys {
-        store.issue_key(key, &policy(10), &test_event()).await.unwrap();
+        issue(store, key, &policy(10)).await.unwrap();
     }
     // One key signed out at T0 + 1000; then one expired as of T0 + 100 (its deadline, earlier
     // than the entry before it); then the rest by an administrator at T0 + 1000; then a
@@ -1149,7 +1206,7 @@ async fn revocation_stream_feed(store: &dyn Store) {
     assert_eq!(by_admin.len(), 3);
     let fresh = new_key(&bill, T0 + 1100);
     let changed = store
-        .change_password(bill.id, "$argon2id$y", &fresh, &test_event())
+        .change_password(bill.id, "$argon2id$x", "$argon2id$y", &fresh, &test_event())
         .await
         .unwrap();
     assert!(changed.is_empty());
@@ -1317,7 +1374,7 @@ mod postgres_instances {
             max_per_user: 10,
             on_limit: OnLimit::Evict,
         };
-        store.issue_key(&key, &policy, &test_event()).await.unwrap();
+        issue(&store, &key, &policy).await.unwrap();
         let mut other = sqlx::PgConnection::connect(db.url.expose_secret()).await.unwrap();
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(crate::store::postgres::HOUSEKEEPING_LOCK)
@@ -1450,11 +1507,7 @@ mod postgres_instances {
             let store = stores[i % 2].clone();
             let key = new_key(&bill, T0 + i as i64);
             tasks.push(tokio::spawn(async move {
-                store
-                    .issue_key(&key, &policy(3), &test_event())
-                    .await
-                    .unwrap()
-                    .len()
+                issue(&*store, &key, &policy(3)).await.unwrap().len()
             }));
         }
         let mut evicted = 0;
@@ -1616,10 +1669,15 @@ async fn imports(store: &dyn Store) {
         StoredHash::legacy(BCRYPT_B)
     );
     // Once signed in here (the hash upgraded), the source no longer decides.
-    store
-        .set_password_hash(bill, "$argon2id$upgraded", ts(T0 + 3))
-        .await
-        .unwrap();
+    let bill_user = store.find_account_by_id(bill).await.unwrap().unwrap();
+    issue_upgrading(
+        store,
+        &new_key(&bill_user, T0 + 3),
+        &policy(10),
+        "$argon2id$upgraded",
+    )
+    .await
+    .unwrap();
     let third = run(Source::Jsonl, T0 + 4, false);
     let outcomes = store
         .import_users(&third, &[import_row("line 1", "Bill", BCRYPT_A, None)])

@@ -21,6 +21,14 @@ pub enum StoreError {
     /// A key cannot be issued: the user is suspended.
     #[error("account suspended")]
     Suspended(crate::domain::Suspension),
+    /// The password hash a write was conditional on is no longer the account's (a password
+    /// change, a reset or another sign-in's upgrade committed in between).
+    #[error("the password changed")]
+    PasswordChanged,
+    /// The row a write refers to is gone (the account was deleted in between): decided by the
+    /// write itself or by a foreign key.
+    #[error("gone")]
+    Gone,
     /// The database is busy, locked, full or unreachable: worth retrying later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] BoxError),
@@ -41,6 +49,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("unique constraint")
             }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
             _ if is_unavailable(&e) => StoreError::Unavailable(e.into()),
             _ => StoreError::Other(e.into()),
         }

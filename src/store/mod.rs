@@ -7,6 +7,7 @@ mod error;
 mod health;
 mod import;
 pub mod postgres;
+pub mod reset_codes;
 mod rows;
 pub mod sqlite;
 mod stream;
@@ -17,6 +18,7 @@ mod conformance;
 
 pub use error::{BoxError, StoreError, StoreResult};
 pub use import::{ImportKey, KeyOutcome, UserOutcome};
+pub use reset_codes::{Redeemed, ResetCodeStore};
 pub use tickets::{NewTicket, TakenTicket};
 
 use std::net::IpAddr;
@@ -44,6 +46,16 @@ pub struct NewKey {
     pub created: Timestamp,
     /// The address the key was issued to (its first network).
     pub created_ip: Option<IpAddr>,
+}
+
+/// The password hash a sign-in verified, and the upgrade it computed (the configured Argon2id,
+/// when the verified hash was imported or made with other parameters). A key is issued only
+/// while `verified` is still the account's hash, and the upgrade replaces exactly that hash, so a
+/// sign-in that overlaps a password change can neither outlive it nor undo it.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedHash<'a> {
+    pub verified: &'a str,
+    pub upgrade: Option<&'a str>,
 }
 
 /// A key as stored.
@@ -107,7 +119,7 @@ pub struct PruneCutoffs {
     /// Shared anomaly state: request counts of windows that started before, networks last seen
     /// before.
     pub shared_activity: Timestamp,
-    /// Join tickets that expired before (redeemed or not).
+    /// Join tickets that expired before (redeemed or not), and reset codes that expired before.
     pub tickets: Timestamp,
     /// Security events (`events.retention`).
     pub events: Timestamp,
@@ -155,7 +167,9 @@ pub struct KeyUsage {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Everything the service keeps. Concerns with a contract of their own are supertraits
+/// ([`ResetCodeStore`]); the rest is still here.
+pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -247,26 +261,32 @@ pub trait Store: Send + Sync + 'static {
     /// The user and password hash by id.
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, StoredHash)>>;
 
-    /// Stores a new key and, in the same transaction, marks the user's expired keys, evicts the
+    /// Stores a new key for a sign-in that verified `password` and, in the same transaction,
+    /// replaces that hash with its upgrade (if any), marks the user's expired keys, evicts the
     /// least recently used ones so that at most `policy.max_per_user` stay live, and records
-    /// `event` (with a `key_revoked` event per key revoked). [`StoreError::Suspended`] when the
-    /// user is suspended at the key's creation, [`StoreError::KeyLimit`] when the policy refuses.
+    /// `event` (with a `key_revoked` event per key revoked).
+    ///
+    /// The transaction is serialised with every password change of the user, so a sign-in is
+    /// either wholly before a change (its key is then revoked by it) or checked against the new
+    /// hash: [`StoreError::PasswordChanged`] when the verified hash is no longer the account's,
+    /// [`StoreError::Gone`] when the account is, [`StoreError::Suspended`] when the user is
+    /// suspended at the key's creation, [`StoreError::KeyLimit`] when the policy refuses.
     async fn issue_key(
         &self,
         key: &NewKey,
+        password: &VerifiedHash<'_>,
         policy: &KeyPolicy,
         event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>>;
 
-    /// Replaces a password hash with one made here (an upgrade after the parameters changed, or
-    /// of an imported hash): the account's hash is no longer legacy.
-    async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()>;
-
-    /// Replaces the password hash, revokes every key (`password_changed`), stores `new_key` and
-    /// records `event`.
+    /// Replaces the password hash `replaced` (the one the caller verified) with `phc`, revokes
+    /// every key (`password_changed`), stores `new_key` and records `event`.
+    /// [`StoreError::PasswordChanged`] when `replaced` is no longer the account's hash (nothing
+    /// written), [`StoreError::Gone`] when the account is.
     async fn change_password(
         &self,
         user_id: Uuid,
+        replaced: &str,
         phc: &str,
         new_key: &NewKey,
         event: &NewEvent,

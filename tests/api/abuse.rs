@@ -367,3 +367,118 @@ async fn a_refused_new_password_says_the_same_whether_the_current_one_was_right(
         .assert_error(429);
     app.sign_in("bill", PASSWORD).await.assert_error(429);
 }
+
+/// Once a name has reached its account-wide failure limit, its 429 takes as long whether or
+/// not the name is an account's: the throttled path reads the same rows either way. 429s are
+/// not counted, so an attacker could sample them at will; measured side by side, interleaved,
+/// as `unknown_names_cost_the_same_as_wrong_passwords` does.
+#[tokio::test]
+async fn throttled_answers_take_as_long_whether_or_not_the_name_exists() {
+    let app = spawn_app_with(|s| {
+        crate::helpers::hashing_only(s);
+        s.throttle.signin_failures_per_account = 3;
+    })
+    .await;
+    app.user("bill").await;
+    // Both names at their account-wide limit, from three networks.
+    for name in ["bill", "nobody"] {
+        for n in 0..3 {
+            let r = app
+                .sign_in_from(&format!("127.0.{}.1", 20 + n), name, WRONG)
+                .await;
+            assert_eq!(r.status, 401, "{}", r.text);
+        }
+    }
+    let client = app.client_from("127.0.40.1");
+    let attempt = |name: &'static str| {
+        let req = client
+            .post(app.url("/auth"))
+            .json(&serde_json::json!({"username": name, "password": WRONG}));
+        async move {
+            let start = Instant::now();
+            let status = req.send().await.expect("request").status().as_u16();
+            assert_eq!(status, 429, "{name}");
+            start.elapsed()
+        }
+    };
+    // Warm up the connection and both paths.
+    for _ in 0..20 {
+        attempt("bill").await;
+        attempt("nobody").await;
+    }
+    let mut best = f64::MAX;
+    let mut rounds = Vec::new();
+    for _round in 0..3 {
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            // Alternating which goes first, so that neither gains from the other's warm caches.
+            if i % 2 == 0 {
+                known.push(attempt("bill").await);
+                unknown.push(attempt("nobody").await);
+            } else {
+                unknown.push(attempt("nobody").await);
+                known.push(attempt("bill").await);
+            }
+        }
+        let (k, u) = (median(known).as_secs_f64(), median(unknown).as_secs_f64());
+        rounds.push(format!("{:.1} µs vs {:.1} µs", k * 1e6, u * 1e6));
+        best = best.min((k - u).abs() / k.max(u));
+        if best < 0.03 {
+            break;
+        }
+    }
+    assert!(
+        best < 0.03,
+        "median throttled answers differ by {:.1}% (existing vs unknown name): {rounds:?}",
+        best * 100.0
+    );
+}
+
+/// Sign-ups (and name probes) from many /64s of one IPv6 /48, or many /24s of one IPv4 /16,
+/// count together (`throttle.signups_per_wide_network`), under a concurrent burst: no more
+/// accounts than the limit, whatever networks the burst spreads over.
+#[tokio::test]
+async fn sign_ups_from_many_networks_of_one_wide_network_are_throttled_together() {
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.server.max_connections_per_address = 10_000;
+        s.throttle.signups_per_network = 2;
+        s.throttle.signups_per_wide_network = 10;
+    })
+    .await;
+    let sign_up = |client: String, username: String| {
+        app.client
+            .post(app.url("/users"))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"username": username, "password": PASSWORD}))
+    };
+    // 40 sign-ups from 40 /64s of one /48, all at once: ten pass.
+    let statuses = burst(40, |i| {
+        sign_up(format!("2001:db8:aaaa:{i:x}::1"), format!("six{i}"))
+    })
+    .await;
+    assert_eq!(count(&statuses, 200), 10, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 30, "{statuses:?}");
+    // Another /48 is not affected; a taken name counts like a new one (it is how names are
+    // probed), so probing from a fresh /64 of the full /48 is refused too.
+    let r = app
+        .send(sign_up("2001:db8:bbbb::1".into(), "other48".into()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .send(sign_up("2001:db8:aaaa:ffff::1".into(), "six0".into()))
+        .await;
+    r.assert_error(429);
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // The same for IPv4 /24s within one /16.
+    let statuses = burst(30, |i| sign_up(format!("198.51.{i}.7"), format!("four{i}"))).await;
+    assert_eq!(count(&statuses, 200), 10, "{statuses:?}");
+    let r = app.send(sign_up("198.52.0.7".into(), "other16".into())).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The window passes.
+    app.clock.advance(Duration::from_secs(3600));
+    let r = app
+        .send(sign_up("2001:db8:aaaa:ffff::1".into(), "later".into()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

@@ -211,3 +211,35 @@ async fn bad_query_and_path_parameters_are_answered_in_the_envelope() {
     // The key still works: none of this signed it out.
     assert_eq!(app.validate(&key).await.status, 200);
 }
+
+/// Two `Authorization` headers: which key is meant is not guessed (a proxy in front could read
+/// the other one), whether they agree or not, on a player's, an administrator's and a game
+/// server's route; the key itself is neither used nor harmed.
+#[tokio::test]
+async fn two_authorization_headers_are_400() {
+    let app = spawn_app().await;
+    let key = app.user("bill").await;
+    let other = app.user("ann").await;
+    for (path, second) in [
+        ("/auth", key.as_str()),
+        ("/auth", other.as_str()),
+        ("/users/me", "not a key"),
+        ("/admin/users", key.as_str()),
+        ("/revocations", key.as_str()),
+    ] {
+        let r = app
+            .send(
+                app.client
+                    .get(app.url(path))
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("authorization", format!("Bearer {second}")),
+            )
+            .await;
+        assert_eq!(
+            r.assert_error(400),
+            "Authorization: more than one header; send exactly one",
+            "{path}"
+        );
+    }
+    assert_eq!(app.validate(&key).await.status, 200);
+}

@@ -182,6 +182,11 @@ fn check_config_names_what_is_wrong_and_exits_2() {
             vec![("KILLBILL_AUTH_PASSWORD_PEPPER", "short")],
             "password.pepper",
         ),
+        (
+            vec![],
+            vec![("KILLBILL_AUTH_PASSWORD_MIN_LENGTH", "1")],
+            "`password.min_length`: must be 8 to 256",
+        ),
     ];
     for (args, env, names) in cases {
         let mut all = vec!["serve", "--check-config"];
@@ -246,4 +251,48 @@ fn help_shows_examples_and_exit_codes_and_usage_errors_exit_2() {
     let out = run(dir.path(), &["--version"], &[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("killbill-auth "));
+}
+
+/// Argon2 settings below OWASP's minimum are allowed (tests choose cheap ones) but named in a
+/// warning by `--check-config`, with the floor at that many iterations.
+#[test]
+fn check_config_warns_about_argon2_settings_below_owasps_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config"],
+        &[
+            ("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", "8"),
+            ("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", "1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("# warning: password.argon2_memory_kib"))
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    assert!(
+        warning.starts_with(
+            "# warning: password.argon2_memory_kib = 8 with password.argon2_iterations = 1 is below \
+             OWASP's minimum for Argon2id (47104 KiB at that many iterations;"
+        ),
+        "{warning}"
+    );
+    // OWASP's own pairs are quiet.
+    for (m, t) in [("19456", "2"), ("7168", "5")] {
+        let out = run(
+            dir.path(),
+            &["serve", "--check-config"],
+            &[
+                ("KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB", m),
+                ("KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS", t),
+            ],
+        );
+        assert!(
+            !stdout(&out).contains("# warning:"),
+            "m={m} t={t}: {}",
+            stdout(&out)
+        );
+    }
 }

@@ -630,3 +630,54 @@ async fn open_streams_are_counted() {
     println!("a closed stream left the count after {:?}", start.elapsed());
     drop(two);
 }
+
+/// A game server's open stream ends within a second of its own key's end, whether the key is
+/// revoked, its account suspended or deleted (each on the command line, another process): the
+/// role is checked when a stream opens, and the stream carries its own key's revocation. Other
+/// game servers' streams go on.
+#[tokio::test]
+async fn a_game_servers_stream_ends_within_a_second_of_its_keys_revocation() {
+    let app = spawn_app().await;
+    let witness = service_key(&app, "witness").await;
+    let mut watching = stream(&app, &witness, "/revocations", None).await;
+    for (name, command, reason) in [
+        ("revoked_server", vec!["revoke-keys"], "admin"),
+        (
+            "suspended_server",
+            vec!["suspend", "--reason", "compromised"],
+            "suspended",
+        ),
+        ("deleted_server", vec!["delete-user"], "account_deleted"),
+    ] {
+        let key = service_key(&app, name).await;
+        let mut events = stream(&app, &key, "/revocations", None).await;
+        let mut args = vec!["admin", command[0], "--username", name];
+        args.extend(&command[1..]);
+        let out = app.cli(&args, "").await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let done = Instant::now();
+        let mut own = None;
+        loop {
+            match events.next(PROMISE * 2).await {
+                Next::Ended => break,
+                // Its own revocation may be the last thing it is told.
+                Next::Block(block) if block.is_event() => own = Some(block.revocation()),
+                Next::Block(_) => {}
+                Next::TimedOut => panic!("{name}: the stream is still open after its key's end"),
+            }
+        }
+        let took = done.elapsed();
+        assert!(
+            took <= PROMISE,
+            "{name}: the stream ended {took:?} after the command"
+        );
+        let seen = watching.event(PROMISE * 2).await.revocation();
+        assert_eq!(seen["reason"], reason, "{seen}");
+        if let Some(own) = own {
+            assert_eq!(own, seen);
+        }
+        let r = open(&app.url("/revocations"), Some(&key), None).await;
+        assert_eq!(r.status().as_u16(), 403, "{name}");
+    }
+    watching.quiet_for(Duration::from_millis(300)).await;
+}

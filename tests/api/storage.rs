@@ -178,10 +178,28 @@ async fn a_copied_database_is_useless_without_the_pepper() {
     let app = spawn_in(dir, &settings).await;
     app.user("bill").await;
     let dir = app.stop().await;
+    // Without the pepper the service refuses to start (the pepper's verifier, API.md)...
     let no_pepper = test_settings(dir.path());
+    let clock = std::sync::Arc::new(killbill_auth::clock::ManualClock::starting_now());
+    let refused = killbill_auth::startup::Application::build(&no_pepper, clock).await;
+    let error = refused.err().expect("refused without the pepper").to_string();
+    assert!(error.starts_with("password.pepper is not set"), "{error}");
+    // ...and a copy whose verifier was taken out, as a thief could, signs nobody in.
+    let mut db = open(dir.path()).await;
+    sqlx::query("DELETE FROM service_secrets WHERE name = 'pepper_verifier'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
     let app = spawn_in(dir, &no_pepper).await;
     assert_eq!(app.sign_in("bill", PASSWORD).await.status, 401);
     let dir = app.stop().await;
+    let mut db = open(dir.path()).await;
+    sqlx::query("DELETE FROM service_secrets WHERE name = 'pepper_verifier'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
     let app = spawn_in(dir, &settings).await;
     assert_eq!(app.sign_in("bill", PASSWORD).await.status, 200);
 }

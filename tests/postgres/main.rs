@@ -41,8 +41,14 @@ mod meta;
 mod metrics;
 #[path = "../api/openapi.rs"]
 mod openapi;
+#[path = "../api/pepper.rs"]
+mod pepper;
+#[path = "../api/races.rs"]
+mod races;
 #[path = "../api/readme_tour.rs"]
 mod readme_tour;
+#[path = "../api/recovery.rs"]
+mod recovery;
 #[path = "../api/revocations.rs"]
 mod revocations;
 #[path = "../api/services.rs"]

@@ -1,6 +1,6 @@
 //! `GET /admin/users`, `GET /admin/users/{id}`, `DELETE /admin/users/{id}/keys`,
-//! `DELETE /admin/users/{id}`, `PUT` and `DELETE /admin/users/{id}/suspension`: for keys of users
-//! with the `ADMIN` role only.
+//! `DELETE /admin/users/{id}`, `PUT` and `DELETE /admin/users/{id}/suspension`,
+//! `POST /admin/users/{id}/reset-code`: for keys of users with the `ADMIN` role only.
 
 use axum::extract::{Path, State};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -250,6 +250,60 @@ pub async fn unsuspend(
         .unsuspend(user_id(&id)?, Some(admin.entry.user.id))
         .await?;
     Ok(Envelope::empty())
+}
+
+/// `{"lifetime": duration}`, optional (an empty body or `{}` too).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResetCodeBody {
+    /// How long the code lasts, e.g. `24h` (the default), `30m`; at most `7d`.
+    #[schema(example = "24h")]
+    lifetime: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResetCodeAnswer {
+    /// The one-time code (`XXXX-XXXX-XXXX-XXXX`), shown once: hand it to the player.
+    code: String,
+    expires: Timestamp,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/reset-code",
+    operation_id = "issue_reset_code",
+    summary = "Issue a one-time password reset code for a user",
+    description = "For a player who forgot the password (players have no e-mail). The code is shown once \
+                   and stored only as a digest; issuing a new one voids the old. The player redeems it with \
+                   `POST /users/reset`. Event `reset_code_issued` (the code is not recorded).",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    request_body(content = Option<ResetCodeBody>, description = "Optional: `{\"lifetime\": \"24h\"}`"),
+    responses((status = 200, description = "The code and when it expires", body = ResetCodeAnswer))
+)]
+pub async fn issue_reset_code(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    body: crate::http::extract::OptionalJson<ResetCodeBody>,
+) -> Result<Envelope<ResetCodeAnswer>, ApiError> {
+    let user_id = user_id(&id)?;
+    let asked = match body.0.unwrap_or_default().lifetime {
+        None => None,
+        Some(text) => Some(humantime::parse_duration(text.trim()).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "lifetime: invalid duration {text:?} ({e}); write e.g. 24h, 30m"
+            ))
+        })?),
+    };
+    let lifetime = crate::domain::reset_code::lifetime(asked).map_err(ApiError::BadRequest)?;
+    let (code, expires) = state
+        .accounts
+        .issue_reset_code(user_id, lifetime, Some(admin.entry.user.id))
+        .await?;
+    Ok(Envelope::ok(ResetCodeAnswer {
+        code: code.as_str().to_owned(),
+        expires,
+    }))
 }
 
 #[cfg(test)]

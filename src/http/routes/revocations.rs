@@ -34,6 +34,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::domain::revocation_stream::parse_position;
+use crate::domain::KeyDigest;
 use crate::http::error::ApiError;
 use crate::http::extract::{Query, Service};
 use crate::http::AppState;
@@ -88,14 +89,31 @@ pub struct StreamQuery {
 )]
 pub async fn stream(
     State(state): State<AppState>,
-    _service: Service,
+    Service(service): Service,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
     let after = position(&headers, query.after.as_deref())?;
     let (follower, first) = state.revocations.follow(after).await?;
+    // Following first, then reading the key: a revocation from now on reaches the stream
+    // ([`Holder`]), and one made before, which this instance's cache may not have heard of
+    // yet (another instance's, up to a second ago), is read here.
+    if !follower.is_live(&service.entry.digest).await? {
+        return Err(ApiError::InvalidKey);
+    }
     let (tx, rx) = mpsc::channel(QUEUED);
-    tokio::spawn(pump(follower, first, tx, KEEP_ALIVE, state.metrics.clone()));
+    let holder = Holder {
+        key_id: service.entry.id,
+        digest: service.entry.digest,
+    };
+    tokio::spawn(pump(
+        follower,
+        first,
+        holder,
+        tx,
+        KEEP_ALIVE,
+        state.metrics.clone(),
+    ));
     let mut response = Response::new(Body::new(EventBody { rx }));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -178,12 +196,49 @@ impl Drop for Open {
     }
 }
 
-/// Writes the stream into `tx` until the client goes away, the service shuts down, or the
-/// database fails while catching up (the client then reconnects with its position): `retry:`
-/// and a comment, `first`, then what the follower gives, with a comment every `keep_alive`.
+/// The key a stream was opened with. Its role was checked when the stream opened; the stream
+/// ends with the key's revocation (signed out, the service account suspended, demoted or
+/// deleted: each revokes its keys), which the stream itself carries within a second of the
+/// commit on any instance. After a reset, which may hide that revocation, the key is read
+/// from the database.
+pub(crate) struct Holder {
+    pub key_id: uuid::Uuid,
+    pub digest: KeyDigest,
+}
+
+impl Holder {
+    /// Cuts `items` at the holder's own revocation (kept, as the last event); whether the
+    /// stream ends with them.
+    async fn ends_with(&self, follower: &Follower, items: &mut Vec<StreamItem>) -> bool {
+        if StreamItem::until_revoked(items, self.key_id) {
+            return true;
+        }
+        if StreamItem::any_reset(items) {
+            return match follower.is_live(&self.digest).await {
+                Ok(live) => !live,
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation stream ended: cannot read its own key");
+                    true
+                }
+            };
+        }
+        false
+    }
+}
+
+/// Says that a stream ended because its own key was revoked.
+fn holder_revoked(holder: &Holder) {
+    tracing::info!(target: "security", event = "revocation_stream_ended", key_id = %holder.key_id, "revocation stream ended: its key was revoked");
+}
+
+/// Writes the stream into `tx` until the client goes away, the service shuts down, the
+/// stream's own key is revoked ([`Holder`]), or the database fails while catching up (the
+/// client then reconnects with its position): `retry:` and a comment, `first`, then what the
+/// follower gives, with a comment every `keep_alive`.
 pub(crate) async fn pump(
     mut follower: Follower,
-    first: Vec<StreamItem>,
+    mut first: Vec<StreamItem>,
+    holder: Holder,
     tx: mpsc::Sender<Bytes>,
     keep_alive: Duration,
     metrics: Arc<Metrics>,
@@ -202,34 +257,45 @@ pub(crate) async fn pump(
         }
     };
     let mut opening = format!("retry: {RETRY_MS}\n: keep-alive\n\n");
+    let ends = holder.ends_with(&follower, &mut first).await;
     count_resets(&metrics, &first);
     write_items(&mut opening, &first);
-    if !send(Bytes::from(opening)).await {
+    if !send(Bytes::from(opening)).await || ends {
+        if ends {
+            holder_revoked(&holder);
+        }
         return;
     }
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The same `next` is polled across keep-alives: it is never cancelled half-way.
-        let next = follower.next();
-        tokio::pin!(next);
-        let items = loop {
-            tokio::select! {
-                items = &mut next => break items,
-                _ = tick.tick() => {
-                    if !send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await {
-                        return;
+        let items = {
+            // The same `next` is polled across keep-alives: it is never cancelled half-way.
+            let next = follower.next();
+            tokio::pin!(next);
+            loop {
+                tokio::select! {
+                    items = &mut next => break items,
+                    _ = tick.tick() => {
+                        if !send(Bytes::from_static(KEEP_ALIVE_COMMENT)).await {
+                            return;
+                        }
                     }
+                    () = tx.closed() => return,
                 }
-                () = tx.closed() => return,
             }
         };
         match items {
-            Ok(Some(items)) => {
+            Ok(Some(mut items)) => {
+                let ends = holder.ends_with(&follower, &mut items).await;
                 let mut text = String::new();
                 count_resets(&metrics, &items);
                 write_items(&mut text, &items);
                 if !send(Bytes::from(text)).await {
+                    return;
+                }
+                if ends {
+                    holder_revoked(&holder);
                     return;
                 }
             }
@@ -314,9 +380,14 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let (tx, mut rx) = mpsc::channel(QUEUED);
         let started = tokio::time::Instant::now();
+        let holder = Holder {
+            key_id: uuid::Uuid::new_v4(),
+            digest: crate::domain::AccessKey::generate().digest(),
+        };
         let pump = tokio::spawn(pump(
             follower,
             first,
+            holder,
             tx,
             Duration::from_millis(100),
             metrics.clone(),

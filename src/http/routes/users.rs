@@ -1,4 +1,5 @@
-//! `POST /users`, `GET /users/me`, `PUT /users/me/password`, `DELETE /users/me`.
+//! `POST /users`, `GET /users/me`, `PUT /users/me/password`, `DELETE /users/me`, and
+//! `POST /users/reset` (account recovery with a reset code).
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,18 @@ pub struct NewKey {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,
+    /// The same rules as a sign-up's password.
+    new_password: String,
+}
+
+/// `{"username", "code", "new_password"}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    username: String,
+    /// The reset code an administrator issued (`XXXX-XXXX-XXXX-XXXX`; case, dashes and spaces
+    /// do not matter).
+    code: String,
     /// The same rules as a sign-up's password.
     new_password: String,
 }
@@ -127,4 +140,31 @@ pub async fn delete_me(
         .delete_account(&auth.entry, &body.password, &auth.client)
         .await?;
     Ok(Envelope::empty())
+}
+
+#[utoipa::path(
+    post,
+    path = "/users/reset",
+    operation_id = "reset_password",
+    summary = "Set a new password with a reset code",
+    description = "Account recovery without e-mail: an administrator issues a one-time code \
+                   (`POST /admin/users/{id}/reset-code`, `killbill-auth admin reset-code`), the player sends \
+                   it here with a new password and gets a key, as a sign-in gives. Every earlier key is \
+                   revoked (`password_changed`), the code is spent, event `password_reset`. A wrong, spent or \
+                   expired code answers 401 `Invalid username or code`, the same for an unknown name and in the \
+                   same time, and counts as a failed sign-in for the throttles. A suspended account gets its \
+                   new password and stays suspended (403 `Account suspended`, no key).",
+    request_body = PasswordReset,
+    responses((status = 200, description = "The password is reset; a new key", body = NewKey))
+)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<PasswordReset>,
+) -> Result<Envelope<NewKey>, ApiError> {
+    let key = state
+        .accounts
+        .reset_password(&body.username, &body.code, &body.new_password, &client)
+        .await?;
+    Ok(Envelope::ok(NewKey { key: key.encode() }))
 }

@@ -29,6 +29,7 @@ pub mod listen;
 mod suspensions;
 
 mod import;
+mod reset_codes;
 mod service_accounts;
 mod stream;
 mod tickets;
@@ -52,7 +53,7 @@ use super::rows::{
 };
 use super::{
     Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
-    RevokedKey, Store, StoreError, StoreResult, UserOutcome, ACCOUNT_DELETED,
+    RevokedKey, Store, StoreError, StoreResult, UserOutcome, VerifiedHash, ACCOUNT_DELETED,
 };
 use crate::domain::import::{ImportUser, Run};
 use crate::domain::key_lifecycle::KeyUse;
@@ -202,6 +203,40 @@ async fn lock_user(conn: &mut PgConnection, user_id: Uuid) -> StoreResult<()> {
         .bind(user_id)
         .fetch_optional(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Checks, after [`lock_user`], that the account's password hash is still the one the caller
+/// verified, and replaces it with `password.upgrade` if there is one (a hash made here: no
+/// longer legacy). The hash's row is locked as it is read (an import's update of it holds no
+/// user lock), so what is read here stays true until the commit. [`StoreError::Gone`] when the account is,
+/// [`StoreError::PasswordChanged`] when the hash changed since it was read.
+async fn replace_verified_hash(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    password: &VerifiedHash<'_>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT phc FROM password_hashes WHERE user_id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match stored {
+        None => return Err(StoreError::Gone),
+        Some(stored) if stored != password.verified => return Err(StoreError::PasswordChanged),
+        Some(_) => {}
+    }
+    if let Some(phc) = password.upgrade {
+        sqlx::query(
+            "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
+        )
+        .bind(phc)
+        .bind(at.as_millis())
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
@@ -673,8 +708,18 @@ impl Store for PgStore {
             if attempt.0.is_empty() && forgive.is_none() {
                 return Ok(());
             }
-            // Deleting attempts can only lower a count: no lock needed.
+            // Deleting attempts can only lower a count: no lock is needed for that. But two
+            // successful sign-ins of one account from one network each delete their own rows and
+            // then every row of their shared counter, in two statements: without an order they
+            // deadlock on each other's rows. The counter's lock (the one `count_attempt` takes)
+            // makes them queue before either deletes anything.
             let mut tx = self.pool.begin().await?;
+            if let Some(counter) = forgive {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(counter_lock(counter))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if !attempt.0.is_empty() {
                 sqlx::query("DELETE FROM throttle_attempts WHERE id = ANY($1)")
                     .bind(&attempt.0)
@@ -779,6 +824,10 @@ impl Store for PgStore {
                 .bind(cutoffs.tickets.as_millis())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM reset_codes WHERE expires_ms < $1")
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(import::PRUNE)
                 .bind(cutoffs.revoked_keys.as_millis())
                 .execute(&mut *tx)
@@ -809,14 +858,16 @@ impl Store for PgStore {
     async fn issue_key(
         &self,
         key: &NewKey,
+        password: &VerifiedHash<'_>,
         policy: &KeyPolicy,
         event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             // Concurrent sign-ins of this user, on any instance, queue here (and behind a
-            // suspension being written).
+            // suspension or a password change being written).
             lock_user(&mut tx, key.user_id).await?;
+            replace_verified_hash(&mut tx, key.user_id, password, key.created).await?;
             if let Some(suspension) = suspension_in_force(&mut tx, key.user_id, key.created).await? {
                 return Err(StoreError::Suspended(suspension));
             }
@@ -874,24 +925,10 @@ impl Store for PgStore {
         .await
     }
 
-    async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
-        self.writing(async {
-            sqlx::query(
-                "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
-            )
-            .bind(phc)
-            .bind(now.as_millis())
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn change_password(
         &self,
         user_id: Uuid,
+        replaced: &str,
         phc: &str,
         new_key: &NewKey,
         event: &NewEvent,
@@ -899,14 +936,11 @@ impl Store for PgStore {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
             lock_user(&mut tx, user_id).await?;
-            sqlx::query(
-                "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
-            )
-            .bind(phc)
-            .bind(new_key.created.as_millis())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            let password = VerifiedHash {
+                verified: replaced,
+                upgrade: Some(phc),
+            };
+            replace_verified_hash(&mut tx, user_id, &password, new_key.created).await?;
             let revoked = revoke_where(
                 &mut tx,
                 user_id,

@@ -7,6 +7,7 @@
 
 mod import;
 mod key_reader;
+mod reset_codes;
 mod suspensions;
 
 mod service_accounts;
@@ -34,7 +35,7 @@ use super::rows::{
 };
 use super::{
     Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
-    RevokedKey, Store, StoreError, StoreResult, UserOutcome, ACCOUNT_DELETED,
+    RevokedKey, Store, StoreError, StoreResult, UserOutcome, VerifiedHash, ACCOUNT_DELETED,
 };
 use crate::domain::import::{ImportUser, Run};
 use crate::domain::key_lifecycle::KeyUse;
@@ -264,6 +265,36 @@ async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()
     .bind(user.created.as_millis())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Checks, inside a write transaction, that the account's password hash is still the one the
+/// caller verified, and replaces it with `password.upgrade` if there is one (a hash made here:
+/// no longer legacy). [`StoreError::Gone`] when the account is, [`StoreError::PasswordChanged`]
+/// when the hash changed since it was read.
+async fn replace_verified_hash(
+    tx: &mut SqliteConnection,
+    user_id: Uuid,
+    password: &VerifiedHash<'_>,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let stored: Option<String> = sqlx::query_scalar("SELECT phc FROM password_hashes WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match stored {
+        None => return Err(StoreError::Gone),
+        Some(stored) if stored != password.verified => return Err(StoreError::PasswordChanged),
+        Some(_) => {}
+    }
+    if let Some(phc) = password.upgrade {
+        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
+            .bind(phc)
+            .bind(at.as_millis())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -701,6 +732,10 @@ impl Store for SqliteStore {
                 .bind(cutoffs.tickets.as_millis())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM reset_codes WHERE expires_ms < ?")
+                .bind(cutoffs.tickets.as_millis())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(import::PRUNE)
                 .bind(cutoffs.revoked_keys.as_millis())
                 .execute(&mut *tx)
@@ -729,11 +764,14 @@ impl Store for SqliteStore {
     async fn issue_key(
         &self,
         key: &NewKey,
+        password: &VerifiedHash<'_>,
         policy: &KeyPolicy,
         event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
+            // The write lock (BEGIN IMMEDIATE) serialises this with every password change.
             let mut tx = self.begin_write().await?;
+            replace_verified_hash(&mut tx, key.user_id, password, key.created).await?;
             if let Some(suspension) = suspension_in_force(&mut tx, key.user_id, key.created).await? {
                 return Err(StoreError::Suspended(suspension));
             }
@@ -791,34 +829,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, user_id: Uuid, phc: &str, now: Timestamp) -> StoreResult<()> {
-        self.writing(async {
-            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
-                .bind(phc)
-                .bind(now.as_millis())
-                .bind(user_id)
-                .execute(&self.write)
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn change_password(
         &self,
         user_id: Uuid,
+        replaced: &str,
         phc: &str,
         new_key: &NewKey,
         event: &NewEvent,
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
-                .bind(phc)
-                .bind(new_key.created.as_millis())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            let password = VerifiedHash {
+                verified: replaced,
+                upgrade: Some(phc),
+            };
+            replace_verified_hash(&mut tx, user_id, &password, new_key.created).await?;
             let revoked = revoke_where(
                 &mut tx,
                 user_id,
@@ -1069,6 +1094,12 @@ mod tests {
         NewEvent::new(EventKind::SignedIn, Timestamp::from_millis(0), None)
     }
 
+    /// The password hash of the test's account, as a sign-in verified it.
+    const STUB_HASH: VerifiedHash<'static> = VerifiedHash {
+        verified: "$argon2id$stub",
+        upgrade: None,
+    };
+
     fn policy() -> KeyPolicy {
         KeyPolicy {
             lifetime: Duration::from_secs(180 * 86_400),
@@ -1104,12 +1135,12 @@ mod tests {
         };
         let (fresh, fresh_digest) = new_key(&user, 1_700_000_000_001);
         store
-            .create_user(&user, "$argon2id$stub", Some(&fresh), &test_event())
+            .create_user(&user, STUB_HASH.verified, Some(&fresh), &test_event())
             .await
             .expect("user");
         let (used, used_digest) = new_key(&user, 1_700_000_000_002);
         store
-            .issue_key(&used, &policy(), &test_event())
+            .issue_key(&used, &STUB_HASH, &policy(), &test_event())
             .await
             .expect("key");
         store
@@ -1126,7 +1157,7 @@ mod tests {
             .expect("usage");
         let (revoked, revoked_digest) = new_key(&user, 1_700_000_000_003);
         store
-            .issue_key(&revoked, &policy(), &test_event())
+            .issue_key(&revoked, &STUB_HASH, &policy(), &test_event())
             .await
             .expect("key");
         store

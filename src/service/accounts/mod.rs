@@ -1,4 +1,7 @@
-//! Sign-up, sign-in, sign-out, password change and account deletion.
+//! Sign-up, sign-in, sign-out, password change and account deletion; account recovery in
+//! `recovery`.
+
+mod recovery;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use crate::domain::{
     AccessKey, Event, EventKind, HashClass, NewEvent, Password, PasswordPolicy, RevocationReason, Role,
     StoredHash, Suspension, SuspensionError, SuspensionRequest, Timestamp, User, Username,
 };
-use crate::store::{NewKey, Store, StoreError};
+use crate::store::{NewKey, Store, StoreError, VerifiedHash};
 use crate::telemetry::Sampled;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,12 @@ pub enum ServiceError {
     InvalidCredentials,
     #[error("invalid password")]
     InvalidPassword,
+    /// `POST /users/reset`: a wrong, spent or expired code, or a name that matches no account.
+    #[error("invalid username or code")]
+    InvalidResetCode,
+    /// A reset code for an account without a password (a service account).
+    #[error("the account has no password")]
+    NoPassword,
     #[error("invalid access key")]
     InvalidKey,
     #[error("not found")]
@@ -85,6 +94,10 @@ pub const KNOWN_NETWORK_FOR: Duration = Duration::from_secs(30 * 86_400);
 /// work an attacker can ask for; the digest stays distinct for anything a person types).
 const DIGESTED_NAME_CHARS: usize = 256;
 
+/// How many times a sign-in or a password change checks the password again when the hash it
+/// checked was replaced before its write (a concurrent change or upgrade); beyond, 503.
+const HASH_RACE_RETRIES: usize = 3;
+
 /// Throttled requests are logged at most once a second (an attacker decides how many there are).
 static SIGN_IN_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
 static SIGN_UP_THROTTLED: Sampled = Sampled::new(Duration::from_secs(1));
@@ -128,8 +141,19 @@ enum Reauthentication {
     Wrong { refused_new: Option<PasswordError> },
     /// The current password was right and the new one is refused.
     RefusedNew(PasswordError),
-    /// The current password was right; the new one's hash, if one was given.
-    Right { new_phc: Option<String> },
+    /// The current password was right (against `verified`); the new one's hash, if one was
+    /// given.
+    Right {
+        verified: String,
+        new_phc: Option<String>,
+    },
+}
+
+/// What a successful reauthentication verified: the account's hash as checked, and the new
+/// password's hash for a change.
+struct Reauthenticated {
+    verified: String,
+    new_phc: Option<String>,
 }
 
 impl AccountService {
@@ -257,7 +281,7 @@ impl AccountService {
         if self.hasher.is_full() {
             return Err(Overloaded.into());
         }
-        let attempt = match self.throttle.count_sign_up(&network, now).await? {
+        let attempt = match self.throttle.count_sign_up(client.ip, &network, now).await? {
             Ok(attempt) => attempt,
             Err(wait) => {
                 if let Some(suppressed) = SIGN_UP_THROTTLED.admit() {
@@ -340,14 +364,18 @@ impl AccountService {
             SignInGate::Counted(attempt) => return Ok(attempt),
             SignInGate::Throttled { retry_after_secs } => retry_after_secs,
             SignInGate::AccountThrottled { retry_after_secs } => {
-                let known = match user_id {
-                    Some(id) => {
-                        self.store
-                            .is_known_network(id, network, now.minus(KNOWN_NETWORK_FOR))
-                            .await?
-                    }
-                    None => false,
-                };
+                // The same read whether or not the name is an account's (the nil id matches
+                // none), so a throttled answer takes as long either way: its timing must not
+                // tell which names exist (429s are not counted, so they can be sampled at will).
+                let known = self
+                    .store
+                    .is_known_network(
+                        user_id.unwrap_or(Uuid::nil()),
+                        network,
+                        now.minus(KNOWN_NETWORK_FOR),
+                    )
+                    .await?
+                    && user_id.is_some();
                 if !known {
                     retry_after_secs
                 } else {
@@ -388,6 +416,12 @@ impl AccountService {
     }
 
     /// `POST /auth`: the same work and the same answer whether or not the name exists.
+    ///
+    /// Linearizable with password changes: the key is issued only while the hash the password
+    /// was checked against is still the account's (`Store::issue_key`); when a change (or another
+    /// sign-in's upgrade) committed in between, the password is checked again against the hash
+    /// it left, so a sign-in either completes before a change, and the change revokes its key,
+    /// or is judged by the new password.
     pub async fn sign_in(
         &self,
         username: &str,
@@ -401,7 +435,7 @@ impl AccountService {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = Username::parse(username).ok().map(|n| n.canonical());
-        let found = match &account {
+        let mut found = match &account {
             Some(canonical) => self.store.find_login(canonical).await?,
             None => None,
         };
@@ -411,71 +445,116 @@ impl AccountService {
             .await?;
         // An oversized or control-character password cannot match any stored hash; it is
         // refused like a wrong password, with no hashing (its cost does not depend on the name).
-        let checked = match Password::normalise(password) {
-            Ok(password) => {
-                let stored = match &found {
-                    // Service accounts have no password: `find_login` never finds them.
-                    Some((_, stored)) => Arc::new(stored.clone()),
-                    None => self.hasher.dummy(),
-                };
-                match self.check_password(password, stored).await {
-                    Ok(checked) => checked,
-                    Err(e) => {
-                        self.take_back(attempt).await;
-                        return Err(e);
+        let password = Password::normalise(password).ok();
+        for _ in 0..HASH_RACE_RETRIES {
+            let checked = match &password {
+                Some(password) => {
+                    let stored = match &found {
+                        // Service accounts have no password: `find_login` never finds them.
+                        Some((_, stored)) => Arc::new(stored.clone()),
+                        None => self.hasher.dummy(),
+                    };
+                    match self.check_password(password.clone(), stored).await {
+                        Ok(checked) => checked,
+                        Err(e) => {
+                            self.take_back(attempt).await;
+                            return Err(e);
+                        }
                     }
                 }
-            }
-            Err(_) => Checked::Wrong { hold: None },
-        };
-        let (user, upgraded) = match (found, checked) {
-            (Some((user, _)), Checked::Ok { upgraded }) => (user, upgraded),
-            (_, checked) => {
-                let hold = match checked {
-                    Checked::Wrong { hold } => hold,
-                    Checked::Ok { .. } => None,
-                };
-                // The counted attempt stays: it was a failure. Recorded without the name, which
-                // may be a password typed in the wrong field when it matches no account.
-                let event = NewEvent::new(EventKind::SignInFailed, now, user_id)
-                    .from_network(Some(&network))
-                    .with_detail(client_detail(client));
-                self.record(event).await;
-                let (user_id, name_digest) = self.loggable_name(username, user_id);
-                tracing::info!(
-                    target: "security",
-                    event = "sign_in_failed",
-                    user_id = %user_id,
-                    name_digest = %name_digest,
-                    network = %network,
-                    "wrong username or password"
-                );
-                if let Some(hold) = hold {
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(hold)).await;
+                None => Checked::Wrong { hold: None },
+            };
+            let (user, stored, upgraded) = match (found.take(), checked) {
+                (Some((user, stored)), Checked::Ok { upgraded }) => (user, stored, upgraded),
+                (_, Checked::Wrong { hold }) => {
+                    return Err(self
+                        .sign_in_failed(username, user_id, client, &network, now, hold)
+                        .await)
                 }
-                return Err(ServiceError::InvalidCredentials);
+                (None, Checked::Ok { .. }) => {
+                    return Err(self
+                        .sign_in_failed(username, user_id, client, &network, now, None)
+                        .await)
+                }
+            };
+            let (key, record) = self.new_key(user.id, client);
+            let event = NewEvent::new(EventKind::SignedIn, record.created, Some(user.id))
+                .from_network(Some(&network))
+                .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
+            let verified = VerifiedHash {
+                verified: &stored.phc,
+                upgrade: upgraded.as_deref(),
+            };
+            match self.keys.issue(&record, &verified, &event).await {
+                Ok(()) => {}
+                Err(StoreError::PasswordChanged) => {
+                    // Checked again, against the hash the change left.
+                    found = self.store.find_user(user.id).await?;
+                    continue;
+                }
+                Err(StoreError::Gone) => {
+                    // Deleted since it was read: as if it had never been found.
+                    return Err(self
+                        .sign_in_failed(username, user_id, client, &network, now, None)
+                        .await);
+                }
+                Err(StoreError::Suspended(suspension)) => {
+                    self.throttle.succeeded(attempt).await?;
+                    tracing::info!(target: "security", event = "sign_in_suspended", user_id = %user.id, network = %network, "right password for a suspended account");
+                    return Err(ServiceError::Suspended(suspension));
+                }
+                Err(e) => {
+                    self.take_back(attempt).await;
+                    return Err(e.into());
+                }
             }
-        };
-        self.throttle.succeeded(attempt).await?;
-        if let Some(phc) = upgraded {
-            self.store.set_password_hash(user.id, &phc, now).await?;
-            tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded to the configured Argon2id");
-        }
-        self.store.remember_network(user.id, &network, now).await?;
-        let (key, record) = self.new_key(user.id, client);
-        let event = NewEvent::new(EventKind::SignedIn, record.created, Some(user.id))
-            .from_network(Some(&network))
-            .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
-        match self.keys.issue(&record, &event).await {
-            Ok(()) => {}
-            Err(StoreError::Suspended(suspension)) => {
-                tracing::info!(target: "security", event = "sign_in_suspended", user_id = %user.id, network = %network, "right password for a suspended account");
-                return Err(ServiceError::Suspended(suspension));
+            self.throttle.succeeded(attempt).await?;
+            if upgraded.is_some() {
+                tracing::info!(target: "security", event = "password_rehashed", user_id = %user.id, "password hash upgraded to the configured Argon2id");
             }
-            Err(e) => return Err(e.into()),
+            match self.store.remember_network(user.id, &network, now).await {
+                Ok(()) => {}
+                // Deleted right after the key was issued: the key went with it.
+                Err(StoreError::Gone) => return Err(ServiceError::InvalidCredentials),
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(target: "security", event = "signed_in", user_id = %user.id, key_id = %record.id, network = %network, "key issued");
+            return Ok(key);
         }
-        tracing::info!(target: "security", event = "signed_in", user_id = %user.id, key_id = %record.id, network = %network, "key issued");
-        Ok(key)
+        // The hash changed under every check: the account is being changed right now.
+        self.take_back(attempt).await;
+        Err(Overloaded.into())
+    }
+
+    /// A failed sign-in: recorded (without the name, which may be a password typed in the wrong
+    /// field when it matches no account) and logged; the counted attempt stays. The answer waits
+    /// until `hold` (see `hasher::Timing`).
+    async fn sign_in_failed(
+        &self,
+        username: &str,
+        user_id: Option<Uuid>,
+        client: &Client,
+        network: &str,
+        now: Timestamp,
+        hold: Option<std::time::Instant>,
+    ) -> ServiceError {
+        let event = NewEvent::new(EventKind::SignInFailed, now, user_id)
+            .from_network(Some(network))
+            .with_detail(client_detail(client));
+        self.record(event).await;
+        let (user_id, name_digest) = self.loggable_name(username, user_id);
+        tracing::info!(
+            target: "security",
+            event = "sign_in_failed",
+            user_id = %user_id,
+            name_digest = %name_digest,
+            network = %network,
+            "wrong username or password"
+        );
+        if let Some(hold) = hold {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(hold)).await;
+        }
+        ServiceError::InvalidCredentials
     }
 
     /// Checks the caller's password for a sensitive change, counted like a sign-in attempt;
@@ -488,7 +567,7 @@ impl AccountService {
         current: &str,
         new: Option<&str>,
         client: &Client,
-    ) -> Result<Option<String>, ServiceError> {
+    ) -> Result<Reauthenticated, ServiceError> {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = entry.user.name.canonical();
@@ -521,6 +600,7 @@ impl AccountService {
             .hasher
             .run(move |w| -> Result<Reauthentication, ServiceError> {
                 let right = current.is_some_and(|p| matches!(w.verify(&p, &phc), Verification::Match { .. }));
+                let verified = phc.phc;
                 let new = match new {
                     None => None,
                     Some(Err(e)) => Some(Err(e)),
@@ -531,8 +611,12 @@ impl AccountService {
                         refused_new: new.and_then(Result::err),
                     },
                     (true, Some(Err(e))) => Reauthentication::RefusedNew(e),
-                    (true, None) => Reauthentication::Right { new_phc: None },
+                    (true, None) => Reauthentication::Right {
+                        verified,
+                        new_phc: None,
+                    },
                     (true, Some(Ok(p))) => Reauthentication::Right {
+                        verified,
                         new_phc: Some(w.hash(&p)?),
                     },
                 })
@@ -557,14 +641,16 @@ impl AccountService {
                 self.throttle.succeeded(attempt).await?;
                 Err(ServiceError::WeakNewPassword(e))
             }
-            Reauthentication::Right { new_phc } => {
+            Reauthentication::Right { verified, new_phc } => {
                 self.throttle.succeeded(attempt).await?;
-                Ok(new_phc)
+                Ok(Reauthenticated { verified, new_phc })
             }
         }
     }
 
-    /// `PUT /users/me/password`: every earlier key is revoked, a new one returned.
+    /// `PUT /users/me/password`: every earlier key is revoked, a new one returned. The new hash
+    /// replaces only the hash the current password was checked against: when another change
+    /// (or a sign-in's upgrade) committed in between, the current password is checked again.
     pub async fn change_password(
         &self,
         entry: &KeyEntry,
@@ -572,25 +658,34 @@ impl AccountService {
         new: &str,
         client: &Client,
     ) -> Result<AccessKey, ServiceError> {
-        let phc = self
-            .reauthenticate(entry, current, Some(new), client)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no hash for the new password"))?;
-        let (key, record) = self.new_key(entry.user.id, client);
         let network = self.keys.network_of(client.ip);
-        let event = NewEvent::new(EventKind::PasswordChanged, record.created, Some(entry.user.id))
-            .from_network(Some(&network))
-            .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
-        let revoked = self
-            .store
-            .change_password(entry.user.id, &phc, &record, &event)
-            .await?;
-        self.keys.forget(&revoked);
-        for r in &revoked {
-            self.keys.record_revocation(entry.user.id, r, Some(&network));
+        for _ in 0..HASH_RACE_RETRIES {
+            let checked = self.reauthenticate(entry, current, Some(new), client).await?;
+            let phc = checked
+                .new_phc
+                .ok_or_else(|| anyhow::anyhow!("no hash for the new password"))?;
+            let (key, record) = self.new_key(entry.user.id, client);
+            let event = NewEvent::new(EventKind::PasswordChanged, record.created, Some(entry.user.id))
+                .from_network(Some(&network))
+                .with_detail(serde_json::json!({ "key_id": record.id, "user_agent": client.user_agent }));
+            let revoked = match self
+                .store
+                .change_password(entry.user.id, &checked.verified, &phc, &record, &event)
+                .await
+            {
+                Ok(revoked) => revoked,
+                Err(StoreError::PasswordChanged) => continue,
+                Err(StoreError::Gone) => return Err(ServiceError::InvalidKey),
+                Err(e) => return Err(e.into()),
+            };
+            self.keys.forget(&revoked);
+            for r in &revoked {
+                self.keys.record_revocation(entry.user.id, r, Some(&network));
+            }
+            tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, network = %network, "password changed");
+            return Ok(key);
         }
-        tracing::info!(target: "security", event = "password_changed", user_id = %entry.user.id, network = %network, "password changed");
-        Ok(key)
+        Err(Overloaded.into())
     }
 
     /// `DELETE /users/me`: the account, its keys and its history are gone.

@@ -1,0 +1,96 @@
+//! Reset codes on SQLite: every write runs in a write transaction (`BEGIN IMMEDIATE`), so a
+//! redemption reads and deletes the code, and replaces the password, with nothing in between.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::suspensions::suspension_in_force;
+use super::{insert_event, insert_feed, insert_key, revoke_where, SqliteStore};
+use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
+use crate::domain::{NewEvent, RevocationReason};
+use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodeStore};
+use crate::store::{Cause, NewKey, StoreError, StoreResult};
+
+#[async_trait]
+impl ResetCodeStore for SqliteStore {
+    async fn put_reset_code(&self, user_id: Uuid, code: &StoredCode, event: &NewEvent) -> StoreResult<()> {
+        self.writing(async {
+            let mut tx = self.begin_write().await?;
+            // Only for an account with a password (a service account has none).
+            let done = sqlx::query(
+                "INSERT INTO reset_codes (user_id, digest, created_ms, expires_ms) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM password_hashes WHERE user_id = ?1) \
+                 ON CONFLICT (user_id) DO UPDATE SET digest = excluded.digest, \
+                 created_ms = excluded.created_ms, expires_ms = excluded.expires_ms",
+            )
+            .bind(user_id)
+            .bind(&code.digest.0[..])
+            .bind(event.at.as_millis())
+            .bind(code.expires.as_millis())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Gone);
+            }
+            insert_event(&mut tx, event).await?;
+            tx.commit().await
+        })
+        .await
+    }
+
+    async fn reset_code(&self, user_id: Uuid) -> StoreResult<Option<StoredCode>> {
+        let row: Option<CodeRow> =
+            sqlx::query_as("SELECT digest, expires_ms FROM reset_codes WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(CodeRow::into_code).transpose()
+    }
+
+    async fn redeem_reset_code(
+        &self,
+        user_id: Uuid,
+        code: &ResetCodeDigest,
+        phc: &str,
+        new_key: &NewKey,
+        event: &NewEvent,
+    ) -> StoreResult<Redeemed> {
+        self.writing(async {
+            let at = new_key.created;
+            let mut tx = self.begin_write().await?;
+            let spent =
+                sqlx::query("DELETE FROM reset_codes WHERE user_id = ? AND digest = ? AND expires_ms > ?")
+                    .bind(user_id)
+                    .bind(&code.0[..])
+                    .bind(at.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+            if spent.rows_affected() == 0 {
+                return Err(StoreError::Gone);
+            }
+            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
+                .bind(phc)
+                .bind(at.as_millis())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            let revoked = revoke_where(
+                &mut tx,
+                user_id,
+                None,
+                RevocationReason::PasswordChanged,
+                &Cause::new(at, event.network.as_deref()),
+            )
+            .await?;
+            let suspension = suspension_in_force(&mut tx, user_id, at).await?;
+            if suspension.is_none() {
+                insert_key(&mut tx, new_key).await?;
+            }
+            insert_event(&mut tx, event).await?;
+            insert_feed(&mut tx, user_id, &revoked, None, at).await?;
+            tx.commit().await?;
+            Ok(Redeemed { revoked, suspension })
+        })
+        .await
+    }
+}

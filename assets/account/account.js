@@ -23,7 +23,7 @@
   const state = { key: null, user: null, eventsNext: null };
 
   const $ = (id) => document.getElementById(id);
-  const views = ["view-loading", "view-sign-in", "view-sign-up", "view-suspended", "view-account"];
+  const views = ["view-loading", "view-sign-in", "view-sign-up", "view-reset", "view-suspended", "view-account"];
 
   // --- The key: memory and sessionStorage only. ---
 
@@ -245,7 +245,14 @@
       case "signed_in":
         return d.user_agent ? "Signed in with " + d.user_agent : "Signed in";
       case "sign_in_failed":
-        return "A sign-in failed: wrong password";
+        return d.via === "reset_code"
+          ? "A password reset failed: wrong or expired code"
+          : "A sign-in failed: wrong password";
+      case "reset_code_issued":
+        return "Support issued a password reset code" +
+          (d.expires ? " (valid until " + dateFormat.format(new Date(d.expires)) + ")" : "");
+      case "password_reset":
+        return "Password reset with a code";
       case "sign_in_throttled":
         return "Sign-ins were paused after too many failures";
       case "key_revoked":
@@ -504,6 +511,44 @@
     );
   });
 
+  onSubmit("reset-form", async (form) => {
+    if (
+      missing(form, ["username", "code", "new_password"], {
+        username: "username",
+        code: "reset code",
+        new_password: "new password",
+      })
+    ) {
+      return;
+    }
+    let data;
+    try {
+      data = await api(
+        "POST",
+        "/users/reset",
+        {
+          username: value(form, "username"),
+          code: value(form, "code"),
+          new_password: value(form, "new_password"),
+        },
+        false
+      );
+    } catch (e) {
+      if (e.status === 403 && e.data && e.data.suspension) {
+        form.reset();
+        showSuspension(e.data.suspension);
+        showNotice("Your new password is set, but the account is suspended.");
+        return;
+      }
+      showError(describe("Could not set the new password", e));
+      return;
+    }
+    form.reset();
+    await act("The password is set, but the account could not be loaded", () =>
+      signedIn(data.key, "Your new password is set. Every other device has been signed out.")
+    );
+  });
+
   function showSuspension(suspension) {
     $("suspension-reason").textContent = suspension.reason;
     const until = $("suspension-until");
@@ -605,6 +650,16 @@
   $("to-sign-up").addEventListener("click", () => {
     clearMessages();
     show("view-sign-up");
+  });
+
+  $("to-reset").addEventListener("click", () => {
+    clearMessages();
+    show("view-reset");
+  });
+
+  $("reset-to-sign-in").addEventListener("click", () => {
+    clearMessages();
+    show("view-sign-in");
   });
 
   $("to-sign-in").addEventListener("click", () => {

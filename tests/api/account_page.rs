@@ -1373,3 +1373,94 @@ async fn every_reason_in_words_and_older_activity_a_page_at_a_time() {
     assert_eq!(all, &api);
     browser.assert_clean_console().await;
 }
+
+/// Account recovery on the page: "Forgot your password?" opens the reset form; a wrong code is
+/// said in the service's words, the right one sets the new password, signs this browser in and
+/// every other device out, and the activity says so in words.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_with_a_code() {
+    let app = spawn_app().await;
+    let admin = admin_key(&app).await;
+    let frank = app.user("frank").await;
+    let frank_id = user_id(&app, &frank).await;
+    let r = app
+        .request(
+            "POST",
+            &format!("/admin/users/{frank_id}/reset-code"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = r.body["data"]["code"].as_str().unwrap().to_owned();
+
+    let browser = Browser::open(&app).await;
+    browser.goto_account().await;
+    browser.wait_view("view-sign-in").await;
+    browser.click("#to-reset").await;
+    browser.wait_view("view-reset").await;
+    assert_eq!(browser.focused_id().await, "reset-title");
+    browser.screenshots("reset").await;
+    // Nothing filled in: said, nothing sent.
+    browser.click("#reset-form button[type=submit]").await;
+    assert_eq!(browser.alert().await, "Please fill in the username.");
+    // A wrong code, in the service's words.
+    browser.fill("#reset-username", "frank").await;
+    browser.fill("#reset-code", "0000-0000-0000-0000").await;
+    browser.fill("#reset-password", "a brand new passphrase 42").await;
+    browser.click("#reset-form button[type=submit]").await;
+    let wrong = sentence_of(
+        &app,
+        "/users/reset",
+        json!({"username": "nobody_at_all", "code": "0000-0000-0000-0000", "new_password": "x"}),
+    )
+    .await;
+    assert_eq!(wrong, "Invalid username or code");
+    assert_eq!(
+        browser.alert().await,
+        format!("Could not set the new password: {wrong}.")
+    );
+    // The right one, typed as a person would.
+    browser.clear_messages().await;
+    browser.fill("#reset-username", "frank").await;
+    browser.fill("#reset-code", &code.to_lowercase()).await;
+    browser.fill("#reset-password", "a brand new passphrase 42").await;
+    browser.click("#reset-form button[type=submit]").await;
+    browser.wait_signed_in_as("frank").await;
+    assert_eq!(
+        browser.notice().await,
+        "Your new password is set. Every other device has been signed out."
+    );
+    browser.assert_key_kept_in_session_storage_only().await;
+    app.validate(&frank).await.assert_invalid_key();
+    let events = browser
+        .js("return [...document.querySelectorAll('#events > li')].map(li => li.textContent)")
+        .await;
+    let events: Vec<String> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("Password reset with a code")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("Support issued a password reset code") && e.contains("by an administrator")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("A password reset failed: wrong or expired code")),
+        "{events:?}"
+    );
+    assert_eq!(
+        app.sign_in("frank", "a brand new passphrase 42").await.status,
+        200
+    );
+    browser.assert_clean_console().await;
+}

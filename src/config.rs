@@ -49,6 +49,10 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub throttle: ThrottleSettings,
     pub password: PasswordSettings,
+    /// The configuration file holds `password.pepper` (a secret in a file that tends to be
+    /// committed): said in a warning, whatever overrides it.
+    #[serde(skip)]
+    pub pepper_in_file: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -373,7 +377,13 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let mut pepper_in_file = false;
         if let Some(file) = file {
+            pepper_in_file = file.data().is_ok_and(|profiles| {
+                profiles.values().any(|dict| {
+                    matches!(dict.get("password"), Some(Value::Dict(_, password)) if password.contains_key("pepper"))
+                })
+            });
             figment = figment.merge(file);
         }
         let vars: Vec<(String, String)> = env
@@ -383,9 +393,10 @@ impl Settings {
         for (name, value) in read_file_variables(vars)? {
             figment = figment.merge(EnvVar { name, value });
         }
-        let settings: Settings = figment
+        let mut settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Parse(flatten_figment_error(e)))?;
+        settings.pepper_in_file = pepper_in_file;
         settings.validate()?;
         Ok(settings)
     }
@@ -623,6 +634,23 @@ impl Settings {
                  throttles and the anomaly rules); list the proxies, or listen on a loopback address"
             ));
         }
+        let postgres = matches!(self.database_target(), Ok(DatabaseTarget::Postgres(_)));
+        if postgres && self.password.pepper.is_none() {
+            warnings.push(
+                "database.url is PostgreSQL and no pepper is set: a dump or a replica of the database \
+                 then holds all an attacker needs to guess passwords offline; set \
+                 KILLBILL_AUTH_PASSWORD_PEPPER_FILE (docs/deployment.md, \"The pepper\") before the first start"
+                    .to_owned(),
+            );
+        }
+        if self.pepper_in_file {
+            warnings.push(
+                "password.pepper is written in the configuration file: a secret in a file that is \
+                 copied, backed up and committed; give it as KILLBILL_AUTH_PASSWORD_PEPPER_FILE (or a \
+                 systemd credential) instead"
+                    .to_owned(),
+            );
+        }
         if let Some(floor) =
             argon2_below_owasp(self.password.argon2_memory_kib, self.password.argon2_iterations)
         {
@@ -793,9 +821,60 @@ impl Provider for EnvVar {
 
 fn flatten_figment_error(e: figment::Error) -> String {
     e.into_iter()
-        .map(|e| e.to_string())
+        .map(|e| describe_figment_error(&e))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// One configuration error in an operator's words: the key as written in the file
+/// (`server.listn`, never figment's profile prefix), where it came from, and for an unknown key
+/// the nearest valid one.
+fn describe_figment_error(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = e.path.join(".");
+    let place = match &e.metadata {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(path)) => format!(" in {}", path.display()),
+            Some(source) => format!(" in {source}"),
+            None => format!(" in {}", md.name),
+        },
+        None => String::new(),
+    };
+    match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            let section = e
+                .path
+                .split_last()
+                .map(|(_, rest)| rest.join("."))
+                .unwrap_or_default();
+            let full = |name: &str| {
+                if section.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{section}.{name}")
+                }
+            };
+            let nearest = expected
+                .iter()
+                .map(|candidate| (strsim::levenshtein(field, candidate), *candidate))
+                .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(2))
+                .min();
+            let key = if key.is_empty() { full(field) } else { key };
+            match nearest {
+                Some((_, name)) => format!("unknown key `{key}`{place}: did you mean `{}`?", full(name)),
+                None => format!(
+                    "unknown key `{key}`{place}: the keys here are {}",
+                    expected
+                        .iter()
+                        .map(|n| format!("`{}`", full(n)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+        kind if key.is_empty() => format!("{kind}{place}"),
+        kind => format!("`{key}`{place}: {kind}"),
+    }
 }
 
 /// A duration written like `180d`, `24h`, `90s`, `500ms` (humantime's syntax).

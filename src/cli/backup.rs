@@ -42,8 +42,9 @@ pub(crate) async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<Bac
         DatabaseTarget::Postgres(_) => {
             return Err(UsageError(format!(
                 "admin backup copies the SQLite database, and this configuration uses PostgreSQL ({}); \
-                 back it up with pg_dump, e.g. pg_dump --format=custom --file=killbill-auth.dump \
-                 \"$DATABASE_URL\" (restore with pg_restore; see README.md, Backups)",
+                 back it up with pg_dump into an owner-only file (it holds every password hash), e.g. \
+                 umask 077; pg_dump --format=custom --file=killbill-auth.dump \"$DATABASE_URL\" (restore \
+                 with pg_restore; see README.md, Backups)",
                 redact_url(&settings.database.url)
             ))
             .into())

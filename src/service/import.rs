@@ -210,6 +210,9 @@ struct Batcher<'a> {
     dry_names: HashMap<String, (String, String)>,
     /// MySQL: canonical names shared by several accounts of the source, and how many.
     collisions: HashMap<String, usize>,
+    /// A dry run: the accounts it would have imported, by source id, with the ids they would
+    /// have had, so that their keys are planned as the real run would plan them.
+    dry_owners: HashMap<String, Uuid>,
 }
 
 impl<'a> Batcher<'a> {
@@ -222,6 +225,7 @@ impl<'a> Batcher<'a> {
             counts: AccountCounts::default(),
             dry_names: HashMap::new(),
             collisions: HashMap::new(),
+            dry_owners: HashMap::new(),
         }
     }
 
@@ -280,13 +284,16 @@ impl<'a> Batcher<'a> {
         let outcomes = self.importer.store.import_users(&self.run, &rows).await?;
         for (row, outcome) in rows.into_iter().zip(outcomes) {
             match outcome {
-                UserOutcome::Imported { .. } => {
+                UserOutcome::Imported { id } => {
                     self.counts.imported += 1;
                     if self.run.dry_run {
                         self.dry_names.insert(
                             row.name.canonical(),
                             (row.at.clone(), row.name.as_str().to_owned()),
                         );
+                        if let Some(source_id) = &row.source_id {
+                            self.dry_owners.insert(source_id.clone(), id);
+                        }
                     }
                 }
                 UserOutcome::Present { hash_updated, .. } => {
@@ -511,6 +518,7 @@ async fn read_mysql_keys(conn: &mut mysql::Conn, batcher: &mut Batcher<'_>) -> a
         .sink
         .phase(Phase::Keys, total.and_then(|t| u64::try_from(t).ok()));
     let store = batcher.importer.store.clone();
+    let dry_owners = std::mem::take(&mut batcher.dry_owners);
     let mut batch: Vec<ImportKey> = Vec::with_capacity(BATCH);
     {
         let mut rows = conn
@@ -562,13 +570,13 @@ async fn read_mysql_keys(conn: &mut mysql::Conn, batcher: &mut Batcher<'_>) -> a
                 expires: Timestamp::from_millis(expires).min(longest),
             });
             if batch.len() >= BATCH {
-                write_keys(store.as_ref(), &run, &batch, &mut counts).await?;
+                write_keys(store.as_ref(), &run, &batch, &dry_owners, &mut counts).await?;
                 batch.clear();
                 batcher.sink.progress(counts.read);
             }
         }
     }
-    write_keys(store.as_ref(), &run, &batch, &mut counts).await?;
+    write_keys(store.as_ref(), &run, &batch, &dry_owners, &mut counts).await?;
     batcher.sink.progress(counts.read);
     if run.dry_run {
         return Ok(counts);
@@ -595,9 +603,10 @@ async fn write_keys(
     store: &dyn Store,
     run: &Run,
     batch: &[ImportKey],
+    dry_owners: &HashMap<String, Uuid>,
     counts: &mut KeyCounts,
 ) -> anyhow::Result<()> {
-    for outcome in store.import_keys(run, batch).await? {
+    for outcome in store.import_keys(run, batch, dry_owners).await? {
         match outcome {
             KeyOutcome::Imported { .. } => counts.imported += 1,
             KeyOutcome::Present => counts.already_present += 1,

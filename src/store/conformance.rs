@@ -3,6 +3,7 @@
 //! (a database of its own, see `postgres::testing`). Then PostgreSQL's own concern: several
 //! instances (separate pools) writing at once.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -1771,6 +1772,7 @@ async fn imported_keys(store: &dyn Store) {
                 key(&stranger, T0 + 20 * DAY),
                 key(&k2, T0 + DAY),
             ],
+            &HashMap::new(),
         )
         .await
         .unwrap();
@@ -1784,6 +1786,8 @@ async fn imported_keys(store: &dyn Store) {
     assert_eq!(record.deadline, Some(ts(T0 + 20 * DAY)));
     assert_eq!(record.created, ts(T0 - 10 * DAY));
     assert_eq!(record.created_ip, None);
+    // Its idleness counts from the import: nobody knows when it was last used at the source.
+    assert_eq!(record.last_used, Some(first.started));
     assert_eq!(live_ids(store, owner).await.len(), 2);
 
     // Past its own deadline, housekeeping marks a key expired at that moment, whatever the
@@ -1796,7 +1800,7 @@ async fn imported_keys(store: &dyn Store) {
     let second = run(Source::Mysql, T0 + 3 * DAY, false);
     assert_eq!(
         store
-            .import_keys(&second, &[key(&k1, T0 + 20 * DAY)])
+            .import_keys(&second, &[key(&k1, T0 + 20 * DAY)], &HashMap::new())
             .await
             .unwrap(),
         vec![KeyOutcome::Present]
@@ -1856,7 +1860,7 @@ async fn imported_keys(store: &dyn Store) {
     let fourth = run(Source::Mysql, T0 + 6 * DAY, false);
     assert_eq!(
         store
-            .import_keys(&fourth, &[key(&k1, T0 + 20 * DAY)])
+            .import_keys(&fourth, &[key(&k1, T0 + 20 * DAY)], &HashMap::new())
             .await
             .unwrap(),
         vec![KeyOutcome::Present]
@@ -1871,7 +1875,7 @@ async fn imported_keys(store: &dyn Store) {
     let k3 = legacy(owner);
     assert_eq!(
         store
-            .import_keys(&fifth, &[key(&k3, T0 + 20 * DAY)])
+            .import_keys(&fifth, &[key(&k3, T0 + 20 * DAY)], &HashMap::new())
             .await
             .unwrap(),
         vec![KeyOutcome::OwnerSuspended]

@@ -104,6 +104,20 @@ pub(crate) fn plan_keys<'a>(
     (outcomes, new)
 }
 
+/// Adds to `owners` (read from the store) the accounts a dry run would have imported, which it
+/// did not store: what a key batch of a dry run sees is what the real run's would.
+pub(crate) fn with_dry_owners(
+    owners: &mut HashMap<String, Uuid>,
+    batch: &[ImportKey],
+    dry_owners: &HashMap<String, Uuid>,
+) {
+    for key in batch {
+        if let Some(id) = dry_owners.get(&key.source_user_id) {
+            owners.entry(key.source_user_id.clone()).or_insert(*id);
+        }
+    }
+}
+
 /// The `imported` event of an account.
 pub(crate) fn imported_event(run: &Run, user_id: Uuid) -> NewEvent {
     NewEvent::new(EventKind::Imported, run.started, Some(user_id))

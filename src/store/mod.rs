@@ -406,7 +406,15 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// transaction (rolled back in a dry run): stored by digest with their own deadline, and
     /// remembered by digest for good (a key signed out here is never brought back). A key seen
     /// again is marked as seen by this run. One outcome per key, in order.
-    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>>;
+    ///
+    /// `dry_owners`: in a dry run, the accounts (by source id) that the run would have imported
+    /// and did not store, so that their keys are planned as the real run would plan them.
+    async fn import_keys(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+        dry_owners: &std::collections::HashMap<String, Uuid>,
+    ) -> StoreResult<Vec<KeyOutcome>>;
 
     /// Revokes (`signed_out`, at `now`) at most `limit` live imported keys that this run of a
     /// complete import no longer found at the source (signed out there, or their password

@@ -1405,6 +1405,7 @@ async fn a_forgotten_password_is_reset_with_a_code() {
     browser.click("#reset-form button[type=submit]").await;
     assert_eq!(browser.alert().await, "Please fill in the username.");
     // A wrong code, in the service's words.
+    browser.clear_messages().await;
     browser.fill("#reset-username", "frank").await;
     browser.fill("#reset-code", "0000-0000-0000-0000").await;
     browser.fill("#reset-password", "a brand new passphrase 42").await;

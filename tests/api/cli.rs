@@ -296,3 +296,117 @@ fn check_config_warns_about_argon2_settings_below_owasps_minimum() {
         );
     }
 }
+
+/// `--check-config` names what an operator would regret: PostgreSQL without a pepper, a pepper
+/// written in the configuration file, and an unknown key with the nearest valid one (the exact
+/// lines printed).
+#[test]
+fn check_config_warns_about_the_pepper_and_names_an_unknown_key_and_its_nearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config"],
+        &[(
+            "KILLBILL_AUTH_DATABASE_URL",
+            "postgres://kb:hunter2@db.internal/kb",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l
+            == "# warning: database.url is PostgreSQL and no pepper is set: a dump or a replica of the \
+                database then holds all an attacker needs to guess passwords offline; set \
+                KILLBILL_AUTH_PASSWORD_PEPPER_FILE (docs/deployment.md, \"The pepper\") before the first start"),
+        "{text}"
+    );
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config"],
+        &[
+            ("KILLBILL_AUTH_DATABASE_URL", "postgres://kb@db.internal/kb"),
+            ("KILLBILL_AUTH_PASSWORD_PEPPER", "sixteen+ bytes of pepper"),
+        ],
+    );
+    assert!(!stdout(&out).contains("# warning:"), "{}", stdout(&out));
+
+    let file = dir.path().join("peppered.toml");
+    std::fs::write(&file, "[password]\npepper = \"a pepper written in a file\"\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l
+            == "# warning: password.pepper is written in the configuration file: a secret in a file that \
+                is copied, backed up and committed; give it as KILLBILL_AUTH_PASSWORD_PEPPER_FILE (or a \
+                systemd credential) instead"),
+        "{text}"
+    );
+    assert!(!text.contains("a pepper written in a file"), "{text}");
+
+    let file = dir.path().join("typo.toml");
+    std::fs::write(&file, "[server]\nlistn = \"0.0.0.0:8080\"\n").unwrap();
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "killbill-auth: configuration: unknown key `server.listn` in {}: did you mean `server.listen`?\n",
+            file.display()
+        )
+    );
+    let out = run(
+        dir.path(),
+        &["serve", "--check-config"],
+        &[("KILLBILL_AUTH_ANOMALY_MAX_NETWORK", "3")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "killbill-auth: configuration: unknown key `anomaly.max_network` in environment variable \
+         KILLBILL_AUTH_ANOMALY_MAX_NETWORK: did you mean `anomaly.max_networks`?\n"
+    );
+}
+
+/// Start-up with PostgreSQL unreachable names the cause at once (not "pool timed out").
+#[test]
+fn an_unreachable_postgresql_is_named_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let url = format!("postgres://kb:hunter2@127.0.0.1:{port}/kb");
+    for args in [&["admin", "list-users"][..], &["serve"][..]] {
+        let started = std::time::Instant::now();
+        let out = run(
+            dir.path(),
+            args,
+            &[
+                ("KILLBILL_AUTH_DATABASE_URL", &url),
+                ("KILLBILL_AUTH_PASSWORD_PEPPER", "sixteen+ bytes of pepper"),
+                ("KILLBILL_AUTH_SERVER_LISTEN", "127.0.0.1:0"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+        assert_eq!(
+            last,
+            format!(
+                "killbill-auth: cannot connect to PostgreSQL at 127.0.0.1:{port}: connection refused (is \
+                 PostgreSQL running and listening there? check database.url)"
+            ),
+            "{args:?}"
+        );
+        assert!(!stderr(&out).contains("hunter2") && !stdout(&out).contains("hunter2"));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "{args:?}: at once"
+        );
+    }
+}

@@ -755,3 +755,61 @@ async fn a_concurrent_burst_against_an_imported_account_gets_no_more_checks_than
     assert_eq!(crate::abuse::count(&statuses, 429), 25, "{statuses:?}");
     app.sign_in("Joe", "joe password").await.assert_error(429);
 }
+
+/// With `keys.idle_timeout`, a key of the original back end made long ago (400 days, expiring in
+/// a week) works from the import on: its idleness counts from the import, since nobody knows
+/// when it was last used there; every key the report calls imported validates. And the dry run
+/// reports, field by field, what the run then does (its owners are not stored by a dry run).
+#[tokio::test]
+async fn imported_keys_idle_from_the_import_and_the_dry_run_reports_what_the_run_does() {
+    let source = OriginalBackEnd::load().await;
+    source
+        .exec("UPDATE UserKeys SET created = created - 400 * 86400000")
+        .await;
+    let app = spawn_app_with(|s| {
+        s.keys.idle_timeout = killbill_auth::config::HumanDuration(Duration::from_secs(30 * 86_400));
+    })
+    .await;
+    let url = source.url();
+    let (code, dry, out) = import(&app, &["--from", &url, "--keep-keys", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let (code, real, out) = import(&app, &["--from", &url, "--keep-keys"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(dry["accounts"], real["accounts"], "dry {dry}\nreal {real}");
+    assert_eq!(dry["refusals"], real["refusals"], "dry {dry}\nreal {real}");
+    for field in ["read", "imported", "already_present", "skipped", "refused"] {
+        assert_eq!(
+            dry["keys"][field], real["keys"][field],
+            "keys.{field}: dry {dry}\nreal {real}"
+        );
+    }
+    assert_eq!(real["keys"]["imported"], 4, "{real}");
+    // Every live key of an imported account works, and is listed with its idleness from now.
+    let manifest = manifest();
+    let mut working = 0;
+    for row in manifest["mysql"].as_array().unwrap() {
+        if row["imported"] != true {
+            continue;
+        }
+        for key in row["keys"].as_array().into_iter().flatten() {
+            if key["live"] != true {
+                continue;
+            }
+            let bearer = key["bearer"].as_str().unwrap();
+            let me = app.validate(bearer).await;
+            assert_eq!(me.status, 200, "{}: {}", row["name"], me.text);
+            working += 1;
+            let listed = app.keys(bearer).await;
+            assert!(
+                listed.body["data"]["keys"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["current"] == true),
+                "{}",
+                listed.text
+            );
+        }
+    }
+    assert_eq!(working, 4);
+}

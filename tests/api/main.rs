@@ -14,6 +14,7 @@ mod anomaly;
 mod bad_input;
 mod cli;
 mod connections;
+mod deploy_files;
 mod events;
 mod faults;
 mod forward_auth;

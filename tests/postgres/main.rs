@@ -65,6 +65,7 @@ mod users;
 // PostgreSQL only: several real server processes on one database.
 mod instances;
 mod outage;
+mod startup;
 mod streams;
 mod ticket_races;
 // ... and two of them behind a real nginx (deploy/demo.sh).

@@ -12,7 +12,8 @@ use super::{insert_feed, lock_user, revoke_where, PgStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, NewEvent, RevocationReason, Timestamp};
 use crate::store::import::{
-    hash_classes, imported_event, insertions, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS,
+    hash_classes, imported_event, insertions, outcomes, plan_keys, with_dry_owners, ExistingRow,
+    EXISTING_COLUMNS,
 };
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
@@ -196,6 +197,7 @@ impl PgStore {
         &self,
         run: &Run,
         batch: &[ImportKey],
+        dry_owners: &HashMap<String, Uuid>,
     ) -> StoreResult<Vec<KeyOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -212,7 +214,7 @@ impl PgStore {
                 present.insert(digest_from(digest)?);
             }
             let source_ids: Vec<&str> = batch.iter().map(|k| k.source_user_id.as_str()).collect();
-            let owners: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
+            let mut owners: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
                 "SELECT source_id, user_id FROM imported_users WHERE source = 'mysql' AND source_id = ANY($1)",
             )
             .bind(&source_ids)
@@ -220,6 +222,7 @@ impl PgStore {
             .await?
             .into_iter()
             .collect();
+            with_dry_owners(&mut owners, batch, dry_owners);
             let owner_ids: Vec<Uuid> = owners.values().copied().collect();
             let suspended: HashSet<Uuid> = sqlx::query_scalar(
                 "SELECT DISTINCT user_id FROM suspensions WHERE user_id = ANY($1) \
@@ -232,22 +235,30 @@ impl PgStore {
             .into_iter()
             .collect();
             let (outcomes, new) = plan_keys(batch, &present, &owners, &suspended);
+            if run.dry_run {
+                // Nothing to write: the owners a dry run would have imported are not stored.
+                return Ok(outcomes);
+            }
             if !new.is_empty() {
                 let key_ids: Vec<Uuid> = new.iter().map(|(k, _, _)| *k).collect();
                 let users: Vec<Uuid> = new.iter().map(|(_, u, _)| *u).collect();
                 let digests: Vec<Vec<u8>> = new.iter().map(|(_, _, k)| k.digest.0.to_vec()).collect();
                 let created: Vec<i64> = new.iter().map(|(_, _, k)| k.created.as_millis()).collect();
                 let expires: Vec<i64> = new.iter().map(|(_, _, k)| k.expires.as_millis()).collect();
+                // Its idleness counts from the import (`last_used_ms`): when it was last used at
+                // the source is not known, and its creation there may be older than any idle
+                // timeout.
                 sqlx::query(
-                    "INSERT INTO keys (id, user_id, digest, created_ms, expires_ms) \
-                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::bigint[], $5::bigint[]) \
-                     ON CONFLICT DO NOTHING",
+                    "INSERT INTO keys (id, user_id, digest, created_ms, expires_ms, last_used_ms) \
+                     SELECT k, u, d, c, e, $6 FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::bigint[], $5::bigint[]) \
+                     AS f(k, u, d, c, e) ON CONFLICT DO NOTHING",
                 )
                 .bind(&key_ids)
                 .bind(&users)
                 .bind(&digests)
                 .bind(&created)
                 .bind(&expires)
+                .bind(run.started.as_millis())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(

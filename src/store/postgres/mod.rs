@@ -28,6 +28,7 @@
 pub mod listen;
 mod suspensions;
 
+mod connect;
 mod import;
 mod reset_codes;
 mod service_accounts;
@@ -130,6 +131,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url.expose_secret())
             .map_err(|e| anyhow::anyhow!("invalid PostgreSQL database url: {e}"))?
             .application_name("killbill-auth");
+        connect::first_connection(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -1190,8 +1192,13 @@ impl Store for PgStore {
         self.import_user_batch(run, batch).await
     }
 
-    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
-        self.import_key_batch(run, batch).await
+    async fn import_keys(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+        dry_owners: &std::collections::HashMap<String, Uuid>,
+    ) -> StoreResult<Vec<KeyOutcome>> {
+        self.import_key_batch(run, batch, dry_owners).await
     }
 
     async fn revoke_keys_gone_from_source(

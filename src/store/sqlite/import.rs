@@ -11,7 +11,8 @@ use super::{insert_feed, revoke_where, SqliteStore};
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};
 use crate::store::import::{
-    hash_classes, imported_event, insertions, outcomes, plan_keys, ExistingRow, EXISTING_COLUMNS,
+    hash_classes, imported_event, insertions, outcomes, plan_keys, with_dry_owners, ExistingRow,
+    EXISTING_COLUMNS,
 };
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
@@ -225,6 +226,7 @@ impl SqliteStore {
         &self,
         run: &Run,
         batch: &[ImportKey],
+        dry_owners: &HashMap<String, Uuid>,
     ) -> StoreResult<Vec<KeyOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -251,8 +253,10 @@ impl SqliteStore {
             for key in batch {
                 query = query.bind(&key.source_user_id);
             }
-            let owners: HashMap<String, Uuid> = query.fetch_all(&mut *tx).await?.into_iter().collect();
-            let suspended: HashSet<Uuid> = if owners.is_empty() {
+            let mut owners: HashMap<String, Uuid> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+            let stored_owners = owners.len();
+            with_dry_owners(&mut owners, batch, dry_owners);
+            let suspended: HashSet<Uuid> = if stored_owners == 0 {
                 HashSet::new()
             } else {
                 let sql = format!(
@@ -272,11 +276,18 @@ impl SqliteStore {
                     .collect()
             };
             let (outcomes, new) = plan_keys(batch, &present, &owners, &suspended);
+            if run.dry_run {
+                // Nothing to write: the owners a dry run would have imported are not stored.
+                return Ok(outcomes);
+            }
             if !new.is_empty() {
+                // Its idleness counts from the import (`last_used_ms`): when it was last used at
+                // the source is not known, and its creation there may be older than any idle
+                // timeout.
                 let sql = format!(
-                    "INSERT INTO keys (id, user_id, digest, created_ms, expires_ms) VALUES {} \
+                    "INSERT INTO keys (id, user_id, digest, created_ms, expires_ms, last_used_ms) VALUES {} \
                      ON CONFLICT DO NOTHING",
-                    tuples(new.len(), 5)
+                    tuples(new.len(), 6)
                 );
                 let mut query = sqlx::query(&sql);
                 for (key_id, user_id, key) in &new {
@@ -285,7 +296,8 @@ impl SqliteStore {
                         .bind(*user_id)
                         .bind(&key.digest.0[..])
                         .bind(key.created.as_millis())
-                        .bind(key.expires.as_millis());
+                        .bind(key.expires.as_millis())
+                        .bind(run.started.as_millis());
                 }
                 query.execute(&mut *tx).await?;
                 let sql = format!(

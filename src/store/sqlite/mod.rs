@@ -1063,8 +1063,13 @@ impl Store for SqliteStore {
         self.import_user_batch(run, batch).await
     }
 
-    async fn import_keys(&self, run: &Run, batch: &[ImportKey]) -> StoreResult<Vec<KeyOutcome>> {
-        self.import_key_batch(run, batch).await
+    async fn import_keys(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+        dry_owners: &std::collections::HashMap<String, Uuid>,
+    ) -> StoreResult<Vec<KeyOutcome>> {
+        self.import_key_batch(run, batch, dry_owners).await
     }
 
     async fn revoke_keys_gone_from_source(

@@ -224,19 +224,19 @@ async fn users_and_names(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store
-        .is_known_network(carl.id, "203.0.113.0/24", ts(T0 + 100))
+        .is_known_network("carl", "203.0.113.0/24", ts(T0 + 100))
         .await
         .unwrap());
     assert!(!store
-        .is_known_network(carl.id, "203.0.113.0/24", ts(T0 + 101))
+        .is_known_network("carl", "203.0.113.0/24", ts(T0 + 101))
         .await
         .unwrap());
     assert!(!store
-        .is_known_network(carl.id, "198.51.100.0/24", ts(0))
+        .is_known_network("carl", "198.51.100.0/24", ts(0))
         .await
         .unwrap());
     assert!(!store
-        .is_known_network(ann.id, "203.0.113.0/24", ts(0))
+        .is_known_network("ann", "203.0.113.0/24", ts(0))
         .await
         .unwrap());
 
@@ -790,8 +790,8 @@ async fn pruning(store: &dyn Store) {
         store.find_key(&keys[2].digest).await.unwrap().is_some(),
         "live keys stay"
     );
-    assert!(!store.is_known_network(bill.id, "old/24", ts(0)).await.unwrap());
-    assert!(store.is_known_network(bill.id, "new/24", ts(0)).await.unwrap());
+    assert!(!store.is_known_network("bill", "old/24", ts(0)).await.unwrap());
+    assert!(store.is_known_network("bill", "new/24", ts(0)).await.unwrap());
     // The pruned attempt no longer counts: a limit of one now admits "old" once more, not "new".
     let one = ThrottlePolicy {
         signups_per_network: 1,

@@ -207,8 +207,15 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// Notes a successful sign-in from `network`.
     async fn remember_network(&self, user_id: Uuid, network: &str, at: Timestamp) -> StoreResult<()>;
 
-    /// Whether the user signed in successfully from `network` at or after `since`.
-    async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool>;
+    /// Whether the account with this canonical name signed in successfully from `network` at or
+    /// after `since`. By name, so that a throttled sign-in makes the same one read whether or not
+    /// the name is an account's.
+    async fn is_known_network(
+        &self,
+        canonical_name: &str,
+        network: &str,
+        since: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Counts one attempt against each counter at `now`, atomically: when any counter already
     /// holds its limit of attempts within its window (`policy`, decided by

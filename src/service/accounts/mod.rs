@@ -344,8 +344,13 @@ impl AccountService {
 
     /// Counts a sign-in attempt (or a password check for a sensitive change) for `account`
     /// (canonical name, `None` when not even valid) from the client, before any password is
-    /// hashed; `user_id` is the account's id when it exists (for the known-network exemption).
-    /// 429 when a counter is at its limit.
+    /// hashed and before the account is read: `user_id` is the account's id when the caller
+    /// already knows it (a reauthentication). 429 when a counter is at its limit.
+    ///
+    /// A throttled answer makes the same reads whether or not the name is an account's (the
+    /// known-network exemption is looked up by name), so its timing does not tell which names
+    /// exist: 429s are not counted, so they can be sampled at will. Only the `sign_in_throttled`
+    /// event, at most once a minute per name, reads the account.
     async fn admit(
         &self,
         typed: &str,
@@ -364,18 +369,14 @@ impl AccountService {
             SignInGate::Counted(attempt) => return Ok(attempt),
             SignInGate::Throttled { retry_after_secs } => retry_after_secs,
             SignInGate::AccountThrottled { retry_after_secs } => {
-                // The same read whether or not the name is an account's (the nil id matches
-                // none), so a throttled answer takes as long either way: its timing must not
-                // tell which names exist (429s are not counted, so they can be sampled at will).
-                let known = self
-                    .store
-                    .is_known_network(
-                        user_id.unwrap_or(Uuid::nil()),
-                        network,
-                        now.minus(KNOWN_NETWORK_FOR),
-                    )
-                    .await?
-                    && user_id.is_some();
+                let known = match account {
+                    Some(name) => {
+                        self.store
+                            .is_known_network(name, network, now.minus(KNOWN_NETWORK_FOR))
+                            .await?
+                    }
+                    None => false,
+                };
                 if !known {
                     retry_after_secs
                 } else {
@@ -387,9 +388,13 @@ impl AccountService {
                 }
             }
         };
-        let subject = user_id.map_or_else(|| format!("network {network}"), |id| id.to_string());
+        let subject = account.map_or_else(|| format!("network {network}"), |name| format!("account {name}"));
+        let mut user_id = user_id;
         if !self.throttled_recorded.contains_key(&subject) {
             self.throttled_recorded.insert(subject, ());
+            if let (None, Some(name)) = (user_id, account) {
+                user_id = self.store.find_account(name).await.ok().flatten().map(|u| u.id);
+            }
             let event = NewEvent::new(EventKind::SignInThrottled, now, user_id)
                 .from_network(Some(network))
                 .with_detail(
@@ -435,14 +440,20 @@ impl AccountService {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = Username::parse(username).ok().map(|n| n.canonical());
+        let attempt = self
+            .admit(username, account.as_deref(), None, client, &network, now)
+            .await?;
         let mut found = match &account {
-            Some(canonical) => self.store.find_login(canonical).await?,
+            Some(canonical) => match self.store.find_login(canonical).await {
+                Ok(found) => found,
+                Err(e) => {
+                    self.take_back(attempt).await;
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         let user_id = found.as_ref().map(|(u, _)| u.id);
-        let attempt = self
-            .admit(username, account.as_deref(), user_id, client, &network, now)
-            .await?;
         // An oversized or control-character password cannot match any stored hash; it is
         // refused like a wrong password, with no hashing (its cost does not depend on the name).
         let password = Password::normalise(password).ok();

@@ -69,14 +69,20 @@ impl AccountService {
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
         let account = Username::parse(username).ok().map(|n| n.canonical());
+        let attempt = self
+            .admit(username, account.as_deref(), None, client, &network, now)
+            .await?;
         let found = match &account {
-            Some(canonical) => self.store.find_login(canonical).await?,
+            Some(canonical) => match self.store.find_login(canonical).await {
+                Ok(found) => found,
+                Err(e) => {
+                    self.take_back(attempt).await;
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         let user_id = found.as_ref().map(|(u, _)| u.id);
-        let attempt = self
-            .admit(username, account.as_deref(), user_id, client, &network, now)
-            .await?;
         // The same read whether or not the name is an account's (the nil id has no code).
         let stored = match self.store.reset_code(user_id.unwrap_or(Uuid::nil())).await {
             Ok(stored) => stored.filter(|_| user_id.is_some()),

@@ -489,11 +489,17 @@ impl Store for PgStore {
         .await
     }
 
-    async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool> {
+    async fn is_known_network(
+        &self,
+        canonical_name: &str,
+        network: &str,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
         let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM known_networks WHERE user_id = $1 AND network = $2 AND last_success_ms >= $3",
+            "SELECT 1 FROM users u JOIN known_networks k ON k.user_id = u.id \
+             WHERE u.username_canonical = $1 AND k.network = $2 AND k.last_success_ms >= $3",
         )
-        .bind(user_id)
+        .bind(canonical_name)
         .bind(network)
         .bind(since.as_millis())
         .fetch_optional(&self.pool)

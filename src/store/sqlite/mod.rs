@@ -495,11 +495,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn is_known_network(&self, user_id: Uuid, network: &str, since: Timestamp) -> StoreResult<bool> {
+    async fn is_known_network(
+        &self,
+        canonical_name: &str,
+        network: &str,
+        since: Timestamp,
+    ) -> StoreResult<bool> {
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM known_networks WHERE user_id = ? AND network = ? AND last_success_ms >= ?",
+            "SELECT 1 FROM users u JOIN known_networks k ON k.user_id = u.id \
+             WHERE u.username_canonical = ? AND k.network = ? AND k.last_success_ms >= ?",
         )
-        .bind(user_id)
+        .bind(canonical_name)
         .bind(network)
         .bind(since.as_millis())
         .fetch_optional(&self.read)
@@ -1305,7 +1311,7 @@ mod tests {
         assert_eq!(gone.revoked, Some((ts(4000), RevocationReason::IpChanges)));
         assert_eq!(gone.revoked_network.as_deref(), Some("203.0.113.0/24"));
         assert!(store
-            .is_known_network(bill, "198.51.100.0/24", ts(0))
+            .is_known_network("bill", "198.51.100.0/24", ts(0))
             .await
             .unwrap());
         assert_eq!(store.revocations_since(0).await.unwrap().len(), 1);

@@ -70,7 +70,7 @@ impl Refusal {
     }
 }
 
-/// What became of a join ticket (issue 14).
+/// What became of a join ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TicketOutcome {
     /// Asked for by a player's key and stored.

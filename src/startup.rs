@@ -60,7 +60,7 @@ pub struct Services {
     pub accounts: Arc<AccountService>,
     pub throttle: Arc<Throttle>,
     pub metrics: Arc<Metrics>,
-    /// Join tickets (issue 14).
+    /// Join tickets.
     pub tickets: Arc<TicketService>,
     /// PostgreSQL: where revocations from every instance are listened for.
     pub revocations_url: Option<SecretString>,

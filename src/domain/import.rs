@@ -1,4 +1,4 @@
-//! Moving players in (issue 16, `admin import`): the rows an import reads, why one is refused,
+//! Moving players in (`admin import`): the rows an import reads, why one is refused,
 //! and what a batch of rows does next to the accounts already stored. Plain rules: the sources
 //! (a JSON lines file, the original back end's MySQL database) are read by `service::import`,
 //! and the stores write what [`plan_batch`] decides.

@@ -1,4 +1,4 @@
-//! What the service keeps of another back end's players (issue 16, `admin import`): their
+//! What the service keeps of another back end's players (`admin import`): their
 //! password hashes as the source wrote them, and the original Kill Bill 2 back end's keys.
 //!
 //! - A stored hash is a [`StoredHash`]: a PHC string made here (Argon2id, of the NFKC form of

@@ -1,4 +1,4 @@
-//! `admin import` (issue 16): moves players in from another back end, streaming and in
+//! `admin import`: moves players in from another back end, streaming and in
 //! batches, so that memory stays flat whatever the source's size and the running service keeps
 //! answering between batches.
 //!

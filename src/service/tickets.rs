@@ -1,4 +1,4 @@
-//! Join tickets (issue 14): a player's key asks for a single-use ticket (`POST /auth/tickets`), a
+//! Join tickets: a player's key asks for a single-use ticket (`POST /auth/tickets`), a
 //! game server redeems it (`POST /auth/tickets/redeem`) and learns who the player is, without ever
 //! seeing the player's password or key. The rules are `domain::ticket`'s; this is their use case.
 

@@ -931,7 +931,7 @@ async fn suspensions_and_events(store: &dyn Store) {
     assert!(left.iter().all(|e| e.at >= cut) && !left.is_empty(), "{left:?}");
 }
 
-/// Service accounts (issue 14): no password hash (so no sign-in), found by administration, and
+/// Service accounts: no password hash (so no sign-in), found by administration, and
 /// their keys never expire by housekeeping.
 async fn service_accounts(store: &dyn Store) {
     let service = User {
@@ -1018,7 +1018,7 @@ fn new_ticket(key: &NewKey, at: i64, lifetime_ms: i64) -> (NewTicket, TicketDige
     (ticket, digest)
 }
 
-/// Join tickets (issue 14): stored for a live key only, taken once, until they expire, gone with
+/// Join tickets: stored for a live key only, taken once, until they expire, gone with
 /// their key, pruned after expiry.
 async fn join_tickets(store: &dyn Store) {
     let bill = user("bill", T0);
@@ -1156,7 +1156,7 @@ async fn join_tickets(store: &dyn Store) {
     assert!(store.take_ticket(&digest, ts(T0 + 80)).await.unwrap().is_none());
 }
 
-/// The revocation stream's reads (issue 14): every revoked or deleted key with its id, user,
+/// The revocation stream's reads: every revoked or deleted key with its id, user,
 /// reason and time, in `seq` order, paged; the bounds; and pruning that deletes only a prefix
 /// of the feed and keeps its newest entry, whatever order the entries' times are in.
 async fn revocation_stream_feed(store: &dyn Store) {
@@ -1310,6 +1310,7 @@ macro_rules! conformance {
             use crate::store::Store;
             $(
                 #[tokio::test]
+                #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
                 async fn $scenario() {
                     let db = crate::store::postgres::testing::TestDatabase::create().await;
                     let store = crate::store::postgres::PgStore::connect(&db.url, 4).await.unwrap();
@@ -1358,6 +1359,7 @@ mod postgres_instances {
 
     /// Housekeeping runs on one instance at a time: while another holds its turn, a store skips.
     #[tokio::test]
+    #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
     async fn housekeeping_takes_turns() {
         use secrecy::ExposeSecret;
         use sqlx::Connection;
@@ -1401,6 +1403,7 @@ mod postgres_instances {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
     async fn three_instances_start_at_once_on_an_empty_database() {
         let db = TestDatabase::create().await;
         let (a, b, c) = tokio::join!(
@@ -1421,6 +1424,7 @@ mod postgres_instances {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
     async fn concurrent_attempts_on_several_instances_count_exactly_the_limit() {
         let db = TestDatabase::create().await;
         let stores = instances(&db, 3).await;
@@ -1460,6 +1464,7 @@ mod postgres_instances {
     /// One ticket redeemed at once through three instances' pools, 30 times: exactly one take
     /// each time (the row lock and READ COMMITTED's re-check of the `WHERE`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
     async fn concurrent_takes_on_several_instances_take_a_ticket_once() {
         let db = TestDatabase::create().await;
         let stores = instances(&db, 3).await;
@@ -1495,6 +1500,7 @@ mod postgres_instances {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(not(feature = "external"), ignore = "needs PostgreSQL: ./test runs it")]
     async fn concurrent_sign_ins_on_two_instances_keep_the_key_limit() {
         let db = TestDatabase::create().await;
         let stores = instances(&db, 2).await;
@@ -1525,7 +1531,7 @@ mod postgres_instances {
     }
 }
 
-// Imports (issue 16)
+// Imports
 
 const BCRYPT_A: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
 const BCRYPT_B: &str = "$2y$12$QjSH496pcT5CEbzjD/vtVeH03tfHKFy36d4J0Ltp3lRtee9HDxY3K";

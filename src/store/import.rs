@@ -1,4 +1,4 @@
-//! Imports (issue 16) as storage sees them: batches of accounts and of the original back end's
+//! Imports as storage sees them: batches of accounts and of the original back end's
 //! keys, each written in one transaction (rolled back in a dry run), and what each row became.
 
 use std::collections::{HashMap, HashSet};

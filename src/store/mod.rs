@@ -330,7 +330,7 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// Writes a batch of usage updates in one transaction.
     async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
 
-    // Suspensions and security events (issue 14)
+    // Suspensions and security events
 
     /// Suspends a user, in one transaction: a suspension in force is ended (`lifted` at the new
     /// one's creation), `suspension` stored, every live key revoked (`suspended`, with `cause`),
@@ -358,7 +358,7 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     async fn events(&self, user_id: Option<Uuid>, before: Option<i64>, limit: u32)
         -> StoreResult<Vec<Event>>;
 
-    // Service accounts (issue 14)
+    // Service accounts
 
     /// Creates a service account (role `SERVICE`) with its key, atomically, and no password hash:
     /// it cannot sign in ([`Store::find_login`] does not find it). A taken name is
@@ -372,7 +372,7 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// The account with this id, whatever its role.
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
 
-    // Join tickets (issue 14)
+    // Join tickets
 
     /// Stores a ticket (its digest only), if the key that asked for it is still live (not
     /// revoked, not deleted); `false` when it is not.
@@ -390,7 +390,7 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Option<TakenTicket>>;
 
-    // Revocation stream (issue 14)
+    // Revocation stream
 
     /// The revocation feed's entries after `after`, in `seq` (commit) order, at most `limit`;
     /// rows written before the feed named keys are skipped.
@@ -400,7 +400,7 @@ pub trait Store: ResetCodeStore + Send + Sync + 'static {
     /// it and keeps the newest row, so the highest is the highest ever given).
     async fn feed_bounds(&self) -> StoreResult<FeedBounds>;
 
-    // Imports (issue 16)
+    // Imports
 
     /// Imports a batch of accounts in one transaction, as [`crate::domain::import::plan_batch`]
     /// decides from what is stored: new accounts with their (legacy) hash, an `imported` record

@@ -1,4 +1,4 @@
-//! Join tickets (issue 14) as storage keeps them: by digest, with the key that asked for them.
+//! Join tickets as storage keeps them: by digest, with the key that asked for them.
 
 use uuid::Uuid;
 

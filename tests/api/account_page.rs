@@ -8,7 +8,7 @@
 //! One chromedriver serves the whole test binary (started on first use, on a free port, under a
 //! small shell watchdog that stops it when the test process is gone); each test has its own
 //! headless browser with a fresh profile, whose session is deleted when the test ends, passed or
-//! not. Needs Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them).
+//! not. Needs Debian's `chromium` and `chromium-driver` packages (`./test` installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,7 +46,7 @@ async fn chromedriver() -> &'static Driver {
             let missing = |what: &str| -> ! {
                 panic!(
                     "{what} is not installed: the account page's browser tests need Debian's chromium and \
-                     chromedriver; run `apt-get install -y chromium chromium-driver` (.ci/run does)"
+                     chromedriver; run `apt-get install -y chromium chromium-driver` (./test does)"
                 )
             };
             let chromedriver =
@@ -707,6 +707,10 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
 /// new tab, signing out, a wrong password and a throttled account in words, signing in with the
 /// keyboard only; the policy enforced and never breached; phone and desktop screenshots.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
     let app = spawn_app_with(|s| s.throttle.signin_failures_per_account_network = 2).await;
     app.user("taken_name").await;
@@ -890,6 +894,10 @@ async fn sign_up_sign_out_and_sign_in_with_errors_in_words() {
 /// words), one signed out, one live on another device; the events in words; revoking the other
 /// device's key from the page; a network failure in words.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn keys_revoked_keys_and_events_in_plain_words() {
     let app = spawn_app_with(|s| s.anomaly.max_networks = 2).await;
     let browser = Browser::open(&app).await;
@@ -995,6 +1003,10 @@ async fn keys_revoked_keys_and_events_in_plain_words() {
 /// Sign out everywhere, change the password (a wrong one and a weak one refused in words), delete
 /// the account (refused without the password or the tick).
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn sign_out_everywhere_change_password_and_delete_the_account() {
     let app = spawn_app().await;
     app.user("carol").await;
@@ -1103,6 +1115,10 @@ async fn sign_out_everywhere_change_password_and_delete_the_account() {
 /// A suspension: the page's session ends (back to the sign-in form, saying why), and signing in
 /// shows the reason and the end, or that it is permanent.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn a_suspension_is_shown_with_its_reason_and_end() {
     let app = spawn_app().await;
     let admin = admin_key(&app).await;
@@ -1190,6 +1206,10 @@ async fn a_suspension_is_shown_with_its_reason_and_end() {
 /// (`request_flood`, `evicted`, `admin`, `suspended`, an idle `expired`, `password_changed`),
 /// and the account's activity a page at a time ("Show older activity").
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn every_reason_in_words_and_older_activity_a_page_at_a_time() {
     let app = spawn_app_with(|s| {
         s.anomaly.flood_max_requests = 5;
@@ -1378,6 +1398,10 @@ async fn every_reason_in_words_and_older_activity_a_page_at_a_time() {
 /// said in the service's words, the right one sets the new password, signs this browser in and
 /// every other device out, and the activity says so in words.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs Debian's chromium and chromium-driver: ./test runs it"
+)]
 async fn a_forgotten_password_is_reset_with_a_code() {
     let app = spawn_app().await;
     let admin = admin_key(&app).await;

@@ -203,6 +203,10 @@ fn fill(dir: &Path) -> PathBuf {
 /// A real ENOSPC: the database on a small tmpfs that a file fills up. Needs `mount` (root);
 /// where it is not permitted the test says why and passes.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root to mount a tmpfs: ./test runs it"
+)]
 async fn a_full_disk_answers_503_and_recovers_when_space_returns() {
     let mount = match Tmpfs::mount("8m") {
         Ok(mount) => mount,

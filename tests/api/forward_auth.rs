@@ -4,7 +4,7 @@
 //! valid key reaches the back end with `X-Auth-User-Id`/`X-Auth-Username` (the client's own are
 //! replaced) and without the key; an invalid key gets the seed's 403 body; a key signed out is
 //! refused at once; a SERVICE key is refused; the rate limit's 429 and an unreachable service's
-//! 503 come through with `Retry-After`. Needs Debian's `nginx` and `caddy` packages (`.ci/run`
+//! 503 come through with `Retry-After`. Needs Debian's `nginx` and `caddy` packages (`./test`
 //! installs them): without them these tests fail, saying so.
 
 use std::net::SocketAddr;
@@ -242,10 +242,11 @@ async fn send(req: reqwest::RequestBuilder) -> Answer {
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "external"), ignore = "needs nginx: ./test runs it")]
 async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
     let Some(binary) = installed("nginx", "/usr/sbin/nginx") else {
         panic!(
-            "nginx is not installed: run .ci/run (it installs Debian's nginx package), \
+            "nginx is not installed: run ./test (it installs Debian's nginx package), \
              or apt-get install -y nginx"
         );
     };
@@ -253,10 +254,11 @@ async fn nginx_forward_auth_protects_a_back_end_with_killbill_auth() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "external"), ignore = "needs Caddy: ./test runs it")]
 async fn caddy_forward_auth_protects_a_back_end_with_killbill_auth() {
     let Some(binary) = installed("caddy", "/usr/bin/caddy") else {
         panic!(
-            "caddy is not installed: run .ci/run (it installs Debian's caddy package), \
+            "caddy is not installed: run ./test (it installs Debian's caddy package), \
              or apt-get install -y caddy"
         );
     };

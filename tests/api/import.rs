@@ -5,8 +5,8 @@
 //!
 //! The fixtures (`tests/fixtures/kb2/`) were made by `make_fixtures.py` with independent
 //! implementations: argon2-cffi (the reference C code, with Spring Security's parameters) and
-//! the `bcrypt` package. MariaDB: this machine kind runs it on 127.0.0.1:3306 (root, no
-//! password); `.ci/run` installs and starts it. Each test loads the fixture into a database of
+//! the `bcrypt` package. MariaDB: `KILLBILL_TEST_MYSQL_URL` (root, no password), a private
+//! server that `./test` starts. Each test loads the fixture into a database of
 //! its own and drops it afterwards.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -102,8 +102,7 @@ async fn connect(url: &str) -> mysql_async::Conn {
         Ok(conn) => conn,
         Err(e) => panic!(
             "MariaDB is needed for the import tests, at {url} (root, no password): {e}.\n\
-             Install and start it as .ci/run does: apt-get install mariadb-server && service mariadb start\n\
-             (or point KILLBILL_TEST_MYSQL_URL at another server)"
+             ./test starts a private one (or point KILLBILL_TEST_MYSQL_URL at another server)"
         ),
     }
 }
@@ -158,6 +157,10 @@ fn refusal<'a>(report: &'a Value, name: &str) -> &'a str {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn players_of_the_original_back_end_sign_in_with_their_old_passwords() {
     let source = OriginalBackEnd::load().await;
     let manifest = manifest();
@@ -270,6 +273,10 @@ async fn players_of_the_original_back_end_sign_in_with_their_old_passwords() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn a_password_typed_as_the_original_hashed_it() {
     // The original hashed the UTF-8 of the password as typed (here with a decomposed é); the
     // service does not try another normalisation on an imported hash. Once upgraded, both
@@ -288,6 +295,10 @@ async fn a_password_typed_as_the_original_hashed_it() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn the_original_keys_keep_working_until_their_original_expiry() {
     let source = OriginalBackEnd::load().await;
     let manifest = manifest();
@@ -386,6 +397,10 @@ async fn the_original_keys_keep_working_until_their_original_expiry() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn an_original_key_is_judged_by_the_anomaly_rules() {
     let source = OriginalBackEnd::load().await;
     let manifest = manifest();
@@ -410,6 +425,10 @@ async fn an_original_key_is_judged_by_the_anomaly_rules() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn a_second_run_follows_the_source_for_a_cut_over_without_sign_out() {
     let source = OriginalBackEnd::load().await;
     let manifest = manifest();
@@ -761,6 +780,10 @@ async fn a_concurrent_burst_against_an_imported_account_gets_no_more_checks_than
 /// when it was last used there; every key the report calls imported validates. And the dry run
 /// reports, field by field, what the run then does (its owners are not stored by a dry run).
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs MariaDB, the original back end's database: ./test runs it"
+)]
 async fn imported_keys_idle_from_the_import_and_the_dry_run_reports_what_the_run_does() {
     let source = OriginalBackEnd::load().await;
     source

@@ -19,6 +19,7 @@ mod events;
 mod faults;
 mod forward_auth;
 mod game_server;
+mod hashing;
 mod helpers;
 mod import;
 mod keys;

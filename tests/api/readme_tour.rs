@@ -5,7 +5,7 @@
 //! What a reader types is kept; only where it runs changes: `localhost:8080` and `localhost:8081`
 //! become free ports, `cargo run --release -q --` the binary this suite built (so that the command
 //! line reaches the test's database), `cargo run -q --example game_server` the example's binary, and
-//! `deploy/` this repository's. Needs Debian's `nginx` (`.ci/run` installs it).
+//! `deploy/` this repository's. Needs Debian's `nginx` (`./test` installs it).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -120,21 +120,22 @@ fn the_readme_starts_with_the_two_commands() {
         .collect();
     assert_eq!(first_block.len(), 2, "two commands: {first_block:?}");
     assert!(first_block[0].starts_with("cargo run --release -- serve "));
-    assert!(first_block[1].starts_with("cargo test "));
+    assert!(first_block[1].starts_with("./test "));
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
     let last = ci.lines().rfind(|l| !l.trim().is_empty()).unwrap();
     assert_eq!(
         last.trim(),
-        "cargo test",
+        "./test",
         ".ci/run runs the README's test command last"
     );
 }
 
 #[tokio::test]
+#[cfg_attr(not(feature = "external"), ignore = "needs nginx: ./test runs it")]
 async fn the_readme_tour_runs_as_written() {
     assert!(
         installed("nginx", "/usr/sbin/nginx").is_some(),
-        "nginx is not installed: run .ci/run (it installs Debian's nginx package), \
+        "nginx is not installed: run ./test (it installs Debian's nginx package), \
          or apt-get install -y nginx"
     );
     let dir = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ fn nginx_installed() -> bool {
 fn the_demo_runs_two_instances_behind_nginx() {
     assert!(
         nginx_installed(),
-        "nginx is not installed: run .ci/run (it installs Debian's nginx package), \
+        "nginx is not installed: run ./test (it installs Debian's nginx package), \
          or apt-get install -y nginx"
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")

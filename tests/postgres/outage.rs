@@ -37,7 +37,7 @@ fn as_postgres(program: &Path, args: &[&str]) {
 impl PrivatePostgres {
     fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("Debian's PostgreSQL server (.ci/run installs it)")
+            .expect("Debian's PostgreSQL server (./test installs it)")
             .filter_map(|e| e.ok())
             .map(|e| e.path().join("bin"))
             .find(|p| p.join("initdb").exists())

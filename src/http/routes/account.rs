@@ -1,4 +1,4 @@
-//! `GET /account`: the self-service account page (issue 15), plain HTML, CSS and JavaScript
+//! `GET /account`: the self-service account page, plain HTML, CSS and JavaScript
 //! embedded in the binary (`assets/account/`), outside the envelope. The page talks to the same
 //! API as any client (`POST /users`, `POST /auth`, `GET /auth/keys`, ...), holding the key in
 //! memory and `sessionStorage` only.

@@ -1,5 +1,5 @@
 //! `POST /auth/tickets` (a player's key) and `POST /auth/tickets/redeem` (a `SERVICE` key): join
-//! tickets, issue 14.
+//! tickets.
 
 use axum::extract::{FromRequest, Request, State};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Imports (issue 16) on PostgreSQL: each batch is one transaction of a few statements whatever
+//! Imports on PostgreSQL: each batch is one transaction of a few statements whatever
 //! its size (lookups with `= ANY(…)`, inserts from `unnest(…)`). Accounts are inserted with
 //! `ON CONFLICT DO NOTHING`, so a name signed up on another instance between the lookup and the
 //! insert makes that row refused, never the batch fail.

@@ -755,7 +755,7 @@ impl Store for PgStore {
     }
 
     async fn revocations_since(&self, seq: i64) -> StoreResult<Vec<(i64, KeyDigest)>> {
-        // Caveat (issue 13): sequence numbers are taken at insert, not at commit, so a row with a
+        // Caveat: sequence numbers are taken at insert, not at commit, so a row with a
         // lower `seq` may become visible after one with a higher `seq` was read here.
         let rows: Vec<FeedRow> =
             sqlx::query_as("SELECT seq, digest FROM revocation_feed WHERE seq > $1 ORDER BY seq LIMIT 10000")
@@ -1114,7 +1114,7 @@ impl Store for PgStore {
         .await
     }
 
-    // Suspensions and security events (issue 14)
+    // Suspensions and security events
 
     async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.suspend_user(suspension, event).await
@@ -1154,7 +1154,7 @@ impl Store for PgStore {
         self.list_events(user_id, before, limit).await
     }
 
-    // Service accounts (issue 14)
+    // Service accounts
 
     async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()> {
         service_accounts::create_service(self, user, key, event).await
@@ -1168,7 +1168,7 @@ impl Store for PgStore {
         service_accounts::find_account_by_id(self, id).await
     }
 
-    // Join tickets (issue 14)
+    // Join tickets
 
     async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
         tickets::create_ticket(self, ticket).await
@@ -1182,7 +1182,7 @@ impl Store for PgStore {
         tickets::take_ticket(self, digest, now).await
     }
 
-    // Revocation stream (issue 14)
+    // Revocation stream
 
     async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>> {
         stream::feed_after(&self.pool, after, limit).await
@@ -1192,7 +1192,7 @@ impl Store for PgStore {
         stream::feed_bounds(&self.pool).await
     }
 
-    // Imports (issue 16)
+    // Imports
 
     async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
         self.import_user_batch(run, batch).await

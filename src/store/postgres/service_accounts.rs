@@ -1,4 +1,4 @@
-//! Service accounts (issue 14) on PostgreSQL: made with a key and no password hash.
+//! Service accounts on PostgreSQL: made with a key and no password hash.
 
 use uuid::Uuid;
 

@@ -1,4 +1,4 @@
-//! Join tickets (issue 14) on PostgreSQL. Redemption is one statement: `UPDATE … WHERE
+//! Join tickets on PostgreSQL. Redemption is one statement: `UPDATE … WHERE
 //! redeemed_ms IS NULL … RETURNING`, joined to the key and its owner. Of concurrent redeemers (on
 //! any instance), the first to update the row holds its lock until it commits; the others wait
 //! for it, and READ COMMITTED re-checks their `WHERE` on the updated row, which no longer matches:

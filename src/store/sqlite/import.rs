@@ -1,4 +1,4 @@
-//! Imports (issue 16) on SQLite: each batch is one write transaction, a few statements whatever
+//! Imports on SQLite: each batch is one write transaction, a few statements whatever
 //! its size (lookups with `IN (…)`, multi-row inserts), so a batch of 1,000 rows holds the write
 //! lock for milliseconds and the service keeps answering meanwhile.
 

@@ -994,7 +994,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    // Suspensions and security events (issue 14)
+    // Suspensions and security events
 
     async fn suspend(&self, suspension: &Suspension, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.suspend_user(suspension, event).await
@@ -1025,7 +1025,7 @@ impl Store for SqliteStore {
         self.list_events(user_id, before, limit).await
     }
 
-    // Service accounts (issue 14)
+    // Service accounts
 
     async fn create_service(&self, user: &User, key: &NewKey, event: &NewEvent) -> StoreResult<()> {
         service_accounts::create_service(self, user, key, event).await
@@ -1039,7 +1039,7 @@ impl Store for SqliteStore {
         service_accounts::find_account_by_id(self, id).await
     }
 
-    // Join tickets (issue 14)
+    // Join tickets
 
     async fn create_ticket(&self, ticket: &crate::store::NewTicket) -> StoreResult<bool> {
         tickets::create_ticket(self, ticket).await
@@ -1053,7 +1053,7 @@ impl Store for SqliteStore {
         tickets::take_ticket(self, digest, now).await
     }
 
-    // Revocation stream (issue 14)
+    // Revocation stream
 
     async fn feed_after(&self, after: i64, limit: u32) -> StoreResult<Vec<FeedEntry>> {
         stream::feed_after(&self.read, after, limit).await
@@ -1063,7 +1063,7 @@ impl Store for SqliteStore {
         stream::feed_bounds(&self.read).await
     }
 
-    // Imports (issue 16)
+    // Imports
 
     async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
         self.import_user_batch(run, batch).await

@@ -1,4 +1,4 @@
-//! Service accounts (issue 14) on SQLite: made with a key and no password hash.
+//! Service accounts on SQLite: made with a key and no password hash.
 
 use uuid::Uuid;
 

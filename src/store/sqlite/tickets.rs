@@ -1,4 +1,4 @@
-//! Join tickets (issue 14) on SQLite. Redemption is one `UPDATE … WHERE redeemed_ms IS NULL`
+//! Join tickets on SQLite. Redemption is one `UPDATE … WHERE redeemed_ms IS NULL`
 //! inside the write transaction (SQLite has one writer): of concurrent redeemers exactly one
 //! finds the ticket unredeemed.
 

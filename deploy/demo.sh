@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local demo of a deployment (docs/deployment.md): two killbill-auth instances on one fresh
+# A local demo of a deployment (book/src/operating/deployment.md): two killbill-auth instances on one fresh
 # PostgreSQL database behind Debian's nginx, everything on 127.0.0.1.
 #
 #   deploy/demo.sh [--port N] [--check]
@@ -206,7 +206,7 @@ say "instance a on ${ADDR[a]}, instance b on ${ADDR[b]} (pids ${PIDS[0]}, ${PIDS
 # --- nginx ----------------------------------------------------------------------------------
 N="$DIR/nginx"
 cat >"$N/nginx.conf" <<EOF
-# Written by deploy/demo.sh; see docs/deployment.md.
+# Written by deploy/demo.sh; see book/src/operating/deployment.md.
 worker_processes 1;
 pid $N/nginx.pid;
 error_log $N/error.log notice;

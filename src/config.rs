@@ -639,7 +639,7 @@ impl Settings {
             warnings.push(
                 "database.url is PostgreSQL and no pepper is set: a dump or a replica of the database \
                  then holds all an attacker needs to guess passwords offline; set \
-                 KILLBILL_AUTH_PASSWORD_PEPPER_FILE (docs/deployment.md, \"The pepper\") before the first start"
+                 KILLBILL_AUTH_PASSWORD_PEPPER_FILE (book/src/operating/deployment.md, \"The pepper\") before the first start"
                     .to_owned(),
             );
         }

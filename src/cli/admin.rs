@@ -226,7 +226,7 @@ earlier row of the source, or, in the original database, by another account diff
 case), is refused and listed, never renamed. Running it again imports nothing twice: accounts
 imported earlier are \"already present\" (a hash changed at the source since, and never used here,
 follows it), new keys are added, and keys no longer live at the source are revoked here. See
-docs/migration.md for the cut-over.
+book/src/migration.md for the cut-over.
 
 JSON lines: one object a line, {\"username\", \"password_hash\", \"created\" (RFC 3339 or epoch
 ms, optional), \"role\" (USER or ADMIN, optional)}; unknown fields are refused.

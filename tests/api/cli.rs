@@ -317,7 +317,7 @@ fn check_config_warns_about_the_pepper_and_names_an_unknown_key_and_its_nearest(
         text.lines().any(|l| l
             == "# warning: database.url is PostgreSQL and no pepper is set: a dump or a replica of the \
                 database then holds all an attacker needs to guess passwords offline; set \
-                KILLBILL_AUTH_PASSWORD_PEPPER_FILE (docs/deployment.md, \"The pepper\") before the first start"),
+                KILLBILL_AUTH_PASSWORD_PEPPER_FILE (book/src/operating/deployment.md, \"The pepper\") before the first start"),
         "{text}"
     );
     let out = run(

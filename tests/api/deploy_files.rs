@@ -1,5 +1,5 @@
 //! The files operators install as they are: `deploy/killbill-auth.service`, the systemd unit of
-//! docs/deployment.md ("Installing on a server"), is one systemd accepts without a warning, and
+//! book/src/operating/deployment.md ("Installing on a server"), is one systemd accepts without a warning, and
 //! keeps every hardening line the page explains. Needs `systemd-analyze` (Debian's `systemd`
 //! package): without it these tests fail, saying so. systemd need not be running: `verify` only
 //! loads the unit.
@@ -128,7 +128,7 @@ fn systemd_analyze_reports_a_broken_unit() {
     assert!(!ok, "a unit whose binary is missing passed:\n{said}");
 }
 
-/// Every line docs/deployment.md promises is in the unit, as a directive (not in a comment):
+/// Every line book/src/operating/deployment.md promises is in the unit, as a directive (not in a comment):
 /// deleting one fails this test.
 #[test]
 fn the_unit_keeps_every_hardening_line() {

@@ -12,6 +12,7 @@ mod account_page;
 mod admin;
 mod anomaly;
 mod bad_input;
+mod book;
 mod cli;
 mod connections;
 mod deploy_files;

@@ -148,7 +148,7 @@ const POSTGRES_ONLY: [&str; 2] = [
     "killbill_auth_revocation_listener_failures_total",
 ];
 
-/// The Grafana dashboard, the alert rules and docs/alerting.md query only what a real server
+/// The Grafana dashboard, the alert rules and book/src/operating/alerting.md query only what a real server
 /// exposes: each `killbill_auth_*` name they hold is a sample name in `/metrics` after some
 /// traffic (a histogram's `_bucket`, `_sum` and `_count` included), of the type its use needs.
 #[tokio::test]
@@ -159,7 +159,7 @@ async fn the_dashboard_and_the_alerts_query_only_what_the_server_exposes() {
     };
     let dashboard_text = read("deploy/grafana/killbill-auth.json");
     let rules = read("deploy/prometheus/killbill-auth-alerts.yml");
-    let alerting = read("docs/alerting.md");
+    let alerting = read("book/src/operating/alerting.md");
 
     // Some of everything: sign-ups, sign-ins right and wrong, validations, a revocation, a
     // ticket, a throttled sign-in.
@@ -184,7 +184,7 @@ async fn the_dashboard_and_the_alerts_query_only_what_the_server_exposes() {
     for (what, source) in [
         ("deploy/grafana/killbill-auth.json", &dashboard_text),
         ("deploy/prometheus/killbill-auth-alerts.yml", &rules),
-        ("docs/alerting.md", &alerting),
+        ("book/src/operating/alerting.md", &alerting),
     ] {
         let names = metric_names(source);
         assert!(names.len() >= 5, "{what}: {names:?}");
@@ -225,7 +225,7 @@ async fn the_dashboard_and_the_alerts_query_only_what_the_server_exposes() {
     // The rules in the docs are the rules file.
     assert!(
         alerting.contains(&rules),
-        "docs/alerting.md must hold deploy/prometheus/killbill-auth-alerts.yml as it is"
+        "book/src/operating/alerting.md must hold deploy/prometheus/killbill-auth-alerts.yml as it is"
     );
 
     // The dashboard is a Grafana dashboard with the Prometheus data source as a variable, which

@@ -1,4 +1,4 @@
-//! The local deployment demo (`deploy/demo.sh`, docs/deployment.md) still works: two instances of
+//! The local deployment demo (`deploy/demo.sh`, book/src/operating/deployment.md) still works: two instances of
 //! the binary under test on one fresh PostgreSQL database behind Debian's nginx, checked through
 //! nginx by the script itself (`--check`).
 

@@ -86,6 +86,9 @@ pub struct DatabaseSettings {
     /// PostgreSQL: a direct session connection for notifications when `url` goes through a
     /// transaction-pooling PgBouncer; empty = `url`.
     pub listen_url: String,
+    /// While the database is unreachable, cached keys keep validating this long after the
+    /// instance last read the revocation feed; `0s` = answer 503 at once.
+    pub outage_grace: HumanDuration,
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -94,6 +97,7 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("listen_url", &redact_url(&self.listen_url))
+            .field("outage_grace", &self.outage_grace)
             .finish()
     }
 }
@@ -230,6 +234,7 @@ impl Default for DatabaseSettings {
             url: "sqlite://data/killbill-auth.db".to_owned(),
             max_connections: 16,
             listen_url: String::new(),
+            outage_grace: HumanDuration::secs(30),
         }
     }
 }
@@ -768,12 +773,13 @@ fn env_key_path(rest: &str) -> String {
 }
 
 /// Keys whose values are text even when they look like a number (a pepper of digits, say).
-const STRING_KEYS: [&str; 13] = [
+const STRING_KEYS: [&str; 14] = [
     "server.listen",
     "server.request_head_timeout",
     "server.request_timeout",
     "server.keep_alive_timeout",
     "database.url",
+    "database.outage_grace",
     "password.pepper",
     "keys.lifetime",
     "keys.idle_timeout",

@@ -47,6 +47,9 @@ const USAGE_FLUSH_TICKS: u32 = 10;
 const SWEEP_TICKS: u32 = 60;
 /// How often old rows are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How far back the feed is read again when notifications may have been missed: far more
+/// revocations than can commit out of order around one lost connection.
+const FEED_RESCAN: i64 = 1_000;
 /// How long the revocation feed keeps entries: other processes poll it every second (by `seq`,
 /// so its size does not slow them), and `GET /revocations` resumes from it for 30 days (API.md).
 const FEED_KEPT_FOR: Duration = Duration::from_secs(30 * 86_400);
@@ -112,6 +115,7 @@ impl Services {
             settings.anomaly_policy(),
             metrics.clone(),
         ));
+        keys.set_outage_grace(settings.database.outage_grace.0);
         let throttle = Arc::new(Throttle::new(
             settings.throttle_policy(),
             store.clone(),
@@ -288,7 +292,7 @@ impl Application {
                     move |event| match event {
                         // Forgetting wakes the revocation streams' hub too.
                         Revocations::Revoked(digest) => keys.forget_digests(&[digest]),
-                        Revocations::Lost => keys.forget_everything(),
+                        Revocations::Lost => keys.feed_suspect(),
                         Revocations::Disconnected => {
                             metrics.listener_failed();
                             hub.listener_lost();
@@ -387,15 +391,16 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                         tracing::debug!(swept, cached = services.keys.cached(), "idle keys left the cache");
                     }
                 }
-                match services.store.revocations_since(feed_seq).await {
-                    Ok(revoked) => {
-                        if let Some((last, _)) = revoked.last() {
-                            feed_seq = *last;
-                            let digests: Vec<_> = revoked.iter().map(|(_, d)| *d).collect();
-                            services.keys.forget_digests(&digests);
+                match catch_up(&services, &mut feed_seq).await {
+                    Ok(()) => services.keys.feed_heard(),
+                    Err(e) => {
+                        services.keys.feed_failed();
+                        static SAMPLED: crate::telemetry::Sampled =
+                            crate::telemetry::Sampled::new(Duration::from_secs(10));
+                        if let Some(suppressed) = SAMPLED.admit() {
+                            tracing::warn!(error = %e, suppressed, "cannot read the revocation feed; cached keys validate for database.outage_grace from the last read");
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot read the revocation feed"),
                 }
             }
             _ = prune.tick() => {
@@ -403,6 +408,49 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                 services.measure_hash_classes(true).await;
             }
             _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Applies what the revocation feed gained after `feed_seq` to this instance's cache, page by
+/// page to its head, before the cache is trusted again (API.md, "Database outages and
+/// failovers"). When entries after `feed_seq` were pruned away (an outage longer than the feed
+/// is kept), revocations may have been missed: the whole cache is dropped, never a hole trusted.
+async fn catch_up(services: &Services, feed_seq: &mut i64) -> crate::store::StoreResult<()> {
+    // Notifications may have been missed (PostgreSQL's listener was lost): the feed's latest
+    // entries again, in case one committed after a later one was read.
+    if services.keys.take_feed_suspect() {
+        let from = feed_seq.saturating_sub(FEED_RESCAN);
+        match services.store.revocations_since(from).await {
+            Ok(revoked) => {
+                let digests: Vec<_> = revoked.iter().map(|(_, d)| *d).collect();
+                services.keys.forget_digests(&digests);
+            }
+            Err(e) => {
+                services.keys.feed_suspect();
+                return Err(e);
+            }
+        }
+    }
+    if *feed_seq > 0 {
+        let bounds = services.store.feed_bounds().await?;
+        if bounds.oldest.is_some_and(|oldest| oldest > *feed_seq + 1) {
+            tracing::warn!(from = *feed_seq, oldest = ?bounds.oldest, "the revocation feed has a gap since it was last read: every cached key is read again");
+            services.keys.forget_everything();
+            *feed_seq = bounds.head;
+            return Ok(());
+        }
+    }
+    loop {
+        let revoked = services.store.revocations_since(*feed_seq).await?;
+        let Some((last, _)) = revoked.last() else {
+            return Ok(());
+        };
+        *feed_seq = *last;
+        let digests: Vec<_> = revoked.iter().map(|(_, d)| *d).collect();
+        services.keys.forget_digests(&digests);
+        if revoked.len() < 10_000 {
+            return Ok(());
         }
     }
 }

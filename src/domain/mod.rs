@@ -10,6 +10,7 @@ pub mod import;
 pub mod key_lifecycle;
 pub mod legacy;
 pub mod name_digest;
+pub mod outage;
 pub mod password;
 pub mod pepper;
 pub mod reset_code;

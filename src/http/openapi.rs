@@ -203,6 +203,8 @@ pub enum Failure {
     Unavailable,
     /// 503 of `GET /health`, with the state of the database in `data`.
     DatabaseDown,
+    /// 503 of `GET /health/ready`, with the readiness in `data`.
+    NotReady,
     /// 408: the request head or body did not arrive in time, or the answer was not ready.
     Timeout,
     /// 431.
@@ -247,7 +249,9 @@ impl Failure {
             Failure::TooManyKeys => ApiError::TooManyKeys,
             Failure::LastAdmin => ApiError::LastAdmin,
             Failure::RateLimited | Failure::Throttled(_) => ApiError::TooManyRequests { retry_after_secs: 1 },
-            Failure::Unavailable | Failure::DatabaseDown => ApiError::Unavailable { retry_after_secs: 1 },
+            Failure::Unavailable | Failure::DatabaseDown | Failure::NotReady => {
+                ApiError::Unavailable { retry_after_secs: 1 }
+            }
             Failure::Timeout => ApiError::RequestTimeout,
             Failure::HeadersTooLarge => ApiError::HeadersTooLarge,
             Failure::Internal => ApiError::Internal,
@@ -263,6 +267,7 @@ impl Failure {
         match self {
             Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => None,
             Failure::DatabaseDown => Some(meta::DATABASE_UNAVAILABLE.to_owned()),
+            Failure::NotReady => Some(meta::NOT_READY.to_owned()),
             other => Some(other.error().message()),
         }
     }
@@ -300,6 +305,7 @@ impl Failure {
             Failure::Throttled(what) => what.into(),
             Failure::Unavailable => "overloaded, the database unreachable, or refusing writes (a full disk); nothing acknowledged is lost".into(),
             Failure::DatabaseDown => "the database is unreachable (`unreachable`) or refuses writes (`writes_failing`); 200 again once a write succeeds".into(),
+            Failure::NotReady => "the database is unreachable and this instance last read the revocation feed longer ago than `database.outage_grace`: its cached keys no longer validate".into(),
             Failure::Timeout => "the request head or body did not arrive within its time limit, or the answer was not ready within `server.request_timeout`; the connection is closed".into(),
             Failure::HeadersTooLarge => "the request's headers are over 16 KiB".into(),
             Failure::Internal => "a bug; the body never tells internals".into(),
@@ -311,6 +317,7 @@ impl Failure {
         match self {
             Failure::Suspended => Body::Named(SUSPENDED_FAILURE),
             Failure::DatabaseDown => Body::Named(HEALTH_FAILURE),
+            Failure::NotReady => Body::Named(READY_FAILURE),
             _ => Body::Plain(self.message()),
         }
     }
@@ -328,6 +335,8 @@ enum Body {
 pub const FAILURE: &str = "Failure";
 pub const SUSPENDED_FAILURE: &str = "SuspendedFailure";
 pub const HEALTH_FAILURE: &str = "HealthFailure";
+/// The schema of `GET /health/ready`'s 503.
+pub const READY_FAILURE: &str = "ReadyFailure";
 
 /// Whether a route answers in the envelope (`body = T` is the success's `data`) or outside it
 /// (`body` is the answer itself: `/metrics`, `/openapi.json`, `/revocations`, the account page and
@@ -434,6 +443,7 @@ impl Api {
         schemas.push((FAILURE.to_owned(), failure_schema()));
         schemas.push((SUSPENDED_FAILURE.to_owned(), suspended_failure_schema()));
         schemas.push((HEALTH_FAILURE.to_owned(), health_failure_schema()));
+        schemas.push((READY_FAILURE.to_owned(), ready_failure_schema()));
         schemas.push((FeedEntry::name().into_owned(), FeedEntry::schema()));
         FeedEntry::schemas(&mut schemas);
         let components = ComponentsBuilder::new()
@@ -495,6 +505,7 @@ pub fn api() -> Api {
     Api::new()
         .route(meta::__path_index, meta::index, Public, &[])
         .route(meta::__path_health, meta::health, Public, &[&[DatabaseDown]])
+        .route(meta::__path_ready, meta::ready, Public, &[&[NotReady]])
         .bare(meta::__path_metrics, meta::metrics, Public, &[])
         .bare(__path_openapi, openapi, Public, &[])
         .bare(account::__path_page, account::page, Public, &[])
@@ -940,6 +951,16 @@ fn health_failure_schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some([meta::DATABASE_UNAVAILABLE])),
+    )
+}
+
+fn ready_failure_schema() -> RefOr<Schema> {
+    failure_envelope(
+        "`GET /health/ready` once the database is unreachable and the outage grace is over.",
+        Ref::from_schema_name(meta::Readiness::name()).into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([meta::NOT_READY])),
     )
 }
 

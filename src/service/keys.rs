@@ -9,7 +9,7 @@
 //! is honoured at once.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -224,6 +224,22 @@ pub struct KeyService {
     /// Told of every key forgotten as revoked (by this instance or another process): wakes the
     /// revocation stream's hub (`service::revocations`).
     revoked: Arc<tokio::sync::Notify>,
+    /// `database.outage_grace`, in milliseconds (see [`crate::domain::outage`]).
+    outage_grace_ms: AtomicU64,
+    /// When the revocation feed was last read successfully (ms), and whether a read has failed
+    /// since: while it has, cached keys validate only within the grace.
+    feed_heard_ms: AtomicI64,
+    feed_failing: AtomicBool,
+    /// Notifications of revocations may have been missed: the next read of the feed goes back
+    /// over its latest entries.
+    feed_suspect: AtomicBool,
+}
+
+/// The 503 of a cached key once the grace of a database outage is over.
+fn feed_unheard() -> StoreError {
+    StoreError::Unavailable(
+        "the revocation feed has not been read for longer than database.outage_grace".into(),
+    )
 }
 
 impl KeyService {
@@ -237,7 +253,6 @@ impl KeyService {
         Self {
             metrics,
             store,
-            clock,
             policy,
             anomaly,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
@@ -245,7 +260,51 @@ impl KeyService {
             revocations: AtomicU64::new(0),
             unshared: Mutex::new(Vec::new()),
             revoked: Arc::new(tokio::sync::Notify::new()),
+            outage_grace_ms: AtomicU64::new(30_000),
+            feed_heard_ms: AtomicI64::new(clock.now().as_millis()),
+            feed_failing: AtomicBool::new(false),
+            feed_suspect: AtomicBool::new(false),
+            clock,
         }
+    }
+
+    /// Sets `database.outage_grace`.
+    pub fn set_outage_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.outage_grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The revocation feed was read (and what it held applied): cached keys are trusted again.
+    pub fn feed_heard(&self) {
+        self.feed_heard_ms
+            .store(self.clock.now().as_millis(), Ordering::Relaxed);
+        self.feed_failing.store(false, Ordering::Release);
+    }
+
+    /// A read of the revocation feed failed: cached keys validate for the grace from the last
+    /// successful read, then answer 503.
+    pub fn feed_failed(&self) {
+        self.feed_failing.store(true, Ordering::Release);
+    }
+
+    /// Notifications may have been missed: the next read of the feed re-reads its latest entries.
+    pub fn feed_suspect(&self) {
+        self.feed_suspect.store(true, Ordering::Release);
+    }
+
+    /// Whether the feed must be read again, clearing the mark.
+    pub fn take_feed_suspect(&self) -> bool {
+        self.feed_suspect.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether this instance can answer validations of cached keys now (`GET /health/ready`).
+    pub fn cache_trusted(&self) -> bool {
+        crate::domain::outage::cache_trusted(
+            self.feed_failing.load(Ordering::Acquire),
+            Timestamp::from_millis(self.feed_heard_ms.load(Ordering::Relaxed)),
+            Duration::from_millis(self.outage_grace_ms.load(Ordering::Relaxed)),
+            self.clock.now(),
+        )
     }
 
     /// Notified whenever keys are forgotten as revoked: this instance revoked them (after the
@@ -272,6 +331,10 @@ impl KeyService {
     /// original back end's kept by an import (`LegacyKey::digest`), which is judged the same way.
     pub async fn validate_digest(&self, digest: KeyDigest, client: &Client) -> Result<Valid, KeyError> {
         let entry = match self.cache.get(&digest) {
+            // One atomic load while the feed is read as usual.
+            Some(_) if self.feed_failing.load(Ordering::Acquire) && !self.cache_trusted() => {
+                return Err(KeyError::Store(feed_unheard()))
+            }
             Some(entry) => entry,
             None => self.load(digest).await?,
         };

@@ -184,6 +184,16 @@ fn check_config_names_what_is_wrong_and_exits_2() {
         ),
         (
             vec![],
+            vec![("KILLBILL_AUTH_DATABASE_OUTAGE_GRACE", "soon")],
+            "`database.outage_grace`",
+        ),
+        (
+            vec![],
+            vec![("KILLBILL_AUTH_DATABASE_OUTAGE_GRACE", "-5s")],
+            "`database.outage_grace`",
+        ),
+        (
+            vec![],
             vec![("KILLBILL_AUTH_PASSWORD_MIN_LENGTH", "1")],
             "`password.min_length`: must be 8 to 256",
         ),

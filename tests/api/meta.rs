@@ -130,3 +130,58 @@ async fn oversized_headers_are_431_never_500() {
     let r = app.send(req).await;
     assert!(r.status == 431 || r.status == 400, "{} {}", r.status, r.text);
 }
+
+/// `GET /health/ready` (API.md, for load balancers): ready while the database answers; once it
+/// does not, ready and validating cached keys for `database.outage_grace` after the revocation
+/// feed was last read, then 503 for both (the grace measured on the service's clock).
+#[tokio::test]
+async fn readiness_follows_the_database_and_the_outage_grace() {
+    let app = spawn_app().await;
+    let key = app.user("bill").await;
+    let r = app.request("GET", "/health/ready", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"ready": true, "database": "ok"})
+    );
+    assert_eq!(app.validate(&key).await.status, 200, "cached");
+
+    app.store.close().await;
+    let r = app.request("GET", "/health/ready", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"ready": true, "database": "unreachable"})
+    );
+    assert_eq!(app.validate(&key).await.status, 200, "within the grace");
+    // Past the grace (30 s by default) on the service's clock: once a read of the feed has
+    // failed (every second), cached keys are 503 too.
+    app.clock.advance(std::time::Duration::from_secs(31));
+    let mut refused = None;
+    for _ in 0..40 {
+        let r = app.validate(&key).await;
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = refused.expect("a cached key still validates past the grace");
+    assert_eq!(
+        r.assert_error(503),
+        "Service temporarily unavailable, retry later"
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let r = app.request("GET", "/health/ready", None, None).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["success"], false);
+    assert_eq!(
+        r.body["data"],
+        serde_json::json!({"ready": false, "database": "unreachable"})
+    );
+    assert_eq!(
+        r.body["error"],
+        "Not ready: the database is unreachable and the outage grace is over"
+    );
+    assert_eq!(r.header("retry-after"), Some("1"));
+}

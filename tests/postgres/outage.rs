@@ -438,3 +438,148 @@ async fn a_postgresql_restart_resets_an_open_revocation_stream_once() {
     assert!(data["seq"].as_i64().unwrap() > reset.seq());
     events.quiet_for(Duration::from_millis(1500)).await;
 }
+
+/// `GET /auth` with `key` on `server`: its status.
+async fn validation(client: &reqwest::Client, server: &Server, key: &str) -> u16 {
+    client
+        .get(server.url("/auth"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// `GET /health/ready` on `server`: its status and `data`.
+async fn readiness(client: &reqwest::Client, server: &Server) -> (u16, Value) {
+    let r = client.get(server.url("/health/ready")).send().await.unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body["data"].clone())
+}
+
+/// API.md, "Database outages and failovers": while PostgreSQL is down, a key this instance has
+/// cached keeps validating for `database.outage_grace` after it last read the revocation feed,
+/// then 503 (with `Retry-After`), and `/health/ready` says so; writes are 503 all along; when
+/// PostgreSQL is back, validation and writes resume by themselves within seconds. With `0s`,
+/// cached keys answer 503 as soon as a read of the feed has failed.
+#[tokio::test]
+async fn cached_keys_validate_through_an_outage_for_the_grace_and_no_longer() {
+    let pg = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let graceful = start_binary_with_url(
+        dir.path(),
+        &pg.url(),
+        &[("KILLBILL_AUTH_DATABASE_OUTAGE_GRACE", "5s")],
+    )
+    .await;
+    let strict = start_binary_with_url(
+        dir.path(),
+        &pg.url(),
+        &[("KILLBILL_AUTH_DATABASE_OUTAGE_GRACE", "0s")],
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = post(
+        &client,
+        graceful.url("/users"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let key = r.json::<Value>().await.unwrap()["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Cached on both instances.
+    for server in [&graceful, &strict] {
+        assert_eq!(validation(&client, server, &key).await, 200);
+        assert_eq!(
+            readiness(&client, server).await,
+            (200, json!({"ready": true, "database": "ok"}))
+        );
+    }
+
+    pg.down();
+    let down = Instant::now();
+    // The strict instance answers 503 once its next read of the feed (every second) has failed.
+    assert!(
+        eventually(Duration::from_secs(3), async || validation(
+            &client, &strict, &key
+        )
+        .await
+            == 503)
+        .await,
+        "0s: a cached key still validates"
+    );
+    assert_eq!(
+        readiness(&client, &strict).await,
+        (503, json!({"ready": false, "database": "unreachable"}))
+    );
+    // The graceful one keeps validating, says it is ready without its database...
+    assert_eq!(validation(&client, &graceful, &key).await, 200);
+    let mut last_200 = Instant::now();
+    assert_eq!(
+        readiness(&client, &graceful).await,
+        (200, json!({"ready": true, "database": "unreachable"}))
+    );
+    // ...until the grace is over (5 s after its last read of the feed, which was at most a
+    // second before PostgreSQL went down).
+    while down.elapsed() < Duration::from_secs(9) {
+        match validation(&client, &graceful, &key).await {
+            200 => last_200 = Instant::now(),
+            503 => break,
+            other => panic!("a cached key during the outage: {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = client
+        .get(graceful.url("/auth"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503, "after the grace");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        last_200.duration_since(down) >= Duration::from_secs(2),
+        "validated for {:?} only",
+        last_200.duration_since(down)
+    );
+    assert_eq!(
+        readiness(&client, &graceful).await,
+        (503, json!({"ready": false, "database": "unreachable"}))
+    );
+    // Every write was 503 all along (checked last: it waits for the pool's timeout).
+    let r = post(
+        &client,
+        graceful.url("/auth"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+
+    pg.up();
+    for server in [&graceful, &strict] {
+        assert!(
+            eventually(Duration::from_secs(15), async || validation(
+                &client, server, &key
+            )
+            .await
+                == 200)
+            .await,
+            "validation did not resume"
+        );
+        assert_eq!(readiness(&client, server).await.0, 200);
+    }
+    let r = post(
+        &client,
+        strict.url("/auth"),
+        json!({"username": "bill", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "writes resume");
+}

@@ -1,4 +1,4 @@
-//! `GET /`, `GET /health` and `GET /metrics`.
+//! `GET /`, `GET /health`, `GET /health/ready` and `GET /metrics`.
 
 use std::time::Duration;
 
@@ -14,6 +14,25 @@ use crate::metrics::{DatabaseState, Gauges};
 
 /// `error` of `GET /health`'s 503.
 pub const DATABASE_UNAVAILABLE: &str = "Database unavailable";
+
+/// `error` of `GET /health/ready`'s 503.
+pub const NOT_READY: &str = "Not ready: the database is unreachable and the outage grace is over";
+
+/// What `GET /health/ready` says.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// Whether this instance can answer validations now.
+    ready: bool,
+    /// `ok` or `unreachable`.
+    database: ReadyDatabase,
+}
+
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyDatabase {
+    Ok,
+    Unreachable,
+}
 
 /// What `GET /` says.
 #[derive(Serialize, ToSchema)]
@@ -101,6 +120,41 @@ pub async fn health(State(state): State<AppState>) -> Response {
             database,
         }),
         error: Some(DATABASE_UNAVAILABLE.to_owned()),
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// For load balancers: 200 while this instance can answer validations (the database answers,
+/// or it does not but the revocation feed was read within `database.outage_grace`), else 503.
+/// A ping bounded by a second; no write.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "ready",
+    summary = "Whether this instance can answer validations (for load balancers)",
+    description = "200 while the database answers, or while it does not but this instance read the \
+                   revocation feed within `database.outage_grace` (its cached keys still validate); then \
+                   `database` says `unreachable`. 503 once the grace is over. Unlike `GET /health`, a \
+                   database that refuses writes (a full disk) does not make an instance unready.",
+    responses((status = 200, description = "Ready: `{\"ready\": true, \"database\": \"ok\"}` (or `\"unreachable\"` within the grace)", body = Readiness))
+)]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let database = match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
+        Ok(Ok(())) => ReadyDatabase::Ok,
+        Ok(Err(_)) | Err(_) => ReadyDatabase::Unreachable,
+    };
+    let ready = matches!(database, ReadyDatabase::Ok) || state.keys.cache_trusted();
+    if ready {
+        return Envelope::ok(Readiness { ready, database }).into_response();
+    }
+    let body = Envelope {
+        success: false,
+        data: Some(Readiness { ready, database }),
+        error: Some(NOT_READY.to_owned()),
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     response

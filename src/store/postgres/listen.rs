@@ -7,9 +7,11 @@
 //!
 //! A notification sent while an instance was not listening is lost for it. So whenever the
 //! listening connection is (re)established, after it was lost or could not be made, the
-//! instance is told [`Revocations::Lost`] and drops everything it cached instead of trusting it:
-//! keys are read again from the database on their next use. While it cannot listen it keeps
-//! dropping its cache every second, so no cached answer outlives a revocation by more than that.
+//! instance is told [`Revocations::Lost`]: its next read of the revocation feed (every second,
+//! `startup::catch_up`) then goes back over the feed's latest entries, which also covers an entry
+//! that committed after a later one was read (sequence numbers are taken at insert). The cache is
+//! not dropped: through a database outage, cached keys validate for `database.outage_grace`
+//! after the feed was last read (API.md, "Database outages and failovers").
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,7 +39,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub enum Revocations {
     /// The key with this digest was revoked or deleted by some instance.
     Revoked(KeyDigest),
-    /// Notifications may have been missed: drop whatever is cached.
+    /// Notifications may have been missed: read the revocation feed's latest entries again.
     Lost,
     /// The listening connection was lost, or listening failed (told at each failed attempt;
     /// [`Revocations::Lost`] is told too). The revocation stream resets its clients once per
@@ -87,7 +89,7 @@ pub async fn follow(
             Ok(listener) => listener,
             Err(e) => {
                 if let Some(suppressed) = FAILURES.admit() {
-                    tracing::warn!(error = %e, suppressed, "cannot listen for revocations; dropping cached keys every second until it can");
+                    tracing::warn!(error = %e, suppressed, "cannot listen for revocations; the revocation feed is read every second meanwhile");
                 }
                 on(Revocations::Disconnected);
                 on(Revocations::Lost);
@@ -113,7 +115,7 @@ pub async fn follow(
                     Ok(Some(notification)) => match parse_digest(notification.payload()) {
                         Some(digest) => on(Revocations::Revoked(digest)),
                         None => {
-                            tracing::warn!("unreadable revocation notification; dropping cached keys");
+                            tracing::warn!("unreadable revocation notification; the revocation feed is read again");
                             on(Revocations::Lost);
                         }
                     },
@@ -121,14 +123,14 @@ pub async fn follow(
                     // connection (sqlx would reconnect by itself, but then nobody would know from
                     // when on nothing can have been missed: the `Lost` after `listen` says so).
                     Ok(None) => {
-                        tracing::warn!("lost the connection that listens for revocations; dropping cached keys");
+                        tracing::warn!("lost the connection that listens for revocations; the revocation feed is read again");
                         on(Revocations::Disconnected);
                         on(Revocations::Lost);
                         break;
                     }
                     Err(e) => {
                         if let Some(suppressed) = FAILURES.admit() {
-                            tracing::warn!(error = %e, suppressed, "listening for revocations failed; dropping cached keys");
+                            tracing::warn!(error = %e, suppressed, "listening for revocations failed; the revocation feed is read again");
                         }
                         on(Revocations::Disconnected);
                         on(Revocations::Lost);

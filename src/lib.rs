@@ -6,8 +6,9 @@
 //! - `http`: routes, envelope, error mapping, extractors;
 //! - `metrics`: what the service counts, for `GET /metrics`;
 //! - `cli`: the command line (`serve`, `admin …`);
-//! - `config`, `telemetry`, `startup`, `clock`: wiring.
+//! - `config`, `telemetry`, `startup`, `clock`, `allocator`: wiring.
 
+pub mod allocator;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -11,8 +11,11 @@
 //! refusals only, a 64-connection sign-in flood made ~90,000 refusals a second on this project's
 //! 2-core reference machine, taking about a core from validation.
 //!
-//! Each worker keeps one Argon2 memory buffer for its whole life
-//! (`hash_password_into_with_memory`), which saves allocating and page-faulting ~19 MiB per hash.
+//! Each worker keeps one Argon2 memory buffer while it is busy (`hash_password_into_with_memory`),
+//! which saves allocating and page-faulting ~19 MiB per hash, and gives it back after
+//! [`RELEASE_AFTER`] without a job: memory follows sign-ins, not the last burst of them. The
+//! buffer is a single large allocation, which the allocator (mimalloc) returns to the system when
+//! it is freed.
 //!
 //! A stored hash is verified with the parameters it was made with, which come from the database:
 //! a tampered or absurd row must not make one sign-in allocate gigabytes or run for minutes.
@@ -292,6 +295,10 @@ pub struct Hasher {
     waiting: tokio::sync::Semaphore,
 }
 
+/// How long a worker keeps its Argon2 buffer without a job. Under continuous sign-ins a worker is
+/// never idle that long, so the buffer is reused; after a burst it goes back within this.
+pub const RELEASE_AFTER: Duration = Duration::from_secs(3);
+
 /// The state one worker thread owns: parameters, pepper and its reusable memory.
 pub struct HashWorker {
     params: Params,
@@ -327,7 +334,18 @@ impl Hasher {
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     lower_priority();
-                    while let Ok(job) = rx.recv() {
+                    loop {
+                        let job = match rx.recv_timeout(RELEASE_AFTER) {
+                            Ok(job) => job,
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                                worker.release_memory();
+                                match rx.recv() {
+                                    Ok(job) => job,
+                                    Err(_) => break,
+                                }
+                            }
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        };
                         room.notify_one();
                         // Unwind safety: a panicking job can leave half-changed only what it
                         // owns (dropped while unwinding; its reply sender among them, so the
@@ -497,6 +515,19 @@ impl HashWorker {
             memory: Vec::new(),
             refused,
         }
+    }
+
+    /// Gives the Argon2 buffer back (the next job allocates it again), to the system at once.
+    pub fn release_memory(&mut self) {
+        if self.memory.capacity() > 0 {
+            self.memory = Vec::new();
+            crate::allocator::return_freed_memory();
+        }
+    }
+
+    /// Bytes of Argon2 buffer this worker holds.
+    pub fn memory_held(&self) -> usize {
+        self.memory.capacity() * std::mem::size_of::<Block>()
     }
 
     fn argon2<'a>(
@@ -1106,5 +1137,32 @@ mod tests {
             q.await.unwrap().unwrap();
         }
         assert!(!hasher.is_full());
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    /// A worker's Argon2 buffer is the configured memory while it works, and nothing after
+    /// [`RELEASE_AFTER`] without a job; the next job allocates it again.
+    #[tokio::test]
+    async fn an_idle_worker_gives_its_buffer_back() {
+        let params = Params::new(1024, 1, 1, None).unwrap();
+        let hasher = Hasher::start(params, None, 1, metrics::Counter::noop()).unwrap();
+        let password = Password::normalise("correct horse battery staple").unwrap();
+        let held = hasher
+            .run(move |w| {
+                w.hash(&password).unwrap();
+                w.memory_held()
+            })
+            .await
+            .unwrap();
+        assert_eq!(held, 1024 * 1024, "the buffer is kept between jobs");
+        let kept = hasher.run(|w| w.memory_held()).await.unwrap();
+        assert_eq!(kept, 1024 * 1024, "busy: reused");
+        tokio::time::sleep(RELEASE_AFTER + Duration::from_millis(500)).await;
+        let idle = hasher.run(|w| w.memory_held()).await.unwrap();
+        assert_eq!(idle, 0, "given back after {RELEASE_AFTER:?} idle");
     }
 }

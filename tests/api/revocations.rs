@@ -69,6 +69,8 @@ pub enum Next {
 pub struct EventStream {
     response: reqwest::Response,
     buffer: Vec<u8>,
+    /// The `id:` of the opening block: where the stream starts, when it had nothing to send first.
+    pub opened_at: Option<i64>,
 }
 
 /// `GET url` with `key` and, if given, `Last-Event-ID`; the response as it starts.
@@ -106,12 +108,14 @@ impl EventStream {
         let mut stream = Self {
             response,
             buffer: Vec::new(),
+            opened_at: None,
         };
         match stream.next(Duration::from_secs(5)).await {
             Next::Block(opening) => {
                 assert_eq!(opening.retry.as_deref(), Some("1000"), "{opening:?}");
                 assert_eq!(opening.comments, vec!["keep-alive".to_owned()], "{opening:?}");
                 assert!(!opening.is_event(), "{opening:?}");
+                stream.opened_at = opening.id.as_deref().map(|id| id.parse().expect("a seq"));
             }
             other => panic!("no opening comment: {other:?}"),
         }
@@ -253,12 +257,18 @@ async fn sign_outs_password_changes_and_deletions_reach_an_open_stream_within_a_
     let bill = app.user("bill").await;
     let (bill_key_id, bill_id) = ids_of(&app, &bill).await;
     let mut events = stream(&app, &service, "/revocations", None).await;
+    // Opened from the present, the stream says where that is: the head, which the next
+    // revocation follows (a client that breaks now resumes from there, missing nothing).
+    let head = app.store.revocation_feed_head().await.unwrap();
+    assert_eq!(events.opened_at, Some(head));
     let mut delays = Vec::new();
 
     // A sign-out.
     sign_out(&app, &bill).await;
     let revoked = Instant::now();
-    let data = events.event(PROMISE).await.revocation();
+    let block = events.event(PROMISE).await;
+    assert!(block.seq() > head, "{block:?} after {head}");
+    let data = block.revocation();
     delays.push(revoked.elapsed());
     assert_revoked(&data, &bill_key_id, &bill_id, "signed_out");
 

@@ -256,7 +256,14 @@ pub(crate) async fn pump(
             }
         }
     };
-    let mut opening = format!("retry: {RETRY_MS}\n: keep-alive\n\n");
+    // With nothing to send first, the opening says where the stream starts (`id:` without
+    // `data:` sets the client's last event id and dispatches nothing): a client whose stream
+    // breaks before its first revocation resumes from there, without a gap.
+    let mut opening = if first.is_empty() {
+        format!("retry: {RETRY_MS}\nid: {}\n: keep-alive\n\n", follower.position())
+    } else {
+        format!("retry: {RETRY_MS}\n: keep-alive\n\n")
+    };
     let ends = holder.ends_with(&follower, &mut first).await;
     count_resets(&metrics, &first);
     write_items(&mut opening, &first);
@@ -394,7 +401,7 @@ mod tests {
         ));
         assert_eq!(
             rx.recv().await.unwrap(),
-            Bytes::from_static(b"retry: 1000\n: keep-alive\n\n")
+            Bytes::from_static(b"retry: 1000\nid: 0\n: keep-alive\n\n")
         );
         for n in 1..=3 {
             assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(KEEP_ALIVE_COMMENT));

@@ -23,10 +23,12 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "127.0.0.1:$port/" && break; sleep 0.1; done
 rss() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
-sleep 2
+sleep 1
 echo "| moment | RSS (MB) |"
 echo "| --- | --- |"
-echo "| after start-up | $(rss) |"
+echo "| 1 s after start-up (the hash classes just measured) | $(rss) |"
+sleep 4
+echo "| 5 s after start-up (idle workers gave their buffers back) | $(rss) |"
 for i in $(seq 40); do
     curl -s -o /dev/null "127.0.0.1:$port/users" -H 'content-type: application/json' \
         -d "{\"username\": \"player$i\", \"password\": \"correct horse battery staple $i\"}" &

@@ -38,9 +38,9 @@ use crate::store::{PruneCutoffs, Store};
 /// How often revocations made by other processes are picked up (API.md: a key revoked on one instance is refused everywhere within a second).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the key usage that is due reaches the database, in ticks of [`FLUSH_EVERY`]: a new
-/// network at the next flush, other changes once a minute per key (`USAGE_WRITE_EVERY`). Every
+/// network at the next flush, other changes every five minutes per key (`USAGE_WRITE_EVERY`). Every
 /// written key is a row to update, the hot path's main cost after the request itself. A crash
-/// loses at most 10 s of networks and 70 s of `last_used` and request counts, never an
+/// loses at most 10 s of networks and 310 s of `last_used` and request counts, never an
 /// acknowledged write; a graceful stop loses nothing.
 const USAGE_FLUSH_TICKS: u32 = 10;
 /// How often keys idle in the cache are dropped from it, in ticks of [`FLUSH_EVERY`].

@@ -104,10 +104,18 @@ pub struct KeyActivity {
     /// When each network was last shared (or heard of from the others).
     #[serde(skip)]
     shared_seen: Vec<(IpNet, i64)>,
+    /// The second (ms, aligned) this instance's latest requests fall in, and how many: whether
+    /// the key is busy now (see [`KeyActivity::share_due`]).
+    #[serde(skip)]
+    this_second: (i64, u64),
 }
 
-/// How long a network in steady use goes without its last-seen time being shared again.
-const RESHARE_SEEN_AFTER_MS: i64 = 60_000;
+/// A network in steady use goes without its last-seen time being shared again for this part of
+/// the window (API.md: refreshed at most once per `anomaly.window / 24`, an hour by default):
+/// the networks rule needs when a network was last seen to within the window, not to the minute.
+fn reshare_seen_after_ms(policy: &AnomalyPolicy) -> i64 {
+    (duration_ms(policy.window) / 24).max(1)
+}
 
 /// What one instance saw of a key since it last shared: requests per flood window start, and
 /// networks with when they were seen.
@@ -199,7 +207,7 @@ impl KeyActivity {
             .iter()
             .find(|(n, _)| *n == network)
             .map(|(_, s)| *s);
-        if shared.is_none_or(|s| now - s >= RESHARE_SEEN_AFTER_MS) {
+        if shared.is_none_or(|s| now - s >= reshare_seen_after_ms(policy)) {
             note_seen(&mut self.unshared_networks, network, now);
         }
         if self.networks.len() > policy.max_networks {
@@ -218,6 +226,12 @@ impl KeyActivity {
         self.flood_current = self.flood_current.saturating_add(1);
         if policy.shared {
             add_count(&mut self.unshared, self.flood_start, 1);
+            let second = now - now.rem_euclid(1000);
+            if self.this_second.0 == second {
+                self.this_second.1 = self.this_second.1.saturating_add(1);
+            } else {
+                self.this_second = (second, 1);
+            }
         }
         self.flood_estimate(window, now) > policy.flood_max_requests
     }
@@ -254,6 +268,31 @@ impl KeyActivity {
     /// Whether there is anything this instance saw and has not shared.
     pub fn has_unshared(&self) -> bool {
         !self.unshared.is_empty() || !self.unshared_networks.is_empty()
+    }
+
+    /// Whether what this instance saw must be shared now (API.md, "Several instances": what
+    /// validation writes grows with trouble, not traffic): a network to share (new here, or
+    /// not shared for [`reshare_seen_after_ms`]); or a busy key: its unshared requests reach 1 %
+    /// of `flood_max_requests`, or this second's requests pass a tenth of `per_second`. A quiet
+    /// key's requests wait, at most 1 % of the flood limit per instance, so it costs no write
+    /// per request; a busy one is shared every second, so its flood and rate counts lag by at
+    /// most a second across instances.
+    pub fn share_due(&self, policy: &AnomalyPolicy, now: i64) -> bool {
+        if !self.unshared_networks.is_empty() {
+            return true;
+        }
+        let unshared: u64 = self.unshared.iter().map(|(_, n)| *n).sum();
+        if unshared == 0 {
+            return false;
+        }
+        let busy_total = (policy.flood_max_requests / 100).max(1);
+        let second = now - now.rem_euclid(1000);
+        let this_second = if self.this_second.0 == second {
+            self.this_second.1
+        } else {
+            0
+        };
+        unshared >= busy_total || this_second as f64 > policy.per_second / 10.0
     }
 
     /// What this instance saw since it last shared, for the store to add to the totals; it is
@@ -398,6 +437,45 @@ mod tests {
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms)
+    }
+
+    /// A quiet key costs no write per request: its requests wait until they reach 1 % of the
+    /// flood limit, or its rate passes a tenth of the rate limit; a new network is shared at
+    /// once, a known one again only after a 24th of the window.
+    #[test]
+    fn activity_is_shared_when_it_is_news_or_the_key_is_busy() {
+        let p = AnomalyPolicy {
+            flood_max_requests: 1_000,
+            per_second: 50.0,
+            ..policy()
+        };
+        let home = net(&p, "198.51.100.7");
+        let mut a = KeyActivity::default();
+        let start = 1_800_000_000_000;
+        a.observe(&p, home, t(start));
+        assert!(a.share_due(&p, start), "a new network");
+        a.take_unshared();
+        // One request every 10 s: never busy, nothing due until 10 of them (1 % of 1,000).
+        for i in 1..10 {
+            let at = start + i * 10_000;
+            assert_eq!(a.observe(&p, home, t(at)), Verdict::Allow);
+            assert!(!a.share_due(&p, at), "request {i} of a quiet key");
+        }
+        let at = start + 100_000;
+        a.observe(&p, home, t(at));
+        assert!(a.share_due(&p, at), "1 % of the flood limit");
+        a.take_unshared();
+        // Six requests within one second: more than a tenth of 50 per second.
+        let busy = start + 200_000;
+        for i in 0..6 {
+            a.observe(&p, home, t(busy + i));
+        }
+        assert!(a.share_due(&p, busy + 5), "busy");
+        a.take_unshared();
+        // The same network an hour later (a 24th of the day's window): shared again.
+        let later = start + 3_600_000 + 1;
+        a.observe(&p, home, t(later));
+        assert!(a.share_due(&p, later), "a known network, refreshed");
     }
 
     #[test]

@@ -34,9 +34,11 @@ const CACHE_CAPACITY: usize = 1_000_000;
 /// Keys unused this long leave the cache (at the next [`KeyService::sweep_idle`]).
 pub const CACHE_IDLE: Duration = Duration::from_secs(600);
 /// How stale a key's stored usage may get: a key in use is written once this much time has
-/// passed since its last write, at the next periodic flush. A new network is written at the next
-/// flush (API.md's anomaly rules must survive a restart); a graceful stop writes everything.
-pub const USAGE_WRITE_EVERY: Duration = Duration::from_secs(60);
+/// passed since its last write, at the next periodic flush (API.md: `last_used` and `last_ip`
+/// are exact to five minutes; shorter with an idle timeout, see
+/// [`KeyService::usage_write_every`]). A new network is written at the next flush (API.md's
+/// anomaly rules must survive a restart); a graceful stop writes everything.
+pub const USAGE_WRITE_EVERY: Duration = Duration::from_secs(300);
 /// User agents are kept up to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 
@@ -371,7 +373,7 @@ impl KeyService {
         if !role.keys_last_until_revoked() && !usage.activity.knows_network(&self.anomaly, network, now) {
             usage.urgent = true;
         }
-        let had_unshared = usage.activity.has_unshared();
+        let was_due = usage.activity.share_due(&self.anomaly, now.as_millis());
         let judged = match usage.activity.observe_for(&self.anomaly, role, network, now) {
             Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
             Verdict::Revoke(reason) => Judged::Revoke(reason),
@@ -395,7 +397,9 @@ impl KeyService {
         };
         let newly_dirty = !usage.dirty;
         usage.dirty = true;
-        let newly_unshared = !had_unshared && usage.activity.has_unshared();
+        // Queued for sharing once there is something worth a write (`KeyActivity::share_due`),
+        // not at its first request: a quiet key is shared when it turns busy or meets a network.
+        let newly_unshared = !was_due && usage.activity.share_due(&self.anomaly, now.as_millis());
         drop(usage);
         if newly_dirty {
             self.dirty().push(entry.clone());
@@ -704,10 +708,11 @@ impl KeyService {
     }
 
     /// The periodic flush: writes the usage that is due, a new network at once and any other
-    /// change once its last write is [`USAGE_WRITE_EVERY`] old, so that a key in steady use costs
-    /// one row write a minute rather than one per flush. Returns how many were written.
+    /// change once its last write is [`KeyService::usage_write_every`] old, so that a key in
+    /// steady use costs one row write every five minutes rather than one per flush. Returns how
+    /// many were written.
     pub async fn flush_due(&self) -> Result<usize, StoreError> {
-        let stale = self.clock.now().minus(USAGE_WRITE_EVERY);
+        let stale = self.clock.now().minus(self.usage_write_every());
         let pending = std::mem::take(&mut *self.dirty());
         let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| {
             let usage = e.usage();
@@ -716,6 +721,16 @@ impl KeyService {
         // Still marked dirty: they stay queued (judge does not queue them twice).
         self.dirty().extend(later);
         self.write_usage(due).await
+    }
+
+    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a tenth of
+    /// `keys.idle_timeout` when that is shorter, so that idleness stays exact to a tenth of itself
+    /// (API.md).
+    pub fn usage_write_every(&self) -> Duration {
+        match self.policy.idle_timeout {
+            Some(idle) => USAGE_WRITE_EVERY.min(idle / 10),
+            None => USAGE_WRITE_EVERY,
+        }
     }
 
     /// How long the shared anomaly rows of a key matter: the network window, or the two flood
@@ -757,7 +772,7 @@ impl KeyService {
                 let mut queue = lock(&self.unshared);
                 for (entry, delta) in taken {
                     let mut usage = entry.usage();
-                    let was_queued = usage.activity.has_unshared();
+                    let was_queued = usage.activity.share_due(&self.anomaly, now.as_millis());
                     usage.activity.unshare(delta);
                     drop(usage);
                     if !was_queued {

@@ -420,6 +420,33 @@ impl AccountService {
         })
     }
 
+    /// The first steps of a sign-in or a reset with a code: the attempt counted by the throttles
+    /// under the name as typed, before anything is read, then the account with that name (if
+    /// any) and its password hash. A failed read takes the attempt back.
+    async fn admit_login(
+        &self,
+        username: &str,
+        client: &Client,
+        network: &str,
+        now: Timestamp,
+    ) -> Result<(Attempt, Option<(User, StoredHash)>), ServiceError> {
+        let account = Username::parse(username).ok().map(|n| n.canonical());
+        let attempt = self
+            .admit(username, account.as_deref(), None, client, network, now)
+            .await?;
+        let found = match &account {
+            Some(canonical) => match self.store.find_login(canonical).await {
+                Ok(found) => found,
+                Err(e) => {
+                    self.take_back(attempt).await;
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        Ok((attempt, found))
+    }
+
     /// `POST /auth`: the same work and the same answer whether or not the name exists.
     ///
     /// Linearizable with password changes: the key is issued only while the hash the password
@@ -439,20 +466,7 @@ impl AccountService {
         }
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
-        let account = Username::parse(username).ok().map(|n| n.canonical());
-        let attempt = self
-            .admit(username, account.as_deref(), None, client, &network, now)
-            .await?;
-        let mut found = match &account {
-            Some(canonical) => match self.store.find_login(canonical).await {
-                Ok(found) => found,
-                Err(e) => {
-                    self.take_back(attempt).await;
-                    return Err(e.into());
-                }
-            },
-            None => None,
-        };
+        let (attempt, mut found) = self.admit_login(username, client, &network, now).await?;
         let user_id = found.as_ref().map(|(u, _)| u.id);
         // An oversized or control-character password cannot match any stored hash; it is
         // refused like a wrong password, with no hashing (its cost does not depend on the name).

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{by_text, AccountService, ServiceError};
 use crate::domain::reset_code::{self, ResetCode, StoredCode};
-use crate::domain::{AccessKey, EventKind, NewEvent, Password, Role, Timestamp, Username};
+use crate::domain::{AccessKey, EventKind, NewEvent, Password, Role, Timestamp};
 use crate::service::hasher::Overloaded;
 use crate::service::keys::Client;
 use crate::store::StoreError;
@@ -68,20 +68,7 @@ impl AccountService {
         }
         let now = self.clock.now();
         let network = self.keys.network_of(client.ip);
-        let account = Username::parse(username).ok().map(|n| n.canonical());
-        let attempt = self
-            .admit(username, account.as_deref(), None, client, &network, now)
-            .await?;
-        let found = match &account {
-            Some(canonical) => match self.store.find_login(canonical).await {
-                Ok(found) => found,
-                Err(e) => {
-                    self.take_back(attempt).await;
-                    return Err(e.into());
-                }
-            },
-            None => None,
-        };
+        let (attempt, found) = self.admit_login(username, client, &network, now).await?;
         let user_id = found.as_ref().map(|(u, _)| u.id);
         // The same read whether or not the name is an account's (the nil id has no code).
         let stored = match self.store.reset_code(user_id.unwrap_or(Uuid::nil())).await {

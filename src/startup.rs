@@ -432,7 +432,9 @@ async fn catch_up(services: &Services, feed_seq: &mut i64) -> crate::store::Stor
             }
         }
     }
-    if *feed_seq > 0 {
+    // A gap can only open while reads fail (housekeeping keeps the feed 30 days; it is read
+    // every second): its bounds are read only then, not at every tick.
+    if *feed_seq > 0 && services.keys.feed_is_failing() {
         let bounds = services.store.feed_bounds().await?;
         if bounds.oldest.is_some_and(|oldest| oldest > *feed_seq + 1) {
             tracing::warn!(from = *feed_seq, oldest = ?bounds.oldest, "the revocation feed has a gap since it was last read: every cached key is read again");

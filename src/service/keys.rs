@@ -289,6 +289,11 @@ impl KeyService {
         self.feed_failing.store(true, Ordering::Release);
     }
 
+    /// Whether a read of the revocation feed has failed since the last successful one.
+    pub fn feed_is_failing(&self) -> bool {
+        self.feed_failing.load(Ordering::Acquire)
+    }
+
     /// Notifications may have been missed: the next read of the feed re-reads its latest entries.
     pub fn feed_suspect(&self) {
         self.feed_suspect.store(true, Ordering::Release);
@@ -373,7 +378,10 @@ impl KeyService {
         if !role.keys_last_until_revoked() && !usage.activity.knows_network(&self.anomaly, network, now) {
             usage.urgent = true;
         }
-        let was_due = usage.activity.share_due(&self.anomaly, now.as_millis());
+        // Sharing is for several instances (PostgreSQL): on one machine nothing takes it, so the
+        // hot path skips its bookkeeping.
+        let shared = self.anomaly.shared;
+        let was_due = shared && usage.activity.share_due(&self.anomaly, now.as_millis());
         let judged = match usage.activity.observe_for(&self.anomaly, role, network, now) {
             Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
             Verdict::Revoke(reason) => Judged::Revoke(reason),
@@ -399,7 +407,7 @@ impl KeyService {
         usage.dirty = true;
         // Queued for sharing once there is something worth a write (`KeyActivity::share_due`),
         // not at its first request: a quiet key is shared when it turns busy or meets a network.
-        let newly_unshared = !was_due && usage.activity.share_due(&self.anomaly, now.as_millis());
+        let newly_unshared = shared && !was_due && usage.activity.share_due(&self.anomaly, now.as_millis());
         drop(usage);
         if newly_dirty {
             self.dirty().push(entry.clone());

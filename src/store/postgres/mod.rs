@@ -230,15 +230,24 @@ async fn replace_verified_hash(
         Some(_) => {}
     }
     if let Some(phc) = password.upgrade {
-        sqlx::query(
-            "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
-        )
+        set_native_hash(conn, user_id, phc, at).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the account's password hash with one made here (no longer legacy).
+async fn set_native_hash(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    phc: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3")
         .bind(phc)
         .bind(at.as_millis())
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
-    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::suspensions::suspension_in_force;
-use super::{insert_events, insert_feed, insert_key, lock_user, revoke_where, PgStore};
+use super::{insert_events, insert_feed, insert_key, lock_user, revoke_where, set_native_hash, PgStore};
 use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
 use crate::domain::{NewEvent, RevocationReason};
 use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodeStore};
@@ -71,14 +71,7 @@ impl ResetCodeStore for PgStore {
             if spent.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }
-            sqlx::query(
-                "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3",
-            )
-            .bind(phc)
-            .bind(at.as_millis())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            set_native_hash(&mut tx, user_id, phc, at).await?;
             let revoked = revoke_where(
                 &mut tx,
                 user_id,

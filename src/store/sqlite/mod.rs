@@ -288,13 +288,24 @@ async fn replace_verified_hash(
         Some(_) => {}
     }
     if let Some(phc) = password.upgrade {
-        sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
-            .bind(phc)
-            .bind(at.as_millis())
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        set_native_hash(tx, user_id, phc, at).await?;
     }
+    Ok(())
+}
+
+/// Replaces the account's password hash with one made here (no longer legacy).
+async fn set_native_hash(
+    tx: &mut SqliteConnection,
+    user_id: Uuid,
+    phc: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
+        .bind(phc)
+        .bind(at.as_millis())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::suspensions::suspension_in_force;
-use super::{insert_event, insert_feed, insert_key, revoke_where, SqliteStore};
+use super::{insert_event, insert_feed, insert_key, revoke_where, set_native_hash, SqliteStore};
 use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
 use crate::domain::{NewEvent, RevocationReason};
 use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodeStore};
@@ -68,12 +68,7 @@ impl ResetCodeStore for SqliteStore {
             if spent.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }
-            sqlx::query("UPDATE password_hashes SET phc = ?, updated_ms = ?, legacy = 0 WHERE user_id = ?")
-                .bind(phc)
-                .bind(at.as_millis())
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            set_native_hash(&mut tx, user_id, phc, at).await?;
             let revoked = revoke_where(
                 &mut tx,
                 user_id,

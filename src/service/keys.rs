@@ -418,7 +418,15 @@ impl KeyService {
         judged
     }
 
+    /// Reads a key that is not in the cache. Concurrent first requests with one key wait for a
+    /// single read (quick_cache's placeholder) and share the one entry it inserts: each loading
+    /// its own would count their requests on entries the cache then drops, so a burst on a fresh
+    /// key could pass the flood and rate limits by the burst's width.
     async fn load(&self, digest: KeyDigest) -> Result<Arc<KeyEntry>, KeyError> {
+        let guard = match self.cache.get_value_or_guard_async(&digest).await {
+            Ok(entry) => return Ok(entry),
+            Err(guard) => guard,
+        };
         let seen = self.revocations.load(Ordering::SeqCst);
         let Some((record, user)) = self.store.find_key(&digest).await? else {
             return Err(KeyError::Invalid);
@@ -432,7 +440,8 @@ impl KeyService {
             &self.anomaly,
             self.clock.now(),
         ));
-        self.cache.insert(digest, entry.clone());
+        // Err: a revocation removed the placeholder meanwhile; the entry is not cached.
+        let _ = guard.insert(entry.clone());
         // A revocation that committed while we were reading may have invalidated the cache
         // before our insert: drop what we inserted so the next request reads again.
         if self.revocations.load(Ordering::SeqCst) != seen {

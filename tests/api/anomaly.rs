@@ -119,6 +119,44 @@ async fn a_flood_revokes_at_its_threshold() {
     assert_eq!(revocation_reasons(&app).await, vec!["request_flood"]);
 }
 
+/// A burst on a key no request has loaded yet: the concurrent first requests share one read
+/// and one counter, so the flood limit holds exactly (each loading its own entry let up to the
+/// burst's width through). Several worker threads, as in the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrent_burst_on_a_fresh_key_passes_no_more_than_the_flood_limit() {
+    const FLOOD: u64 = 10;
+    let app = spawn_app_with(|s| {
+        s.anomaly.flood_max_requests = FLOOD;
+        s.rate_limit.key_burst = 1000;
+    })
+    .await;
+    for round in 0..3 {
+        let key = app.user(&format!("burst{round}")).await;
+        // Each task opens its connection first, so that the requests arrive together.
+        let ready = std::sync::Arc::new(tokio::sync::Barrier::new(32));
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let client = reqwest::Client::new();
+            let (health, url) = (app.url("/health"), app.url("/auth"));
+            let (key, ready) = (key.clone(), ready.clone());
+            tasks.push(tokio::spawn(async move {
+                client.get(health).send().await.unwrap();
+                ready.wait().await;
+                let r = client.get(url).bearer_auth(key).send().await.unwrap();
+                r.status().as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        let passed = statuses.iter().filter(|s| **s == 200).count() as u64;
+        assert_eq!(passed, FLOOD, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 403), "{statuses:?}");
+        app.validate(&key).await.assert_invalid_key();
+    }
+}
+
 #[tokio::test]
 async fn the_rate_limit_answers_429_and_recovers_without_revoking() {
     let app = spawn_app_with(|s| {

@@ -41,8 +41,19 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// network at the next flush, other changes every five minutes per key (`USAGE_WRITE_EVERY`). Every
 /// written key is a row to update, the hot path's main cost after the request itself. A crash
 /// loses at most 10 s of networks and 310 s of `last_used` and request counts, never an
-/// acknowledged write; a graceful stop loses nothing.
+/// acknowledged write; a graceful stop loses nothing. More often with a short idle timeout
+/// ([`usage_flush_ticks`]).
 const USAGE_FLUSH_TICKS: u32 = 10;
+
+/// The flush period in ticks for keys written every `write_every`: [`USAGE_FLUSH_TICKS`], or
+/// `write_every` in whole seconds (at least one) when that is shorter, so that a short
+/// `keys.idle_timeout` stays exact to a tenth of itself.
+fn usage_flush_ticks(write_every: Duration) -> u32 {
+    let secs = write_every.as_secs() / FLUSH_EVERY.as_secs().max(1);
+    u32::try_from(secs)
+        .unwrap_or(u32::MAX)
+        .clamp(1, USAGE_FLUSH_TICKS)
+}
 /// How often keys idle in the cache are dropped from it, in ticks of [`FLUSH_EVERY`].
 const SWEEP_TICKS: u32 = 60;
 /// How often old rows are deleted.
@@ -361,6 +372,7 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
         }
     };
     let mut ticks: u32 = 0;
+    let usage_ticks = usage_flush_ticks(services.keys.usage_write_every());
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -382,7 +394,7 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                         tracing::warn!(error = %e, "could not share key activity; will retry");
                     }
                 }
-                if ticks.is_multiple_of(USAGE_FLUSH_TICKS) {
+                if ticks.is_multiple_of(usage_ticks) {
                     services.flush_usage().await;
                 }
                 if ticks.is_multiple_of(SWEEP_TICKS) {
@@ -575,4 +587,16 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: draining requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_flushed_every_ten_seconds_or_as_often_as_a_short_idle_timeout_needs() {
+        assert_eq!(usage_flush_ticks(Duration::from_secs(300)), 10);
+        assert_eq!(usage_flush_ticks(Duration::from_secs(3)), 3);
+        assert_eq!(usage_flush_ticks(Duration::from_millis(500)), 1);
+    }
 }

@@ -278,9 +278,11 @@ impl KeyActivity {
     /// per request; a busy one is shared every second, so its flood and rate counts lag by at
     /// most a second across instances.
     pub fn share_due(&self, policy: &AnomalyPolicy, now: i64) -> bool {
-        if !self.unshared_networks.is_empty() {
-            return true;
-        }
+        !self.unshared_networks.is_empty() || self.counts_due(policy, now)
+    }
+
+    /// The request half of [`KeyActivity::share_due`]: whether the key is busy.
+    fn counts_due(&self, policy: &AnomalyPolicy, now: i64) -> bool {
         let unshared: u64 = self.unshared.iter().map(|(_, n)| *n).sum();
         if unshared == 0 {
             return false;
@@ -293,6 +295,18 @@ impl KeyActivity {
             0
         };
         unshared >= busy_total || this_second as f64 > policy.per_second / 10.0
+    }
+
+    /// What is due of [`KeyActivity::take_unshared`]: the networks to share, and the requests
+    /// only once the key is busy, so that a network shared by a quiet key writes no count.
+    pub fn take_due(&mut self, policy: &AnomalyPolicy, now: i64) -> ActivityDelta {
+        if self.counts_due(policy, now) {
+            return self.take_unshared();
+        }
+        let quiet = std::mem::take(&mut self.unshared);
+        let delta = self.take_unshared();
+        self.unshared = quiet;
+        delta
     }
 
     /// What this instance saw since it last shared, for the store to add to the totals; it is
@@ -454,14 +468,19 @@ mod tests {
         let start = 1_800_000_000_000;
         a.observe(&p, home, t(start));
         assert!(a.share_due(&p, start), "a new network");
-        a.take_unshared();
+        let first = a.take_due(&p, start);
+        assert_eq!(first.networks.len(), 1);
+        assert!(
+            first.counts.is_empty(),
+            "a quiet key's network is shared without its count"
+        );
         // One request every 10 s: never busy, nothing due until 10 of them (1 % of 1,000).
-        for i in 1..10 {
+        for i in 1..9 {
             let at = start + i * 10_000;
             assert_eq!(a.observe(&p, home, t(at)), Verdict::Allow);
             assert!(!a.share_due(&p, at), "request {i} of a quiet key");
         }
-        let at = start + 100_000;
+        let at = start + 90_000;
         a.observe(&p, home, t(at));
         assert!(a.share_due(&p, at), "1 % of the flood limit");
         a.take_unshared();

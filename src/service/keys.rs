@@ -347,7 +347,16 @@ impl KeyService {
         };
         let now = self.clock.now();
         let network = self.anomaly.network_of(client.ip);
-        match self.judge(&entry, now, network, client) {
+        let mut judged = self.judge(&entry, now, network, client);
+        if matches!(judged, Judged::Expired { .. }) && self.anomaly.shared {
+            // Several instances: the key may be in use on another one, which writes its use
+            // every `usage_write_every`; this instance's copy of `last_used` is only its own.
+            if !self.take_stored_use(&entry).await? {
+                return Err(KeyError::Invalid);
+            }
+            judged = self.judge(&entry, now, network, client);
+        }
+        match judged {
             Judged::Expired { at } => {
                 self.revoke(&entry, RevocationReason::Expired, at, None).await?;
                 Err(KeyError::Invalid)
@@ -416,6 +425,23 @@ impl KeyService {
             lock(&self.unshared).push(entry.clone());
         }
         judged
+    }
+
+    /// Before a cached key is declared idle: takes in its `last_used` as stored, which the other
+    /// instances using it keep fresh. `false` when the key is gone or revoked meanwhile (it is
+    /// forgotten here then).
+    async fn take_stored_use(&self, entry: &KeyEntry) -> Result<bool, KeyError> {
+        match self.store.find_key(&entry.digest).await? {
+            Some((record, _)) if record.revoked.is_none() => {
+                let mut usage = entry.usage();
+                usage.last_used = usage.last_used.max(record.last_used);
+                Ok(true)
+            }
+            _ => {
+                self.forget_digests(&[entry.digest]);
+                Ok(false)
+            }
+        }
     }
 
     /// Reads a key that is not in the cache. Concurrent first requests with one key wait for a
@@ -740,12 +766,13 @@ impl KeyService {
         self.write_usage(due).await
     }
 
-    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a tenth of
-    /// `keys.idle_timeout` when that is shorter, so that idleness stays exact to a tenth of itself
-    /// (API.md).
+    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a twentieth
+    /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
+    /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds), so idleness is
+    /// exact to a tenth of itself (API.md) for idle timeouts of 20 s and more, to 2 s below.
     pub fn usage_write_every(&self) -> Duration {
         match self.policy.idle_timeout {
-            Some(idle) => USAGE_WRITE_EVERY.min(idle / 10),
+            Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),
             None => USAGE_WRITE_EVERY,
         }
     }
@@ -768,7 +795,7 @@ impl KeyService {
         let queued: Vec<Arc<KeyEntry>> = std::mem::take(&mut *lock(&self.unshared));
         let mut taken = Vec::new();
         for entry in queued {
-            let delta = entry.usage().activity.take_unshared();
+            let delta = entry.usage().activity.take_due(&self.anomaly, now.as_millis());
             if !delta.is_empty() {
                 taken.push((entry, delta));
             }

@@ -95,6 +95,8 @@ mod instances;
 #[cfg(feature = "external")]
 mod outage;
 #[cfg(feature = "external")]
+mod sharing;
+#[cfg(feature = "external")]
 mod startup;
 #[cfg(feature = "external")]
 mod streams;

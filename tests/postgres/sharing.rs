@@ -1,0 +1,199 @@
+//! The bounds of what instances share (API.md, "Several instances"): a quiet key costs the
+//! database no write per request, a busy one is shared every second, and a key's idleness is
+//! judged on its use on every instance, exact to a tenth of `keys.idle_timeout`. Each test runs
+//! two real server processes on one fresh PostgreSQL database.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{database_url, start_binary, Server, PASSWORD};
+
+async fn sign_up(server: &Server, username: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(server.url("/users"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["data"]["key"].as_str().unwrap().to_owned()
+}
+
+async fn validate(client: &reqwest::Client, server: &Server, key: &str) -> u16 {
+    client
+        .get(server.url("/auth"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn two_instances(env: &[(&str, &str)]) -> (tempfile::TempDir, Server, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_binary(dir.path(), env).await;
+    let b = start_binary(dir.path(), env).await;
+    (dir, a, b)
+}
+
+/// The requests of `username`'s keys that the instances have shared (`key_request_counts`).
+async fn shared_requests(dir: &std::path::Path, username: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&database_url(dir)).await.unwrap();
+    let n: Option<i64> = sqlx::query_scalar(
+        "SELECT sum(c.count)::bigint FROM key_request_counts c \
+         JOIN keys k ON k.id = c.key_id JOIN users u ON u.id = k.user_id \
+         WHERE u.username = $1",
+    )
+    .bind(username)
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    let _ = db.close().await;
+    n.unwrap_or(0)
+}
+
+/// A quiet key (a request every 300 ms, under a tenth of the rate limit) writes no request
+/// count while its unshared requests stay under 1 % of the flood limit on each instance; the
+/// request that reaches 1 % has the count shared within about a second.
+#[tokio::test]
+async fn a_quiet_key_shares_its_requests_only_when_it_crosses_the_threshold() {
+    // 1 % of 1,000: ten requests; a tenth of 50 per second: five in one second.
+    let (dir, a, b) = two_instances(&[("KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS", "1000")]).await;
+    let key = sign_up(&a, "quiet").await;
+    let client = reqwest::Client::new();
+    for server in [&a, &b] {
+        for _ in 0..9 {
+            assert_eq!(validate(&client, server, &key).await, 200);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // Both instances had two whole sharing rounds since their last request.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        shared_requests(dir.path(), "quiet").await,
+        0,
+        "nine requests on each instance, none of them busy, and counts were written"
+    );
+    // The tenth on A: 1 % of the flood limit, shared within a second (plus a tick).
+    assert_eq!(validate(&client, &a, &key).await, 200);
+    let crossed = Instant::now();
+    loop {
+        let shared = shared_requests(dir.path(), "quiet").await;
+        if shared == 10 {
+            break;
+        }
+        assert!(
+            crossed.elapsed() < Duration::from_millis(2500),
+            "A's ten requests are still not shared ({shared} are)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "a quiet key crossing 1 % of the flood limit: shared after {:?}",
+        crossed.elapsed()
+    );
+}
+
+/// A key that turns busy on both instances at once (each well over a tenth of the rate limit
+/// per second): together they refuse it once the flood limit is passed, each learning of the
+/// other's requests within a second, so at most about a second's requests of each pass beyond it.
+#[tokio::test]
+async fn a_key_busy_on_two_instances_at_once_is_refused_by_both_within_a_second_of_the_limit() {
+    const FLOOD: u64 = 300;
+    let (_dir, a, b) = two_instances(&[
+        ("KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS", "300"),
+        ("KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND", "1000"),
+        ("KILLBILL_AUTH_RATE_LIMIT_KEY_BURST", "1000"),
+    ])
+    .await;
+    let key = sign_up(&a, "busy").await;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    // Four paced clients per instance, about 40 requests per second each.
+    for server in [&a, &b] {
+        for _ in 0..4 {
+            let url = server.url("/auth");
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (mut accepted, mut sent) = (0u64, 0u64);
+                while start.elapsed() < Duration::from_secs(20) {
+                    sent += 1;
+                    let r = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                    match r.status().as_u16() {
+                        200 => accepted += 1,
+                        403 => return (accepted, sent),
+                        other => panic!("status {other}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                panic!("never refused after {accepted} accepted requests");
+            }));
+        }
+    }
+    let (mut accepted, mut sent) = (0, 0);
+    for t in tasks {
+        let (a, s) = t.await.unwrap();
+        accepted += a;
+        sent += s;
+    }
+    let took = start.elapsed().as_secs_f64();
+    // Requests per second on each instance, which bounds what one second of lag lets through.
+    let per_instance_second = (sent as f64 / took / 2.0).ceil() as u64;
+    let bound = FLOOD + 2 * (per_instance_second + FLOOD / 100) + 2;
+    println!(
+        "busy on two instances at once: {accepted} accepted against a flood limit of {FLOOD} \
+         ({per_instance_second} requests/s per instance, bound {bound}), refused after {took:.1} s"
+    );
+    // Never refused early: what each instance counts is at most what was really served.
+    assert!(accepted + 2 >= FLOOD, "refused after only {accepted} requests");
+    assert!(accepted <= bound, "{accepted} accepted, more than {bound}");
+    // Neither instance alone passed the limit's half by much: both counted the other's requests.
+    assert!(
+        accepted < 2 * FLOOD - 50,
+        "{accepted}: the instances counted apart"
+    );
+}
+
+/// `keys.idle_timeout` across instances: a key used only on A for longer than the timeout is
+/// not expired by B (B reads the use A wrote before declaring it idle); once nobody uses it, it
+/// is refused by both after the timeout plus at most a tenth of it.
+#[tokio::test]
+async fn idleness_counts_use_on_every_instance_and_is_exact_to_a_tenth() {
+    let idle = Duration::from_secs(20);
+    let (_dir, a, b) = two_instances(&[("KILLBILL_AUTH_KEYS_IDLE_TIMEOUT", "20s")]).await;
+    let key = sign_up(&a, "idler").await;
+    let client = reqwest::Client::new();
+    assert_eq!(validate(&client, &b, &key).await, 200, "B caches it");
+    let started = Instant::now();
+    while started.elapsed() < idle + Duration::from_secs(2) {
+        assert_eq!(validate(&client, &a, &key).await, 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // B last saw it 22 s ago; A used it half a second ago.
+    assert_eq!(
+        validate(&client, &b, &key).await,
+        200,
+        "B expired a key that A was using"
+    );
+    let last_use = Instant::now();
+    tokio::time::sleep(idle + idle / 10).await;
+    assert_eq!(
+        validate(&client, &a, &key).await,
+        403,
+        "A, idle for 1.1 × the timeout"
+    );
+    assert_eq!(
+        validate(&client, &b, &key).await,
+        403,
+        "B, idle for 1.1 × the timeout"
+    );
+    println!(
+        "idle timeout of {idle:?} across instances: refused {:?} after the last use",
+        last_use.elapsed()
+    );
+}

@@ -90,10 +90,13 @@ pub struct KeyActivity {
     flood_previous: u64,
     #[serde(rename = "fc", default)]
     flood_current: u64,
-    /// Token bucket: tokens left (in thousandths) and when it was last refilled. Not persisted:
-    /// a restart refills the bucket, which costs at most one burst.
+    /// Token bucket: tokens left (in thousandths) and when it was last refilled. Negative when
+    /// the other instances served more than this one had left: the debt is paid by the refill
+    /// before this instance serves again, so that instances hammered at once allow together what
+    /// one would, not each its own rate (at most one burst of debt, see [`KeyActivity::absorb`]).
+    /// Not persisted: a restart refills the bucket, which costs at most one burst.
     #[serde(skip)]
-    bucket: Option<(u64, i64)>,
+    bucket: Option<(i64, i64)>,
     /// Requests counted here and not shared yet, by flood window start (at most two windows).
     #[serde(skip)]
     unshared: Vec<(i64, u64)>,
@@ -108,7 +111,21 @@ pub struct KeyActivity {
     /// the key is busy now (see [`KeyActivity::share_due`]).
     #[serde(skip)]
     this_second: (i64, u64),
+    /// Requests served here and not shared yet, by flood window start.
+    #[serde(skip)]
+    unshared_served: Vec<(i64, u64)>,
+    /// The served requests of every instance as this one last knew them, by flood window start,
+    /// and when it last took in the totals: what the others served since takes tokens from this
+    /// bucket ([`KeyActivity::absorb`]).
+    #[serde(skip)]
+    served_known: Option<(Vec<(i64, u64)>, i64)>,
 }
+
+/// The longest gap between two takings-in of the totals over which what the other instances
+/// served is charged to this bucket. A busy key is shared every second; after a longer gap the
+/// others' requests are mostly older than a bucket remembers (a burst at the rate), and charging
+/// them would throttle a key that is quiet now.
+const CHARGE_WITHIN_MS: i64 = 3_000;
 
 /// A network in steady use goes without its last-seen time being shared again for this part of
 /// the window (API.md: refreshed at most once per `anomaly.window / 24`, an hour by default):
@@ -117,25 +134,28 @@ fn reshare_seen_after_ms(policy: &AnomalyPolicy) -> i64 {
     (duration_ms(policy.window) / 24).max(1)
 }
 
-/// What one instance saw of a key since it last shared: requests per flood window start, and
-/// networks with when they were seen.
+/// What one instance saw of a key since it last shared: requests per flood window start (all
+/// that presented the key, for the flood rule), those of them it served (for the rate limit),
+/// and networks with when they were seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActivityDelta {
     pub counts: Vec<(i64, u64)>,
+    pub served: Vec<(i64, u64)>,
     pub networks: Vec<(IpNet, i64)>,
 }
 
 impl ActivityDelta {
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.networks.is_empty()
+        self.counts.is_empty() && self.served.is_empty() && self.networks.is_empty()
     }
 }
 
-/// What every instance saw of a key: total requests per recent flood window, and the networks
-/// seen within the window with their latest sighting.
+/// What every instance saw of a key: total requests and served requests per recent flood
+/// window, and the networks seen within the window with their latest sighting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedActivity {
     pub counts: Vec<(i64, u64)>,
+    pub served: Vec<(i64, u64)>,
     pub networks: Vec<(IpNet, i64)>,
 }
 
@@ -304,8 +324,10 @@ impl KeyActivity {
             return self.take_unshared();
         }
         let quiet = std::mem::take(&mut self.unshared);
+        let quiet_served = std::mem::take(&mut self.unshared_served);
         let delta = self.take_unshared();
         self.unshared = quiet;
+        self.unshared_served = quiet_served;
         delta
     }
 
@@ -318,6 +340,7 @@ impl KeyActivity {
         }
         ActivityDelta {
             counts: std::mem::take(&mut self.unshared),
+            served: std::mem::take(&mut self.unshared_served),
             networks,
         }
     }
@@ -327,6 +350,9 @@ impl KeyActivity {
         for (w, n) in delta.counts {
             add_count(&mut self.unshared, w, n);
         }
+        for (w, n) in delta.served {
+            add_count(&mut self.unshared_served, w, n);
+        }
         for (network, seen) in delta.networks {
             self.shared_seen.retain(|(n, _)| *n != network);
             note_seen(&mut self.unshared_networks, network, seen);
@@ -335,8 +361,9 @@ impl KeyActivity {
 
     /// Takes in what every instance saw (the totals after this instance's last delta was added):
     /// networks are united; each window's count becomes its total plus what was counted here
-    /// since; requests the other instances served take their tokens from this bucket. Returns the
-    /// reason to revoke the key when the united activity crosses a line.
+    /// since; requests the other instances served since the last taking-in (within
+    /// [`CHARGE_WITHIN_MS`]) take their tokens from this bucket, down to a debt of one burst.
+    /// Returns the reason to revoke the key when the united activity crosses a line.
     pub fn absorb(
         &mut self,
         policy: &AnomalyPolicy,
@@ -348,7 +375,6 @@ impl KeyActivity {
         if let Some(newest) = shared.counts.iter().map(|(w, _)| *w).max() {
             self.advance_flood_window(window, newest);
         }
-        let mut others = 0u64;
         for (w, total) in &shared.counts {
             let since = self.unshared.iter().find(|(u, _)| u == w).map_or(0, |(_, n)| *n);
             let known = if *w == self.flood_start {
@@ -359,14 +385,9 @@ impl KeyActivity {
                 continue;
             };
             let merged = total.saturating_add(since);
-            others = others.saturating_add(merged.saturating_sub(*known));
             *known = (*known).max(merged);
         }
-        if others > 0 {
-            if let Some((tokens, _)) = &mut self.bucket {
-                *tokens = tokens.saturating_sub(others.saturating_mul(1000));
-            }
-        }
+        self.charge_served_elsewhere(policy, window, &shared.served, now);
         let horizon = now.saturating_sub(duration_ms(policy.window));
         for (network, seen) in &shared.networks {
             if *seen <= horizon {
@@ -385,15 +406,63 @@ impl KeyActivity {
             .then_some(RevocationReason::RequestFlood)
     }
 
+    /// The rate-limit half of [`KeyActivity::absorb`].
+    fn charge_served_elsewhere(
+        &mut self,
+        policy: &AnomalyPolicy,
+        window: i64,
+        totals: &[(i64, u64)],
+        now: i64,
+    ) {
+        let (mut known, last) = self.served_known.take().unwrap_or_default();
+        let charge = last != 0 && now.saturating_sub(last) <= CHARGE_WITHIN_MS;
+        let mut others = 0u64;
+        for (w, total) in totals {
+            let since = self
+                .unshared_served
+                .iter()
+                .find(|(u, _)| u == w)
+                .map_or(0, |(_, n)| *n);
+            let merged = total.saturating_add(since);
+            match known.iter_mut().find(|(k, _)| k == w) {
+                Some((_, k)) => {
+                    others = others.saturating_add(merged.saturating_sub(*k));
+                    *k = (*k).max(merged);
+                }
+                None => {
+                    // A window new to this instance: all of it is news.
+                    others = others.saturating_add(merged);
+                    known.push((*w, merged));
+                }
+            }
+        }
+        known.retain(|(w, _)| *w >= self.flood_start.saturating_sub(window));
+        self.served_known = Some((known, now));
+        if !charge || others == 0 {
+            return;
+        }
+        if let Some((tokens, _)) = &mut self.bucket {
+            let debt_floor = -((policy.burst * 1000.0) as i64);
+            let taken = i64::try_from(others.saturating_mul(1000)).unwrap_or(i64::MAX);
+            *tokens = tokens.saturating_sub(taken).max(debt_floor);
+        }
+    }
+
     fn take_token(&mut self, policy: &AnomalyPolicy, now: i64) -> Verdict {
         const MILLI: f64 = 1000.0;
-        let capacity = (policy.burst * MILLI) as u64;
+        let capacity = (policy.burst * MILLI) as i64;
         let (tokens, last) = self.bucket.unwrap_or((capacity, now));
         let elapsed_ms = now.saturating_sub(last).max(0) as f64;
-        let refill = (elapsed_ms * policy.per_second) as u64; // thousandths of a token per ms = per second
+        let refill = (elapsed_ms * policy.per_second) as i64; // thousandths of a token per ms = per second
         let tokens = tokens.saturating_add(refill).min(capacity);
         if tokens >= 1000 {
             self.bucket = Some((tokens - 1000, now));
+            if policy.shared {
+                add_count(&mut self.unshared_served, self.flood_start, 1);
+                if let Some((known, _)) = &mut self.served_known {
+                    add_count(known, self.flood_start, 1);
+                }
+            }
             Verdict::Allow
         } else {
             self.bucket = Some((tokens, now));
@@ -596,6 +665,7 @@ mod tests {
     #[derive(Default)]
     struct Shared {
         counts: std::collections::BTreeMap<i64, u64>,
+        served: std::collections::BTreeMap<i64, u64>,
         networks: std::collections::BTreeMap<IpNet, i64>,
     }
 
@@ -614,8 +684,12 @@ mod tests {
                 let s = self.networks.entry(net).or_default();
                 *s = (*s).max(seen);
             }
+            for (w, n) in delta.served {
+                *self.served.entry(w).or_default() += n;
+            }
             let totals = SharedActivity {
                 counts: self.counts.iter().map(|(w, n)| (*w, *n)).collect(),
+                served: self.served.iter().map(|(w, n)| (*w, *n)).collect(),
                 networks: self.networks.iter().map(|(n, s)| (*n, *s)).collect(),
             };
             a.absorb(p, &totals, now)
@@ -679,6 +753,40 @@ mod tests {
         assert!(
             matches!(a.observe(&p, n, t(7)), Verdict::Slow { .. }),
             "three served in all"
+        );
+    }
+
+    /// Two instances hammered at once for ten seconds, sharing every second: together they
+    /// allow about what one would (a burst, then the rate), plus a second's lag; the other's
+    /// requests put a bucket into debt rather than being forgiven at zero.
+    #[test]
+    fn instances_hammered_at_once_share_one_rate() {
+        let p = AnomalyPolicy {
+            per_second: 10.0,
+            burst: 10.0,
+            ..policy()
+        };
+        let n = net(&p, "10.0.0.1");
+        let mut a = KeyActivity::issued(Some(n), t(0));
+        let mut b = a.clone();
+        let mut store = Shared::default();
+        let mut allowed = 0;
+        for ms in 1..=10_000 {
+            for x in [&mut a, &mut b] {
+                if x.observe(&p, n, t(ms)) == Verdict::Allow {
+                    allowed += 1;
+                }
+            }
+            if ms % 1000 == 0 {
+                store.share(&mut a, &p, t(ms));
+                store.share(&mut b, &p, t(ms));
+            }
+        }
+        let one_instance = 10 + 10 * 10;
+        assert!(allowed >= one_instance, "{allowed}");
+        assert!(
+            allowed <= one_instance + 2 * 10,
+            "{allowed}: each instance kept its own rate"
         );
     }
 

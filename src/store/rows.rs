@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::{KeyRecord, RevokedKey, StoreError, StoreResult};
 use crate::domain::{
-    Event, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity, StoredHash, Suspension,
-    Timestamp, User, Username,
+    ActivityDelta, Event, KeyDigest, KeyPolicy, KeyStatus, RevocationReason, Role, SharedActivity,
+    StoredHash, Suspension, Timestamp, User, Username,
 };
 
 /// The columns of [`KeyRow`], on the table aliased `k`.
@@ -228,17 +228,30 @@ pub(super) fn expiry_bounds(policy: &KeyPolicy, now: Timestamp) -> (Timestamp, O
 
 /// Shared anomaly state from rows: counts per window, networks with their latest sighting (a
 /// network that does not parse is skipped: it could only come from a corrupt row).
-pub(crate) fn shared_activity(counts: Vec<(i64, i64)>, networks: Vec<(String, i64)>) -> SharedActivity {
+/// [`SharedActivity`] from rows of (window, requests, served) and (network, last seen).
+pub(crate) fn shared_activity(counts: Vec<(i64, i64, i64)>, networks: Vec<(String, i64)>) -> SharedActivity {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
     SharedActivity {
-        counts: counts
-            .into_iter()
-            .map(|(w, n)| (w, u64::try_from(n).unwrap_or(0)))
-            .collect(),
+        counts: counts.iter().map(|(w, n, _)| (*w, count(*n))).collect(),
+        served: counts.iter().map(|(w, _, s)| (*w, count(*s))).collect(),
         networks: networks
             .into_iter()
             .filter_map(|(n, seen)| Some((n.parse().ok()?, seen)))
             .collect(),
     }
+}
+
+/// A delta's requests and served requests by window, as rows of (window, requests, served).
+pub(crate) fn merge_counts(delta: &ActivityDelta) -> Vec<(i64, i64, i64)> {
+    let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+    let mut rows: Vec<(i64, i64, i64)> = delta.counts.iter().map(|(w, c)| (*w, n(*c), 0)).collect();
+    for (w, served) in &delta.served {
+        match rows.iter_mut().find(|(x, _, _)| x == w) {
+            Some(row) => row.2 = row.2.saturating_add(n(*served)),
+            None => rows.push((*w, 0, n(*served))),
+        }
+    }
+    rows
 }
 
 /// Three vectors from triples.

@@ -197,3 +197,61 @@ async fn idleness_counts_use_on_every_instance_and_is_exact_to_a_tenth() {
         last_use.elapsed()
     );
 }
+
+/// The rate limit split across instances: clients hammering one key on both instances at once
+/// get, in all, about what one instance would allow (a burst, then the rate), each instance
+/// learning within a second what the other served; not the double that two separate limits
+/// would let through.
+#[tokio::test]
+async fn the_rate_limit_split_across_instances_holds_for_both_together() {
+    const RATE: u64 = 10;
+    const BURST: u64 = 10;
+    let (_dir, a, b) = two_instances(&[
+        ("KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND", "10"),
+        ("KILLBILL_AUTH_RATE_LIMIT_KEY_BURST", "10"),
+    ])
+    .await;
+    let key = sign_up(&a, "hammer").await;
+    let run = Duration::from_secs(6);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for server in [&a, &b] {
+        for _ in 0..3 {
+            let url = server.url("/auth");
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (mut accepted, mut slowed) = (0u64, 0u64);
+                while start.elapsed() < run {
+                    let r = client.get(&url).bearer_auth(&key).send().await.unwrap();
+                    match r.status().as_u16() {
+                        200 => accepted += 1,
+                        429 => slowed += 1,
+                        other => panic!("status {other}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (accepted, slowed)
+            }));
+        }
+    }
+    let (mut accepted, mut slowed) = (0, 0);
+    for t in tasks {
+        let (a, s) = t.await.unwrap();
+        accepted += a;
+        slowed += s;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let one_instance = BURST as f64 + RATE as f64 * secs;
+    println!(
+        "rate limit of {RATE}/s (burst {BURST}) on two instances for {secs:.1} s: {accepted} \
+         accepted, {slowed} answered 429; one instance alone would allow {one_instance:.0}"
+    );
+    assert!(slowed > accepted, "the clients did push past the limit");
+    // What one instance allows, plus a second's lag of each instance.
+    let bound = one_instance + 2.0 * RATE as f64 + 2.0;
+    assert!(
+        (accepted as f64) <= bound,
+        "{accepted} accepted in all, more than {bound:.0}: the instances limited apart"
+    );
+}

@@ -49,8 +49,8 @@ use uuid::Uuid;
 use self::suspensions::{is_last_admin, suspension_in_force};
 use super::health::WriteHealth;
 use super::rows::{
-    expired_keys, expiry_bounds, shared_activity, ts, unzip3, FeedRow, KeyRow, KeyWithUserRow, LiveKeyRow,
-    LoginRow, RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+    expired_keys, expiry_bounds, merge_counts, shared_activity, ts, unzip3, FeedRow, KeyRow, KeyWithUserRow,
+    LiveKeyRow, LoginRow, RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
     Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
@@ -527,11 +527,11 @@ impl Store for PgStore {
         }
         // Rows in one order on every instance (key, then window or network), so that two
         // instances adding to the same keys at once cannot deadlock.
-        let mut counts: Vec<(Uuid, i64, i64)> = Vec::new();
+        let mut counts: Vec<(Uuid, i64, i64, i64)> = Vec::new();
         let mut networks: Vec<(Uuid, String, i64)> = Vec::new();
         for (key_id, delta) in deltas {
-            for (window, n) in &delta.counts {
-                counts.push((*key_id, *window, i64::try_from(*n).unwrap_or(i64::MAX)));
+            for (window, n, served) in merge_counts(delta) {
+                counts.push((*key_id, window, n, served));
             }
             for (network, seen) in &delta.networks {
                 networks.push((*key_id, network.to_string(), *seen));
@@ -542,6 +542,7 @@ impl Store for PgStore {
             let same = later.0 == first.0 && later.1 == first.1;
             if same {
                 first.2 = first.2.saturating_add(later.2);
+                first.3 = first.3.saturating_add(later.3);
             }
             same
         });
@@ -568,19 +569,23 @@ impl Store for PgStore {
             // The totals of the windows this instance added to, as the upsert leaves them (a
             // concurrent upsert of the same row waits for this one, and sees its sum): no second
             // read of every shared key.
-            let mut count_rows: Vec<(Uuid, i64, i64)> = Vec::new();
+            let mut count_rows: Vec<(Uuid, i64, i64, i64)> = Vec::new();
             if !counts.is_empty() {
-                let (ids, windows, ns): (Vec<Uuid>, Vec<i64>, Vec<i64>) = unzip3(counts.iter().cloned());
+                let (ids, windows, ns): (Vec<Uuid>, Vec<i64>, Vec<i64>) =
+                    unzip3(counts.iter().map(|(k, w, n, _)| (*k, *w, *n)));
+                let served: Vec<i64> = counts.iter().map(|c| c.3).collect();
                 count_rows = sqlx::query_as(
-                    "INSERT INTO key_request_counts (key_id, window_start_ms, count) \
-                     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) \
+                    "INSERT INTO key_request_counts (key_id, window_start_ms, count, served) \
+                     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) \
                      ON CONFLICT (key_id, window_start_ms) DO UPDATE \
-                     SET count = key_request_counts.count + excluded.count \
-                     RETURNING key_id, window_start_ms, count",
+                     SET count = key_request_counts.count + excluded.count, \
+                         served = key_request_counts.served + excluded.served \
+                     RETURNING key_id, window_start_ms, count, served",
                 )
                 .bind(&ids)
                 .bind(&windows)
                 .bind(&ns)
+                .bind(&served)
                 .fetch_all(&mut *tx)
                 .await?;
             }
@@ -613,12 +618,13 @@ impl Store for PgStore {
             }
             tx.commit().await?;
             // Grouped in one pass (a second's share may hold tens of thousands of keys).
-            let mut by_key: std::collections::HashMap<Uuid, (Vec<(i64, i64)>, Vec<(String, i64)>)> =
+            type Rows = (Vec<(i64, i64, i64)>, Vec<(String, i64)>);
+            let mut by_key: std::collections::HashMap<Uuid, Rows> =
                 keys.iter().map(|k| (*k, (Vec::new(), Vec::new()))).collect();
-            for (key, window, count) in count_rows {
+            for (key, window, count, served) in count_rows {
                 if window >= counts_since.as_millis() {
                     if let Some((counts, _)) = by_key.get_mut(&key) {
-                        counts.push((window, count));
+                        counts.push((window, count, served));
                     }
                 }
             }

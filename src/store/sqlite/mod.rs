@@ -30,8 +30,8 @@ use self::key_reader::KeyReader;
 use self::suspensions::{is_last_admin, suspension_in_force};
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::rows::{
-    expired_keys, expiry_bounds, shared_activity, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow, RevokedRow,
-    UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
+    expired_keys, expiry_bounds, merge_counts, shared_activity, ts, FeedRow, KeyRow, LiveKeyRow, LoginRow,
+    RevokedRow, UserRow, KEY_COLUMNS, LIVE_KEY_COLUMNS, LOGIN_SELECT, USER_COLUMNS,
 };
 use super::{
     Admission, Cause, CountedAttempt, ImportKey, KeyOutcome, KeyRecord, KeyUsage, NewKey, PruneCutoffs,
@@ -536,14 +536,16 @@ impl Store for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             for (key_id, delta) in deltas {
-                for (window, n) in &delta.counts {
+                for (window, n, served) in merge_counts(delta) {
                     sqlx::query(
-                        "INSERT INTO key_request_counts (key_id, window_start_ms, count) VALUES (?, ?, ?) \
-                         ON CONFLICT (key_id, window_start_ms) DO UPDATE SET count = count + excluded.count",
+                        "INSERT INTO key_request_counts (key_id, window_start_ms, count, served) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (key_id, window_start_ms) DO UPDATE \
+                         SET count = count + excluded.count, served = served + excluded.served",
                     )
                     .bind(key_id)
                     .bind(window)
-                    .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+                    .bind(n)
+                    .bind(served)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -561,8 +563,8 @@ impl Store for SqliteStore {
             }
             let mut totals = Vec::with_capacity(deltas.len());
             for (key_id, _) in deltas {
-                let counts: Vec<(i64, i64)> = sqlx::query_as(
-                    "SELECT window_start_ms, count FROM key_request_counts WHERE key_id = ? AND window_start_ms >= ?",
+                let counts: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT window_start_ms, count, served FROM key_request_counts WHERE key_id = ? AND window_start_ms >= ?",
                 )
                 .bind(key_id)
                 .bind(counts_since.as_millis())

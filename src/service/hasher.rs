@@ -42,7 +42,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use subtle::ConstantTimeEq;
 use tracing::Span;
 
-use super::accounts::ServiceError;
+use super::error::ServiceError;
 use crate::domain::legacy::{Argon2Variant, MAX_BCRYPT_COST};
 use crate::domain::{HashClass, Password, StoredHash};
 

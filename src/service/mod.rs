@@ -2,6 +2,7 @@
 //! (`store`) and the hashing pool. Knows nothing of HTTP.
 
 pub mod accounts;
+mod error;
 pub mod hasher;
 pub mod import;
 pub mod keys;
@@ -9,7 +10,8 @@ pub mod revocations;
 pub mod throttle;
 pub mod tickets;
 
-pub use accounts::{AccountService, ServiceError};
+pub use accounts::AccountService;
+pub use error::ServiceError;
 pub use hasher::Hasher;
 pub use keys::{Client, KeyEntry, KeyService};
 pub use revocations::RevocationHub;

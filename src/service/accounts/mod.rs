@@ -8,83 +8,18 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::error::ServiceError;
 use super::hasher::{Hasher, Overloaded, Verification};
-use super::keys::{Client, KeyEntry, KeyError, KeyService};
+use super::keys::{Client, KeyEntry, KeyService};
 use super::throttle::{Attempt, SignInGate, Subject, Throttle};
 use crate::clock::Clock;
 use crate::domain::password::PasswordError;
-use crate::domain::username::UsernameError;
 use crate::domain::{
     AccessKey, Event, EventKind, HashClass, NewEvent, Password, PasswordPolicy, RevocationReason, Role,
-    StoredHash, Suspension, SuspensionError, SuspensionRequest, Timestamp, User, Username,
+    StoredHash, Suspension, SuspensionRequest, Timestamp, User, Username,
 };
 use crate::store::{NewKey, Store, StoreError, VerifiedHash};
 use crate::telemetry::Sampled;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    InvalidUsername(#[from] UsernameError),
-    #[error(transparent)]
-    WeakPassword(#[from] PasswordError),
-    /// The new password of a change (`new_password`) is refused.
-    #[error(transparent)]
-    WeakNewPassword(PasswordError),
-    #[error("username already taken")]
-    UsernameTaken,
-    #[error("invalid username or password")]
-    InvalidCredentials,
-    #[error("invalid password")]
-    InvalidPassword,
-    /// `POST /users/reset`: a wrong, spent or expired code, or a name that matches no account.
-    #[error("invalid username or code")]
-    InvalidResetCode,
-    /// A reset code for an account without a password (a service account).
-    #[error("the account has no password")]
-    NoPassword,
-    #[error("invalid access key")]
-    InvalidKey,
-    #[error("not found")]
-    NotFound,
-    #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64 },
-    /// The right password for a suspended account.
-    #[error("account suspended")]
-    Suspended(Suspension),
-    /// Suspending, demoting or deleting the last administrator in force.
-    #[error("the last administrator")]
-    LastAdmin,
-    #[error(transparent)]
-    InvalidSuspension(#[from] SuspensionError),
-    #[error(transparent)]
-    Overloaded(#[from] Overloaded),
-    /// Every other store error (see the `From` below for the two that have a meaning here).
-    #[error(transparent)]
-    Store(StoreError),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl From<StoreError> for ServiceError {
-    /// The refusals a store decides inside its transactions become the service's own errors.
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::LastAdmin => ServiceError::LastAdmin,
-            StoreError::Suspended(suspension) => ServiceError::Suspended(suspension),
-            other => ServiceError::Store(other),
-        }
-    }
-}
-
-impl From<KeyError> for ServiceError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Invalid => ServiceError::InvalidKey,
-            KeyError::RateLimited { retry_after_secs } => ServiceError::TooManyRequests { retry_after_secs },
-            KeyError::Store(s) => s.into(),
-        }
-    }
-}
 
 /// How long a successful sign-in keeps a network open for its account when the account is
 /// throttled by failures from many networks.

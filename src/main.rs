@@ -9,5 +9,6 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    killbill_auth::allocator::purge_promptly();
     killbill_auth::cli::run()
 }

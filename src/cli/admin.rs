@@ -501,8 +501,8 @@ async fn import(
     keep_keys: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    use crate::service::import::{From, Importer, Options, SourceError};
-    let source = From::parse(from);
+    use crate::service::import::{Importer, Location, Options, SourceError};
+    let source = Location::parse(from);
     let importer = Importer::new(
         services.store.clone(),
         services.clock.clone(),

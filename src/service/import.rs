@@ -27,14 +27,15 @@ use crate::store::{ImportKey, KeyOutcome, Store, UserOutcome};
 /// Rows per transaction.
 pub const BATCH: usize = 1000;
 
-/// Where to read from (`--from`).
-pub enum From {
+/// Where to read from (`--from`): a file, or the original back end's database (its kind is
+/// [`Location::source`]).
+pub enum Location {
     Jsonl(PathBuf),
     /// `mysql://user:password@host:port/database` (the password may come from `MYSQL_PWD`).
     Mysql(SecretString),
 }
 
-impl From {
+impl Location {
     /// `mysql://…` (or `mariadb://…`) is the original back end's database; anything else a file.
     pub fn parse(text: &str) -> Self {
         for scheme in ["mysql://", "mariadb://"] {
@@ -161,7 +162,7 @@ impl Importer {
 
     pub async fn run(
         &self,
-        from: &From,
+        from: &Location,
         options: Options,
         sink: &mut dyn ImportSink,
     ) -> anyhow::Result<Report> {
@@ -173,7 +174,7 @@ impl Importer {
         };
         let mut batcher = Batcher::new(self, run, sink);
         let keys = match from {
-            From::Jsonl(path) => {
+            Location::Jsonl(path) => {
                 if options.keep_keys {
                     return Err(SourceError(
                         "--keep-keys: only the original back end's database (--from mysql://…) has keys"
@@ -184,7 +185,7 @@ impl Importer {
                 read_jsonl(path, &mut batcher).await?;
                 None
             }
-            From::Mysql(url) => Some(read_mysql(url, options, &mut batcher).await?),
+            Location::Mysql(url) => Some(read_mysql(url, options, &mut batcher).await?),
         };
         let accounts = batcher.counts.clone();
         Ok(Report {
@@ -649,12 +650,12 @@ mod tests {
 
     #[test]
     fn from_tells_a_database_from_a_file() {
-        assert!(matches!(From::parse("players.jsonl"), From::Jsonl(_)));
-        assert!(matches!(From::parse("/tmp/mysql://x"), From::Jsonl(_)));
-        match From::parse("mariadb://root@127.0.0.1/kb2") {
-            From::Mysql(url) => assert_eq!(url.expose_secret(), "mysql://root@127.0.0.1/kb2"),
-            From::Jsonl(_) => panic!("a database"),
+        assert!(matches!(Location::parse("players.jsonl"), Location::Jsonl(_)));
+        assert!(matches!(Location::parse("/tmp/mysql://x"), Location::Jsonl(_)));
+        match Location::parse("mariadb://root@127.0.0.1/kb2") {
+            Location::Mysql(url) => assert_eq!(url.expose_secret(), "mysql://root@127.0.0.1/kb2"),
+            Location::Jsonl(_) => panic!("a database"),
         }
-        assert_eq!(From::parse("mysql://u:p@h/d").source(), Source::Mysql);
+        assert_eq!(Location::parse("mysql://u:p@h/d").source(), Source::Mysql);
     }
 }

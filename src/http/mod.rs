@@ -74,12 +74,12 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The router: every route of [`openapi::api`] (the table that the OpenAPI document is made
+/// The router: every route of [`routes::api`] (the table that the OpenAPI document is made
 /// from too), a 404 for any other path, and the [`guard`] middleware around all.
 pub fn router(state: AppState) -> Router {
     // Made now rather than at the first `GET /openapi.json`: start-up pays for it, not a client.
     openapi::document();
-    let routes = openapi::api()
+    let routes = routes::api()
         .into_router()
         .fallback(|| async { ApiError::NotFound });
     let guard_state = Guard {

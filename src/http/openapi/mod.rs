@@ -3,7 +3,7 @@
 //!
 //! Each handler carries a `#[utoipa::path]` attribute: its method and path, parameters, request
 //! body, and the data of its success (`body = T` is the `data` of the success envelope). The
-//! table in [`api`] adds each handler to the router under the method and path of its attribute
+//! table in [`crate::http::routes::api`] adds each handler to the router under the method and path of its attribute
 //! and its operation to the document, with what the table says besides: who may call it
 //! ([`Access`]: the security requirement, a tag per role, `x-required-role`) and how it can fail
 //! ([`Failure`]: each one's status, headers and `error` sentence come from the [`ApiError`] it
@@ -13,7 +13,6 @@
 //! answers those bytes. Nothing here runs per request on any other route: the router is the
 //! one axum builds from `MethodRouter::on`, as `get()` and `post()` do.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -41,10 +40,14 @@ use utoipa::openapi::{
 use utoipa::{PartialSchema, ToSchema};
 
 use super::error::ApiError;
-use super::extract::TWO_AUTHORIZATIONS;
-use super::routes::{account, admin, auth, events, meta, revocations, tickets, users};
+use super::routes::{api, meta};
 use super::AppState;
-use crate::domain::{FeedEntry, Suspension, Timestamp};
+
+mod failures;
+
+use crate::domain::{FeedEntry, Timestamp};
+use failures::Body;
+pub use failures::{Failure, EVERY_ROUTE, JSON_BODY};
 
 /// The name of the security scheme of every authenticated route.
 pub const BEARER: &str = "bearer";
@@ -153,184 +156,6 @@ impl Access {
     }
 }
 
-/// One way a route can fail, as the document lists it: its status, headers and `error`
-/// sentence are those of [`Failure::error`], the answer the service gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// 400: the JSON body is malformed, or a field is missing, unknown or of the wrong type.
-    Body,
-    /// 400: `POST /auth/tickets` takes no body, or an empty JSON object.
-    NoBody,
-    /// 400: a query parameter is unknown or malformed.
-    Query,
-    /// 400: a path parameter is not valid percent-encoded UTF-8 (every route with one).
-    BadPath,
-    /// 400 for the route's own reasons, said here.
-    Invalid(&'static str),
-    /// 400: more than one `Authorization` header (which key is meant is not guessed).
-    TwoAuthorizations,
-    /// 413.
-    TooLarge,
-    /// 415.
-    NotJson,
-    /// 401 on `POST /auth`.
-    InvalidCredentials,
-    /// 401 on a change that asks for the password again.
-    InvalidPassword,
-    /// 401 on `POST /users/reset`.
-    InvalidResetCode,
-    /// 403 `Invalid access key`, with `WWW-Authenticate`.
-    InvalidKey,
-    /// 403 `Forbidden`: a valid key of the wrong role, said here.
-    Forbidden(&'static str),
-    /// 403 `Invalid ticket`.
-    InvalidTicket,
-    /// 403 `Account suspended`, with the suspension in `data`.
-    Suspended,
-    /// 404: what is not there, said here.
-    NotFound(&'static str),
-    /// 409 `Username already taken`.
-    UsernameTaken,
-    /// 409 `Too many active keys`.
-    TooManyKeys,
-    /// 409: the last administrator.
-    LastAdmin,
-    /// 429 from the per-key rate limit, with `Retry-After`.
-    RateLimited,
-    /// 429 from a throttle, said here, with `Retry-After`.
-    Throttled(&'static str),
-    /// 503, with `Retry-After`.
-    Unavailable,
-    /// 503 of `GET /health`, with the state of the database in `data`.
-    DatabaseDown,
-    /// 503 of `GET /health/ready`, with the readiness in `data`.
-    NotReady,
-    /// 408: the request head or body did not arrive in time, or the answer was not ready.
-    Timeout,
-    /// 431.
-    HeadersTooLarge,
-    /// 500.
-    Internal,
-}
-
-/// What every route can answer, whatever it is.
-const EVERY_ROUTE: &[Failure] = &[Failure::Timeout, Failure::HeadersTooLarge, Failure::Internal];
-
-/// A JSON body (the `Json` extractor).
-const JSON_BODY: &[Failure] = &[Failure::Body, Failure::TooLarge, Failure::NotJson];
-
-impl Failure {
-    /// The answer this failure is.
-    pub fn error(self) -> ApiError {
-        match self {
-            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => {
-                ApiError::BadRequest(String::new())
-            }
-            Failure::TwoAuthorizations => ApiError::BadRequest(TWO_AUTHORIZATIONS.to_owned()),
-            Failure::TooLarge => ApiError::PayloadTooLarge,
-            Failure::NotJson => ApiError::UnsupportedMediaType,
-            Failure::InvalidCredentials => ApiError::InvalidCredentials,
-            Failure::InvalidPassword => ApiError::InvalidPassword,
-            Failure::InvalidResetCode => ApiError::InvalidResetCode,
-            Failure::InvalidKey => ApiError::InvalidKey,
-            Failure::Forbidden(_) => ApiError::Forbidden,
-            Failure::InvalidTicket => ApiError::InvalidTicket,
-            Failure::Suspended => ApiError::Suspended(Suspension {
-                id: uuid::Uuid::nil(),
-                user_id: uuid::Uuid::nil(),
-                reason: String::new(),
-                created: Timestamp::from_millis(0),
-                until: None,
-                by: None,
-                lifted: None,
-            }),
-            Failure::NotFound(_) => ApiError::NotFound,
-            Failure::UsernameTaken => ApiError::UsernameTaken,
-            Failure::TooManyKeys => ApiError::TooManyKeys,
-            Failure::LastAdmin => ApiError::LastAdmin,
-            Failure::RateLimited | Failure::Throttled(_) => ApiError::TooManyRequests { retry_after_secs: 1 },
-            Failure::Unavailable | Failure::DatabaseDown | Failure::NotReady => {
-                ApiError::Unavailable { retry_after_secs: 1 }
-            }
-            Failure::Timeout => ApiError::RequestTimeout,
-            Failure::HeadersTooLarge => ApiError::HeadersTooLarge,
-            Failure::Internal => ApiError::Internal,
-        }
-    }
-
-    pub fn status(self) -> u16 {
-        self.error().status().as_u16()
-    }
-
-    /// The exact `error` sentence; `None` where it says what is wrong (a 400 naming the field).
-    pub fn message(self) -> Option<String> {
-        match self {
-            Failure::Body | Failure::NoBody | Failure::Query | Failure::BadPath | Failure::Invalid(_) => None,
-            Failure::DatabaseDown => Some(meta::DATABASE_UNAVAILABLE.to_owned()),
-            Failure::NotReady => Some(meta::NOT_READY.to_owned()),
-            other => Some(other.error().message()),
-        }
-    }
-
-    /// When it happens.
-    fn when(self) -> Cow<'static, str> {
-        match self {
-            Failure::Body => "the body is not valid JSON, or a field is missing, unknown or of the wrong type; \
-                 the sentence names the field (`password: invalid type: integer, expected a string`)"
-                .into(),
-            Failure::NoBody => "the body is neither empty nor `{}`; the sentence names the field".into(),
-            Failure::Query => "a query parameter is unknown or malformed; the sentence names it (`limit: must be 1 to 1000`)".into(),
-            Failure::BadPath => "a path parameter is not valid percent-encoded UTF-8".into(),
-            Failure::Invalid(when) => when.into(),
-            Failure::TwoAuthorizations => "the request carries more than one `Authorization` header".into(),
-            Failure::TooLarge => "the body is over 64 KiB".into(),
-            Failure::NotJson => "the body is not `Content-Type: application/json`".into(),
-            Failure::InvalidCredentials => "wrong username or password (one answer for both, in the same time)".into(),
-            Failure::InvalidPassword => "the password given is wrong (counts as a failed sign-in)".into(),
-            Failure::InvalidResetCode => "the code is wrong, spent, expired or voided by a newer one, or the name matches \
-                 no account: one answer for all, in the same time (counts as a failed sign-in)"
-                .into(),
-            Failure::InvalidKey => "the key is missing, malformed, unknown, expired or revoked: always exactly \
-                 `{\"success\": false, \"data\": null, \"error\": \"Invalid access key\"}`, with \
-                 `WWW-Authenticate: Bearer error=\"invalid_token\"`; the reason is shown to the owner in `GET /auth/keys`"
-                .into(),
-            Failure::Forbidden(who) => who.into(),
-            Failure::InvalidTicket => "the ticket is unknown, expired, already redeemed, or the key that asked for it is no longer live".into(),
-            Failure::Suspended => "the password is right but the account is suspended; `data.suspension` has the reason and end (`until`, null when permanent)".into(),
-            Failure::NotFound(what) => what.into(),
-            Failure::UsernameTaken => "the name is taken (names are unique regardless of case)".into(),
-            Failure::TooManyKeys => "`keys.on_limit = \"refuse\"` and the user already holds `keys.max_per_user` live keys".into(),
-            Failure::LastAdmin => "the last administrator cannot be suspended, demoted or deleted".into(),
-            Failure::RateLimited => "the key's rate limit (`rate_limit.key_per_second`, burst `rate_limit.key_burst`); the key stays valid".into(),
-            Failure::Throttled(what) => what.into(),
-            Failure::Unavailable => "overloaded, the database unreachable, or refusing writes (a full disk); nothing acknowledged is lost".into(),
-            Failure::DatabaseDown => "the database is unreachable (`unreachable`) or refuses writes (`writes_failing`); 200 again once a write succeeds".into(),
-            Failure::NotReady => "the database is unreachable and this instance last read the revocation feed longer ago than `database.outage_grace`: its cached keys no longer validate".into(),
-            Failure::Timeout => "the request head or body did not arrive within its time limit, or the answer was not ready within `server.request_timeout`; the connection is closed".into(),
-            Failure::HeadersTooLarge => "the request's headers are over 16 KiB".into(),
-            Failure::Internal => "a bug; the body never tells internals".into(),
-        }
-    }
-
-    /// The schema of the answer's body: a plain failure, or one of the two with `data`.
-    fn body(self) -> Body {
-        match self {
-            Failure::Suspended => Body::Named(SUSPENDED_FAILURE),
-            Failure::DatabaseDown => Body::Named(HEALTH_FAILURE),
-            Failure::NotReady => Body::Named(READY_FAILURE),
-            _ => Body::Plain(self.message()),
-        }
-    }
-}
-
-/// The body schema of one failure.
-enum Body {
-    /// The envelope with `data: null`; the exact sentence, when fixed.
-    Plain(Option<String>),
-    /// A failure schema of its own (with `data`).
-    Named(&'static str),
-}
-
 /// Component names of the failure envelopes.
 pub const FAILURE: &str = "Failure";
 pub const SUSPENDED_FAILURE: &str = "SuspendedFailure";
@@ -356,7 +181,7 @@ pub struct Api {
 }
 
 impl Api {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             router: Router::new(),
             paths: Paths::new(),
@@ -408,7 +233,7 @@ impl Api {
         self
     }
 
-    fn route<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
+    pub(crate) fn route<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
     where
         P: utoipa::Path + utoipa::__dev::SchemaReferences,
         H: Handler<T, AppState>,
@@ -417,7 +242,7 @@ impl Api {
         self.add(path, handler, access, Answer::Envelope, failures)
     }
 
-    fn bare<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
+    pub(crate) fn bare<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
     where
         P: utoipa::Path + utoipa::__dev::SchemaReferences,
         H: Handler<T, AppState>,
@@ -489,177 +314,6 @@ impl Api {
             })))
             .build()
     }
-}
-
-/// Every route: the router and the document are both made from this table.
-pub fn api() -> Api {
-    use Access::*;
-    use Failure::*;
-    const SIGN_IN_THROTTLE: Failure = Throttled(
-        "too many failed sign-ins for this account or from this client network (a correct password \
-         is refused too while it lasts)",
-    );
-    const PASSWORD_THROTTLE: Failure =
-        Throttled("too many failed sign-ins for this account or from this client network");
-    const BAD_ID: Failure = NotFound("no user with that id (anything that is not a UUID included)");
-    Api::new()
-        .route(meta::__path_index, meta::index, Public, &[])
-        .route(meta::__path_health, meta::health, Public, &[&[DatabaseDown]])
-        .route(meta::__path_ready, meta::ready, Public, &[&[NotReady]])
-        .bare(meta::__path_metrics, meta::metrics, Public, &[])
-        .bare(__path_openapi, openapi, Public, &[])
-        .bare(account::__path_page, account::page, Public, &[])
-        .bare(account::__path_script, account::script, Public, &[])
-        .bare(account::__path_style, account::style, Public, &[])
-        .route(
-            users::__path_sign_up,
-            users::sign_up,
-            Public,
-            &[
-                JSON_BODY,
-                &[
-                    Invalid(
-                        "an invalid username (`username: …`: 3 to 20 characters of A-Z a-z 0-9 _) or a password \
-                         refused (`password: …`: too short, too long, control characters, or too easily guessed, \
-                         saying why)",
-                    ),
-                    UsernameTaken,
-                    Throttled("too many sign-up attempts from this client network (`throttle.signups_per_network`) or its wide network, IPv4 /16 or IPv6 /48 (`throttle.signups_per_wide_network`)"),
-                    Unavailable,
-                ],
-            ],
-        )
-        .route(users::__path_me, users::me, Player, &[])
-        .route(
-            users::__path_delete_me,
-            users::delete_me,
-            Player,
-            &[JSON_BODY, &[InvalidPassword, PASSWORD_THROTTLE, LastAdmin]],
-        )
-        .route(
-            users::__path_change_password,
-            users::change_password,
-            Player,
-            &[
-                JSON_BODY,
-                &[
-                    Invalid(
-                        "the new password is refused (`new_password: …`: too short, too long, control characters, \
-                         or too easily guessed), whether or not `current_password` was right",
-                    ),
-                    InvalidPassword,
-                    PASSWORD_THROTTLE,
-                ],
-            ],
-        )
-        .route(
-            auth::__path_sign_in,
-            auth::sign_in,
-            Public,
-            &[
-                JSON_BODY,
-                &[InvalidCredentials, Suspended, TooManyKeys, SIGN_IN_THROTTLE, Unavailable],
-            ],
-        )
-        .route(
-            users::__path_reset_password,
-            users::reset_password,
-            Public,
-            &[
-                JSON_BODY,
-                &[
-                    Invalid(
-                        "the new password is refused (`new_password: …`: too short, too long, control characters, \
-                         or too easily guessed); said only when the code is right, which is then not spent",
-                    ),
-                    InvalidResetCode,
-                    Suspended,
-                    SIGN_IN_THROTTLE,
-                    Unavailable,
-                ],
-            ],
-        )
-        .route(auth::__path_validate, auth::validate, Player, &[])
-        .route(auth::__path_sign_out, auth::sign_out, Player, &[&[Query]])
-        .route(auth::__path_list_keys, auth::list_keys, Player, &[])
-        .route(
-            auth::__path_revoke_key,
-            auth::revoke_key,
-            Player,
-            &[&[NotFound(
-                "no live key of yours with that id (anything that is not a UUID included)",
-            )]],
-        )
-        .route(
-            tickets::__path_ask,
-            tickets::ask,
-            Player,
-            &[&[NoBody, TooLarge, NotJson]],
-        )
-        .route(
-            tickets::__path_redeem,
-            tickets::redeem,
-            Service,
-            &[JSON_BODY, &[InvalidTicket]],
-        )
-        .route(admin::__path_list_users, admin::list_users, Admin, &[&[Query]])
-        .route(admin::__path_get_user, admin::get_user, Admin, &[&[BAD_ID]])
-        .route(
-            admin::__path_delete_user,
-            admin::delete_user,
-            Admin,
-            &[&[BAD_ID, LastAdmin]],
-        )
-        .route(admin::__path_revoke_keys, admin::revoke_keys, Admin, &[&[BAD_ID]])
-        .route(
-            admin::__path_suspend,
-            admin::suspend,
-            Admin,
-            &[
-                JSON_BODY,
-                &[
-                    Invalid(
-                        "`reason: …` (1 to 200 characters, not blank, no control characters) or `until: …` \
-                         (not an RFC 3339 date-time, or not in the future)",
-                    ),
-                    BAD_ID,
-                    LastAdmin,
-                ],
-            ],
-        )
-        .route(
-            admin::__path_unsuspend,
-            admin::unsuspend,
-            Admin,
-            &[&[NotFound(
-                "no user with that id, or no suspension in force to lift",
-            )]],
-        )
-        .route(
-            admin::__path_issue_reset_code,
-            admin::issue_reset_code,
-            Admin,
-            &[
-                JSON_BODY,
-                &[
-                    Invalid(
-                        "`lifetime: …` is not a duration, or not within 0s (excluded) to 7d; or the user is a \
-                         service account (no password to reset)",
-                    ),
-                    BAD_ID,
-                ],
-            ],
-        )
-        .route(events::__path_admin_events, events::admin_events, Admin, &[&[Query]])
-        .route(events::__path_own_events, events::own_events, Player, &[&[Query]])
-        .bare(
-            revocations::__path_stream,
-            revocations::stream,
-            Service,
-            &[&[Invalid(
-                "`after: …` or `Last-Event-ID: …` is not a revocation `seq` (a non-negative integer)",
-            )]],
-        )
 }
 
 /// The document, serialised once per process.

@@ -361,16 +361,11 @@ impl Application {
     }
 }
 
-/// The background work of a running server: batched writes, revocations made by other
-/// processes (the admin command line, other instances), pruning.
+/// The background work of a running server: batched writes, sharing with other instances,
+/// pruning; and, as a task of its own ([`follow_feed`]), revocations made by other processes
+/// (the admin command line, other instances).
 async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
-    let mut feed_seq = match services.store.revocation_feed_head().await {
-        Ok(seq) => seq,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the revocation feed");
-            0
-        }
-    };
+    let feed = tokio::spawn(follow_feed(services.clone(), stop.clone()));
     let mut ticks: u32 = 0;
     let usage_ticks = usage_flush_ticks(services.keys.usage_write_every());
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -403,21 +398,63 @@ async fn maintain(services: Services, mut stop: watch::Receiver<bool>) {
                         tracing::debug!(swept, cached = services.keys.cached(), "idle keys left the cache");
                     }
                 }
-                match catch_up(&services, &mut feed_seq).await {
-                    Ok(()) => services.keys.feed_heard(),
-                    Err(e) => {
-                        services.keys.feed_failed();
-                        static SAMPLED: crate::telemetry::Sampled =
-                            crate::telemetry::Sampled::new(Duration::from_secs(10));
-                        if let Some(suppressed) = SAMPLED.admit() {
-                            tracing::warn!(error = %e, suppressed, "cannot read the revocation feed; cached keys validate for database.outage_grace from the last read");
-                        }
-                    }
-                }
             }
             _ = prune.tick() => {
                 services.prune().await;
                 services.measure_hash_classes(true).await;
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = feed.await;
+}
+
+/// How long one read of the revocation feed may take before it counts as failed. A database
+/// that stops answering (a partition that drops packets, a paused proxy) leaves a query waiting
+/// until TCP gives up, a quarter of an hour: the grace of API.md's outages must run meanwhile.
+const FEED_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reads the revocation feed every second, on a task of its own so that nothing else the
+/// background does (sharing, usage writes, pruning) can hold it up, each read bounded by
+/// [`FEED_READ_TIMEOUT`]: a read that succeeds renews the trust in the cache, one that fails or
+/// does not answer starts the outage grace (API.md, "Database outages and failovers").
+async fn follow_feed(services: Services, mut stop: watch::Receiver<bool>) {
+    let mut feed_seq =
+        match tokio::time::timeout(FEED_READ_TIMEOUT, services.store.revocation_feed_head()).await {
+            Ok(Ok(seq)) => seq,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the revocation feed");
+                0
+            }
+            Err(_) => {
+                tracing::warn!("cannot read the revocation feed: no answer within 2 s");
+                0
+            }
+        };
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let failure = match tokio::time::timeout(FEED_READ_TIMEOUT, catch_up(&services, &mut feed_seq)).await {
+                    Ok(Ok(())) => {
+                        services.keys.feed_heard();
+                        continue;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => {
+                        // Cut off half-way, perhaps between clearing the mark of missed
+                        // notifications and reading past them: read back over them next time.
+                        services.keys.feed_suspect();
+                        format!("no answer within {} s", FEED_READ_TIMEOUT.as_secs())
+                    }
+                };
+                services.keys.feed_failed();
+                static SAMPLED: crate::telemetry::Sampled =
+                    crate::telemetry::Sampled::new(Duration::from_secs(10));
+                if let Some(suppressed) = SAMPLED.admit() {
+                    tracing::warn!(error = %failure, suppressed, "cannot read the revocation feed; cached keys validate for database.outage_grace from the last read");
+                }
             }
             _ = stop.changed() => break,
         }

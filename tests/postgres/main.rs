@@ -91,6 +91,8 @@ mod users;
 
 // PostgreSQL only: several real server processes on one database.
 #[cfg(feature = "external")]
+mod failover;
+#[cfg(feature = "external")]
 mod instances;
 #[cfg(feature = "external")]
 mod outage;

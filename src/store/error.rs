@@ -45,6 +45,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db
+                .try_downcast_ref::<PgDatabaseError>()
+                .is_some_and(|pg| pg.code() == READ_ONLY_TRANSACTION)
+            {
+                super::postgres::read_only::seen();
+            }
+        }
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("unique constraint")
@@ -55,6 +63,9 @@ impl From<sqlx::Error> for StoreError {
         }
     }
 }
+
+/// PostgreSQL's SQLSTATE for a write in a read-only transaction: the server is a standby.
+const READ_ONLY_TRANSACTION: &str = "25006";
 
 /// Whether the database is busy, full, read-only or unreachable (answered 503, worth retrying
 /// later) rather than refusing the statement itself.

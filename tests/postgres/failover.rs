@@ -184,6 +184,12 @@ pub struct HaCluster {
 impl HaCluster {
     /// A healthy cluster (a primary and its synchronous standby) with `bouncers` PgBouncers.
     pub async fn start(bouncers: usize) -> Self {
+        Self::start_with(bouncers, true).await
+    }
+
+    /// [`HaCluster::start`]; `kill_clients`: whether the failover callback also drops the
+    /// pooler's clients (`KILL`/`RESUME`) after repointing it, or only reloads it.
+    pub async fn start_with(bouncers: usize, kill_clients: bool) -> Self {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         chown_to_postgres(dir.path());
@@ -257,7 +263,7 @@ impl HaCluster {
             let callback = root.join(format!("{name}-callback.sh"));
             write_owned(
                 &callback,
-                &callback_script(&bouncer_root, node.pg_port, &cluster.bin),
+                &callback_script(&bouncer_root, node.pg_port, &cluster.bin, kill_clients),
             );
             std::fs::set_permissions(&callback, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
             write_owned(
@@ -608,19 +614,27 @@ pidfile = {dir}/pgbouncer.pid
 
 /// Patroni's callback (`on_start`, `on_role_change`: called as SCRIPT ACTION ROLE CLUSTER) of
 /// the node whose PostgreSQL listens on `port`.
-fn callback_script(bouncers: &Path, port: u16, bin: &Path) -> String {
+fn callback_script(bouncers: &Path, port: u16, bin: &Path, kill_clients: bool) -> String {
+    // Without KILL: also late, as a callback that has to wait for something would be, so
+    // that the pooler has meanwhile reconnected to the old primary, now a standby.
+    let (wait, commands) = if kill_clients {
+        ("", format!("-c RELOAD -c 'KILL {DATABASE}' -c 'RESUME {DATABASE}'"))
+    } else {
+        ("sleep 4", "-c RELOAD".to_owned())
+    };
     format!(
         r#"#!/bin/sh
 # On the node that is now the primary: point every PgBouncer at it and reload it, then drop
 # every client of the old primary (KILL, then RESUME: clients reconnect, to this node). A
 # restart in place (the same port) changes nothing.
 case "$2" in master|primary) ;; *) exit 0 ;; esac
+{wait}
 for dir in {bouncers}/*; do
     ini="$dir/pgbouncer.ini"
     if grep -q "port={port} " "$ini" 2>/dev/null; then continue; fi
     sed "s/@PRIMARY_PORT@/{port}/" "$dir/pgbouncer.ini.in" > "$ini.new" && mv "$ini.new" "$ini"
     PGCONNECT_TIMEOUT=2 {psql} -X -q -h 127.0.0.1 -p "$(cat "$dir/port")" -U postgres -d pgbouncer \
-        -c RELOAD -c 'KILL {DATABASE}' -c 'RESUME {DATABASE}'
+        {commands}
 done
 exit 0
 "#,
@@ -941,8 +955,13 @@ enum Fault {
 /// The common course of the three failover tests: two instances through PgBouncer under load,
 /// the fault, and then what the contract promises.
 async fn through(fault: Fault) {
+    through_with(fault, true).await;
+}
+
+/// [`through`], with a failover callback that drops the pooler's clients or only repoints it.
+async fn through_with(fault: Fault, kill_clients: bool) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut cluster = HaCluster::start(1).await;
+    let mut cluster = HaCluster::start_with(1, kill_clients).await;
     let dir = tempfile::tempdir().unwrap();
     let url = cluster.bouncer_url(0);
     // A grace longer than any failover here: cached keys must not fail at all.
@@ -1167,6 +1186,15 @@ async fn a_planned_switchover_costs_no_validation_and_no_acknowledged_write() {
 #[tokio::test]
 async fn a_node_death_costs_no_validation_and_no_acknowledged_write() {
     through(Fault::NodeDeath).await;
+}
+
+/// A pooler repointed without dropping its clients (only `RELOAD`): the service's pooled
+/// connections stay bound to the old primary, now a standby, and their writes fail read-only
+/// (25006); the service then drops every connection made before that error
+/// (`store::postgres::read_only`), so writes resume as soon as the new primary takes them.
+#[tokio::test]
+async fn a_switchover_behind_a_pooler_that_keeps_its_clients_resumes_writes() {
+    through_with(Fault::Switchover, false).await;
 }
 
 /// `GET /health/ready` on `server`: its status and `data`.

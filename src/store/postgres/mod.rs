@@ -30,6 +30,7 @@ mod suspensions;
 
 mod connect;
 mod import;
+pub(crate) mod read_only;
 mod reset_codes;
 mod service_accounts;
 mod stream;
@@ -140,6 +141,9 @@ impl PgStore {
             // restarted) fails its query with a connection error, answered 503, and the pool
             // drops it; idle connections are recycled anyway.
             .test_before_acquire(false)
+            // After a read-only error, connections made before it are not handed out again
+            // (`read_only`): they may be on a demoted primary.
+            .before_acquire(|_, meta| Box::pin(async move { Ok(read_only::keep(meta.age)) }))
             .idle_timeout(Duration::from_secs(300))
             .connect_with(options)
             .await

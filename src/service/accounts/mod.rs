@@ -450,7 +450,7 @@ impl AccountService {
     /// `POST /auth`: the same work and the same answer whether or not the name exists.
     ///
     /// Linearizable with password changes: the key is issued only while the hash the password
-    /// was checked against is still the account's (`Store::issue_key`); when a change (or another
+    /// was checked against is still the account's (`Keys::issue_key`); when a change (or another
     /// sign-in's upgrade) committed in between, the password is checked again against the hash
     /// it left, so a sign-in either completes before a change, and the change revokes its key,
     /// or is judged by the new password.
@@ -923,7 +923,7 @@ impl AccountService {
         user_id: Uuid,
     ) -> Result<(User, Option<Suspension>, Vec<Suspension>), ServiceError> {
         let user = self.existing(user_id).await?;
-        let history = self.store.suspensions(user_id).await?;
+        let history = self.store.list_suspensions(user_id).await?;
         let now = self.clock.now();
         let current = history.iter().find(|s| s.is_active(now)).cloned();
         Ok((user, current, history))
@@ -936,7 +936,7 @@ impl AccountService {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Event>, ServiceError> {
-        Ok(self.store.events(user_id, before, limit).await?)
+        Ok(self.store.list_events(user_id, before, limit).await?)
     }
 }
 

@@ -47,7 +47,7 @@ use uuid::Uuid;
 use killbill_auth::clock::{Clock, SystemClock};
 use killbill_auth::store::postgres::PgStore;
 use killbill_auth::store::sqlite::SqliteStore;
-use killbill_auth::store::Store;
+use killbill_auth::store::Health;
 
 #[path = "common/args.rs"]
 mod args;

@@ -30,6 +30,7 @@ use crate::service::keys::REVOKED_LISTED_FOR;
 use crate::service::throttle::Throttle;
 use crate::service::tickets::TicketService;
 use crate::service::{AccountService, Hasher, KeyService, RevocationHub};
+use crate::store::drills::FaultDrills;
 use crate::store::postgres::listen::{self, Revocations};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -82,23 +83,26 @@ pub struct Services {
     pub events_retention: Duration,
     /// The revocation stream's hub (`GET /revocations`).
     pub revocations: Arc<RevocationHub>,
+    /// The store's fault drills, for tests (SQLite only: `None` on PostgreSQL).
+    pub fault_drills: Option<Arc<dyn FaultDrills>>,
 }
 
 impl Services {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let (store, names, revocations_url): (Arc<dyn Store>, NameKey, _) = match settings
+        let (store, names, revocations_url, fault_drills): (Arc<dyn Store>, NameKey, _, _) = match settings
             .database_target()?
         {
             DatabaseTarget::Sqlite(path) => {
                 let store = Arc::new(SqliteStore::open(&path).await?);
                 guard_pepper(settings, store.as_ref()).await?;
-                (store, name_key_beside(settings, &path)?, None)
+                let drills: Arc<dyn FaultDrills> = store.clone();
+                (store, name_key_beside(settings, &path)?, None, Some(drills))
             }
             DatabaseTarget::Postgres(pg) => {
                 let store: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url, pg.max_connections).await?);
                 guard_pepper(settings, store.as_ref()).await?;
                 let names = name_key_shared(settings, store.as_ref()).await?;
-                (store, names, Some(pg.listen_url))
+                (store, names, Some(pg.listen_url), None)
             }
         };
 
@@ -159,6 +163,7 @@ impl Services {
             revocations_url,
             events_retention: settings.events.retention.0,
             revocations,
+            fault_drills,
         })
     }
 
@@ -271,6 +276,11 @@ impl Application {
     /// The storage the application runs on (for tests and tools).
     pub fn store(&self) -> Arc<dyn Store> {
         self.services.store.clone()
+    }
+
+    /// The storage's fault drills, for tests: SQLite's, `None` on PostgreSQL.
+    pub fn fault_drills(&self) -> Option<Arc<dyn FaultDrills>> {
+        self.services.fault_drills.clone()
     }
 
     pub fn port(&self) -> u16 {

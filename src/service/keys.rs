@@ -620,7 +620,7 @@ impl KeyService {
     }
 
     /// Stores a freshly issued key for a sign-in that verified `password` (see
-    /// [`Store::issue_key`]), evicting the user's least recently used keys past the limit, and
+    /// [`Keys::issue_key`](crate::store::Keys::issue_key)), evicting the user's least recently used keys past the limit, and
     /// records `event` with it.
     pub async fn issue(
         &self,

@@ -2,7 +2,7 @@
 //! the charge once the attempt's outcome is known.
 //!
 //! An attempt is counted *before* its password is hashed, in the database, in the same
-//! transaction that checks the limits ([`Store::count_attempt`]): 60 concurrent guesses against
+//! transaction that checks the limits ([`Throttles::count_attempt`](crate::store::Throttles::count_attempt)): 60 concurrent guesses against
 //! a limit of 5 get 5 password checks and 55 × 429, on one instance or on several sharing one
 //! database. A counted attempt is a failure until it proves otherwise: a correct password takes
 //! it back (and forgives the account's failures from that network), and so does an attempt that

@@ -9,7 +9,27 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
+
 use super::{StoreError, StoreResult};
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether writes work. At once `Ok` while no write has failed as unavailable since the last
+    /// successful probe; otherwise a probe write (a small committed transaction that needs
+    /// about as much free space as a sign-up) decides, and its success clears the failure.
+    async fn check_writes(&self) -> StoreResult<()>;
+
+    /// A write failed as unavailable (full disk, I/O error, read-only file, lock timeout) and
+    /// no probe write has succeeded since ([`Health::check_writes`]).
+    fn writes_failing(&self) -> bool;
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    async fn close(&self);
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct WriteHealth {

@@ -19,7 +19,7 @@ pub struct Redeemed {
 }
 
 #[async_trait]
-pub trait ResetCodeStore: Send + Sync {
+pub trait ResetCodes: Send + Sync {
     /// Stores `code` as the user's reset code, replacing the one they had (which can no longer be
     /// redeemed), and records `event`, atomically. [`super::StoreError::Gone`] when the user does
     /// not exist or has no password (a service account).
@@ -43,6 +43,24 @@ pub trait ResetCodeStore: Send + Sync {
         event: &NewEvent,
     ) -> StoreResult<Redeemed>;
 }
+
+// Statements both dialects run ($n placeholders, see the module `store`).
+
+/// Stores the user's code, replacing theirs, only for an account with a password (a service
+/// account has none).
+pub(super) const PUT: &str = "INSERT INTO reset_codes (user_id, digest, created_ms, expires_ms) \
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM password_hashes WHERE user_id = $1) \
+     ON CONFLICT (user_id) DO UPDATE SET digest = excluded.digest, \
+     created_ms = excluded.created_ms, expires_ms = excluded.expires_ms";
+
+pub(super) const OF_USER: &str = "SELECT digest, expires_ms FROM reset_codes WHERE user_id = $1";
+
+/// Spends the user's ($1) code if it is $2 and unexpired at $3.
+pub(super) const SPEND: &str =
+    "DELETE FROM reset_codes WHERE user_id = $1 AND digest = $2 AND expires_ms > $3";
+
+/// Codes past their expiry ($1 the cutoff).
+pub(super) const PRUNE: &str = "DELETE FROM reset_codes WHERE expires_ms < $1";
 
 /// A stored code's row.
 #[derive(sqlx::FromRow)]

@@ -325,3 +325,15 @@ impl TryFrom<EventRow> for Event {
         })
     }
 }
+
+/// Live keys as the key limit sees them ([`KeyPolicy::plan_issue`]).
+pub(super) fn key_uses(rows: &[LiveKeyRow]) -> Vec<crate::domain::key_lifecycle::KeyUse<Uuid>> {
+    rows.iter()
+        .map(|row| crate::domain::key_lifecycle::KeyUse {
+            id: row.id,
+            created: ts(row.created_ms),
+            last_used: row.last_used_ms.map(ts),
+            deadline: row.expires_ms.map(ts),
+        })
+        .collect()
+}

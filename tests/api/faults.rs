@@ -131,14 +131,15 @@ async fn a_full_database_answers_503_and_recovers_by_itself() {
         .fetch_one(&mut open(app.dir.path()).await)
         .await
         .unwrap();
-    app.store
+    let drills = app.drills.clone().expect("SQLite's fault drill");
+    drills
         .set_size_limit(Some(u64::try_from(pages).unwrap() + 1))
         .await
         .unwrap();
     acknowledged.extend(sign_up_until_refused(&app, "fill", 1000).await);
     check_while_full(&app, &acknowledged).await;
 
-    app.store.set_size_limit(None).await.unwrap();
+    drills.set_size_limit(None).await.unwrap();
     check_recovery(&app, &acknowledged).await;
     let dir = app.stop().await;
     assert_intact(dir.path()).await;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use killbill_auth::clock::{Clock, ManualClock};
 use killbill_auth::config::Settings;
 use killbill_auth::startup::Application;
+use killbill_auth::store::drills::FaultDrills;
 use killbill_auth::store::Store;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -27,6 +28,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub dir: TempDir,
     pub store: Arc<dyn Store>,
+    /// The store's fault drills (SQLite's).
+    #[allow(dead_code)] // the SQLite tests only
+    pub drills: Option<Arc<dyn FaultDrills>>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -239,6 +243,7 @@ pub async fn spawn_in(dir: TempDir, settings: &Settings) -> TestApp {
         .expect("build app");
     let addr = app.local_addr().expect("addr");
     let store = app.store();
+    let drills = app.fault_drills();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -252,6 +257,7 @@ pub async fn spawn_in(dir: TempDir, settings: &Settings) -> TestApp {
         clock,
         dir,
         store,
+        drills,
         stop: Some(stop),
         task: Some(task),
     }

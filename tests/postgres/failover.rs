@@ -618,7 +618,10 @@ fn callback_script(bouncers: &Path, port: u16, bin: &Path, kill_clients: bool) -
     // Without KILL: also late, as a callback that has to wait for something would be, so
     // that the pooler has meanwhile reconnected to the old primary, now a standby.
     let (wait, commands) = if kill_clients {
-        ("", format!("-c RELOAD -c 'KILL {DATABASE}' -c 'RESUME {DATABASE}'"))
+        (
+            "",
+            format!("-c RELOAD -c 'KILL {DATABASE}' -c 'RESUME {DATABASE}'"),
+        )
     } else {
         ("sleep 4", "-c RELOAD".to_owned())
     };

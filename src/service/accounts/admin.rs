@@ -174,7 +174,7 @@ impl AccountService {
         user_id: Uuid,
     ) -> Result<(User, Option<Suspension>, Vec<Suspension>), ServiceError> {
         let user = self.existing(user_id).await?;
-        let history = self.store.suspensions(user_id).await?;
+        let history = self.store.list_suspensions(user_id).await?;
         let now = self.clock.now();
         let current = history.iter().find(|s| s.is_active(now)).cloned();
         Ok((user, current, history))
@@ -187,6 +187,6 @@ impl AccountService {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Event>, ServiceError> {
-        Ok(self.store.events(user_id, before, limit).await?)
+        Ok(self.store.list_events(user_id, before, limit).await?)
     }
 }

@@ -112,7 +112,7 @@ impl AccountService {
     /// `POST /auth`: the same work and the same answer whether or not the name exists.
     ///
     /// Linearizable with password changes: the key is issued only while the hash the password
-    /// was checked against is still the account's (`Store::issue_key`); when a change (or another
+    /// was checked against is still the account's (`Keys::issue_key`); when a change (or another
     /// sign-in's upgrade) committed in between, the password is checked again against the hash
     /// it left, so a sign-in either completes before a change, and the change revokes its key,
     /// or is judged by the new password.

@@ -5,31 +5,26 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::statements::{insert_events, insert_feed, insert_key, lock_user, revoke_where, set_native_hash};
 use super::suspensions::suspension_in_force;
-use super::{insert_events, insert_feed, insert_key, lock_user, revoke_where, set_native_hash, PgStore};
+use super::PgStore;
 use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
 use crate::domain::{NewEvent, RevocationReason};
-use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodeStore};
+use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodes, OF_USER, PUT, SPEND};
 use crate::store::{Cause, NewKey, StoreError, StoreResult};
 
 #[async_trait]
-impl ResetCodeStore for PgStore {
+impl ResetCodes for PgStore {
     async fn put_reset_code(&self, user_id: Uuid, code: &StoredCode, event: &NewEvent) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.pool.begin().await?;
-            // Only for an account with a password (a service account has none).
-            let done = sqlx::query(
-                "INSERT INTO reset_codes (user_id, digest, created_ms, expires_ms) \
-                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM password_hashes WHERE user_id = $1) \
-                 ON CONFLICT (user_id) DO UPDATE SET digest = excluded.digest, \
-                 created_ms = excluded.created_ms, expires_ms = excluded.expires_ms",
-            )
-            .bind(user_id)
-            .bind(&code.digest.0[..])
-            .bind(event.at.as_millis())
-            .bind(code.expires.as_millis())
-            .execute(&mut *tx)
-            .await?;
+            let done = sqlx::query(PUT)
+                .bind(user_id)
+                .bind(&code.digest.0[..])
+                .bind(event.at.as_millis())
+                .bind(code.expires.as_millis())
+                .execute(&mut *tx)
+                .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }
@@ -41,11 +36,10 @@ impl ResetCodeStore for PgStore {
     }
 
     async fn reset_code(&self, user_id: Uuid) -> StoreResult<Option<StoredCode>> {
-        let row: Option<CodeRow> =
-            sqlx::query_as("SELECT digest, expires_ms FROM reset_codes WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<CodeRow> = sqlx::query_as(OF_USER)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(CodeRow::into_code).transpose()
     }
 
@@ -61,13 +55,12 @@ impl ResetCodeStore for PgStore {
             let at = new_key.created;
             let mut tx = self.pool.begin().await?;
             lock_user(&mut tx, user_id).await?;
-            let spent =
-                sqlx::query("DELETE FROM reset_codes WHERE user_id = $1 AND digest = $2 AND expires_ms > $3")
-                    .bind(user_id)
-                    .bind(&code.0[..])
-                    .bind(at.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
+            let spent = sqlx::query(SPEND)
+                .bind(user_id)
+                .bind(&code.0[..])
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await?;
             if spent.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }

@@ -4,46 +4,40 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::statements::{insert_events, insert_feed, insert_key, revoke_where, set_native_hash};
 use super::suspensions::suspension_in_force;
-use super::{insert_event, insert_feed, insert_key, revoke_where, set_native_hash, SqliteStore};
+use super::SqliteStore;
 use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
 use crate::domain::{NewEvent, RevocationReason};
-use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodeStore};
+use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodes, OF_USER, PUT, SPEND};
 use crate::store::{Cause, NewKey, StoreError, StoreResult};
 
 #[async_trait]
-impl ResetCodeStore for SqliteStore {
+impl ResetCodes for SqliteStore {
     async fn put_reset_code(&self, user_id: Uuid, code: &StoredCode, event: &NewEvent) -> StoreResult<()> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            // Only for an account with a password (a service account has none).
-            let done = sqlx::query(
-                "INSERT INTO reset_codes (user_id, digest, created_ms, expires_ms) \
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM password_hashes WHERE user_id = ?1) \
-                 ON CONFLICT (user_id) DO UPDATE SET digest = excluded.digest, \
-                 created_ms = excluded.created_ms, expires_ms = excluded.expires_ms",
-            )
-            .bind(user_id)
-            .bind(&code.digest.0[..])
-            .bind(event.at.as_millis())
-            .bind(code.expires.as_millis())
-            .execute(&mut *tx)
-            .await?;
+            let done = sqlx::query(PUT)
+                .bind(user_id)
+                .bind(&code.digest.0[..])
+                .bind(event.at.as_millis())
+                .bind(code.expires.as_millis())
+                .execute(&mut *tx)
+                .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }
-            insert_event(&mut tx, event).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             tx.commit().await
         })
         .await
     }
 
     async fn reset_code(&self, user_id: Uuid) -> StoreResult<Option<StoredCode>> {
-        let row: Option<CodeRow> =
-            sqlx::query_as("SELECT digest, expires_ms FROM reset_codes WHERE user_id = ?")
-                .bind(user_id)
-                .fetch_optional(&self.read)
-                .await?;
+        let row: Option<CodeRow> = sqlx::query_as(OF_USER)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await?;
         row.map(CodeRow::into_code).transpose()
     }
 
@@ -58,13 +52,12 @@ impl ResetCodeStore for SqliteStore {
         self.writing(async {
             let at = new_key.created;
             let mut tx = self.begin_write().await?;
-            let spent =
-                sqlx::query("DELETE FROM reset_codes WHERE user_id = ? AND digest = ? AND expires_ms > ?")
-                    .bind(user_id)
-                    .bind(&code.0[..])
-                    .bind(at.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
+            let spent = sqlx::query(SPEND)
+                .bind(user_id)
+                .bind(&code.0[..])
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await?;
             if spent.rows_affected() == 0 {
                 return Err(StoreError::Gone);
             }
@@ -81,7 +74,7 @@ impl ResetCodeStore for SqliteStore {
             if suspension.is_none() {
                 insert_key(&mut tx, new_key).await?;
             }
-            insert_event(&mut tx, event).await?;
+            insert_events(&mut tx, std::slice::from_ref(event)).await?;
             insert_feed(&mut tx, user_id, &revoked, None, at).await?;
             tx.commit().await?;
             Ok(Redeemed { revoked, suspension })

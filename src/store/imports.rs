@@ -3,12 +3,70 @@
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::rows::ts;
-use super::{StoreError, StoreResult};
+use super::{RevokedKey, StoreError, StoreResult};
 use crate::domain::import::{Existing, ImportUser, ImportedAs, Plan, Refusal, Run, Source};
 use crate::domain::{EventKind, KeyDigest, NewEvent, Timestamp};
+
+#[async_trait]
+pub trait Imports: Send + Sync {
+    /// Imports a batch of accounts in one transaction, as [`crate::domain::import::plan_batch`]
+    /// decides from what is stored: new accounts with their (legacy) hash, an `imported` record
+    /// and event each; accounts imported by an earlier run get the source's hash when theirs
+    /// was never used here and differs. The classes of the hashes are recorded
+    /// (`password_hash_classes`). A dry run rolls back. One outcome per row, in order.
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>>;
+
+    /// Imports a batch of the original back end's live keys of imported accounts, in one
+    /// transaction (rolled back in a dry run): stored by digest with their own deadline, and
+    /// remembered by digest for good (a key signed out here is never brought back). A key seen
+    /// again is marked as seen by this run. One outcome per key, in order.
+    ///
+    /// `dry_owners`: in a dry run, the accounts (by source id) that the run would have imported
+    /// and did not store, so that their keys are planned as the real run would plan them.
+    async fn import_keys(
+        &self,
+        run: &Run,
+        batch: &[ImportKey],
+        dry_owners: &HashMap<String, Uuid>,
+    ) -> StoreResult<Vec<KeyOutcome>>;
+
+    /// Revokes (`signed_out`, at `now`) at most `limit` live imported keys that this run of a
+    /// complete import no longer found at the source (signed out there, or their password
+    /// changed) and whose original expiry is still ahead; returns them with their owners.
+    async fn revoke_keys_gone_from_source(
+        &self,
+        run: &Run,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(Uuid, RevokedKey)>>;
+
+    /// The classes of imported hashes (`password_hash_classes`), as written.
+    async fn hash_classes(&self) -> StoreResult<Vec<String>>;
+}
+
+// Statements both dialects run ($n placeholders, see the module `store`). The lookups and
+// inserts of a batch differ: `IN (?, …)` lists and multi-row `VALUES` in SQLite, arrays
+// (`= ANY($1)`, `unnest`) in PostgreSQL.
+
+/// An account imported by an earlier run ($3) gets the source's hash ($1, of $2) when its own
+/// was never used here (still the imported one) and differs.
+pub(super) const UPDATE_PRESENT_HASH: &str = "UPDATE password_hashes SET phc = $1, updated_ms = $2 \
+     WHERE user_id = $3 AND legacy AND phc <> $1";
+
+/// Live imported keys not seen by the run that started at $1, whose original expiry is after
+/// $2; at most $3.
+pub(super) const GONE_FROM_SOURCE: &str =
+    "SELECT k.user_id, k.id FROM imported_keys i JOIN keys k ON k.digest = i.digest \
+     WHERE i.seen_ms < $1 AND i.expires_ms > $2 AND k.revoked_ms IS NULL LIMIT $3";
+
+pub(super) const HASH_CLASSES: &str = "SELECT class FROM password_hash_classes ORDER BY class";
+
+/// Deletes remembered imported keys long past their original expiry ($1 the cutoff).
+pub(super) const PRUNE: &str = "DELETE FROM imported_keys WHERE expires_ms < $1";
 
 /// What a batch did with one account row.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,24 +1,23 @@
-//! Imports on SQLite: each batch is one write transaction, a few statements whatever
+//! [`Imports`] on SQLite: each batch is one write transaction, a few statements whatever
 //! its size (lookups with `IN (…)`, multi-row inserts), so a batch of 1,000 rows holds the write
 //! lock for milliseconds and the service keeps answering meanwhile.
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::{insert_feed, revoke_where, SqliteStore};
+use super::statements::{insert_feed, revoke_where};
+use super::SqliteStore;
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};
-use crate::store::import::{
+use crate::store::imports::{
     hash_classes, imported_event, insertions, outcomes, plan_keys, with_dry_owners, ExistingRow,
-    EXISTING_COLUMNS,
+    EXISTING_COLUMNS, GONE_FROM_SOURCE, HASH_CLASSES, UPDATE_PRESENT_HASH,
 };
 use crate::store::rows::digest_from;
-use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
-
-/// Deletes remembered imported keys long past their original expiry (?1 the cutoff).
-pub(super) const PRUNE: &str = "DELETE FROM imported_keys WHERE expires_ms < ?1";
+use crate::store::{Cause, ImportKey, Imports, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
 /// `?, ?, …` for `n` values.
 fn marks(n: usize) -> String {
@@ -178,12 +177,9 @@ async fn insert_classes(conn: &mut SqliteConnection, batch: &[ImportUser]) -> St
     Ok(())
 }
 
-impl SqliteStore {
-    pub(super) async fn import_user_batch(
-        &self,
-        run: &Run,
-        batch: &[ImportUser],
-    ) -> StoreResult<Vec<UserOutcome>> {
+#[async_trait]
+impl Imports for SqliteStore {
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -196,16 +192,12 @@ impl SqliteStore {
             let mut updated = HashSet::new();
             for (plan, row) in plans.iter().zip(batch) {
                 if let Plan::Present { id } = plan {
-                    let done = sqlx::query(
-                        "UPDATE password_hashes SET phc = ?, updated_ms = ? \
-                         WHERE user_id = ? AND legacy = 1 AND phc <> ?",
-                    )
-                    .bind(&row.hash)
-                    .bind(row.hash_updated.as_millis())
-                    .bind(id)
-                    .bind(&row.hash)
-                    .execute(&mut *tx)
-                    .await?;
+                    let done = sqlx::query(UPDATE_PRESENT_HASH)
+                        .bind(&row.hash)
+                        .bind(row.hash_updated.as_millis())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     if done.rows_affected() > 0 {
                         updated.insert(*id);
                     }
@@ -222,7 +214,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn import_key_batch(
+    async fn import_keys(
         &self,
         run: &Run,
         batch: &[ImportKey],
@@ -337,7 +329,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn revoke_gone_keys(
+    /// In one write transaction (PostgreSQL takes one per user, each with the user's lock).
+    async fn revoke_keys_gone_from_source(
         &self,
         run: &Run,
         now: Timestamp,
@@ -345,15 +338,12 @@ impl SqliteStore {
     ) -> StoreResult<Vec<(Uuid, RevokedKey)>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
-            let gone: Vec<(Uuid, Uuid)> = sqlx::query_as(
-                "SELECT k.user_id, k.id FROM imported_keys i JOIN keys k ON k.digest = i.digest \
-                 WHERE i.seen_ms < ? AND i.expires_ms > ? AND k.revoked_ms IS NULL LIMIT ?",
-            )
-            .bind(run.started.as_millis())
-            .bind(now.as_millis())
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
+            let gone: Vec<(Uuid, Uuid)> = sqlx::query_as(GONE_FROM_SOURCE)
+                .bind(run.started.as_millis())
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
             let mut revoked = Vec::with_capacity(gone.len());
             for (user_id, key_id) in gone {
                 let one = [key_id];
@@ -378,11 +368,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn list_hash_classes(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT class FROM password_hash_classes ORDER BY class")
-                .fetch_all(&self.read)
-                .await?,
-        )
+    async fn hash_classes(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(HASH_CLASSES).fetch_all(&self.read).await?)
     }
 }

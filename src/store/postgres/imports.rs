@@ -1,25 +1,24 @@
-//! Imports on PostgreSQL: each batch is one transaction of a few statements whatever
+//! [`Imports`] on PostgreSQL: each batch is one transaction of a few statements whatever
 //! its size (lookups with `= ANY(…)`, inserts from `unnest(…)`). Accounts are inserted with
 //! `ON CONFLICT DO NOTHING`, so a name signed up on another instance between the lookup and the
 //! insert makes that row refused, never the batch fail.
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{insert_feed, lock_user, revoke_where, PgStore};
+use super::statements::{insert_feed, lock_user, revoke_where};
+use super::PgStore;
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, NewEvent, RevocationReason, Timestamp};
-use crate::store::import::{
+use crate::store::imports::{
     hash_classes, imported_event, insertions, outcomes, plan_keys, with_dry_owners, ExistingRow,
-    EXISTING_COLUMNS,
+    EXISTING_COLUMNS, GONE_FROM_SOURCE, HASH_CLASSES, UPDATE_PRESENT_HASH,
 };
 use crate::store::rows::digest_from;
-use crate::store::{Cause, ImportKey, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
-
-/// Deletes remembered imported keys long past their original expiry ($1 the cutoff).
-pub(super) const PRUNE: &str = "DELETE FROM imported_keys WHERE expires_ms < $1";
+use crate::store::{Cause, ImportKey, Imports, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
 
 async fn lookups(
     conn: &mut PgConnection,
@@ -144,12 +143,9 @@ async fn insert_accounts(
     Ok(inserted)
 }
 
-impl PgStore {
-    pub(super) async fn import_user_batch(
-        &self,
-        run: &Run,
-        batch: &[ImportUser],
-    ) -> StoreResult<Vec<UserOutcome>> {
+#[async_trait]
+impl Imports for PgStore {
+    async fn import_users(&self, run: &Run, batch: &[ImportUser]) -> StoreResult<Vec<UserOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -162,15 +158,12 @@ impl PgStore {
             let mut updated = HashSet::new();
             for (plan, row) in plans.iter().zip(batch) {
                 if let Plan::Present { id } = plan {
-                    let done = sqlx::query(
-                        "UPDATE password_hashes SET phc = $1, updated_ms = $2 \
-                         WHERE user_id = $3 AND legacy AND phc <> $1",
-                    )
-                    .bind(&row.hash)
-                    .bind(row.hash_updated.as_millis())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    let done = sqlx::query(UPDATE_PRESENT_HASH)
+                        .bind(&row.hash)
+                        .bind(row.hash_updated.as_millis())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     if done.rows_affected() > 0 {
                         updated.insert(*id);
                     }
@@ -193,7 +186,7 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn import_key_batch(
+    async fn import_keys(
         &self,
         run: &Run,
         batch: &[ImportKey],
@@ -293,23 +286,21 @@ impl PgStore {
     }
 
     /// One user at a time, each in a transaction of its own that takes the user's row lock
-    /// first and the feed's lock last, as every other revocation does.
-    pub(super) async fn revoke_gone_keys(
+    /// first and the feed's lock last, as every other revocation does (SQLite revokes them all
+    /// in one write transaction).
+    async fn revoke_keys_gone_from_source(
         &self,
         run: &Run,
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(Uuid, RevokedKey)>> {
         self.writing(async {
-            let gone: Vec<(Uuid, Uuid)> = sqlx::query_as(
-                "SELECT k.user_id, k.id FROM imported_keys i JOIN keys k ON k.digest = i.digest \
-                 WHERE i.seen_ms < $1 AND i.expires_ms > $2 AND k.revoked_ms IS NULL LIMIT $3",
-            )
-            .bind(run.started.as_millis())
-            .bind(now.as_millis())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+            let gone: Vec<(Uuid, Uuid)> = sqlx::query_as(GONE_FROM_SOURCE)
+                .bind(run.started.as_millis())
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
             let mut by_user: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
             for (user_id, key_id) in gone {
                 by_user.entry(user_id).or_default().push(key_id);
@@ -339,11 +330,7 @@ impl PgStore {
         .await
     }
 
-    pub(super) async fn list_hash_classes(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT class FROM password_hash_classes ORDER BY class")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    async fn hash_classes(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(HASH_CLASSES).fetch_all(&self.pool).await?)
     }
 }

@@ -1,0 +1,54 @@
+//! [`Events`] on PostgreSQL: standalone events in a transaction of their own.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::statements::insert_events;
+use super::PgStore;
+use crate::domain::{Event, NewEvent};
+use crate::store::events::{ALL, OF_USER};
+use crate::store::rows::EventRow;
+use crate::store::{Events, StoreResult};
+
+#[async_trait]
+impl Events for PgStore {
+    async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.writing(async {
+            let mut tx = self.pool.begin().await?;
+            insert_events(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        user_id: Option<Uuid>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let before = before.unwrap_or(i64::MAX);
+        let rows: Vec<EventRow> = match user_id {
+            Some(user_id) => {
+                sqlx::query_as(&OF_USER)
+                    .bind(user_id)
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(&ALL)
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.into_iter().map(Event::try_from).collect()
+    }
+}

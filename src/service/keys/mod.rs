@@ -8,6 +8,10 @@
 //! A revocation made by this instance removes the key from the cache before it returns, so it
 //! is honoured at once.
 
+mod outage;
+mod sharing;
+mod usage;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -268,50 +272,6 @@ impl KeyService {
             feed_suspect: AtomicBool::new(false),
             clock,
         }
-    }
-
-    /// Sets `database.outage_grace`.
-    pub fn set_outage_grace(&self, grace: Duration) {
-        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        self.outage_grace_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// The revocation feed was read (and what it held applied): cached keys are trusted again.
-    pub fn feed_heard(&self) {
-        self.feed_heard_ms
-            .store(self.clock.now().as_millis(), Ordering::Relaxed);
-        self.feed_failing.store(false, Ordering::Release);
-    }
-
-    /// A read of the revocation feed failed: cached keys validate for the grace from the last
-    /// successful read, then answer 503.
-    pub fn feed_failed(&self) {
-        self.feed_failing.store(true, Ordering::Release);
-    }
-
-    /// Whether a read of the revocation feed has failed since the last successful one.
-    pub fn feed_is_failing(&self) -> bool {
-        self.feed_failing.load(Ordering::Acquire)
-    }
-
-    /// Notifications may have been missed: the next read of the feed re-reads its latest entries.
-    pub fn feed_suspect(&self) {
-        self.feed_suspect.store(true, Ordering::Release);
-    }
-
-    /// Whether the feed must be read again, clearing the mark.
-    pub fn take_feed_suspect(&self) -> bool {
-        self.feed_suspect.swap(false, Ordering::AcqRel)
-    }
-
-    /// Whether this instance can answer validations of cached keys now (`GET /health/ready`).
-    pub fn cache_trusted(&self) -> bool {
-        crate::domain::outage::cache_trusted(
-            self.feed_failing.load(Ordering::Acquire),
-            Timestamp::from_millis(self.feed_heard_ms.load(Ordering::Relaxed)),
-            Duration::from_millis(self.outage_grace_ms.load(Ordering::Relaxed)),
-            self.clock.now(),
-        )
     }
 
     /// Notified whenever keys are forgotten as revoked: this instance revoked them (after the
@@ -691,163 +651,5 @@ impl KeyService {
         }
         revoked.sort_by_key(|r| std::cmp::Reverse(r.revoked));
         Ok((live, revoked))
-    }
-
-    fn take_usage(entries: &[Arc<KeyEntry>], now: Timestamp) -> Vec<KeyUsage> {
-        entries
-            .iter()
-            .map(|e| {
-                let mut u = e.usage();
-                u.dirty = false;
-                u.urgent = false;
-                u.written = now;
-                let used = match (u.used, u.last_used, u.last_ip) {
-                    (true, Some(at), Some(ip)) => Some(LastUse {
-                        at,
-                        ip,
-                        user_agent: u.user_agent.as_deref().map(str::to_owned),
-                    }),
-                    _ => None,
-                };
-                KeyUsage {
-                    key_id: e.id,
-                    used,
-                    // Serialising plain data cannot fail; an empty state is the safe fallback.
-                    activity: serde_json::to_string(&u.activity).unwrap_or_default(),
-                }
-            })
-            .collect()
-    }
-
-    async fn write_usage(&self, entries: Vec<Arc<KeyEntry>>) -> Result<usize, StoreError> {
-        // In slices, each its own transaction: reading and serialising the state of every key
-        // in use runs on a request thread, and one slice of it is short enough (about a
-        // millisecond) not to be felt by the requests queued behind it.
-        const SLICE: usize = 500;
-        let mut written = 0;
-        let mut rest = entries;
-        while !rest.is_empty() {
-            let later = rest.split_off(rest.len().min(SLICE));
-            let batch = Self::take_usage(&rest, self.clock.now());
-            if let Err(e) = self.store.record_usage(&batch).await {
-                // Keep them for the next flush.
-                for entry in rest.iter().chain(&later) {
-                    entry.usage().dirty = true;
-                }
-                self.dirty().extend(rest.into_iter().chain(later));
-                return Err(e);
-            }
-            written += batch.len();
-            rest = later;
-        }
-        Ok(written)
-    }
-
-    /// Writes every pending usage update (at shutdown, and before housekeeping that reads
-    /// usage); returns how many.
-    pub async fn flush(&self) -> Result<usize, StoreError> {
-        let entries = std::mem::take(&mut *self.dirty());
-        self.write_usage(entries).await
-    }
-
-    /// The periodic flush: writes the usage that is due, a new network at once and any other
-    /// change once its last write is [`KeyService::usage_write_every`] old, so that a key in
-    /// steady use costs one row write every five minutes rather than one per flush. Returns how
-    /// many were written.
-    pub async fn flush_due(&self) -> Result<usize, StoreError> {
-        let stale = self.clock.now().minus(self.usage_write_every());
-        let pending = std::mem::take(&mut *self.dirty());
-        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| {
-            let usage = e.usage();
-            usage.urgent || usage.written <= stale
-        });
-        // Still marked dirty: they stay queued (judge does not queue them twice).
-        self.dirty().extend(later);
-        self.write_usage(due).await
-    }
-
-    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a twentieth
-    /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
-    /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds), so idleness is
-    /// exact to a tenth of itself (API.md) for idle timeouts of 20 s and more, to 2 s below.
-    pub fn usage_write_every(&self) -> Duration {
-        match self.policy.idle_timeout {
-            Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),
-            None => USAGE_WRITE_EVERY,
-        }
-    }
-
-    /// How long the shared anomaly rows of a key matter: the network window, or the two flood
-    /// windows the request estimate reads.
-    pub fn shared_activity_kept_for(&self) -> Duration {
-        self.anomaly
-            .window
-            .max(self.anomaly.flood_window.saturating_mul(2))
-    }
-
-    /// Several instances on one database (PostgreSQL), every second: adds what this instance saw
-    /// of its keys since the last time (requests per flood window, networks) to what every
-    /// instance saw, takes the totals in, and revokes the keys whose united activity crosses a
-    /// line (API.md: the anomaly rules and the rate limit count what all instances saw, with a
-    /// lag of at most a second). Returns how many keys were shared.
-    pub async fn share_activity(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let queued: Vec<Arc<KeyEntry>> = std::mem::take(&mut *lock(&self.unshared));
-        let mut taken = Vec::new();
-        for entry in queued {
-            let delta = entry.usage().activity.take_due(&self.anomaly, now.as_millis());
-            if !delta.is_empty() {
-                taken.push((entry, delta));
-            }
-        }
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let deltas: Vec<(Uuid, ActivityDelta)> = taken.iter().map(|(e, d)| (e.id, d.clone())).collect();
-        let counts_since = now.minus(self.anomaly.flood_window.saturating_mul(2));
-        let networks_since = now.minus(self.anomaly.window);
-        let totals = match self
-            .store
-            .share_activity(&deltas, counts_since, networks_since)
-            .await
-        {
-            Ok(totals) => totals,
-            Err(e) => {
-                let mut queue = lock(&self.unshared);
-                for (entry, delta) in taken {
-                    let mut usage = entry.usage();
-                    let was_queued = usage.activity.share_due(&self.anomaly, now.as_millis());
-                    usage.activity.unshare(delta);
-                    drop(usage);
-                    if !was_queued {
-                        queue.push(entry);
-                    }
-                }
-                return Err(e);
-            }
-        };
-        let totals: std::collections::HashMap<Uuid, SharedActivity> = totals.into_iter().collect();
-        let mut crossed = Vec::new();
-        for (entry, _) in &taken {
-            if let Some(shared) = totals.get(&entry.id) {
-                if let Some(reason) = entry.usage().activity.absorb(&self.anomaly, shared, now) {
-                    crossed.push((entry.clone(), reason));
-                }
-            }
-        }
-        for (entry, reason) in crossed {
-            tracing::info!(target: "security", event = "anomaly_across_instances", user_id = %entry.user.id, key_id = %entry.id, reason = reason.as_str(), "what all instances saw crosses a line");
-            self.revoke(&entry, reason, now, None).await?;
-        }
-        Ok(taken.len())
-    }
-
-    /// Writes the pending usage of one user's keys.
-    pub async fn flush_user(&self, user_id: Uuid) -> Result<usize, StoreError> {
-        let mine: Vec<Arc<KeyEntry>> = {
-            let mut dirty = self.dirty();
-            dirty.extract_if(.., |e| e.user.id == user_id).collect()
-        };
-        self.write_usage(mine).await
     }
 }

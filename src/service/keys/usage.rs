@@ -1,0 +1,100 @@
+//! Writing what validation learnt of each key (`last_used`, `last_ip`, the user agent, the
+//! anomaly state) back to the store: in batches, and for a key in steady use only every
+//! `usage_write_every`.
+
+use super::*;
+
+impl KeyService {
+    pub(super) fn take_usage(entries: &[Arc<KeyEntry>], now: Timestamp) -> Vec<KeyUsage> {
+        entries
+            .iter()
+            .map(|e| {
+                let mut u = e.usage();
+                u.dirty = false;
+                u.urgent = false;
+                u.written = now;
+                let used = match (u.used, u.last_used, u.last_ip) {
+                    (true, Some(at), Some(ip)) => Some(LastUse {
+                        at,
+                        ip,
+                        user_agent: u.user_agent.as_deref().map(str::to_owned),
+                    }),
+                    _ => None,
+                };
+                KeyUsage {
+                    key_id: e.id,
+                    used,
+                    // Serialising plain data cannot fail; an empty state is the safe fallback.
+                    activity: serde_json::to_string(&u.activity).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    pub(super) async fn write_usage(&self, entries: Vec<Arc<KeyEntry>>) -> Result<usize, StoreError> {
+        // In slices, each its own transaction: reading and serialising the state of every key
+        // in use runs on a request thread, and one slice of it is short enough (about a
+        // millisecond) not to be felt by the requests queued behind it.
+        const SLICE: usize = 500;
+        let mut written = 0;
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let later = rest.split_off(rest.len().min(SLICE));
+            let batch = Self::take_usage(&rest, self.clock.now());
+            if let Err(e) = self.store.record_usage(&batch).await {
+                // Keep them for the next flush.
+                for entry in rest.iter().chain(&later) {
+                    entry.usage().dirty = true;
+                }
+                self.dirty().extend(rest.into_iter().chain(later));
+                return Err(e);
+            }
+            written += batch.len();
+            rest = later;
+        }
+        Ok(written)
+    }
+
+    /// Writes every pending usage update (at shutdown, and before housekeeping that reads
+    /// usage); returns how many.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        let entries = std::mem::take(&mut *self.dirty());
+        self.write_usage(entries).await
+    }
+
+    /// The periodic flush: writes the usage that is due, a new network at once and any other
+    /// change once its last write is [`KeyService::usage_write_every`] old, so that a key in
+    /// steady use costs one row write every five minutes rather than one per flush. Returns how
+    /// many were written.
+    pub async fn flush_due(&self) -> Result<usize, StoreError> {
+        let stale = self.clock.now().minus(self.usage_write_every());
+        let pending = std::mem::take(&mut *self.dirty());
+        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| {
+            let usage = e.usage();
+            usage.urgent || usage.written <= stale
+        });
+        // Still marked dirty: they stay queued (judge does not queue them twice).
+        self.dirty().extend(later);
+        self.write_usage(due).await
+    }
+
+    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a twentieth
+    /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
+    /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds), so idleness is
+    /// exact to a tenth of itself (API.md) for idle timeouts of 20 s and more, to 2 s below.
+    pub fn usage_write_every(&self) -> Duration {
+        match self.policy.idle_timeout {
+            Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),
+            None => USAGE_WRITE_EVERY,
+        }
+    }
+
+    /// Writes the pending usage of one user's keys.
+    pub async fn flush_user(&self, user_id: Uuid) -> Result<usize, StoreError> {
+        let mine: Vec<Arc<KeyEntry>> = {
+            let mut dirty = self.dirty();
+            dirty.extract_if(.., |e| e.user.id == user_id).collect()
+        };
+        self.write_usage(mine).await
+    }
+}

@@ -5,6 +5,13 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written like `180d`, `24h`, `90s`, `500ms` (humantime's syntax).
+///
+/// Parsing is humantime's. Kept our own rather than `humantime-serde`: that crate writes a
+/// duration back as humantime formats it (`1day`, `4h 30m`, `1s 500ms`), while
+/// `serve --check-config` prints the configuration as API.md and the book write it (`24h`,
+/// `270m`, `1500ms`: the largest unit that is exact), and the printed file must load back to
+/// the same settings (`config::tests::the_effective_configuration_loads_back_less_its_secrets`).
+/// Errors name the forms to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 

@@ -66,6 +66,8 @@
 #   BENCH_KEEP_TMP=1          keep the temporary directory (databases, logs, wrk outputs)
 #   BENCH_SKIP_BUILD=1        use the binaries already built (current and base)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -122,23 +124,11 @@ EXAMPLES="$TARGET_DIR/release/examples"
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^KILLBILL_AUTH_' || true)
 
 log() { printf '%s bench-game: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 want_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-game.XXXXXX")
 PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    # Still there after 10 s: no more asking (only then, so a reused PID is never hit).
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-}
 PG_DB="kb_game_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
 PG_DB_CREATED=0
 cleanup() {
@@ -153,17 +143,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- 0. tools and builds
 COMMANDS=()
-record() { COMMANDS+=("$*"); }
 
 apt_install() { # apt_install PACKAGE
     local sudo=""
@@ -255,17 +238,7 @@ service_env() { # service_env DATABASE_URL PORT
         "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
 }
 
-now_ns() { date +%s%N; }
 
-# wait_http URL PID: until URL answers 200 (at most 120 s), or the process dies.
-wait_http() {
-    local url=$1 pid=$2 deadline=$(( $(date +%s) + 120 ))
-    until curl -sf -o /dev/null --max-time 1 "$url"; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.01
-    done
-}
 
 # start_service BIN ENV LOG PORT: starts a service, sets SVC_PID.
 start_service() {
@@ -287,9 +260,6 @@ service_key() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-# user + system CPU time of a process so far, in clock ticks
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 seed() { # seed SEED_BIN DB N FILE
     record "$1 --db $2 --keys $3 --keys-file $4 --file-limit $3"
@@ -347,16 +317,11 @@ wrk_run() {
     log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
 }
 
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
-ms_list() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? ", " : ""), $i / 1000 }'; }
-mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
 mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
 # median of numbers (the mean of the middle two for an even count), three decimals
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
-thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 list() { local out="" x; for x in "$@"; do out="$out${out:+, }$x"; done; echo "$out"; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"

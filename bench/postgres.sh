@@ -47,6 +47,8 @@
 #   BENCH_KEEP_TMP=1          keep the temporary directory (database file, logs, wrk outputs)
 #   BENCH_SKIP_BUILD=1        use the binaries already in target/release
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -96,7 +98,6 @@ SIGNUP_THROTTLE=10000
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^KILLBILL_AUTH_' || true)
 
 log() { printf '%s bench-pg: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-pg.XXXXXX")
@@ -104,17 +105,6 @@ PIDS=()
 # A database of our own on the server, dropped at the end (WITH (FORCE): PostgreSQL ≥ 13).
 PG_DB="kb_bench_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
 PG_DB_CREATED=0
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    # Still there after 10 s: no more asking (only then, so a reused PID is never hit).
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -127,17 +117,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- 0. tools, build, databases
 COMMANDS=()
-record() { COMMANDS+=("$*"); }
 
 if ! command -v wrk >/dev/null; then
     SUDO=""
@@ -191,17 +174,7 @@ signin_env() { # signin_env sqlite|postgres PORT
         "KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
 }
 
-now_ns() { date +%s%N; }
 
-# wait_http URL PID: until URL answers 200 (at most 120 s), or the process dies.
-wait_http() {
-    local url=$1 pid=$2 deadline=$(( $(date +%s) + 120 ))
-    until curl -sf -o /dev/null --max-time 1 "$url"; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.01
-    done
-}
 
 # start_service ENV LOG PORT: starts the service, sets SVC_PID and STARTUP_MS.
 declare -A SVC_LOG
@@ -220,8 +193,6 @@ start_service() {
 stop_service() { stop_pid "$1"; forget_pid "$1"; }
 
 CLK_TCK=$(getconf CLK_TCK)
-# user + system CPU time of a process so far, in clock ticks
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # pg_ticks: "PID TICKS" of every PostgreSQL server process that works for this run's database:
 # its backends and autovacuum workers. Not the server's shared background processes (WAL
 # writer, checkpointer…), which also work for other databases (other users' tests): their part
@@ -246,7 +217,6 @@ pg_delta() {
     awk 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { print d + 0 }' \
         <(echo "$1") <(pg_ticks)
 }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # page_in DB: reads the SQLite file (and its WAL) into the OS page cache (see bench/run.sh:
 # machines of this kind page out file pages idle for about a minute).
@@ -315,14 +285,8 @@ per_request() {
     awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
 }
 
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
-ms_list() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? ", " : ""), $i / 1000 }'; }
-mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
 mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
-holds() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US | $R_PG_US |"
 }

@@ -48,6 +48,8 @@
 #   BENCH_KEEP_TMP=1          keep the temporary directory (databases, logs, wrk outputs)
 #   BENCH_SKIP_BUILD=1        use the binaries already in target/release
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -99,22 +101,10 @@ SIGNUP_THROTTLE=10000
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^KILLBILL_AUTH_' || true)
 
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench.XXXXXX")
 PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    # Still there after 10 s: no more asking (only then, so a reused PID is never hit).
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -123,17 +113,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- 0. tools and build
 COMMANDS=()
-record() { COMMANDS+=("$*"); }
 
 if ! command -v wrk >/dev/null; then
     SUDO=""
@@ -175,17 +158,7 @@ signin_env() {
         "KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
 }
 
-now_ns() { date +%s%N; }
 
-# wait_http URL PID: until URL answers 200 (at most 120 s), or the process dies.
-wait_http() {
-    local url=$1 pid=$2 deadline=$(( $(date +%s) + 120 ))
-    until curl -sf -o /dev/null --max-time 1 "$url"; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.01
-    done
-}
 
 # start_service ENV LOG: starts the service, sets SVC_PID and STARTUP_MS (launch until GET / answers).
 start_service() {
@@ -202,9 +175,6 @@ start_service() {
 stop_service() { stop_pid "$SVC_PID"; forget_pid "$SVC_PID"; }
 
 CLK_TCK=$(getconf CLK_TCK)
-# user + system CPU time of a process so far, in clock ticks
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # rss_kib PID [FIELD]: a memory figure of /proc/PID/status in KiB (VmRSS unless FIELD is given,
 # e.g. RssAnon: the process's private memory, without the mapped database file).
@@ -294,16 +264,11 @@ wrk_run() {
     log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
 }
 
-ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
-ms_list() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? ", " : ""), $i / 1000 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
-mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
 maxof() { printf '%s\n' "$@" | sort -n | tail -1; }
 # median of integers (the mean of the middle two for an even count)
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
-holds() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"
 }

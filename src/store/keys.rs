@@ -92,6 +92,11 @@ pub struct LastUse {
     pub at: Timestamp,
     pub ip: IpAddr,
     pub user_agent: Option<String>,
+    /// A routine write on one of several instances: skipped (with the state it carries) when
+    /// the stored `last_used` is this recent already, another instance having written it; so a
+    /// key in steady use is written about once per interval whatever the number of instances.
+    /// `None`: always written (a new network, a flush at shutdown, one instance).
+    pub unless_stored_since: Option<Timestamp>,
 }
 
 /// The latest use of a key and its anomaly state, batched from memory to storage.

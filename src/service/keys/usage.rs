@@ -5,11 +5,22 @@
 use super::*;
 
 impl KeyService {
-    pub(super) fn take_usage(entries: &[Arc<KeyEntry>], now: Timestamp) -> Vec<KeyUsage> {
+    /// What `entries` learnt, to be written. `routine`: the periodic flush, whose writes of a
+    /// key in steady use another instance may have made unneeded (see
+    /// [`LastUse::unless_stored_since`]); never a new network's.
+    pub(super) fn take_usage(
+        &self,
+        entries: &[Arc<KeyEntry>],
+        now: Timestamp,
+        routine: bool,
+    ) -> Vec<KeyUsage> {
+        let fresh_for = self.usage_write_every() / 2;
+        let skippable = routine && self.anomaly.shared;
         entries
             .iter()
             .map(|e| {
                 let mut u = e.usage();
+                let unless_stored_since = (skippable && !u.urgent).then(|| now.minus(fresh_for));
                 u.dirty = false;
                 u.urgent = false;
                 u.written = now;
@@ -18,6 +29,7 @@ impl KeyService {
                         at,
                         ip,
                         user_agent: u.user_agent.as_deref().map(str::to_owned),
+                        unless_stored_since,
                     }),
                     _ => None,
                 };
@@ -31,7 +43,11 @@ impl KeyService {
             .collect()
     }
 
-    pub(super) async fn write_usage(&self, entries: Vec<Arc<KeyEntry>>) -> Result<usize, StoreError> {
+    pub(super) async fn write_usage(
+        &self,
+        entries: Vec<Arc<KeyEntry>>,
+        routine: bool,
+    ) -> Result<usize, StoreError> {
         // In slices, each its own transaction: reading and serialising the state of every key
         // in use runs on a request thread, and one slice of it is short enough (about a
         // millisecond) not to be felt by the requests queued behind it.
@@ -40,7 +56,7 @@ impl KeyService {
         let mut rest = entries;
         while !rest.is_empty() {
             let later = rest.split_off(rest.len().min(SLICE));
-            let batch = Self::take_usage(&rest, self.clock.now());
+            let batch = self.take_usage(&rest, self.clock.now(), routine);
             if let Err(e) = self.store.record_usage(&batch).await {
                 // Keep them for the next flush.
                 for entry in rest.iter().chain(&later) {
@@ -59,7 +75,7 @@ impl KeyService {
     /// usage); returns how many.
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let entries = std::mem::take(&mut *self.dirty());
-        self.write_usage(entries).await
+        self.write_usage(entries, false).await
     }
 
     /// The periodic flush: writes the usage that is due, a new network at once and any other
@@ -75,17 +91,26 @@ impl KeyService {
         });
         // Still marked dirty: they stay queued (judge does not queue them twice).
         self.dirty().extend(later);
-        self.write_usage(due).await
+        self.write_usage(due, true).await
     }
 
-    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a twentieth
-    /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
-    /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds), so idleness is
-    /// exact to a tenth of itself (API.md) for idle timeouts of 20 s and more, to 2 s below.
+    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`] (on several
+    /// instances [`USAGE_WRITE_EVERY_SHARED`]), or a twentieth of `keys.idle_timeout` when that
+    /// is shorter. On one instance a use reaches the database within this plus one flush tick
+    /// (startup's `usage_flush_ticks`: this, in whole seconds). On several, a routine write is
+    /// skipped when another instance stored a use within half of this (so a key is written
+    /// about once per interval, not once per instance), and the stored use lags by at most one
+    /// and a half of it plus a tick: five minutes by default, a tenth of an idle timeout of 40 s
+    /// and more (API.md).
     pub fn usage_write_every(&self) -> Duration {
+        let every = if self.anomaly.shared {
+            USAGE_WRITE_EVERY_SHARED
+        } else {
+            USAGE_WRITE_EVERY
+        };
         match self.policy.idle_timeout {
-            Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),
-            None => USAGE_WRITE_EVERY,
+            Some(idle) => every.min(idle / 20),
+            None => every,
         }
     }
 
@@ -95,6 +120,6 @@ impl KeyService {
             let mut dirty = self.dirty();
             dirty.extract_if(.., |e| e.user.id == user_id).collect()
         };
-        self.write_usage(mine).await
+        self.write_usage(mine, false).await
     }
 }

@@ -198,3 +198,46 @@ pub(super) async fn usage_batches(store: &dyn Store) {
         assert_eq!(&store.find_key(&record.digest).await.unwrap().unwrap().0, record);
     }
 }
+
+/// A routine write on one of several instances is skipped, with the state it carries, when the
+/// stored use is as recent as it says (another instance wrote it); written when it is older.
+pub(super) async fn routine_usage_writes_skip_a_recent_stored_use(store: &dyn Store) {
+    let bill = user("bill", T0);
+    store
+        .create_user(&bill, "$argon2id$x", None, &test_event())
+        .await
+        .unwrap();
+    let key = new_key(&bill, T0);
+    issue(store, &key, &policy(10)).await.unwrap();
+    store.record_usage(&[used(key.id, T0 + 1_000)]).await.unwrap();
+    let unless = |at: i64, since: i64| {
+        let mut u = used(key.id, at);
+        if let Some(last) = &mut u.used {
+            last.unless_stored_since = Some(ts(since));
+        }
+        u
+    };
+    let stored = async || {
+        let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
+        (listed[0].last_used, listed[0].activity.clone())
+    };
+    // Stored at T0 + 1000, at or after T0 + 900: skipped, state included.
+    store.record_usage(&[unless(T0 + 1_500, T0 + 900)]).await.unwrap();
+    store
+        .record_usage(&[unless(T0 + 1_600, T0 + 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored().await,
+        (Some(ts(T0 + 1_000)), Some(format!(r#"{{"at":{}}}"#, T0 + 1_000)))
+    );
+    // Older than asked: written.
+    store
+        .record_usage(&[unless(T0 + 2_000, T0 + 1_001)])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored().await,
+        (Some(ts(T0 + 2_000)), Some(format!(r#"{{"at":{}}}"#, T0 + 2_000)))
+    );
+}

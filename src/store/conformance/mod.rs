@@ -119,6 +119,7 @@ fn used(key_id: Uuid, at: i64) -> KeyUsage {
             at: ts(at),
             ip: "203.0.113.9".parse().unwrap(),
             user_agent: Some("Kill Bill 2/1.0 (é)".into()),
+            unless_stored_since: None,
         }),
         activity: format!(r#"{{"at":{at}}}"#),
     }
@@ -178,6 +179,7 @@ conformance!(
     keys::revoke_one_and_all,
     accounts::change_password_and_delete_user,
     keys::usage_batches,
+    keys::routine_usage_writes_skip_a_recent_stored_use,
     throttles::throttles,
     feed::revocation_feed_order,
     housekeeping::expiry_at_the_earlier_deadline,

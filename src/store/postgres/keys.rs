@@ -147,6 +147,7 @@ impl Keys for PgStore {
                 let mut ips = Vec::with_capacity(chunk.len());
                 let mut agents: Vec<Option<String>> = Vec::with_capacity(chunk.len());
                 let mut activities = Vec::with_capacity(chunk.len());
+                let mut unless: Vec<Option<i64>> = Vec::with_capacity(chunk.len());
                 for u in chunk {
                     if let Some(last) = &u.used {
                         ids.push(u.key_id);
@@ -154,20 +155,24 @@ impl Keys for PgStore {
                         ips.push(last.ip.to_string());
                         agents.push(last.user_agent.clone());
                         activities.push(u.activity.clone());
+                        unless.push(last.unless_stored_since.map(Timestamp::as_millis));
                     }
                 }
-                // greatest(): a late flush never moves last_used backwards.
+                // greatest(): a late flush never moves last_used backwards. A routine write
+                // that another instance made unneeded matches no row (and writes none).
                 sqlx::query(
                     "UPDATE keys SET last_used_ms = greatest(coalesce(keys.last_used_ms, 0), v.at), \
                      last_ip = v.ip, user_agent = v.agent, activity = v.activity \
-                     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
-                     AS v(id, at, ip, agent, activity) WHERE keys.id = v.id",
+                     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+                     AS v(id, at, ip, agent, activity, unless_since) WHERE keys.id = v.id \
+                     AND (v.unless_since IS NULL OR coalesce(keys.last_used_ms, 0) < v.unless_since)",
                 )
                 .bind(&ids)
                 .bind(&ats)
                 .bind(&ips)
                 .bind(&agents)
                 .bind(&activities)
+                .bind(&unless)
                 .execute(&mut *tx)
                 .await?;
             }

@@ -133,12 +133,14 @@ impl Keys for SqliteStore {
             let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
             let mut tx = self.begin_write().await?;
             for chunk in used.chunks(ROWS) {
-                let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                // max(): a late flush never moves last_used backwards.
+                let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                // max(): a late flush never moves last_used backwards. A routine write that
+                // another writer made unneeded matches no row.
                 let sql = format!(
                     "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
                      last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
-                     FROM (VALUES {values}) AS v WHERE keys.id = v.column1"
+                     FROM (VALUES {values}) AS v WHERE keys.id = v.column1 \
+                     AND (v.column6 IS NULL OR coalesce(keys.last_used_ms, 0) < v.column6)"
                 );
                 let mut query = sqlx::query(&sql);
                 for u in chunk {
@@ -148,7 +150,8 @@ impl Keys for SqliteStore {
                             .bind(last.at.as_millis())
                             .bind(last.ip.to_string())
                             .bind(last.user_agent.clone())
-                            .bind(u.activity.clone());
+                            .bind(u.activity.clone())
+                            .bind(last.unless_stored_since.map(Timestamp::as_millis));
                     }
                 }
                 query.execute(&mut *tx).await?;

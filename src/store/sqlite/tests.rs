@@ -83,6 +83,7 @@ async fn the_key_reader_decodes_rows_as_sqlx_does() {
                 at: ts(1_700_000_100_000),
                 ip: "2001:db8::1".parse().expect("address"),
                 user_agent: Some("Kill Bill 2/1.0 (é)".into()),
+                unless_stored_since: None,
             }),
             activity: r#"{"networks":[]}"#.into(),
         }])

@@ -43,10 +43,6 @@ pub const CACHE_IDLE: Duration = Duration::from_secs(600);
 /// [`KeyService::usage_write_every`]). A new network is written at the next flush (API.md's
 /// anomaly rules must survive a restart); a graceful stop writes everything.
 pub const USAGE_WRITE_EVERY: Duration = Duration::from_secs(300);
-/// [`USAGE_WRITE_EVERY`] on several instances, where a routine write is skipped when another
-/// instance stored the key's use within half of this: the stored use then lags by at most one
-/// and a half of this, five minutes.
-pub const USAGE_WRITE_EVERY_SHARED: Duration = Duration::from_secs(200);
 /// User agents are kept up to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 

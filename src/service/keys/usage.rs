@@ -94,23 +94,18 @@ impl KeyService {
         self.write_usage(due, true).await
     }
 
-    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`] (on several
-    /// instances [`USAGE_WRITE_EVERY_SHARED`]), or a twentieth of `keys.idle_timeout` when that
-    /// is shorter. On one instance a use reaches the database within this plus one flush tick
-    /// (startup's `usage_flush_ticks`: this, in whole seconds). On several, a routine write is
-    /// skipped when another instance stored a use within half of this (so a key is written
-    /// about once per interval, not once per instance), and the stored use lags by at most one
-    /// and a half of it plus a tick: five minutes by default, a tenth of an idle timeout of 40 s
-    /// and more (API.md).
+    /// How often a key in steady use has its use written: [`USAGE_WRITE_EVERY`], or a twentieth
+    /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
+    /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds). On several
+    /// instances a routine write is skipped when another instance stored a use within half of
+    /// this, so that a key in steady use is written once per interval, not once per instance:
+    /// the instance that wrote last goes on writing it every interval; when it stops using the
+    /// key, another writes within one and a half intervals (API.md: exact to five minutes; to a
+    /// tenth of an idle timeout of 40 s and more).
     pub fn usage_write_every(&self) -> Duration {
-        let every = if self.anomaly.shared {
-            USAGE_WRITE_EVERY_SHARED
-        } else {
-            USAGE_WRITE_EVERY
-        };
         match self.policy.idle_timeout {
-            Some(idle) => every.min(idle / 20),
-            None => every,
+            Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),
+            None => USAGE_WRITE_EVERY,
         }
     }
 

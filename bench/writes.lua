@@ -1,0 +1,78 @@
+-- wrk script for the ordinary load of bench/writes.sh: `GET /auth` with `Authorization: Bearer
+-- <key>`, walking every key of a file round-robin (one standard base64 key a line), at a steady
+-- rate whatever the server's speed:
+--
+--   BENCH_RATE=3000 wrk -t1 -c32 -d330s --latency -s bench/writes.lua http://127.0.0.1:PORT/auth -- KEYS_FILE
+--
+-- Each connection waits before each request (wrk's delay()) until the next free slot of a
+-- schedule of BENCH_RATE requests a second shared by the thread's connections (per thread: use
+-- -t1): a small delay per connection, about connections / BENCH_RATE
+-- seconds, so that every key sees the same modest rate (rate / keys a second). The connections
+-- must be enough to keep the schedule: connections × 1000 / BENCH_RATE ms must exceed the
+-- latency (-c32 at 3,000/s: 10.7 ms). A schedule more than 100 ms behind (a stalled server)
+-- restarts from now rather than bursting to catch up, so the achieved rate (the BENCH line's
+-- requests / duration) is what to report.
+--
+-- done() prints one machine-readable line: `BENCH requests=… duration_us=… p50_us=… …`.
+
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } kb_timespec;
+int clock_gettime(int clk_id, kb_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local ts = ffi.new("kb_timespec[1]")
+local function now_ms()
+   ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+   return tonumber(ts[0].tv_sec) * 1000 + tonumber(ts[0].tv_nsec) / 1e6
+end
+
+local requests = {}
+local count = 0
+local next_index = 0
+local interval_ms = 0
+local next_at = nil
+
+function init(args)
+   for key in io.lines(args[1]) do
+      if #key > 0 then
+         count = count + 1
+         requests[count] = wrk.format("GET", "/auth", { ["Authorization"] = "Bearer " .. key })
+      end
+   end
+   if count == 0 then
+      error("no keys in " .. tostring(args[1]))
+   end
+   local rate = tonumber(os.getenv("BENCH_RATE") or "")
+   if not rate or rate <= 0 then
+      error("BENCH_RATE (requests a second) is needed")
+   end
+   interval_ms = 1000 / rate
+end
+
+function delay()
+   local now = now_ms()
+   if next_at == nil or next_at < now - 100 then
+      next_at = now
+   end
+   next_at = next_at + interval_ms
+   local wait = next_at - now
+   -- wrk's timers count whole milliseconds and fire on the tick after: round down.
+   if wait < 1 then
+      return 0
+   end
+   return math.floor(wait)
+end
+
+function request()
+   next_index = next_index % count + 1
+   return requests[next_index]
+end
+
+function done(summary, latency, requests_)
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH requests=%d duration_us=%d non2xx=%d connect_errors=%d read_errors=%d write_errors=%d timeouts=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
+      summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end

@@ -735,11 +735,16 @@ async fn a_wrong_password_takes_as_long_whatever_the_kind_of_hash() {
         "median time of a wrong password, against its round's mean: {:?}",
         names.iter().zip(&medians).collect::<Vec<_>>()
     );
+    // Without the padding bcrypt takes about twice the Argon2id here (a ratio near 0.5). With
+    // it, a quiet machine gives ratios within 2 %; another process loading both cores (a
+    // benchmark beside the suite) stretched bcrypt, the slowest kind and so the padding target,
+    // to 1.14 of its round's mean against 0.91 for Argon2id: 0.7 keeps the test about what it
+    // guards.
     let slowest = medians.iter().copied().fold(0.0, f64::max);
     let fastest = medians.iter().copied().fold(f64::MAX, f64::min);
     assert!(
-        fastest / slowest > 0.8,
-        "medians differ by more than 20%: {:?}",
+        fastest / slowest > 0.7,
+        "medians differ by more than 30%: {:?}",
         names.iter().zip(&medians).collect::<Vec<_>>()
     );
 }

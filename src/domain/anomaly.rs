@@ -111,6 +111,11 @@ pub struct KeyActivity {
     /// the key is busy now (see [`KeyActivity::share_due`]).
     #[serde(skip)]
     this_second: (i64, u64),
+    /// Whether a second's requests passed a tenth of the rate limit since the requests were last
+    /// shared. Kept until they are: the sharing tick may fall early in the next second, before
+    /// that second's requests say the key is busy, and a key queued as busy must be shared then.
+    #[serde(skip)]
+    busy: bool,
     /// Requests served here and not shared yet, by flood window start.
     #[serde(skip)]
     unshared_served: Vec<(i64, u64)>,
@@ -252,6 +257,9 @@ impl KeyActivity {
             } else {
                 self.this_second = (second, 1);
             }
+            if self.this_second.1 as f64 > policy.per_second / 10.0 {
+                self.busy = true;
+            }
         }
         self.flood_estimate(window, now) > policy.flood_max_requests
     }
@@ -297,30 +305,25 @@ impl KeyActivity {
     /// key's requests wait, at most 1 % of the flood limit per instance, so it costs no write
     /// per request; a busy one is shared every second, so its flood and rate counts lag by at
     /// most a second across instances.
-    pub fn share_due(&self, policy: &AnomalyPolicy, now: i64) -> bool {
-        !self.unshared_networks.is_empty() || self.counts_due(policy, now)
+    pub fn share_due(&self, policy: &AnomalyPolicy) -> bool {
+        !self.unshared_networks.is_empty() || self.counts_due(policy)
     }
 
-    /// The request half of [`KeyActivity::share_due`]: whether the key is busy.
-    fn counts_due(&self, policy: &AnomalyPolicy, now: i64) -> bool {
+    /// The request half of [`KeyActivity::share_due`]: whether the key is busy. Once true it
+    /// stays true until the requests are taken, whenever the sharing tick comes.
+    fn counts_due(&self, policy: &AnomalyPolicy) -> bool {
         let unshared: u64 = self.unshared.iter().map(|(_, n)| *n).sum();
         if unshared == 0 {
             return false;
         }
         let busy_total = (policy.flood_max_requests / 100).max(1);
-        let second = now - now.rem_euclid(1000);
-        let this_second = if self.this_second.0 == second {
-            self.this_second.1
-        } else {
-            0
-        };
-        unshared >= busy_total || this_second as f64 > policy.per_second / 10.0
+        self.busy || unshared >= busy_total
     }
 
     /// What is due of [`KeyActivity::take_unshared`]: the networks to share, and the requests
     /// only once the key is busy, so that a network shared by a quiet key writes no count.
-    pub fn take_due(&mut self, policy: &AnomalyPolicy, now: i64) -> ActivityDelta {
-        if self.counts_due(policy, now) {
+    pub fn take_due(&mut self, policy: &AnomalyPolicy) -> ActivityDelta {
+        if self.counts_due(policy) {
             return self.take_unshared();
         }
         let quiet = std::mem::take(&mut self.unshared);
@@ -338,6 +341,7 @@ impl KeyActivity {
         for (network, seen) in &networks {
             note_seen(&mut self.shared_seen, *network, *seen);
         }
+        self.busy = false;
         ActivityDelta {
             counts: std::mem::take(&mut self.unshared),
             served: std::mem::take(&mut self.unshared_served),
@@ -347,6 +351,8 @@ impl KeyActivity {
 
     /// Gives back a delta the store could not take, to be shared next time.
     pub fn unshare(&mut self, delta: ActivityDelta) {
+        // Requests are taken only when due, so they are due again.
+        self.busy |= !delta.counts.is_empty();
         for (w, n) in delta.counts {
             add_count(&mut self.unshared, w, n);
         }
@@ -536,8 +542,8 @@ mod tests {
         let mut a = KeyActivity::default();
         let start = 1_800_000_000_000;
         a.observe(&p, home, t(start));
-        assert!(a.share_due(&p, start), "a new network");
-        let first = a.take_due(&p, start);
+        assert!(a.share_due(&p), "a new network");
+        let first = a.take_due(&p);
         assert_eq!(first.networks.len(), 1);
         assert!(
             first.counts.is_empty(),
@@ -547,23 +553,63 @@ mod tests {
         for i in 1..9 {
             let at = start + i * 10_000;
             assert_eq!(a.observe(&p, home, t(at)), Verdict::Allow);
-            assert!(!a.share_due(&p, at), "request {i} of a quiet key");
+            assert!(!a.share_due(&p), "request {i} of a quiet key");
         }
         let at = start + 90_000;
         a.observe(&p, home, t(at));
-        assert!(a.share_due(&p, at), "1 % of the flood limit");
+        assert!(a.share_due(&p), "1 % of the flood limit");
         a.take_unshared();
         // Six requests within one second: more than a tenth of 50 per second.
         let busy = start + 200_000;
         for i in 0..6 {
             a.observe(&p, home, t(busy + i));
         }
-        assert!(a.share_due(&p, busy + 5), "busy");
+        assert!(a.share_due(&p), "busy");
         a.take_unshared();
         // The same network an hour later (a 24th of the day's window): shared again.
         let later = start + 3_600_000 + 1;
         a.observe(&p, home, t(later));
-        assert!(a.share_due(&p, later), "a known network, refreshed");
+        assert!(a.share_due(&p), "a known network, refreshed");
+    }
+
+    /// A key busy in one second is still busy for the sharing tick that falls early in the next,
+    /// before that second's requests have shown it: otherwise a tick with that phase took the key
+    /// off the queue unshared every second, and the instances' counts never met.
+    #[test]
+    fn a_key_queued_as_busy_is_shared_whenever_the_tick_comes() {
+        let p = AnomalyPolicy {
+            flood_max_requests: 100_000,
+            per_second: 50.0,
+            ..policy()
+        };
+        let home = net(&p, "198.51.100.7");
+        let mut a = KeyActivity::default();
+        let start = 1_800_000_000_000;
+        a.observe(&p, home, t(start));
+        a.take_due(&p);
+        for second in 1..4 {
+            // 40 requests a second, the tick 10 ms into each next second.
+            let base = start + second * 1_000;
+            for i in 0..40 {
+                a.observe(&p, home, t(base + 10 + i * 24));
+            }
+            assert!(a.share_due(&p), "second {second}: busy");
+            a.observe(&p, home, t(base + 1_005));
+            let delta = a.take_due(&p);
+            let counted: u64 = delta.counts.iter().map(|(_, n)| *n).sum();
+            // The 40, and the one request of the next second, which alone did not make it busy
+            // (the first time, also the first request, which was quiet).
+            assert_eq!(counted, 41 + u64::from(second == 1), "second {second}");
+            assert!(!a.share_due(&p), "second {second}: nothing left to share");
+        }
+        // Given back after the store failed, the counts are due again at once.
+        for i in 0..6 {
+            a.observe(&p, home, t(start + 10_000 + i));
+        }
+        let delta = a.take_due(&p);
+        assert!(!delta.counts.is_empty());
+        a.unshare(delta);
+        assert!(a.share_due(&p), "due again after a failed write");
     }
 
     #[test]

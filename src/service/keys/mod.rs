@@ -350,7 +350,7 @@ impl KeyService {
         // Sharing is for several instances (PostgreSQL): on one machine nothing takes it, so the
         // hot path skips its bookkeeping.
         let shared = self.anomaly.shared;
-        let was_due = shared && usage.activity.share_due(&self.anomaly, now.as_millis());
+        let was_due = shared && usage.activity.share_due(&self.anomaly);
         let judged = match usage.activity.observe_for(&self.anomaly, role, network, now) {
             Verdict::Slow { retry_after_secs } => Judged::Slow { retry_after_secs },
             Verdict::Revoke(reason) => Judged::Revoke(reason),
@@ -376,7 +376,7 @@ impl KeyService {
         usage.dirty = true;
         // Queued for sharing once there is something worth a write (`KeyActivity::share_due`),
         // not at its first request: a quiet key is shared when it turns busy or meets a network.
-        let newly_unshared = shared && !was_due && usage.activity.share_due(&self.anomaly, now.as_millis());
+        let newly_unshared = shared && !was_due && usage.activity.share_due(&self.anomaly);
         drop(usage);
         if newly_dirty {
             self.dirty().push(entry.clone());

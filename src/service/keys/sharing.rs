@@ -22,7 +22,7 @@ impl KeyService {
         let queued: Vec<Arc<KeyEntry>> = std::mem::take(&mut *lock(&self.unshared));
         let mut taken = Vec::new();
         for entry in queued {
-            let delta = entry.usage().activity.take_due(&self.anomaly, now.as_millis());
+            let delta = entry.usage().activity.take_due(&self.anomaly);
             if !delta.is_empty() {
                 taken.push((entry, delta));
             }
@@ -43,7 +43,7 @@ impl KeyService {
                 let mut queue = lock(&self.unshared);
                 for (entry, delta) in taken {
                     let mut usage = entry.usage();
-                    let was_queued = usage.activity.share_due(&self.anomaly, now.as_millis());
+                    let was_queued = usage.activity.share_due(&self.anomaly);
                     usage.activity.unshare(delta);
                     drop(usage);
                     if !was_queued {

@@ -1,5 +1,5 @@
 //! The `killbill-auth` command line: `serve` (and `serve --check-config`), and `admin …`
-//! (`admin.rs`, `backup.rs`) for what is never done over HTTP. `main.rs` only calls [`run`].
+//! (`admin/`, `backup.rs`) for what is never done over HTTP. `main.rs` only calls [`run`].
 //!
 //! Exit codes, the same for every command (`--help` and README.md say so): 0 success; 1 the
 //! operation failed or was refused (no such user, a name taken, the database unreachable, a

@@ -1,0 +1,258 @@
+//! A wrong password takes as long whatever kind of hash the account has: the cost of each class
+//! of hash in use, measured on this machine (against a dummy hash of the class), and how long a
+//! failed verification is held.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use argon2::Params;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use rand::rngs::OsRng;
+use rand::RngCore;
+
+use super::verify::argon2_kind;
+use super::worker::{OUTPUT_BYTES, SALT_BYTES};
+use super::HashWorker;
+use crate::domain::legacy::Argon2Variant;
+use crate::domain::{HashClass, Password, StoredHash};
+
+/// Verifications timed per class when it is measured; the fastest counts.
+const CALIBRATION_RUNS: usize = 2;
+
+/// Timing: a wrong password must take as long whatever kind of hash the account has (API.md:
+/// `POST /auth` takes the same time whether or not the name exists). Hashes made here all cost
+/// the same, and a name that matches no account is checked against a dummy of the same cost;
+/// imported hashes (bcrypt, Spring's Argon2 parameters) and hashes made before the parameters
+/// changed cost something else. So each class of hash in use is measured on this machine (at
+/// start, when a sign-in meets a class not measured yet, and again at every housekeeping, which
+/// also picks up the classes an import recorded), and after a failed verification the answer
+/// waits the difference between the costliest class's cost and its own class's: every failure
+/// then takes what the costliest one takes, give or take the same noise (whatever slowed this
+/// verification down is kept, not scaled). Successful sign-ins do not wait: their owner knows
+/// the password already.
+pub struct Timing {
+    samples: RwLock<HashMap<HashClass, Samples>>,
+}
+
+/// How many recent verification times of a class are kept; its cost is the least of them.
+const SAMPLES: usize = 16;
+
+/// The last [`SAMPLES`] verification times of a class. Their minimum is its cost: what a
+/// verification takes when nothing else interferes (a measurement taken while the machine was
+/// busy, at start-up say, says more about the moment than about the class), and it follows the
+/// machine as older samples are replaced.
+#[derive(Clone, Copy)]
+struct Samples {
+    times: [Duration; SAMPLES],
+    len: usize,
+    next: usize,
+}
+
+impl Samples {
+    fn new() -> Self {
+        Self {
+            times: [Duration::ZERO; SAMPLES],
+            len: 0,
+            next: 0,
+        }
+    }
+
+    fn push(&mut self, time: Duration) {
+        self.times[self.next] = time;
+        self.next = (self.next + 1) % SAMPLES;
+        self.len = (self.len + 1).min(SAMPLES);
+    }
+
+    fn cost(&self) -> Option<Duration> {
+        self.times[..self.len].iter().copied().min()
+    }
+}
+
+impl Timing {
+    pub(super) fn new() -> Self {
+        Self {
+            samples: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Samples>> {
+        self.samples
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cost of verifying a hash of `class`, if measured.
+    pub fn cost(&self, class: &HashClass) -> Option<Duration> {
+        self.read().get(class).and_then(Samples::cost)
+    }
+
+    /// Records how long a verification of a hash of `class` took (a calibration, or a real one).
+    pub fn observe(&self, class: HashClass, time: Duration) {
+        self.samples
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(class)
+            .or_insert_with(Samples::new)
+            .push(time);
+    }
+
+    /// The classes measured so far.
+    pub fn classes(&self) -> Vec<HashClass> {
+        self.read().keys().copied().collect()
+    }
+
+    /// The costliest class's cost.
+    pub fn slowest(&self) -> Duration {
+        self.read()
+            .values()
+            .filter_map(Samples::cost)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// How long a failed check whose verification of a hash of `class` took `elapsed` is held
+    /// (from the start of that verification): `elapsed` and the difference between the
+    /// costliest class's cost and this class's. A class not measured is not held.
+    pub fn failure_time(&self, class: &HashClass, elapsed: Duration) -> Duration {
+        let samples = self.read();
+        let own = samples.get(class).and_then(Samples::cost);
+        let slowest = samples.values().filter_map(Samples::cost).max();
+        match (own, slowest) {
+            (Some(own), Some(slowest)) => elapsed + slowest.saturating_sub(own),
+            _ => elapsed,
+        }
+    }
+}
+
+/// The class of the hashes this instance makes.
+pub fn native_class(params: &Params) -> HashClass {
+    HashClass::Argon2 {
+        variant: Argon2Variant::Id,
+        version: 0x13,
+        m_kib: params.m_cost(),
+        t: params.t_cost(),
+        p: params.p_cost(),
+        output_len: OUTPUT_BYTES,
+    }
+}
+
+/// Times [`CALIBRATION_RUNS`] failed verifications against `stored`.
+pub(super) fn time_failures(worker: &mut HashWorker, stored: &StoredHash) -> anyhow::Result<Vec<Duration>> {
+    let mut random = [0u8; 24];
+    OsRng.fill_bytes(&mut random);
+    let wrong = Password::normalise(&STANDARD_NO_PAD.encode(random))
+        .map_err(|e| anyhow::anyhow!("calibration password: {e}"))?;
+    let mut times = Vec::with_capacity(CALIBRATION_RUNS);
+    for _ in 0..CALIBRATION_RUNS {
+        let started = Instant::now();
+        let _ = worker.verify(&wrong, stored);
+        times.push(started.elapsed());
+    }
+    Ok(times)
+}
+
+impl HashWorker {
+    /// A hash of a random password in `class`, as an import would have stored it: what an
+    /// instance measures the cost of each class with (see [`Timing`]).
+    pub fn dummy(&mut self, class: &HashClass) -> anyhow::Result<StoredHash> {
+        let mut random = [0u8; 24];
+        OsRng.fill_bytes(&mut random);
+        let password = STANDARD_NO_PAD.encode(random);
+        match *class {
+            HashClass::Bcrypt { cost } => Ok(StoredHash::legacy(
+                bcrypt::hash(&password, cost).map_err(|e| anyhow::anyhow!("bcrypt: {e}"))?,
+            )),
+            HashClass::Argon2 {
+                variant,
+                version,
+                m_kib,
+                t,
+                p,
+                output_len,
+            } => {
+                let mut salt = [0u8; SALT_BYTES];
+                OsRng.fill_bytes(&mut salt);
+                let mut out = vec![0u8; output_len];
+                let params =
+                    Params::new(m_kib, t, p, Some(output_len)).map_err(|e| anyhow::anyhow!("params: {e}"))?;
+                self.compute(
+                    argon2_kind(variant, version)?,
+                    false,
+                    params,
+                    password.as_bytes(),
+                    &salt,
+                    &mut out,
+                )
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+                Ok(StoredHash::legacy(format!(
+                    "${}$v={version}$m={m_kib},t={t},p={p}${}${}",
+                    variant.ident(),
+                    STANDARD_NO_PAD.encode(salt),
+                    STANDARD_NO_PAD.encode(out)
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::hasher::testing::{cheap, pw, worker};
+    use crate::service::hasher::Verification;
+
+    #[test]
+    fn dummies_are_of_their_class() {
+        let mut w = worker(cheap(64), None);
+        for class in [
+            HashClass::Bcrypt { cost: 4 },
+            HashClass::Argon2 {
+                variant: Argon2Variant::I,
+                version: 0x10,
+                m_kib: 128,
+                t: 2,
+                p: 1,
+                output_len: 24,
+            },
+            native_class(&cheap(64)),
+        ] {
+            let dummy = w.dummy(&class).unwrap();
+            assert!(dummy.legacy);
+            assert_eq!(HashClass::of(&dummy.phc), Ok(class));
+            assert_eq!(
+                w.verify(&pw("not the dummy's password"), &dummy),
+                Verification::Mismatch
+            );
+        }
+    }
+
+    #[test]
+    fn failures_wait_the_difference_to_the_costliest_class() {
+        let timing = Timing::new();
+        let fast = HashClass::Bcrypt { cost: 4 };
+        let slow = HashClass::Bcrypt { cost: 10 };
+        let ms = Duration::from_millis;
+        // Nothing measured: not held.
+        assert_eq!(timing.failure_time(&fast, ms(3)), ms(3));
+        timing.observe(fast, ms(12));
+        timing.observe(fast, ms(10));
+        timing.observe(slow, ms(40));
+        timing.observe(slow, ms(90));
+        assert_eq!(timing.slowest(), ms(40));
+        // As fast as measured: held to the slowest class's cost.
+        assert_eq!(timing.failure_time(&fast, ms(10)), ms(40));
+        // Slower than measured (load, a preempted thread): the excess is kept.
+        assert_eq!(timing.failure_time(&fast, ms(25)), ms(55));
+        // The slowest class itself keeps its own time.
+        assert_eq!(timing.failure_time(&slow, ms(45)), ms(45));
+        // An unmeasured class is not held.
+        assert_eq!(timing.failure_time(&HashClass::Bcrypt { cost: 5 }, ms(7)), ms(7));
+        // The cost is the least of the last 16 times: a busy moment ages out.
+        for _ in 0..SAMPLES {
+            timing.observe(fast, ms(20));
+        }
+        assert_eq!(timing.cost(&fast), Some(ms(20)));
+    }
+}

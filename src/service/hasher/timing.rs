@@ -28,12 +28,25 @@ const CALIBRATION_RUNS: usize = 2;
 /// changed cost something else. So each class of hash in use is measured on this machine (at
 /// start, when a sign-in meets a class not measured yet, and again at every housekeeping, which
 /// also picks up the classes an import recorded), and after a failed verification the answer
-/// waits the difference between the costliest class's cost and its own class's: every failure
-/// then takes what the costliest one takes, give or take the same noise (whatever slowed this
-/// verification down is kept, not scaled). Successful sign-ins do not wait: their owner knows
-/// the password already.
+/// waits the difference between the costliest class's cost and its own class's, stretched by how
+/// much the machine is stretching hashes now: every failure then takes what the costliest one
+/// takes at that moment. That stretch is the median, over the latest verifications of any class,
+/// of each one's time over its class's cost: load stretches every hash alike, and an unstretched
+/// difference left the slower kinds measurably slower under load (bcrypt at 1.3–1.4 of a round's
+/// mean against 0.9 for Argon2id, with other processes loading both cores). This verification's
+/// own time is not what is scaled: a stall (a preempted worker) is kept as it is, not multiplied.
+/// Successful sign-ins do not wait: their owner knows the password already.
 pub struct Timing {
     samples: RwLock<HashMap<HashClass, Samples>>,
+    /// The latest verifications' times over their class's cost (see [`Timing::stretch`]).
+    stretches: std::sync::Mutex<Stretches>,
+}
+
+/// The last [`SAMPLES`] stretches (a verification's time over its class's cost).
+struct Stretches {
+    ratios: [f64; SAMPLES],
+    len: usize,
+    next: usize,
 }
 
 /// How many recent verification times of a class are kept; its cost is the least of them.
@@ -74,7 +87,28 @@ impl Timing {
     pub(super) fn new() -> Self {
         Self {
             samples: RwLock::new(HashMap::new()),
+            stretches: std::sync::Mutex::new(Stretches {
+                ratios: [1.0; SAMPLES],
+                len: 0,
+                next: 0,
+            }),
         }
+    }
+
+    /// How much the machine stretches hashes now: the median of the latest verifications' times
+    /// over their class's cost, at least 1.
+    pub fn stretch(&self) -> f64 {
+        let stretches = self
+            .stretches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ratios = stretches.ratios;
+        let ratios = &mut ratios[..stretches.len];
+        if ratios.is_empty() {
+            return 1.0;
+        }
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2].max(1.0)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Samples>> {
@@ -90,12 +124,25 @@ impl Timing {
 
     /// Records how long a verification of a hash of `class` took (a calibration, or a real one).
     pub fn observe(&self, class: HashClass, time: Duration) {
-        self.samples
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(class)
-            .or_insert_with(Samples::new)
-            .push(time);
+        let cost = {
+            let mut samples = self
+                .samples
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let samples = samples.entry(class).or_insert_with(Samples::new);
+            samples.push(time);
+            samples.cost()
+        };
+        if let Some(cost) = cost.filter(|c| !c.is_zero()) {
+            let mut s = self
+                .stretches
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let next = s.next;
+            s.ratios[next] = time.as_secs_f64() / cost.as_secs_f64();
+            s.next = (next + 1) % SAMPLES;
+            s.len = (s.len + 1).min(SAMPLES);
+        }
     }
 
     /// The classes measured so far.
@@ -113,14 +160,17 @@ impl Timing {
     }
 
     /// How long a failed check whose verification of a hash of `class` took `elapsed` is held
-    /// (from the start of that verification): `elapsed` and the difference between the
-    /// costliest class's cost and this class's. A class not measured is not held.
+    /// (from the start of that verification): `elapsed`, and the difference between the
+    /// costliest class's cost and this class's, stretched as the machine stretches hashes now
+    /// ([`Timing::stretch`]). A class not measured is not held.
     pub fn failure_time(&self, class: &HashClass, elapsed: Duration) -> Duration {
-        let samples = self.read();
-        let own = samples.get(class).and_then(Samples::cost);
-        let slowest = samples.values().filter_map(Samples::cost).max();
+        let (own, slowest) = {
+            let samples = self.read();
+            let own = samples.get(class).and_then(Samples::cost);
+            (own, samples.values().filter_map(Samples::cost).max())
+        };
         match (own, slowest) {
-            (Some(own), Some(slowest)) => elapsed + slowest.saturating_sub(own),
+            (Some(own), Some(slowest)) if slowest > own => elapsed + (slowest - own).mul_f64(self.stretch()),
             _ => elapsed,
         }
     }
@@ -229,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_wait_the_difference_to_the_costliest_class() {
+    fn failures_wait_the_difference_to_the_costliest_class_as_stretched_now() {
         let timing = Timing::new();
         let fast = HashClass::Bcrypt { cost: 4 };
         let slow = HashClass::Bcrypt { cost: 10 };
@@ -241,12 +291,22 @@ mod tests {
         timing.observe(slow, ms(40));
         timing.observe(slow, ms(90));
         assert_eq!(timing.slowest(), ms(40));
+        // Stretches so far: 1 (the first of a class is its cost), 1, 1, 2.25: the median 1.
+        assert_eq!(timing.stretch(), 1.0);
         // As fast as measured: held to the slowest class's cost.
         assert_eq!(timing.failure_time(&fast, ms(10)), ms(40));
-        // Slower than measured (load, a preempted thread): the excess is kept.
+        // Slower than measured (a preempted thread): the excess is kept, not multiplied.
         assert_eq!(timing.failure_time(&fast, ms(25)), ms(55));
         // The slowest class itself keeps its own time.
         assert_eq!(timing.failure_time(&slow, ms(45)), ms(45));
+        // A machine stretching every hash by 2 (most of the latest verifications took twice
+        // their cost): the difference is stretched alike, what the slowest takes now.
+        for _ in 0..6 {
+            timing.observe(fast, ms(20));
+            timing.observe(slow, ms(80));
+        }
+        assert_eq!(timing.stretch(), 2.0);
+        assert_eq!(timing.failure_time(&fast, ms(20)), ms(80));
         // An unmeasured class is not held.
         assert_eq!(timing.failure_time(&HashClass::Bcrypt { cost: 5 }, ms(7)), ms(7));
         // The cost is the least of the last 16 times: a busy moment ages out.

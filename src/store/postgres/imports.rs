@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::statements::{insert_feed, lock_user, revoke_where};
+use super::dialect::{insert_feed, lock_user};
+use super::steps::revoke_where;
 use super::PgStore;
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, NewEvent, RevocationReason, Timestamp};

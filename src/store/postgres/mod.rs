@@ -27,20 +27,31 @@
 //! a full disk, too many connections, a shutting-down server, serialization failures and
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
+// The Rust both databases run is written once, in `store/sql/`, and compiled here with this
+// module's `Store` and `Conn` (see the module `store`).
+#[path = "../sql/accounts.rs"]
 mod accounts;
 mod activity;
 mod connect;
+mod dialect;
+#[path = "../sql/events.rs"]
 mod events;
+#[path = "../sql/feed.rs"]
 mod feed;
 mod health;
 mod housekeeping;
 mod imports;
+#[path = "../sql/keys.rs"]
 mod keys;
+mod keys_here;
 pub mod listen;
 pub(crate) mod read_only;
+#[path = "../sql/reset_codes.rs"]
 mod reset_codes;
 mod secrets;
-mod statements;
+#[path = "../sql/steps.rs"]
+mod steps;
+#[path = "../sql/suspensions.rs"]
 mod suspensions;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -53,13 +64,17 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::health::WriteHealth;
 use super::StoreResult;
 
+/// The store and the connection the shared Rust (`store/sql/`) runs on here.
+type Store = PgStore;
+type Conn = PgConnection;
+
+pub use self::dialect::FEED_LOCK;
 pub use self::housekeeping::HOUSEKEEPING_LOCK;
-pub use self::statements::FEED_LOCK;
 
 /// How long a request waits for a pooled connection before it is answered 503 (as long as SQLite's
 /// busy timeout). A burst of sign-ins of one user queues on that user's row lock while holding
@@ -115,6 +130,17 @@ impl PgStore {
             pool,
             writes: WriteHealth::default(),
         })
+    }
+
+    /// Where reads go: the pool (any connection).
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A write transaction (READ COMMITTED: what it reads can change before it commits unless it
+    /// locks it, see the module's notes).
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
     }
 
     /// Runs a write and notes its outcome (see [`WriteHealth`]).

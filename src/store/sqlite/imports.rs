@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::statements::{insert_feed, revoke_where};
+use super::dialect::insert_feed;
+use super::steps::revoke_where;
 use super::SqliteStore;
 use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};

@@ -6,19 +6,30 @@
 //! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
+// The Rust both databases run is written once, in `store/sql/`, and compiled here with this
+// module's `Store` and `Conn` (see the module `store`).
+#[path = "../sql/accounts.rs"]
 mod accounts;
 mod activity;
+mod dialect;
 mod drills;
+#[path = "../sql/events.rs"]
 mod events;
+#[path = "../sql/feed.rs"]
 mod feed;
 mod health;
 mod housekeeping;
 mod imports;
 mod key_reader;
+#[path = "../sql/keys.rs"]
 mod keys;
+mod keys_here;
+#[path = "../sql/reset_codes.rs"]
 mod reset_codes;
 mod secrets;
-mod statements;
+#[path = "../sql/steps.rs"]
+mod steps;
+#[path = "../sql/suspensions.rs"]
 mod suspensions;
 mod throttles;
 mod tickets;
@@ -39,6 +50,10 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use self::key_reader::KeyReader;
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::{StoreError, StoreResult};
+
+/// The store and the connection the shared Rust (`store/sql/`) runs on here.
+type Store = SqliteStore;
+type Conn = SqliteConnection;
 
 /// How long a statement waits for a lock held by another process (e.g. the admin CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -160,6 +175,11 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
+    /// Where reads go: the reader connections (WAL lets them run beside the writer).
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
     /// A write transaction on the writer connection (see [`WriteTx`]).
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         WriteTx::begin(&self.write, &self.writes).await

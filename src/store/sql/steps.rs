@@ -1,17 +1,21 @@
-//! The steps that several concerns' write transactions share on SQLite: every one runs inside a
-//! write transaction ([`super::WriteTx`], `BEGIN IMMEDIATE`), so what a step reads stays true
-//! until the commit: SQLite has one writer, and no other lock is needed.
+//! The steps that several concerns' write transactions share, the same Rust on both databases
+//! (compiled in each, see `sql/`). Where a step's reads need a lock on PostgreSQL and nothing on
+//! SQLite (whose write transaction, `BEGIN IMMEDIATE`, already holds the one write lock), it asks
+//! the dialect's `dialect.rs`: the user's row (`lock_user`), the hash's row ([`hash_for_write`]),
+//! the administrators' lock ([`lock_admins`]).
 
-use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use crate::domain::{NewEvent, RevocationReason, Timestamp, User};
-use crate::store::rows::RevokedRow;
+use super::dialect::{hash_for_write, lock_admins};
+use super::Conn;
+use crate::domain::{NewEvent, RevocationReason, Suspension, Timestamp, User};
+use crate::store::rows::{RevokedRow, SuspensionRow};
+use crate::store::suspensions::{IN_FORCE, OTHER_ADMINS, ROLE_OF};
 use crate::store::{accounts, events, keys};
 use crate::store::{Cause, NewKey, RevokedKey, StoreError, StoreResult, VerifiedHash};
 
 /// A new account's row: a taken name (regardless of case) is refused by the unique constraint.
-pub(super) async fn insert_user(conn: &mut SqliteConnection, user: &User) -> StoreResult<()> {
+pub(super) async fn insert_user(conn: &mut Conn, user: &User) -> StoreResult<()> {
     sqlx::query(accounts::INSERT_USER)
         .bind(user.id)
         .bind(user.name.as_str())
@@ -23,19 +27,21 @@ pub(super) async fn insert_user(conn: &mut SqliteConnection, user: &User) -> Sto
     Ok(())
 }
 
-/// Checks that the account's password hash is still the one the caller verified, and replaces
-/// it with `password.upgrade` if there is one (a hash made here: no longer legacy).
+/// Checks, after `lock_user`, that the account's password hash is still the one the caller
+/// verified, and replaces it with `password.upgrade` if there is one (a hash made here: no
+/// longer legacy). The hash is read as [`hash_for_write`] says (PostgreSQL locks its row: an
+/// import's update of it holds no user lock), so what is read here stays true until the commit.
 /// [`StoreError::Gone`] when the account is, [`StoreError::PasswordChanged`] when the hash
 /// changed since it was read.
 pub(super) async fn replace_verified_hash(
-    tx: &mut SqliteConnection,
+    conn: &mut Conn,
     user_id: Uuid,
     password: &VerifiedHash<'_>,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let stored: Option<String> = sqlx::query_scalar(accounts::HASH_OF)
+    let stored: Option<String> = sqlx::query_scalar(hash_for_write())
         .bind(user_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
     match stored {
         None => return Err(StoreError::Gone),
@@ -43,14 +49,14 @@ pub(super) async fn replace_verified_hash(
         Some(_) => {}
     }
     if let Some(phc) = password.upgrade {
-        set_native_hash(tx, user_id, phc, at).await?;
+        set_native_hash(conn, user_id, phc, at).await?;
     }
     Ok(())
 }
 
 /// Replaces the account's password hash with one made here (no longer legacy).
 pub(super) async fn set_native_hash(
-    tx: &mut SqliteConnection,
+    conn: &mut Conn,
     user_id: Uuid,
     phc: &str,
     at: Timestamp,
@@ -59,12 +65,12 @@ pub(super) async fn set_native_hash(
         .bind(phc)
         .bind(at.as_millis())
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-pub(super) async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> StoreResult<()> {
+pub(super) async fn insert_key(conn: &mut Conn, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
     sqlx::query(keys::INSERT_KEY)
         .bind(key.id)
@@ -77,9 +83,11 @@ pub(super) async fn insert_key(conn: &mut SqliteConnection, key: &NewKey) -> Sto
     Ok(())
 }
 
-/// Marks live keys revoked (only those still live) and records one event each.
+/// Marks live keys revoked (only those still live) and records one event each. Of two
+/// concurrent revocations of a key on PostgreSQL, the second waits for the first's row lock,
+/// re-checks `revoked_ms IS NULL` and skips the row: each revocation is recorded once.
 pub(super) async fn revoke_where(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user_id: Uuid,
     key_ids: Option<&[Uuid]>,
     reason: RevocationReason,
@@ -120,35 +128,8 @@ pub(super) async fn revoke_where(
     rows.into_iter().map(|row| row.revoked(reason)).collect()
 }
 
-/// Appends revoked or deleted keys of one user to the revocation feed: other processes drop them
-/// from their caches, and `GET /revocations` streams them. Row by row: one writer at a time, so
-/// `seq` order is commit order without a lock of its own (PostgreSQL's takes one). `reason`
-/// overrides the keys' own (`account_deleted`).
-pub(super) async fn insert_feed(
-    conn: &mut SqliteConnection,
-    user_id: Uuid,
-    keys: &[RevokedKey],
-    reason: Option<&str>,
-    at: Timestamp,
-) -> StoreResult<()> {
-    for key in keys {
-        sqlx::query(
-            "INSERT INTO revocation_feed (digest, at_ms, key_id, user_id, reason) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&key.digest.0[..])
-        .bind(at.as_millis())
-        .bind(key.id)
-        .bind(user_id)
-        .bind(reason.unwrap_or(key.reason.as_str()))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Records security events in the caller's transaction, one statement each (as PostgreSQL
-/// does).
-pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[NewEvent]) -> StoreResult<()> {
+/// Records security events in the caller's transaction, one statement each.
+pub(super) async fn insert_events(conn: &mut Conn, events: &[NewEvent]) -> StoreResult<()> {
     for event in events {
         sqlx::query(events::INSERT_EVENT)
             .bind(event.id)
@@ -162,4 +143,39 @@ pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[NewEven
             .await?;
     }
     Ok(())
+}
+
+/// The user's suspension in force at `now`, if any.
+pub(super) async fn suspension_in_force(
+    conn: &mut Conn,
+    user_id: Uuid,
+    now: Timestamp,
+) -> StoreResult<Option<Suspension>> {
+    let row: Option<SuspensionRow> = sqlx::query_as(&IN_FORCE)
+        .bind(user_id)
+        .bind(now.as_millis())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(Suspension::from))
+}
+
+/// Whether `user_id` is an administrator and no other administrator is in force (not
+/// suspended) at `now`. Call after `lock_user`; when the user is an administrator it takes
+/// [`lock_admins`] before counting the others, so that the count cannot change before the
+/// caller commits.
+pub(super) async fn is_last_admin(conn: &mut Conn, user_id: Uuid, now: Timestamp) -> StoreResult<bool> {
+    let role: Option<String> = sqlx::query_scalar(ROLE_OF)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if role.as_deref() != Some("ADMIN") {
+        return Ok(false);
+    }
+    lock_admins(conn).await?;
+    let others: i64 = sqlx::query_scalar(OTHER_ADMINS)
+        .bind(user_id)
+        .bind(now.as_millis())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(others == 0)
 }

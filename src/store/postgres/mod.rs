@@ -1,6 +1,7 @@
-//! [`super::Store`] on PostgreSQL, for several instances sharing one database, each concern's
-//! contract in a file of the same name as the contract's (`accounts.rs` implements
-//! [`super::Accounts`], …).
+//! [`super::Store`] on PostgreSQL, for several instances sharing one database: the Rust both
+//! dialects share in `sql` (the folder `store/sql/`, compiled here), and here what PostgreSQL
+//! does its own way, each in a file named after its concern (`throttles.rs`, …; `dialect.rs`:
+//! its locks and the feed's append).
 //!
 //! The same rows, rules and answers as the SQLite store (`rows` holds what both decode; times
 //! are millisecond `bigint`s), with one difference that matters: SQLite has one writer, and
@@ -27,32 +28,20 @@
 //! a full disk, too many connections, a shutting-down server, serialization failures and
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
-// The Rust both databases run is written once, in `store/sql/`, and compiled here with this
-// module's `Store` and `Conn` (see the module `store`).
-#[path = "../sql/accounts.rs"]
-mod accounts;
 mod activity;
 mod connect;
 mod dialect;
-#[path = "../sql/events.rs"]
-mod events;
-#[path = "../sql/feed.rs"]
-mod feed;
 mod health;
 mod housekeeping;
 mod imports;
-#[path = "../sql/keys.rs"]
 mod keys;
-mod keys_here;
 pub mod listen;
 pub(crate) mod read_only;
-#[path = "../sql/reset_codes.rs"]
-mod reset_codes;
 mod secrets;
-#[path = "../sql/steps.rs"]
-mod steps;
-#[path = "../sql/suspensions.rs"]
-mod suspensions;
+// The Rust both dialects run, written once (see `store/sql/mod.rs`): loaded by both on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../sql/mod.rs"]
+mod sql;
 #[cfg(test)]
 pub(crate) mod testing;
 mod throttles;
@@ -134,6 +123,11 @@ impl PgStore {
 
     /// Where reads go: the pool (any connection).
     fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Where a write of one statement goes, outside a transaction: the pool.
+    fn writer(&self) -> &PgPool {
         &self.pool
     }
 

@@ -15,7 +15,7 @@ use crate::store::{accounts, events, keys};
 use crate::store::{Cause, NewKey, RevokedKey, StoreError, StoreResult, VerifiedHash};
 
 /// A new account's row: a taken name (regardless of case) is refused by the unique constraint.
-pub(super) async fn insert_user(conn: &mut Conn, user: &User) -> StoreResult<()> {
+pub(in crate::store) async fn insert_user(conn: &mut Conn, user: &User) -> StoreResult<()> {
     sqlx::query(accounts::INSERT_USER)
         .bind(user.id)
         .bind(user.name.as_str())
@@ -33,7 +33,7 @@ pub(super) async fn insert_user(conn: &mut Conn, user: &User) -> StoreResult<()>
 /// import's update of it holds no user lock), so what is read here stays true until the commit.
 /// [`StoreError::Gone`] when the account is, [`StoreError::PasswordChanged`] when the hash
 /// changed since it was read.
-pub(super) async fn replace_verified_hash(
+pub(in crate::store) async fn replace_verified_hash(
     conn: &mut Conn,
     user_id: Uuid,
     password: &VerifiedHash<'_>,
@@ -55,7 +55,7 @@ pub(super) async fn replace_verified_hash(
 }
 
 /// Replaces the account's password hash with one made here (no longer legacy).
-pub(super) async fn set_native_hash(
+pub(in crate::store) async fn set_native_hash(
     conn: &mut Conn,
     user_id: Uuid,
     phc: &str,
@@ -70,7 +70,7 @@ pub(super) async fn set_native_hash(
     Ok(())
 }
 
-pub(super) async fn insert_key(conn: &mut Conn, key: &NewKey) -> StoreResult<()> {
+pub(in crate::store) async fn insert_key(conn: &mut Conn, key: &NewKey) -> StoreResult<()> {
     let ip = key.created_ip.map(|ip| ip.to_string());
     sqlx::query(keys::INSERT_KEY)
         .bind(key.id)
@@ -86,7 +86,7 @@ pub(super) async fn insert_key(conn: &mut Conn, key: &NewKey) -> StoreResult<()>
 /// Marks live keys revoked (only those still live) and records one event each. Of two
 /// concurrent revocations of a key on PostgreSQL, the second waits for the first's row lock,
 /// re-checks `revoked_ms IS NULL` and skips the row: each revocation is recorded once.
-pub(super) async fn revoke_where(
+pub(in crate::store) async fn revoke_where(
     conn: &mut Conn,
     user_id: Uuid,
     key_ids: Option<&[Uuid]>,
@@ -129,7 +129,7 @@ pub(super) async fn revoke_where(
 }
 
 /// Records security events in the caller's transaction, one statement each.
-pub(super) async fn insert_events(conn: &mut Conn, events: &[NewEvent]) -> StoreResult<()> {
+pub(in crate::store) async fn insert_events(conn: &mut Conn, events: &[NewEvent]) -> StoreResult<()> {
     for event in events {
         sqlx::query(events::INSERT_EVENT)
             .bind(event.id)
@@ -146,7 +146,7 @@ pub(super) async fn insert_events(conn: &mut Conn, events: &[NewEvent]) -> Store
 }
 
 /// The user's suspension in force at `now`, if any.
-pub(super) async fn suspension_in_force(
+pub(in crate::store) async fn suspension_in_force(
     conn: &mut Conn,
     user_id: Uuid,
     now: Timestamp,
@@ -163,7 +163,11 @@ pub(super) async fn suspension_in_force(
 /// suspended) at `now`. Call after `lock_user`; when the user is an administrator it takes
 /// [`lock_admins`] before counting the others, so that the count cannot change before the
 /// caller commits.
-pub(super) async fn is_last_admin(conn: &mut Conn, user_id: Uuid, now: Timestamp) -> StoreResult<bool> {
+pub(in crate::store) async fn is_last_admin(
+    conn: &mut Conn,
+    user_id: Uuid,
+    now: Timestamp,
+) -> StoreResult<bool> {
     let role: Option<String> = sqlx::query_scalar(ROLE_OF)
         .bind(user_id)
         .fetch_optional(&mut *conn)

@@ -1,36 +1,25 @@
-//! [`super::Store`] on an embedded SQLite database, each concern's contract in a file of the same
-//! name as the contract's (`accounts.rs` implements [`super::Accounts`], …).
+//! [`super::Store`] on an embedded SQLite database: the Rust both dialects share in `sql` (the
+//! folder `store/sql/`, compiled here), and here what SQLite does its own way, each in a file
+//! named after its concern (`throttles.rs`, …; `dialect.rs`: the locks it needs none of).
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction that returned is on disk
 //! before the client hears about it (a kill -9 or a power cut loses no acknowledged write).
 //! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
-// The Rust both databases run is written once, in `store/sql/`, and compiled here with this
-// module's `Store` and `Conn` (see the module `store`).
-#[path = "../sql/accounts.rs"]
-mod accounts;
 mod activity;
 mod dialect;
 mod drills;
-#[path = "../sql/events.rs"]
-mod events;
-#[path = "../sql/feed.rs"]
-mod feed;
 mod health;
 mod housekeeping;
 mod imports;
 mod key_reader;
-#[path = "../sql/keys.rs"]
 mod keys;
-mod keys_here;
-#[path = "../sql/reset_codes.rs"]
-mod reset_codes;
 mod secrets;
-#[path = "../sql/steps.rs"]
-mod steps;
-#[path = "../sql/suspensions.rs"]
-mod suspensions;
+// The Rust both dialects run, written once (see `store/sql/mod.rs`): loaded by both on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../sql/mod.rs"]
+mod sql;
 mod throttles;
 mod tickets;
 mod write;
@@ -178,6 +167,11 @@ impl SqliteStore {
     /// Where reads go: the reader connections (WAL lets them run beside the writer).
     fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    /// Where a write of one statement goes, outside a transaction: the writer connection.
+    fn writer(&self) -> &SqlitePool {
+        &self.write
     }
 
     /// A write transaction on the writer connection (see [`WriteTx`]).

@@ -83,7 +83,7 @@ pub(super) const SET_NATIVE_HASH: &str =
     "UPDATE password_hashes SET phc = $1, updated_ms = $2, legacy = false WHERE user_id = $3";
 
 /// A user's password hash, as a write checks it; PostgreSQL locks it as it reads
-/// (`postgres::statements::replace_verified_hash`).
+/// (`postgres/dialect.rs`'s `hash_for_write`).
 pub(super) const HASH_OF: &str = "SELECT phc FROM password_hashes WHERE user_id = $1";
 
 /// Users after the cursor ($1, $2), at most $3.

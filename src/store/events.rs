@@ -14,7 +14,7 @@ use crate::domain::{Event, NewEvent};
 pub trait Events: Send + Sync {
     /// Records events that stand alone (failed and throttled sign-ins), in a transaction of their
     /// own, on both stores. (The writes that record an event with what they change do it in
-    /// their own transaction, with each backend's `statements::insert_events`.)
+    /// their own transaction, with `sql/steps.rs`'s `insert_events`.)
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()>;
 
     /// Events newest first: of one user (`user_id`) or all, before position `before`.

@@ -27,7 +27,7 @@ pub trait RevocationFeed: Send + Sync {
 // Statements both dialects run ($n placeholders, see the module `store`).
 
 /// The last position. (Appending differs: SQLite inserts row by row under its write lock,
-/// PostgreSQL a batch under the feed's advisory lock, see each backend's `statements`.)
+/// PostgreSQL a batch under the feed's advisory lock, see each backend's `dialect::insert_feed`.)
 pub(super) const HEAD: &str = "SELECT max(seq) FROM revocation_feed";
 
 /// Positions and digests after $1.

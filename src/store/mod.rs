@@ -4,8 +4,9 @@
 //! [`Activity`], [`Throttles`], [`RevocationFeed`], [`Tickets`], [`Suspensions`], [`Events`],
 //! [`Imports`], [`ResetCodes`], [`Secrets`], [`Health`], [`Housekeeping`]), with the SQL that is
 //! the same in both dialects, written once with numbered placeholders (`$1`: PostgreSQL's own,
-//! and bound by number on SQLite too). `sqlite/` and `postgres/` implement each trait in a file
-//! of the same name; what differs between them (locks, batching) is said where it does.
+//! and bound by number on SQLite too). The Rust around that SQL is written once too, in `sql/`,
+//! compiled in each dialect (see `sql/mod.rs`); `sqlite/` and `postgres/` hold what differs
+//! between them (locks, batching), each in a file named after its concern, saying why.
 //!
 //! The handlers and the rules see only [`Store`], every concern at once: `sqlite` fills it for
 //! one machine, and `postgres` for several instances sharing one database.

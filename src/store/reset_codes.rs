@@ -1,6 +1,6 @@
 //! Account recovery as storage keeps it: at most one reset code per user, by digest, replaced by
 //! a newer one and deleted when spent (API.md, "Accounts and passwords"). A store contract of its
-//! own, implemented in `sqlite/reset_codes.rs` and `postgres/reset_codes.rs`.
+//! own, implemented for both databases in `sql/reset_codes.rs`.
 
 use async_trait::async_trait;
 use uuid::Uuid;

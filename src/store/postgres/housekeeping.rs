@@ -5,12 +5,11 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::sql::housekeeping::expiry_candidates;
 use super::PgStore;
 use crate::domain::{KeyPolicy, Timestamp};
-use crate::store::housekeeping::{
-    prune_plan, EXPIRY_CANDIDATES_BY_DEADLINE, EXPIRY_CANDIDATES_BY_IDLENESS, EXPIRY_CANDIDATES_BY_LIFETIME,
-};
-use crate::store::rows::{expired_keys, expiry_bounds, LiveKeyRow};
+use crate::store::housekeeping::prune_plan;
+use crate::store::rows::expired_keys;
 use crate::store::{Housekeeping, PruneCutoffs, StoreResult};
 
 /// Marks keys expired, each at its own deadline, if still live: thousands at once from arrays
@@ -43,29 +42,11 @@ async fn housekeeping_turn(tx: &mut PgConnection) -> StoreResult<bool> {
 impl Housekeeping for PgStore {
     async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64> {
         self.writing(async {
-            let (by_lifetime, by_idleness) = expiry_bounds(policy, now);
             let mut tx = self.pool.begin().await?;
             if !housekeeping_turn(&mut tx).await? {
                 return Ok(0);
             }
-            let mut candidates: Vec<LiveKeyRow> = sqlx::query_as(EXPIRY_CANDIDATES_BY_LIFETIME)
-                .bind(by_lifetime.as_millis())
-                .fetch_all(&mut *tx)
-                .await?;
-            if let Some(bound) = by_idleness {
-                candidates.extend(
-                    sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_IDLENESS)
-                        .bind(bound.as_millis())
-                        .fetch_all(&mut *tx)
-                        .await?,
-                );
-            }
-            candidates.extend(
-                sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_DEADLINE)
-                    .bind(now.as_millis())
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+            let candidates = expiry_candidates(&mut tx, policy, now).await?;
             let mut expired = 0;
             for chunk in expired_keys(policy, now, candidates).chunks(10_000) {
                 let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();

@@ -1,6 +1,7 @@
-//! [`super::Store`] on PostgreSQL, for several instances sharing one database, each concern's
-//! contract in a file of the same name as the contract's (`accounts.rs` implements
-//! [`super::Accounts`], …).
+//! [`super::Store`] on PostgreSQL, for several instances sharing one database: the Rust both
+//! dialects share in `sql` (the folder `store/sql/`, compiled here), and here what PostgreSQL
+//! does its own way, each in a file named after its concern (`throttles.rs`, …; `dialect.rs`:
+//! its locks and the feed's append).
 //!
 //! The same rows, rules and answers as the SQLite store (`rows` holds what both decode; times
 //! are millisecond `bigint`s), with one difference that matters: SQLite has one writer, and
@@ -27,21 +28,20 @@
 //! a full disk, too many connections, a shutting-down server, serialization failures and
 //! deadlocks are `Unavailable` (503 with `Retry-After`).
 
-mod accounts;
 mod activity;
 mod connect;
-mod events;
-mod feed;
+mod dialect;
 mod health;
 mod housekeeping;
 mod imports;
 mod keys;
 pub mod listen;
 pub(crate) mod read_only;
-mod reset_codes;
 mod secrets;
-mod statements;
-mod suspensions;
+// The Rust both dialects run, written once (see `store/sql/mod.rs`): loaded by both on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../sql/mod.rs"]
+mod sql;
 #[cfg(test)]
 pub(crate) mod testing;
 mod throttles;
@@ -53,13 +53,17 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::health::WriteHealth;
 use super::StoreResult;
 
+/// The store and the connection the shared Rust (`store/sql/`) runs on here.
+type Store = PgStore;
+type Conn = PgConnection;
+
+pub use self::dialect::FEED_LOCK;
 pub use self::housekeeping::HOUSEKEEPING_LOCK;
-pub use self::statements::FEED_LOCK;
 
 /// How long a request waits for a pooled connection before it is answered 503 (as long as SQLite's
 /// busy timeout). A burst of sign-ins of one user queues on that user's row lock while holding
@@ -115,6 +119,22 @@ impl PgStore {
             pool,
             writes: WriteHealth::default(),
         })
+    }
+
+    /// Where reads go: the pool (any connection).
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Where a write of one statement goes, outside a transaction: the pool.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A write transaction (READ COMMITTED: what it reads can change before it commits unless it
+    /// locks it, see the module's notes).
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
     }
 
     /// Runs a write and notes its outcome (see [`WriteHealth`]).

@@ -6,27 +6,17 @@
 
 use async_trait::async_trait;
 
+use super::sql::tickets::create_ticket;
 use super::PgStore;
 use crate::domain::{TicketDigest, Timestamp};
 use crate::store::rows::KEY_COLUMNS;
-use crate::store::tickets::{self, NewTicket, TakenRow, TakenTicket};
+use crate::store::tickets::{NewTicket, TakenRow, TakenTicket};
 use crate::store::{StoreResult, Tickets};
 
 #[async_trait]
 impl Tickets for PgStore {
     async fn create_ticket(&self, ticket: &NewTicket) -> StoreResult<bool> {
-        self.writing(async {
-            let done = sqlx::query(tickets::INSERT)
-                .bind(&ticket.digest.0[..])
-                .bind(ticket.key_id)
-                .bind(ticket.user_id)
-                .bind(ticket.created.as_millis())
-                .bind(ticket.expires.as_millis())
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+        create_ticket(self, ticket).await
     }
 
     async fn take_ticket(&self, digest: &TicketDigest, now: Timestamp) -> StoreResult<Option<TakenTicket>> {

@@ -3,12 +3,11 @@
 
 use async_trait::async_trait;
 
+use super::sql::housekeeping::expiry_candidates;
 use super::SqliteStore;
 use crate::domain::{KeyPolicy, Timestamp};
-use crate::store::housekeeping::{
-    prune_plan, EXPIRY_CANDIDATES_BY_DEADLINE, EXPIRY_CANDIDATES_BY_IDLENESS, EXPIRY_CANDIDATES_BY_LIFETIME,
-};
-use crate::store::rows::{expired_keys, expiry_bounds, LiveKeyRow};
+use crate::store::housekeeping::prune_plan;
+use crate::store::rows::expired_keys;
 use crate::store::{Housekeeping, PruneCutoffs, StoreResult};
 
 /// Marks one key expired at its deadline ($1), if it is still live: one statement per key
@@ -30,26 +29,8 @@ pub(super) const PRUNE_FEED: &str = "DELETE FROM revocation_feed WHERE seq < coa
 impl Housekeeping for SqliteStore {
     async fn expire_keys(&self, policy: &KeyPolicy, now: Timestamp) -> StoreResult<u64> {
         self.writing(async {
-            let (by_lifetime, by_idleness) = expiry_bounds(policy, now);
             let mut tx = self.begin_write().await?;
-            let mut candidates: Vec<LiveKeyRow> = sqlx::query_as(EXPIRY_CANDIDATES_BY_LIFETIME)
-                .bind(by_lifetime.as_millis())
-                .fetch_all(&mut *tx)
-                .await?;
-            if let Some(bound) = by_idleness {
-                candidates.extend(
-                    sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_IDLENESS)
-                        .bind(bound.as_millis())
-                        .fetch_all(&mut *tx)
-                        .await?,
-                );
-            }
-            candidates.extend(
-                sqlx::query_as::<_, LiveKeyRow>(EXPIRY_CANDIDATES_BY_DEADLINE)
-                    .bind(now.as_millis())
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+            let candidates = expiry_candidates(&mut tx, policy, now).await?;
             let mut expired = 0;
             for (id, at) in expired_keys(policy, now, candidates) {
                 let done = sqlx::query(EXPIRE)

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::statements::{insert_feed, revoke_where};
+use super::dialect::insert_feed;
+use super::sql::imports::update_present_hashes;
+use super::sql::steps::revoke_where;
 use super::SqliteStore;
-use crate::domain::import::{plan_batch, Existing, ImportUser, Plan, Run};
+use crate::domain::import::{plan_batch, Existing, ImportUser, Run};
 use crate::domain::{KeyDigest, RevocationReason, Timestamp};
 use crate::store::imports::{
     hash_classes, imported_event, insertions, outcomes, plan_keys, with_dry_owners, ExistingRow,
-    EXISTING_COLUMNS, GONE_FROM_SOURCE, HASH_CLASSES, UPDATE_PRESENT_HASH,
+    EXISTING_COLUMNS, GONE_FROM_SOURCE, HASH_CLASSES,
 };
 use crate::store::rows::digest_from;
 use crate::store::{Cause, ImportKey, Imports, KeyOutcome, RevokedKey, StoreResult, UserOutcome};
@@ -189,20 +191,7 @@ impl Imports for SqliteStore {
             let plans = plan_batch(run, batch, &by_name, &by_source_id, &ids_taken);
             let new = insertions(&plans, batch);
             let inserted = insert_accounts(&mut tx, run, &new).await?;
-            let mut updated = HashSet::new();
-            for (plan, row) in plans.iter().zip(batch) {
-                if let Plan::Present { id } = plan {
-                    let done = sqlx::query(UPDATE_PRESENT_HASH)
-                        .bind(&row.hash)
-                        .bind(row.hash_updated.as_millis())
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if done.rows_affected() > 0 {
-                        updated.insert(*id);
-                    }
-                }
-            }
+            let updated = update_present_hashes(&mut tx, &plans, batch).await?;
             insert_classes(&mut tx, batch).await?;
             if run.dry_run {
                 tx.rollback().await;

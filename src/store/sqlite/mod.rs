@@ -1,25 +1,25 @@
-//! [`super::Store`] on an embedded SQLite database, each concern's contract in a file of the same
-//! name as the contract's (`accounts.rs` implements [`super::Accounts`], …).
+//! [`super::Store`] on an embedded SQLite database: the Rust both dialects share in `sql` (the
+//! folder `store/sql/`, compiled here), and here what SQLite does its own way, each in a file
+//! named after its concern (`throttles.rs`, …; `dialect.rs`: the locks it needs none of).
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a transaction that returned is on disk
 //! before the client hears about it (a kill -9 or a power cut loses no acknowledged write).
 //! Concurrency: one writer connection (SQLite has one writer anyway; queueing in the pool is
 //! cheaper than `SQLITE_BUSY` retries) and a few reader connections, which WAL lets run alongside.
 
-mod accounts;
 mod activity;
+mod dialect;
 mod drills;
-mod events;
-mod feed;
 mod health;
 mod housekeeping;
 mod imports;
 mod key_reader;
 mod keys;
-mod reset_codes;
 mod secrets;
-mod statements;
-mod suspensions;
+// The Rust both dialects run, written once (see `store/sql/mod.rs`): loaded by both on purpose.
+#[allow(clippy::duplicate_mod)]
+#[path = "../sql/mod.rs"]
+mod sql;
 mod throttles;
 mod tickets;
 mod write;
@@ -39,6 +39,10 @@ use sqlx::{Connection, SqliteConnection, SqlitePool};
 use self::key_reader::KeyReader;
 use self::write::{max_page_count_sql, WriteState, WriteTx};
 use super::{StoreError, StoreResult};
+
+/// The store and the connection the shared Rust (`store/sql/`) runs on here.
+type Store = SqliteStore;
+type Conn = SqliteConnection;
 
 /// How long a statement waits for a lock held by another process (e.g. the admin CLI).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -160,6 +164,16 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
+    /// Where reads go: the reader connections (WAL lets them run beside the writer).
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Where a write of one statement goes, outside a transaction: the writer connection.
+    fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
     /// A write transaction on the writer connection (see [`WriteTx`]).
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         WriteTx::begin(&self.write, &self.writes).await

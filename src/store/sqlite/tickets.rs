@@ -6,11 +6,12 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::sql::tickets::create_ticket;
 use super::SqliteStore;
 use crate::domain::{TicketDigest, Timestamp};
 use crate::store::keys::KEY_WITH_OWNER;
 use crate::store::rows::{ts, KeyWithUserRow};
-use crate::store::tickets::{self, NewTicket, TakenTicket};
+use crate::store::tickets::{NewTicket, TakenTicket};
 use crate::store::{StoreResult, Tickets};
 
 /// Takes a ticket ($2) at $1 if it is unredeemed and unexpired: by primary key.
@@ -21,18 +22,7 @@ pub(super) const TAKE: &str = "UPDATE tickets SET redeemed_ms = $1 \
 #[async_trait]
 impl Tickets for SqliteStore {
     async fn create_ticket(&self, ticket: &NewTicket) -> StoreResult<bool> {
-        self.writing(async {
-            let done = sqlx::query(tickets::INSERT)
-                .bind(&ticket.digest.0[..])
-                .bind(ticket.key_id)
-                .bind(ticket.user_id)
-                .bind(ticket.created.as_millis())
-                .bind(ticket.expires.as_millis())
-                .execute(&self.write)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
-        .await
+        create_ticket(self, ticket).await
     }
 
     async fn take_ticket(&self, digest: &TicketDigest, now: Timestamp) -> StoreResult<Option<TakenTicket>> {

@@ -1,23 +1,24 @@
-//! Reset codes on PostgreSQL: a redemption first locks the user's row (`lock_user`), as every
-//! writer of a password does, then deletes the code if it still matches: of concurrent
-//! redemptions on any instances exactly one finds it.
+//! Reset codes on both databases (compiled in each, see `sql/`): a redemption first locks the
+//! user (`lock_user`: the row on PostgreSQL, SQLite's write lock already held), as every writer
+//! of a password does, then deletes the code if it still matches: of concurrent redemptions on
+//! any instances exactly one finds it.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::statements::{insert_events, insert_feed, insert_key, lock_user, revoke_where, set_native_hash};
-use super::suspensions::suspension_in_force;
-use super::PgStore;
+use super::dialect::{insert_feed, lock_user};
+use super::steps::{insert_events, insert_key, revoke_where, set_native_hash, suspension_in_force};
+use super::Store;
 use crate::domain::reset_code::{ResetCodeDigest, StoredCode};
 use crate::domain::{NewEvent, RevocationReason};
 use crate::store::reset_codes::{CodeRow, Redeemed, ResetCodes, OF_USER, PUT, SPEND};
 use crate::store::{Cause, NewKey, StoreError, StoreResult};
 
 #[async_trait]
-impl ResetCodes for PgStore {
+impl ResetCodes for Store {
     async fn put_reset_code(&self, user_id: Uuid, code: &StoredCode, event: &NewEvent) -> StoreResult<()> {
         self.writing(async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let done = sqlx::query(PUT)
                 .bind(user_id)
                 .bind(&code.digest.0[..])
@@ -38,7 +39,7 @@ impl ResetCodes for PgStore {
     async fn reset_code(&self, user_id: Uuid) -> StoreResult<Option<StoredCode>> {
         let row: Option<CodeRow> = sqlx::query_as(OF_USER)
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?;
         row.map(CodeRow::into_code).transpose()
     }
@@ -53,7 +54,7 @@ impl ResetCodes for PgStore {
     ) -> StoreResult<Redeemed> {
         self.writing(async {
             let at = new_key.created;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             lock_user(&mut tx, user_id).await?;
             let spent = sqlx::query(SPEND)
                 .bind(user_id)

@@ -1,15 +1,17 @@
-//! [`Accounts`] on SQLite. Every write holds the write lock from its first statement
-//! (`BEGIN IMMEDIATE`): a password change, a role change or a deletion is serialised with every
-//! sign-in of the user, and "the last administrator" cannot change before the commit.
+//! [`Accounts`] on both databases (compiled in each, see `sql/`). A password change, a role
+//! change and a deletion first lock the user (`lock_user`: the row on PostgreSQL, SQLite's write
+//! lock already held): concurrent sign-ins of the user queue behind them, and no key slips in
+//! between reading the live keys and revoking them. "The last administrator" takes
+//! `lock_admins` (see `steps::is_last_admin`).
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::statements::{
-    insert_events, insert_feed, insert_key, insert_user, replace_verified_hash, revoke_where,
+use super::dialect::{insert_feed, lock_user};
+use super::steps::{
+    insert_events, insert_key, insert_user, is_last_admin, replace_verified_hash, revoke_where,
 };
-use super::suspensions::is_last_admin;
-use super::SqliteStore;
+use super::Store;
 use crate::domain::{NewEvent, RevocationReason, Role, StoredHash, Timestamp, User};
 use crate::store::accounts::{self, ACCOUNT_BY_ID, ACCOUNT_BY_NAME, LIST_USERS, LOGIN_BY_ID, LOGIN_BY_NAME};
 use crate::store::keys::LIVE_KEY_DIGESTS;
@@ -19,7 +21,7 @@ use crate::store::{
 };
 
 #[async_trait]
-impl Accounts for SqliteStore {
+impl Accounts for Store {
     async fn create_user(
         &self,
         user: &User,
@@ -40,7 +42,8 @@ impl Accounts for SqliteStore {
                 insert_key(&mut tx, key).await?;
             }
             insert_events(&mut tx, std::slice::from_ref(event)).await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
@@ -51,7 +54,8 @@ impl Accounts for SqliteStore {
             insert_user(&mut tx, user).await?;
             insert_key(&mut tx, key).await?;
             insert_events(&mut tx, std::slice::from_ref(event)).await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
@@ -62,7 +66,7 @@ impl Accounts for SqliteStore {
             .bind(after_ms)
             .bind(after_id)
             .bind(i64::from(limit))
-            .fetch_all(&self.read)
+            .fetch_all(self.reader())
             .await?;
         rows.into_iter().map(User::try_from).collect()
     }
@@ -70,7 +74,7 @@ impl Accounts for SqliteStore {
     async fn find_login(&self, canonical_name: &str) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> = sqlx::query_as(&LOGIN_BY_NAME)
             .bind(canonical_name)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.reader())
             .await?;
         row.map(LoginRow::into_login).transpose()
     }
@@ -78,7 +82,7 @@ impl Accounts for SqliteStore {
     async fn find_user(&self, id: Uuid) -> StoreResult<Option<(User, StoredHash)>> {
         let row: Option<LoginRow> = sqlx::query_as(&LOGIN_BY_ID)
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.reader())
             .await?;
         row.map(LoginRow::into_login).transpose()
     }
@@ -86,7 +90,7 @@ impl Accounts for SqliteStore {
     async fn find_account(&self, canonical_name: &str) -> StoreResult<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(&ACCOUNT_BY_NAME)
             .bind(canonical_name)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.reader())
             .await?;
         row.map(User::try_from).transpose()
     }
@@ -94,7 +98,7 @@ impl Accounts for SqliteStore {
     async fn find_account_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         let row: Option<UserRow> = sqlx::query_as(&ACCOUNT_BY_ID)
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.reader())
             .await?;
         row.map(User::try_from).transpose()
     }
@@ -109,6 +113,7 @@ impl Accounts for SqliteStore {
     ) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
+            lock_user(&mut tx, user_id).await?;
             let password = VerifiedHash {
                 verified: replaced,
                 upgrade: Some(phc),
@@ -134,6 +139,7 @@ impl Accounts for SqliteStore {
     async fn set_role(&self, user_id: Uuid, role: Role, event: &NewEvent) -> StoreResult<Vec<RevokedKey>> {
         self.writing(async {
             let mut tx = self.begin_write().await?;
+            lock_user(&mut tx, user_id).await?;
             if role != Role::Admin && is_last_admin(&mut tx, user_id, event.at).await? {
                 return Err(StoreError::LastAdmin);
             }
@@ -161,6 +167,8 @@ impl Accounts for SqliteStore {
         self.writing(async {
             let at = event.at;
             let mut tx = self.begin_write().await?;
+            // No key can be issued between reading the live keys and deleting them.
+            lock_user(&mut tx, user_id).await?;
             if is_last_admin(&mut tx, user_id, at).await? {
                 return Err(StoreError::LastAdmin);
             }
@@ -172,12 +180,13 @@ impl Accounts for SqliteStore {
                 .into_iter()
                 .map(|row| row.revoked(RevocationReason::Admin))
                 .collect::<StoreResult<Vec<_>>>()?;
-            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
             sqlx::query(accounts::DELETE_USER)
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
             insert_events(&mut tx, std::slice::from_ref(event)).await?;
+            // Last: PostgreSQL's feed lock is taken after every other (see `dialect::insert_feed`).
+            insert_feed(&mut tx, user_id, &gone, Some(ACCOUNT_DELETED), at).await?;
             tx.commit().await?;
             Ok(gone)
         })

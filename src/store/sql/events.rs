@@ -1,17 +1,18 @@
-//! [`Events`] on SQLite: standalone events in a write transaction of their own.
+//! [`Events`] on both databases (compiled in each, see `sql/`): standalone events in a write
+//! transaction of their own.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::statements::insert_events;
-use super::SqliteStore;
+use super::steps::insert_events;
+use super::Store;
 use crate::domain::{Event, NewEvent};
 use crate::store::events::{ALL, OF_USER};
 use crate::store::rows::EventRow;
 use crate::store::{Events, StoreResult};
 
 #[async_trait]
-impl Events for SqliteStore {
+impl Events for Store {
     async fn record_events(&self, events: &[NewEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -19,7 +20,8 @@ impl Events for SqliteStore {
         self.writing(async {
             let mut tx = self.begin_write().await?;
             insert_events(&mut tx, events).await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
@@ -37,14 +39,14 @@ impl Events for SqliteStore {
                     .bind(user_id)
                     .bind(before)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.read)
+                    .fetch_all(self.reader())
                     .await?
             }
             None => {
                 sqlx::query_as(&ALL)
                     .bind(before)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.read)
+                    .fetch_all(self.reader())
                     .await?
             }
         };

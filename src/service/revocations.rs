@@ -305,14 +305,9 @@ impl Drop for Follower {
 }
 
 impl Follower {
-    /// Turns true when the hub closes (shutdown): for a writer that waits on its client.
     /// Everything up to this `seq` has been sent (or skipped by a reset).
     pub fn position(&self) -> i64 {
         self.sent
-    }
-
-    pub fn closing(&self) -> watch::Receiver<bool> {
-        self.closed.clone()
     }
 
     /// Whether the key with this digest is stored and not revoked (read from the database:

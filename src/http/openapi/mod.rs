@@ -37,7 +37,7 @@ use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref, RefOr,
 };
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::routes::{api, meta};
@@ -45,7 +45,7 @@ use super::AppState;
 
 mod failures;
 
-use crate::domain::{FeedEntry, Timestamp};
+use crate::domain::Timestamp;
 use failures::Body;
 pub use failures::{Failure, EVERY_ROUTE, JSON_BODY};
 
@@ -191,9 +191,9 @@ impl Api {
     }
 
     /// Adds `handler` under the method(s) and path of its `#[utoipa::path]` (`P`, the struct
-    /// the attribute generates), and its operation to the document. (`SchemaReferences`, which
-    /// collects the schemas an operation names, is utoipa's hidden API, the one its own axum
-    /// bindings use; `Cargo.toml` holds utoipa to 5.5.x for that.)
+    /// the attribute generates), and its operation to the document. The schemas the operation
+    /// names are not collected here (utoipa says which they are only through its hidden API):
+    /// the table lists them ([`Api::schema`]).
     fn add<P, H, T>(
         mut self,
         _: P,
@@ -203,7 +203,7 @@ impl Api {
         failures: &[&[Failure]],
     ) -> Self
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path,
         H: Handler<T, AppState>,
         T: 'static,
     {
@@ -215,7 +215,6 @@ impl Api {
             self.routes.push((method_name(method).to_owned(), path.clone()));
         }
         self.router = self.router.route(&path, method_router);
-        P::schemas(&mut self.schemas);
         let mut operation = P::operation();
         // axum's `Path` refuses a parameter that is not UTF-8 once percent-decoded.
         let path_failures: &[Failure] = if path.contains('{') {
@@ -235,7 +234,7 @@ impl Api {
 
     pub(crate) fn route<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path,
         H: Handler<T, AppState>,
         T: 'static,
     {
@@ -244,11 +243,19 @@ impl Api {
 
     pub(crate) fn bare<P, H, T>(self, path: P, handler: H, access: Access, failures: &[&[Failure]]) -> Self
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path,
         H: Handler<T, AppState>,
         T: 'static,
     {
         self.add(path, handler, access, Answer::Bare, failures)
+    }
+
+    /// Adds the schema of `T` to the document's components, with those it names in turn (its
+    /// fields' types: `ToSchema::schemas`), as `#[openapi(components(schemas(T)))]` does.
+    pub(crate) fn schema<T: ToSchema>(mut self) -> Self {
+        self.schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(&mut self.schemas);
+        self
     }
 
     /// The router (without its fallback, middleware and state: `http::router` adds them).
@@ -269,8 +276,6 @@ impl Api {
         schemas.push((SUSPENDED_FAILURE.to_owned(), suspended_failure_schema()));
         schemas.push((HEALTH_FAILURE.to_owned(), health_failure_schema()));
         schemas.push((READY_FAILURE.to_owned(), ready_failure_schema()));
-        schemas.push((FeedEntry::name().into_owned(), FeedEntry::schema()));
-        FeedEntry::schemas(&mut schemas);
         let components = ComponentsBuilder::new()
             .schemas_from_iter(schemas)
             .security_scheme(
@@ -772,6 +777,34 @@ mod tests {
             if let Some(other) = seen.insert(name, schema) {
                 assert!(other == schema, "two schemas named {name}");
             }
+        }
+    }
+
+    /// The table lists the schemas its routes name ([`Api::schema`]): one left out would be a
+    /// `$ref` to nothing.
+    #[test]
+    fn every_reference_resolves() {
+        fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, item) in map {
+                        match (key.as_str(), item) {
+                            ("$ref", serde_json::Value::String(target)) => out.push(target),
+                            _ => refs(item, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|item| refs(item, out)),
+                _ => {}
+            }
+        }
+        let doc: serde_json::Value = serde_json::from_slice(document()).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 50, "{}", found.len());
+        for target in found {
+            let pointer = target.strip_prefix('#').unwrap_or_else(|| panic!("{target}"));
+            assert!(doc.pointer(pointer).is_some(), "{target} resolves to nothing");
         }
     }
 

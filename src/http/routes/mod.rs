@@ -197,4 +197,34 @@ pub fn api() -> Api {
                 "`after: …` or `Last-Event-ID: …` is not a revocation `seq` (a non-negative integer)",
             )]],
         )
+        // The types the attributes above name (`request_body`, `body = T`), route by route, and
+        // the stream's events (`RevocationEvent`, named in its description only). utoipa tells
+        // which types an attribute names only through its hidden API, so they are listed here;
+        // the tests check that every `$ref` in the document resolves (a type left out fails
+        // them) and that no two types share a name.
+        .schema::<meta::About>()
+        .schema::<meta::Health>()
+        .schema::<meta::Readiness>()
+        .schema::<Credentials>()
+        .schema::<users::SignedUp>()
+        .schema::<users::Me>()
+        .schema::<users::PasswordConfirmation>()
+        .schema::<users::PasswordChange>()
+        .schema::<users::NewKey>()
+        .schema::<auth::Issued>()
+        .schema::<users::PasswordReset>()
+        .schema::<auth::Validated>()
+        .schema::<auth::KeyList>()
+        .schema::<tickets::NoFields>()
+        .schema::<tickets::Issued>()
+        .schema::<tickets::Redeem>()
+        .schema::<tickets::Redeemed>()
+        .schema::<admin::UserPage>()
+        .schema::<admin::UserDetails>()
+        .schema::<admin::SuspensionBody>()
+        .schema::<admin::SuspensionAnswer>()
+        .schema::<admin::ResetCodeBody>()
+        .schema::<admin::ResetCodeAnswer>()
+        .schema::<events::EventPage>()
+        .schema::<crate::domain::FeedEntry>()
 }

@@ -1,12 +1,12 @@
-//! The revocation stream's body (`GET /revocations`): axum's `Sse` with its `KeepAlive`, the
-//! service's body since issue 26, next to the hand-written body it replaced (as of d95cfc2: a
+//! The revocation stream's body (`GET /revocations`): axum's `Sse` with the service's keep-alive
+//! comments (`with_keep_alive`: every 15 s whatever else is sent), the service's body since issue 26, next to the hand-written body it replaced (as of d95cfc2: a
 //! task of the stream's own wrote each batch of items into one `String` and handed it through a
 //! 16-chunk channel to the response body). Both are fed the same batches of items, as the
 //! revocation feed's follower gives them, in a current-thread Tokio runtime, and their bodies are
 //! read frame by frame to the end, as hyper reads them: events per second, and bytes per event
 //! (checked equal before anything is measured). One revocation per batch is what a stream sends
 //! in ordinary time; 100 per batch is a storm, or a reconnection's backlog. Beside them: axum's
-//! without `KeepAlive` (its timer is reset at every event), and the encoding alone, the service's
+//! without keep-alive comments (what their ticker costs), and the encoding alone, the service's
 //! `event()` next to the former `write_items`.
 //!
 //! ```sh
@@ -33,7 +33,7 @@ use hyper::body::Frame;
 use tokio::sync::mpsc;
 
 use killbill_auth::domain::{FeedEntry, Timestamp};
-use killbill_auth::http::routes::revocations::{event, keep_alive, KEEP_ALIVE};
+use killbill_auth::http::routes::revocations::{event, with_keep_alive, KEEP_ALIVE};
 use killbill_auth::service::revocations::StreamItem;
 
 /// Events per measured iteration.
@@ -125,13 +125,12 @@ fn axum_sse(batches: Vec<Vec<StreamItem>>) -> Body {
             queue.extend(batch.iter().map(event));
         }
     });
-    Sse::new(events)
-        .keep_alive(keep_alive(KEEP_ALIVE))
+    Sse::new(with_keep_alive(events, KEEP_ALIVE))
         .into_response()
         .into_body()
 }
 
-/// The same without `KeepAlive`, whose timer is reset at every event: what that costs.
+/// The same without the keep-alive comments: what their ticker (polled beside the events) costs.
 fn axum_sse_no_keep_alive(batches: Vec<Vec<StreamItem>>) -> Body {
     let state = (batches.into_iter(), VecDeque::<Event>::new());
     let events = stream::unfold(state, |(mut batches, mut queue)| async move {
@@ -185,7 +184,7 @@ fn body(c: &mut Criterion) {
             b.iter(|| rt.block_on(async { drain(axum_sse(batches.clone())).await }))
         });
         g.bench_with_input(
-            BenchmarkId::new("axum Sse without KeepAlive", per_batch),
+            BenchmarkId::new("axum Sse without keep-alive", per_batch),
             &batches,
             |b, batches| {
                 b.iter(|| rt.block_on(async { drain(axum_sse_no_keep_alive(batches.clone())).await }))

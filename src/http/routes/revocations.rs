@@ -8,17 +8,17 @@
 //!
 //! and, when the client must drop what it learnt (its position is not covered, or the service
 //! cannot vouch for what it sent), `event: reset` with `id:` the head it goes on from. A comment
-//! (`: keep-alive`) opens the stream and follows whenever nothing was sent for 15 s. Errors
+//! (`: keep-alive`) opens the stream and follows every 15 s, whatever else is sent. Errors
 //! before the stream starts (role, a malformed position, the database) are answered in the
 //! envelope.
 //!
-//! The body is axum's [`Sse`] over a stream of [`Event`]s ([`events`]) with its [`KeepAlive`]:
+//! The body is axum's [`Sse`] over a stream of [`Event`]s ([`events`], [`with_keep_alive`]):
 //! what the client is sent is the text the hand-written body wrote before (the same bytes, one
 //! frame per event instead of one per batch). Measured side by side (`cargo bench --bench sse`,
-//! `benches/sse.rs`, two runs on a loaded 2-core machine): one revocation per batch, what a stream
-//! sends in ordinary time, axum's takes 0.51-0.52 µs per event and the hand-written 0.60-0.80
+//! `benches/sse.rs`; BENCHMARKS.md, "Revocation stream body"): one revocation per batch, what a
+//! stream sends in ordinary time, axum's takes 0.46 µs per event and the hand-written 0.55-0.80
 //! (it crossed a task and a channel per batch); 100 per batch (a storm, a backlog) axum's takes
-//! 0.52 and the hand-written 0.27-0.38: 0.14-0.25 µs more per event and stream, 2-4 % of the
+//! 0.50 and the hand-written 0.27-0.38: about 0.2 µs more per event and stream, 2-4 % of the
 //! 6.6 µs of service CPU a delivery costs in the fan-out benchmark (`bench/game.sh` step 2: 1,174
 //! µs per sign-out with 100 listeners, 513 with none). So axum's stays. The stream is polled by
 //! the connection itself, so back-pressure needs no queue of its own: a client that stops reading
@@ -27,10 +27,9 @@
 //! only what comes before the answer's head (`http::dispatch`), so the stream is not cut by it;
 //! it ends when the service shuts down (`RevocationHub::close`), so it does not hold up the drain.
 //!
-//! One difference from the hand-written body: axum's keep-alive comment follows 15 s of silence,
-//! not every 15 s whatever else is sent. What it is for (proxies and clients that give up on a
-//! silent connection, as both client libraries do) counts any bytes, so the stream is never
-//! silent for longer than 15 s either way.
+//! Not axum's [`axum::response::sse::KeepAlive`]: it comments only after 15 s of silence, so a
+//! stream with a revocation every 10 s would carry none, where API.md promises a comment line at
+//! least every 15 s ([`with_keep_alive`] ticks whatever else is sent).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -39,9 +38,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::domain::revocation_stream::parse_position;
@@ -52,8 +51,7 @@ use crate::http::AppState;
 use crate::metrics::Metrics;
 use crate::service::revocations::{Follower, StreamItem};
 
-/// A comment after this long without anything sent keeps proxies from closing an idle stream
-/// (API.md: 15 s).
+/// A comment this often keeps proxies from closing a quiet stream (API.md: at least every 15 s).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long an `EventSource` client waits before reconnecting (`retry:`).
 const RETRY: Duration = Duration::from_millis(1000);
@@ -120,18 +118,33 @@ pub async fn stream(
     // `text/event-stream` and `Cache-Control: no-cache` (rather than the `no-store` of every
     // other answer: `http::guarded` leaves a handler's own) come with `Sse`;
     // `X-Accel-Buffering: no` asks nginx to pass each event on at once.
-    let mut response = Sse::new(events)
-        .keep_alive(keep_alive(KEEP_ALIVE))
-        .into_response();
+    let mut response = Sse::new(with_keep_alive(events, KEEP_ALIVE)).into_response();
     response
         .headers_mut()
         .insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     Ok(response)
 }
 
-/// A `: keep-alive` comment after `interval` without anything sent.
-pub fn keep_alive(interval: Duration) -> KeepAlive {
-    KeepAlive::new().interval(interval).text(KEEP_ALIVE_TEXT)
+/// `events` with a `: keep-alive` comment every `interval` (the first `interval` after the
+/// start), whatever else is sent, until `events` ends.
+pub fn with_keep_alive<S>(
+    events: S,
+    interval: Duration,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let comments = stream::unfold(ticker, |mut ticker| async move {
+        ticker.tick().await;
+        Some((Some(Ok(Event::default().comment(KEEP_ALIVE_TEXT))), ticker))
+    });
+    // `None` marks the end of `events`: the comments stop with it.
+    let events = events.map(Some).chain(stream::once(async { None }));
+    stream::select(events, comments)
+        .take_while(|item| std::future::ready(item.is_some()))
+        .filter_map(std::future::ready)
 }
 
 /// The client's position: `Last-Event-ID` (what an `EventSource` sends when it reconnects, to
@@ -377,8 +390,8 @@ mod tests {
         Some(frame.into_data().unwrap().to_vec())
     }
 
-    /// A comment after every `keep_alive` of silence (15 s in service; shorter here); the
-    /// stream counts as open until its client goes.
+    /// A comment every `interval` (15 s in service; shorter here); the stream counts as open
+    /// until its client goes.
     #[tokio::test]
     async fn comments_keep_the_stream_alive() {
         let dir = tempfile::tempdir().unwrap();
@@ -394,9 +407,11 @@ mod tests {
             key_id: uuid::Uuid::new_v4(),
             digest: crate::domain::AccessKey::generate().digest(),
         };
-        let response = Sse::new(events(follower, first, holder, metrics.clone()))
-            .keep_alive(keep_alive(Duration::from_millis(100)))
-            .into_response();
+        let response = Sse::new(with_keep_alive(
+            events(follower, first, holder, metrics.clone()),
+            Duration::from_millis(100),
+        ))
+        .into_response();
         let mut body = response.into_body();
         assert_eq!(
             next_frame(&mut body).await.unwrap(),
@@ -423,6 +438,39 @@ mod tests {
         hub.close();
     }
 
+    /// The comments keep their pace while events flow (API.md: at least every 15 s, whatever
+    /// else is sent), and stop when the events end.
+    #[tokio::test]
+    async fn comments_keep_their_pace_between_events() {
+        use http_body_util::BodyExt;
+        let started = tokio::time::Instant::now();
+        // An event every 40 ms for 450 ms, a comment every 100 ms.
+        let events = stream::unfold(0u32, |n| async move {
+            if n == 11 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            Some((Ok(Event::default().data(n.to_string())), n + 1))
+        });
+        let body = Sse::new(with_keep_alive(events, Duration::from_millis(100)))
+            .into_response()
+            .into_body();
+        let text = tokio::time::timeout(Duration::from_secs(5), body.collect())
+            .await
+            .expect("the body ends with its events")
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        let comments = text.matches(": keep-alive\n\n").count();
+        let data = text.matches("data: ").count();
+        assert_eq!(data, 11, "{text}");
+        let took = started.elapsed().as_millis();
+        assert!(
+            comments as u128 >= took / 100 - 1 && comments as u128 <= took / 100,
+            "{comments} comments in {took} ms: {text}"
+        );
+    }
+
     /// At shutdown the stream ends.
     #[tokio::test]
     async fn the_stream_ends_at_shutdown() {
@@ -437,9 +485,11 @@ mod tests {
             key_id: uuid::Uuid::new_v4(),
             digest: crate::domain::AccessKey::generate().digest(),
         };
-        let response = Sse::new(events(follower, first, holder, Arc::new(Metrics::new())))
-            .keep_alive(keep_alive(Duration::from_secs(60)))
-            .into_response();
+        let response = Sse::new(with_keep_alive(
+            events(follower, first, holder, Arc::new(Metrics::new())),
+            Duration::from_secs(60),
+        ))
+        .into_response();
         let mut body = response.into_body();
         assert!(next_frame(&mut body).await.is_some(), "the opening");
         hub.close();

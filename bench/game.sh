@@ -72,14 +72,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/game.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "$SMOKE" = 1 ]; then
@@ -129,17 +122,10 @@ want_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-game.XXXXXX")
 PIDS=()
-PG_DB="kb_game_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+# A database of our own on the server, dropped at the end.
+PG_DB=$(pg_db_name kb_game)
 PG_DB_CREATED=0
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "$PG_DB_CREATED" = 1 ]; then
-        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >&2 ||
-            log "could not drop database $PG_DB"
-    fi
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; drop_pg_db; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -148,14 +134,6 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools and builds
 COMMANDS=()
 
-apt_install() { # apt_install PACKAGE
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    log "installing $1"
-    $sudo apt-get install -y "$1" >/dev/null 2>&1 || {
-        $sudo apt-get update >/dev/null && $sudo apt-get install -y "$1" >/dev/null
-    } || die "cannot install $1 (apt-get install -y $1)"
-}
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 if want_step 3 && [ "$CG_N" -gt 0 ]; then

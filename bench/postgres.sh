@@ -53,14 +53,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/postgres.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 if [ "$SMOKE" = 1 ]; then
     D_SECONDS=2 D_ROUNDS=1 D_LIVE=10000 D_KEYS=2000 D_COLD=1000 D_USERS=8 D_REVOCATIONS=50
@@ -102,18 +95,10 @@ log() { printf '%s bench-pg: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-pg.XXXXXX")
 PIDS=()
-# A database of our own on the server, dropped at the end (WITH (FORCE): PostgreSQL ≥ 13).
-PG_DB="kb_bench_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+# A database of our own on the server, dropped at the end.
+PG_DB=$(pg_db_name kb_bench)
 PG_DB_CREATED=0
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "$PG_DB_CREATED" = 1 ]; then
-        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >&2 ||
-            log "could not drop database $PG_DB"
-    fi
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; drop_pg_db; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -122,14 +107,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools, build, databases
 COMMANDS=()
 
-if ! command -v wrk >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    log "installing wrk"
-    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
-        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
-    } || die "cannot install wrk (apt-get install -y wrk)"
-fi
+command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 command -v psql >/dev/null || die "psql is needed (apt-get install -y postgresql-client)"
 psql "$PG_URL/postgres" -qXtA -c 'SELECT 1' >/dev/null || die "no PostgreSQL at $PG_URL (set BENCH_PG_URL)"

@@ -54,14 +54,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/run.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 if [ "$SMOKE" = 1 ]; then
     D_SECONDS=2 D_ROUNDS=1 D_KEYS=2000 D_USERS=8 D_SCALE="10000 50000" D_MEMORY=10000 D_COLD_LIGHT=1000 D_COLD_PASSES=1
@@ -105,11 +98,7 @@ log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench.XXXXXX")
 PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -118,14 +107,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools and build
 COMMANDS=()
 
-if ! command -v wrk >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    log "installing wrk"
-    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
-        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
-    } || die "cannot install wrk (apt-get install -y wrk)"
-fi
+command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then

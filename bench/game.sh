@@ -246,52 +246,12 @@ seed() { # seed SEED_BIN DB N FILE
     sync
 }
 
-# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
-# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR R_CPU_US (server CPU per
-# request of CPU_PID, if set) from the script's BENCH line. ONCE=1: the script sends each line of
-# its file once and says on a FIFO (appended to the arguments) when the last one is sent.
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: one wrk (lib.sh's wrk_measure: R_RPS…
+# R_CPU_US), a line in the log. ONCE=1: the script sends each line of its file once and says on a
+# FIFO (appended to the arguments) when the last one is sent.
 wrk_run() {
-    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
-    shift 5
-    out="$TMP/wrk-$name.txt"
-    local cpu0=""
-    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
-    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${ONCE:-0}" = 1 ] && echo " FIFO")"
-    if [ "${ONCE:-0}" = 1 ]; then
-        # wrk's main thread needs a SIGINT to stop sleeping for the rest of -d (bench/validate.lua).
-        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30)) ticks=0
-        mkfifo "$fifo"
-        exec {fd}<>"$fifo"
-        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
-        wpid=$!
-        PIDS+=("$wpid")
-        while kill -0 "$wpid" 2>/dev/null; do
-            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
-                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
-                ticks=$((ticks + 1))
-            fi
-            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
-        done
-        wait "$wpid" || true
-        forget_pid "$wpid"
-        exec {fd}<&-
-    else
-        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
-            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
-    fi
-    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
-    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
-    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
-    R_REQ=$requests
-    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
-    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
-    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
-    R_CPU_US="–"
-    if [ -n "$cpu0" ]; then
-        R_CPU_US=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$CPU_PID")" -v hz="$CLK_TCK" -v n="$requests" \
-            'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }')
-    fi
+    local name=$1
+    wrk_measure "$1" "$2" "$3" "$4" "$5" "${ONCE:-0}" "${@:6}"
     log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
 }
 

@@ -84,6 +84,9 @@ apt_install() {
 # pg_db_name PREFIX: a database name of this run's own (PREFIX_PID_RANDOM).
 pg_db_name() { echo "${1}_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"; }
 
+# SVC_LOG[PID]: the log file of a service the script started, for the messages of its failures.
+declare -A SVC_LOG
+
 # Pieces of the scripts' EXIT traps: stop every process of PIDS; drop the database PG_DB of the
 # server PG_URL when PG_DB_CREATED=1 (WITH (FORCE): PostgreSQL ≥ 13); remove TMP, unless
 # BENCH_KEEP_TMP=1.
@@ -99,4 +102,61 @@ drop_pg_db() {
 }
 remove_tmp() {
     if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+
+# per_request TICKS0 TICKS1 N: CPU µs per request from two clock-tick readings (CLK_TCK a second).
+per_request() {
+    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+}
+
+# wrk_measure NAME CONNS DURATION SCRIPT URL ONCE [ARGS…]: records and runs one wrk (-t1
+# --latency, BENCH_THINK_MS=$THINK), its output in $TMP/wrk-NAME.txt, bounded by -d and by
+# timeout; then sets, from the script's BENCH line, R_REQ R_RPS R_P50 R_P90 R_P99 R_MAX (µs)
+# R_NON2XX R_SOCKERR, and R_CPU_US: the CPU of process CPU_PID per request ("–" without CPU_PID;
+# stops if that process died, with the tail of its log when SVC_LOG[PID] names it). ONCE=1: the
+# script sends each line of its file once and says on a FIFO (appended to ARGS) when the last one
+# is sent; wrk's main thread then needs a SIGINT to stop sleeping for the rest of -d (see
+# bench/validate.lua), sent at once and every 0.2 s until wrk has printed its summary and exited.
+# shellcheck disable=SC2034  # the R_ variables are for the calling script
+wrk_measure() {
+    local name=$1 conns=$2 dur=$3 script=$4 url=$5 once=$6 out line cpu0=""
+    shift 6
+    out="$TMP/wrk-$name.txt"
+    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
+    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "$once" = 1 ] && echo " FIFO")"
+    if [ "$once" = 1 ]; then
+        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30)) ticks=0
+        mkfifo "$fifo"
+        exec {fd}<>"$fifo"
+        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
+        wpid=$!
+        PIDS+=("$wpid")
+        while kill -0 "$wpid" 2>/dev/null; do
+            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
+            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
+                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
+                ticks=$((ticks + 1))
+            fi
+            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
+        done
+        wait "$wpid" || true
+        forget_pid "$wpid"
+        exec {fd}<&-
+    else
+        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
+            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
+    fi
+    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
+    if [ -n "${CPU_PID:-}" ] && ! kill -0 "$CPU_PID" 2>/dev/null; then
+        tail -20 "${SVC_LOG[$CPU_PID]:-/dev/null}" >&2
+        die "the service (PID $CPU_PID) exited during $name (its log: ${SVC_LOG[$CPU_PID]:-?}; BENCH_KEEP_TMP=1 keeps it)"
+    fi
+    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
+    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
+    R_REQ=$requests
+    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
+    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
+    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
+    R_CPU_US="–"
+    [ -z "$cpu0" ] || R_CPU_US=$(per_request "$cpu0" "$(cpu_ticks "$CPU_PID")" "$requests")
 }

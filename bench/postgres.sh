@@ -155,7 +155,6 @@ signin_env() { # signin_env sqlite|postgres PORT
 
 
 # start_service ENV LOG PORT: starts the service, sets SVC_PID and STARTUP_MS.
-declare -A SVC_LOG
 start_service() {
     local envs=$1 logf=$2 port=$3 t0
     record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
@@ -204,63 +203,16 @@ page_in() {
     return 0
 }
 
-# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
-# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR from the script's BENCH line,
-# R_CPU_US (CPU of process CPU_PID per request) and R_PG_US (CPU of PostgreSQL per request).
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: one wrk (lib.sh's wrk_measure: R_RPS…
+# R_CPU_US, the CPU of process CPU_PID per request), R_PG_US (CPU of PostgreSQL per request), a
+# line in the log; ARGS ending in `once` (bench/validate.lua's KEYS_FILE once) send each key once.
 wrk_run() {
-    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
-    shift 5
-    out="$TMP/wrk-$name.txt"
-    local cpu0="" pg0
-    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
+    local name=$1 once=0 pg0
+    [ "${7:-}" = once ] && once=1
     pg0=$(pg_ticks)
-    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${2:-}" = once ] && echo " FIFO")"
-    if [ "${2:-}" = once ]; then
-        # Each key once: the script says on a FIFO when the last one is sent, and wrk's main
-        # thread needs a SIGINT to stop sleeping for the rest of -d (see bench/validate.lua).
-        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30))
-        mkfifo "$fifo"
-        exec {fd}<>"$fifo"
-        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
-        wpid=$!
-        PIDS+=("$wpid")
-        local ticks=0
-        while kill -0 "$wpid" 2>/dev/null; do
-            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
-                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
-                ticks=$((ticks + 1))
-            fi
-            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
-        done
-        wait "$wpid" || true
-        forget_pid "$wpid"
-        exec {fd}<&-
-    else
-        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
-            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
-    fi
-    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
-    if [ -n "${CPU_PID:-}" ] && ! kill -0 "$CPU_PID" 2>/dev/null; then
-        tail -20 "${SVC_LOG[$CPU_PID]:-/dev/null}" >&2
-        die "the service (PID $CPU_PID) exited during $name (its log: ${SVC_LOG[$CPU_PID]:-?}; BENCH_KEEP_TMP=1 keeps it)"
-    fi
-    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
-    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
-    R_REQ=$requests
-    R_CPU_US="–"
-    if [ -n "$cpu0" ]; then
-        R_CPU_US=$(per_request "$cpu0" "$(cpu_ticks "$CPU_PID")" "$requests")
-    fi
-    R_PG_US=$(per_request 0 "$(pg_delta "$pg0")" "$requests")
-    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
-    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
-    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
+    wrk_measure "$1" "$2" "$3" "$4" "$5" "$once" "${@:6}"
+    R_PG_US=$(per_request 0 "$(pg_delta "$pg0")" "$R_REQ")
     log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request, PostgreSQL CPU $R_PG_US µs/request"
-}
-# per_request TICKS0 TICKS1 N: CPU µs per request
-per_request() {
-    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
 }
 
 mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }

@@ -10,7 +10,8 @@
 -- been sent: that measures the first use of every key after a restart (every request a cache
 -- miss). The requests still in flight at that moment are not counted. wrk's main thread sleeps
 -- for the whole -d unless it gets SIGINT (then it prints its summary at once), so the script
--- sends itself one and writes a line to FIFO, on which bench/run.sh waits to send more.
+-- sends itself one and writes a line to FIFO, on which bench/lib.sh's wrk_measure waits to send
+-- more (bench/common.lua's each_once).
 --
 -- done() prints one machine-readable line: `BENCH requests=… duration_us=… p50_us=… …`.
 

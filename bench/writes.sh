@@ -264,7 +264,6 @@ counters_delta() {
 }
 
 # ---------------------------------------------------------------- instances
-declare -A SVC_LOG
 INSTANCE_PIDS=()
 LOGN=0
 # start_instances BUILD DB: two instances of BUILD on database DB (ports PORT and PORT_B).

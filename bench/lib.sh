@@ -160,3 +160,46 @@ wrk_measure() {
     R_CPU_US="–"
     [ -z "$cpu0" ] || R_CPU_US=$(per_request "$cpu0" "$(cpu_ticks "$CPU_PID")" "$requests")
 }
+
+# Table rows and log lines of wrk_measure's figures. wrk_cells: the cells requests/s, p50, p90,
+# p99 and max ms, non-2xx, socket errors, CPU µs/request, under the headings WRK_HEAD (whose
+# CPU column each script names) and WRK_SEP; wrk_summary NAME: the log line of a run.
+wrk_cells() {
+    echo "$(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US"
+}
+# shellcheck disable=SC2034  # for the calling script
+WRK_HEAD="requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors"
+# shellcheck disable=SC2034
+WRK_SEP="|---:|---:|---:|---:|---:|---:|---:|---:|"
+wrk_summary() {
+    echo "$1: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
+}
+
+# splice_report OUT REPORT BEGIN_MARK END_MARK: puts the file REPORT in place of what stands
+# between the two marker lines of OUT; fails, leaving OUT alone, when OUT lacks either marker
+# (each script then writes its section its own way).
+splice_report() {
+    local out=$1 report=$2 b=$3 e=$4
+    { [ -f "$out" ] && grep -qF "$b" "$out" && grep -qF "$e" "$out"; } || return 1
+    awk -v b="$b" -v e="$e" -v r="$report" '
+        $0 == b { print; while ((getline l < r) > 0) print l; skip = 1; next }
+        $0 == e { skip = 0 }
+        !skip { print }' "$out" >"$out.new" || die "cannot write $out.new"
+    mv "$out.new" "$out" || die "cannot replace $out"
+}
+
+# service_settings validation|signin PORT DATABASE_URL: the service's KILLBILL_AUTH_* settings,
+# NAME=VALUE words for `env`, listening on 127.0.0.1:PORT. validation: cheap Argon2 (no timed run
+# hashes); signin: the real defaults (Argon2id m=19456 t=2 p=1) and sign-ups per network
+# throttled at SIGNUP_THROTTLE. Either way the per-key rate limit and the flood rule stay
+# evaluated but far above the benchmark's rates.
+service_settings() {
+    local argon2="KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" throttle=""
+    if [ "$1" = signin ]; then
+        argon2="KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=19456 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=2 KILLBILL_AUTH_PASSWORD_ARGON2_PARALLELISM=1"
+        throttle=" KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
+    fi
+    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 KILLBILL_AUTH_DATABASE_URL=$3 $argon2" \
+        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
+        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000$throttle"
+}

@@ -210,16 +210,8 @@ service_env() { service_settings validation "$2" "$1"; }            # service_en
 
 
 
-# start_service BIN ENV LOG PORT: starts a service, sets SVC_PID.
-start_service() {
-    local bin=$1 envs=$2 logf=$3 port=$4
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $bin serve"
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$bin" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service on port $port did not start"; }
-}
+# start_service BIN ENV LOG PORT: starts a service (lib.sh's launch_service: SVC_PID).
+start_service() { launch_service "$1" "$2" "$3" "$4" "the service on port $4"; }
 
 # service_key DATABASE_URL FILE: a SERVICE account's key (`admin create-service`).
 service_key() {
@@ -248,9 +240,8 @@ wrk_run() {
 }
 
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
-mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
 # median of numbers (the mean of the middle two for an even count), three decimals
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median3() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 list() { local out="" x; for x in "$@"; do out="$out${out:+, }$x"; done; echo "$out"; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
@@ -342,10 +333,10 @@ print("%.0f" % (n / (time.monotonic() - t0)))' "$D1/fsync.test")
     stop_pid "$SVC1"; forget_pid "$SVC1"
     LOADS+=("step 1: $l0 → $(loadavg)")
     SUM1=(
-        "| ticket redemptions / validations, requests/s at -c$CONNS (median of the rounds' ratios) | **$(median "${RB[@]}")** (rounds: $(list "${RB[@]}"); means $(thousands "$(mean "${R64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
-        "| … at -c$FEW | **$(median "${RC[@]}")** (rounds: $(list "${RC[@]}"); means $(thousands "$(mean "${R8[@]}")") vs $(thousands "$(mean "${V8[@]}")") /s) |"
+        "| ticket redemptions / validations, requests/s at -c$CONNS (median of the rounds' ratios) | **$(median3 "${RB[@]}")** (rounds: $(list "${RB[@]}"); means $(thousands "$(mean "${R64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
+        "| … at -c$FEW | **$(median3 "${RC[@]}")** (rounds: $(list "${RC[@]}"); means $(thousands "$(mean "${R8[@]}")") vs $(thousands "$(mean "${V8[@]}")") /s) |"
         "| … service CPU per request, redemption / validation (-c$CONNS) | $(ratio "$(mean1 "${R64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${R64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
-        "| ticket asks / validations, requests/s at -c$CONNS | **$(median "${RA[@]}")** (rounds: $(list "${RA[@]}"); means $(thousands "$(mean "${A64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
+        "| ticket asks / validations, requests/s at -c$CONNS | **$(median3 "${RA[@]}")** (rounds: $(list "${RA[@]}"); means $(thousands "$(mean "${A64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
         "| … service CPU per request, ask / validation (-c$CONNS) | $(ratio "$(mean1 "${A64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${A64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
         "| … for scale: 4 KiB writes each followed by \`fdatasync\` on the databases' file system, one at a time | $(thousands "$FSYNCS") /s |"
         "| a ticket redeemed a second time (one per round; must be 403) | $SECOND |"
@@ -393,7 +384,7 @@ fanout() {
     local worst
     worst=$(printf '%s\n' "${maxs[@]}" | sort -n | tail -1)
     SUM2+=(
-        "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
+        "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median3 "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
         "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs$([ "$listen_url" = "$sign_url" ] && awk -v a="$(mean1 "${cpu_with[@]}")" -v b="$(mean1 "${cpu_none[@]}")" -v l="$LISTENERS" 'BEGIN { printf ": %.1f µs per delivery", (l > 0 ? (a - b) / l : 0) }')) |"
         "| … delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max, per round | **$(ms_list "${p50s[*]}") / $(ms_list "${p99s[*]}") / $(ms_list "${maxs[*]}") ms** (API.md: within 1 s; worst $(ms "$worst") ms) |"
         "| … deliveries/s (event × listener), per round | $(list "${dps[@]}") |"
@@ -467,8 +458,8 @@ if want_step 3; then
     stop_pid "$NEW_PID"; forget_pid "$NEW_PID"
     LOADS+=("step 3 (wrk): $l0 → $(loadavg)")
     SUM3=(
-        "| validation requests/s, current / $BASE_LABEL (-c$CONNS, median of the rounds' ratios) | **$(median "${V_RATIO[@]}")** (rounds: $(list "${V_RATIO[@]}"); means $(thousands "$(mean "${NEW_RPS[@]}")") vs $(thousands "$(mean "${OLD_RPS[@]}")") /s) |"
-        "| … service CPU per validation, current / base | $(median "${V_CPU_RATIO[@]}") (rounds: $(list "${V_CPU_RATIO[@]}"); means $(mean1 "${NEW_CPU[@]}") vs $(mean1 "${OLD_CPU[@]}") µs) |"
+        "| validation requests/s, current / $BASE_LABEL (-c$CONNS, median of the rounds' ratios) | **$(median3 "${V_RATIO[@]}")** (rounds: $(list "${V_RATIO[@]}"); means $(thousands "$(mean "${NEW_RPS[@]}")") vs $(thousands "$(mean "${OLD_RPS[@]}")") /s) |"
+        "| … service CPU per validation, current / base | $(median3 "${V_CPU_RATIO[@]}") (rounds: $(list "${V_CPU_RATIO[@]}"); means $(mean1 "${NEW_CPU[@]}") vs $(mean1 "${OLD_CPU[@]}") µs) |"
         "| … light load ($LIGHT_CONNS connections, $LIGHT_THINK ms between requests): p50 / p99, current vs base | $(ms "$LIGHT_NEW_P50") / $(ms "$LIGHT_NEW_P99") vs $(ms "$LIGHT_OLD_P50") / $(ms "$LIGHT_OLD_P99") ms |"
         "| errors of step 3 (non-2xx or socket) | $ERR3 |"
     )

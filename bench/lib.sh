@@ -46,10 +46,14 @@ wait_http() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# Formatting: microseconds as milliseconds, lists of them, means, 12,345, yes/**no**, a/b.
+# Formatting: microseconds as milliseconds, lists of them, means (whole, one decimal), medians,
+# 12,345, yes/**no**, a/b.
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 ms_list() { echo "$1" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? ", " : ""), $i / 1000 }'; }
 mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.0f", n ? s / n : 0 }'; }
+mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
+# median of integers (the mean of the middle two for an even count)
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 thousands() { echo "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'; }
 holds() { if awk "BEGIN { exit !($1) }"; then echo "yes"; else echo "**no**"; fi; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
@@ -202,4 +206,21 @@ service_settings() {
     echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 KILLBILL_AUTH_DATABASE_URL=$3 $argon2" \
         "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
         "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000$throttle"
+}
+
+# launch_service BIN ENV LOG PORT [WHAT]: records and starts `BIN serve` with the settings ENV
+# (NAME=VALUE words) and RUST_LOG=$SERVICE_RUST_LOG, its output in LOG; sets SVC_PID,
+# SVC_LOG[SVC_PID] and STARTUP_MS (launch until GET / on 127.0.0.1:PORT answers). Stops with the
+# tail of LOG and "WHAT did not start" (WHAT: the service) if it does not answer.
+launch_service() {
+    local bin=$1 envs=$2 logf=$3 port=$4 what=${5:-the service} t0
+    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $bin serve"
+    t0=$(now_ns)
+    # shellcheck disable=SC2086
+    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$bin" serve >"$logf" 2>&1 &
+    SVC_PID=$!
+    PIDS+=("$SVC_PID")
+    SVC_LOG[$SVC_PID]=$logf
+    wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "$what did not start"; }
+    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
 }

@@ -142,19 +142,8 @@ signin_env() { service_settings signin "$2" "$(database_url "$1")"; }         # 
 
 
 
-# start_service ENV LOG PORT: starts the service, sets SVC_PID and STARTUP_MS.
-start_service() {
-    local envs=$1 logf=$2 port=$3 t0
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
-    t0=$(now_ns)
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    SVC_LOG[$SVC_PID]=$logf
-    wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
-    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
-}
+# start_service ENV LOG PORT: starts the service (lib.sh's launch_service: SVC_PID, STARTUP_MS).
+start_service() { launch_service "$BIN" "$1" "$2" "$3"; }
 stop_service() { stop_pid "$1"; forget_pid "$1"; }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -203,8 +192,6 @@ wrk_run() {
     log "$(wrk_summary "$name"), PostgreSQL CPU $R_PG_US µs/request"
 }
 
-mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(wrk_cells) | $R_PG_US |"
 }

@@ -130,18 +130,8 @@ signin_env() { service_settings signin "$PORT" "sqlite://$1"; }         # signin
 
 
 
-# start_service ENV LOG: starts the service, sets SVC_PID and STARTUP_MS (launch until GET / answers).
-start_service() {
-    local envs=$1 logf=$2 t0
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
-    t0=$(now_ns)
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    wait_http "http://127.0.0.1:$PORT/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
-    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
-}
+# start_service ENV LOG: starts the service (lib.sh's launch_service: SVC_PID, STARTUP_MS).
+start_service() { launch_service "$BIN" "$1" "$2" "$PORT"; }
 stop_service() { stop_pid "$SVC_PID"; forget_pid "$SVC_PID"; }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -195,8 +185,6 @@ wrk_run() {
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
 maxof() { printf '%s\n' "$@" | sort -n | tail -1; }
-# median of integers (the mean of the middle two for an even count)
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
     echo "| $* | $(wrk_cells) |"
 }

@@ -72,14 +72,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/game.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "$SMOKE" = 1 ]; then
@@ -129,17 +122,10 @@ want_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-game.XXXXXX")
 PIDS=()
-PG_DB="kb_game_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+# A database of our own on the server, dropped at the end.
+PG_DB=$(pg_db_name kb_game)
 PG_DB_CREATED=0
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "$PG_DB_CREATED" = 1 ]; then
-        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >&2 ||
-            log "could not drop database $PG_DB"
-    fi
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; drop_pg_db; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -148,14 +134,6 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools and builds
 COMMANDS=()
 
-apt_install() { # apt_install PACKAGE
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    log "installing $1"
-    $sudo apt-get install -y "$1" >/dev/null 2>&1 || {
-        $sudo apt-get update >/dev/null && $sudo apt-get install -y "$1" >/dev/null
-    } || die "cannot install $1 (apt-get install -y $1)"
-}
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 if want_step 3 && [ "$CG_N" -gt 0 ]; then
@@ -226,30 +204,14 @@ if want_step 3; then
 fi
 
 # ---------------------------------------------------------------- helpers
-# Environment of the service: cheap Argon2 (nothing here hashes), the per-key rate limit and the
-# flood rule evaluated but far above the benchmark's rates (as bench/run.sh).
-validation_env() { # validation_env DB PORT: on SQLite
-    service_env "sqlite://$1" "$2"
-}
-service_env() { # service_env DATABASE_URL PORT
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 KILLBILL_AUTH_DATABASE_URL=$1" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" \
-        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
-        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
-}
+# Environment of the service: lib.sh's service_settings validation (nothing here hashes).
+validation_env() { service_settings validation "$2" "sqlite://$1"; } # validation_env DB PORT: on SQLite
+service_env() { service_settings validation "$2" "$1"; }            # service_env DATABASE_URL PORT
 
 
 
-# start_service BIN ENV LOG PORT: starts a service, sets SVC_PID.
-start_service() {
-    local bin=$1 envs=$2 logf=$3 port=$4
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $bin serve"
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$bin" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service on port $port did not start"; }
-}
+# start_service BIN ENV LOG PORT: starts a service (lib.sh's launch_service: SVC_PID).
+start_service() { launch_service "$1" "$2" "$3" "$4" "the service on port $4"; }
 
 # service_key DATABASE_URL FILE: a SERVICE account's key (`admin create-service`).
 service_key() {
@@ -268,66 +230,25 @@ seed() { # seed SEED_BIN DB N FILE
     sync
 }
 
-# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
-# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR R_CPU_US (server CPU per
-# request of CPU_PID, if set) from the script's BENCH line. ONCE=1: the script sends each line of
-# its file once and says on a FIFO (appended to the arguments) when the last one is sent.
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: one wrk (lib.sh's wrk_measure: R_RPS…
+# R_CPU_US), a line in the log. ONCE=1: the script sends each line of its file once and says on a
+# FIFO (appended to the arguments) when the last one is sent.
 wrk_run() {
-    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
-    shift 5
-    out="$TMP/wrk-$name.txt"
-    local cpu0=""
-    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
-    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${ONCE:-0}" = 1 ] && echo " FIFO")"
-    if [ "${ONCE:-0}" = 1 ]; then
-        # wrk's main thread needs a SIGINT to stop sleeping for the rest of -d (bench/validate.lua).
-        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30)) ticks=0
-        mkfifo "$fifo"
-        exec {fd}<>"$fifo"
-        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
-        wpid=$!
-        PIDS+=("$wpid")
-        while kill -0 "$wpid" 2>/dev/null; do
-            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
-                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
-                ticks=$((ticks + 1))
-            fi
-            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
-        done
-        wait "$wpid" || true
-        forget_pid "$wpid"
-        exec {fd}<&-
-    else
-        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
-            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
-    fi
-    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
-    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
-    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
-    R_REQ=$requests
-    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
-    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
-    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
-    R_CPU_US="–"
-    if [ -n "$cpu0" ]; then
-        R_CPU_US=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$CPU_PID")" -v hz="$CLK_TCK" -v n="$requests" \
-            'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }')
-    fi
-    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
+    local name=$1
+    wrk_measure "$1" "$2" "$3" "$4" "$5" "${ONCE:-0}" "${@:6}"
+    log "$(wrk_summary "$name")"
 }
 
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
-mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
 # median of numbers (the mean of the middle two for an even count), three decimals
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median3() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 list() { local out="" x; for x in "$@"; do out="$out${out:+, }$x"; done; echo "$out"; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
-    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"
+    echo "| $* | $(wrk_cells) |"
 }
-WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | service CPU µs/request |"
-WSEP="|---:|---:|---:|---:|---:|---:|---:|---:|"
+WHEAD="| $WRK_HEAD | service CPU µs/request |"
+WSEP=$WRK_SEP
 
 VALIDATE="bench/validate.lua"
 TICKETS="bench/tickets.lua"
@@ -412,10 +333,10 @@ print("%.0f" % (n / (time.monotonic() - t0)))' "$D1/fsync.test")
     stop_pid "$SVC1"; forget_pid "$SVC1"
     LOADS+=("step 1: $l0 → $(loadavg)")
     SUM1=(
-        "| ticket redemptions / validations, requests/s at -c$CONNS (median of the rounds' ratios) | **$(median "${RB[@]}")** (rounds: $(list "${RB[@]}"); means $(thousands "$(mean "${R64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
-        "| … at -c$FEW | **$(median "${RC[@]}")** (rounds: $(list "${RC[@]}"); means $(thousands "$(mean "${R8[@]}")") vs $(thousands "$(mean "${V8[@]}")") /s) |"
+        "| ticket redemptions / validations, requests/s at -c$CONNS (median of the rounds' ratios) | **$(median3 "${RB[@]}")** (rounds: $(list "${RB[@]}"); means $(thousands "$(mean "${R64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
+        "| … at -c$FEW | **$(median3 "${RC[@]}")** (rounds: $(list "${RC[@]}"); means $(thousands "$(mean "${R8[@]}")") vs $(thousands "$(mean "${V8[@]}")") /s) |"
         "| … service CPU per request, redemption / validation (-c$CONNS) | $(ratio "$(mean1 "${R64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${R64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
-        "| ticket asks / validations, requests/s at -c$CONNS | **$(median "${RA[@]}")** (rounds: $(list "${RA[@]}"); means $(thousands "$(mean "${A64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
+        "| ticket asks / validations, requests/s at -c$CONNS | **$(median3 "${RA[@]}")** (rounds: $(list "${RA[@]}"); means $(thousands "$(mean "${A64[@]}")") vs $(thousands "$(mean "${V64[@]}")") /s) |"
         "| … service CPU per request, ask / validation (-c$CONNS) | $(ratio "$(mean1 "${A64C[@]}")" "$(mean1 "${V64C[@]}")") ($(mean1 "${A64C[@]}") vs $(mean1 "${V64C[@]}") µs) |"
         "| … for scale: 4 KiB writes each followed by \`fdatasync\` on the databases' file system, one at a time | $(thousands "$FSYNCS") /s |"
         "| a ticket redeemed a second time (one per round; must be 403) | $SECOND |"
@@ -463,7 +384,7 @@ fanout() {
     local worst
     worst=$(printf '%s\n' "${maxs[@]}" | sort -n | tail -1)
     SUM2+=(
-        "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
+        "| $where: sign-outs/s during a storm, $LISTENERS listeners / nobody listening (median of the rounds' ratios) | **$(median3 "${ratios[@]}")** (rounds: $(list "${ratios[@]}"); means $(mean1 "${with[@]}") vs $(mean1 "${none[@]}") /s) |"
         "| … service CPU per sign-out, with / without listeners (over the storm, in the instance signing out) | $(ratio "$(mean1 "${cpu_with[@]}")" "$(mean1 "${cpu_none[@]}")") ($(mean1 "${cpu_with[@]}") vs $(mean1 "${cpu_none[@]}") µs$([ "$listen_url" = "$sign_url" ] && awk -v a="$(mean1 "${cpu_with[@]}")" -v b="$(mean1 "${cpu_none[@]}")" -v l="$LISTENERS" 'BEGIN { printf ": %.1f µs per delivery", (l > 0 ? (a - b) / l : 0) }')) |"
         "| … delivery delay, sign-out's 200 → event parsed by a listener: p50 / p99 / max, per round | **$(ms_list "${p50s[*]}") / $(ms_list "${p99s[*]}") / $(ms_list "${maxs[*]}") ms** (API.md: within 1 s; worst $(ms "$worst") ms) |"
         "| … deliveries/s (event × listener), per round | $(list "${dps[@]}") |"
@@ -537,8 +458,8 @@ if want_step 3; then
     stop_pid "$NEW_PID"; forget_pid "$NEW_PID"
     LOADS+=("step 3 (wrk): $l0 → $(loadavg)")
     SUM3=(
-        "| validation requests/s, current / $BASE_LABEL (-c$CONNS, median of the rounds' ratios) | **$(median "${V_RATIO[@]}")** (rounds: $(list "${V_RATIO[@]}"); means $(thousands "$(mean "${NEW_RPS[@]}")") vs $(thousands "$(mean "${OLD_RPS[@]}")") /s) |"
-        "| … service CPU per validation, current / base | $(median "${V_CPU_RATIO[@]}") (rounds: $(list "${V_CPU_RATIO[@]}"); means $(mean1 "${NEW_CPU[@]}") vs $(mean1 "${OLD_CPU[@]}") µs) |"
+        "| validation requests/s, current / $BASE_LABEL (-c$CONNS, median of the rounds' ratios) | **$(median3 "${V_RATIO[@]}")** (rounds: $(list "${V_RATIO[@]}"); means $(thousands "$(mean "${NEW_RPS[@]}")") vs $(thousands "$(mean "${OLD_RPS[@]}")") /s) |"
+        "| … service CPU per validation, current / base | $(median3 "${V_CPU_RATIO[@]}") (rounds: $(list "${V_CPU_RATIO[@]}"); means $(mean1 "${NEW_CPU[@]}") vs $(mean1 "${OLD_CPU[@]}") µs) |"
         "| … light load ($LIGHT_CONNS connections, $LIGHT_THINK ms between requests): p50 / p99, current vs base | $(ms "$LIGHT_NEW_P50") / $(ms "$LIGHT_NEW_P99") vs $(ms "$LIGHT_OLD_P50") / $(ms "$LIGHT_OLD_P99") ms |"
         "| errors of step 3 (non-2xx or socket) | $ERR3 |"
     )
@@ -674,13 +595,7 @@ cat "$REPORT"
 mkdir -p "$(dirname "$OUT")"
 BEGIN_MARK="<!-- BEGIN GENERATED by bench/game.sh: do not edit below -->"
 END_MARK="<!-- END GENERATED by bench/game.sh -->"
-if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT" && grep -qF "$END_MARK" "$OUT"; then
-    awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v r="$REPORT" '
-        $0 == b { print; while ((getline l < r) > 0) print l; skip = 1; next }
-        $0 == e { skip = 0 }
-        !skip { print }' "$OUT" >"$OUT.new"
-    mv "$OUT.new" "$OUT"
-else
+if ! splice_report "$OUT" "$REPORT" "$BEGIN_MARK" "$END_MARK"; then
     {
         if [ -f "$OUT" ]; then
             cat "$OUT"

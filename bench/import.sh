@@ -32,18 +32,13 @@
 #   BENCH_SKIP_BUILD=1   use target/release/killbill-auth as it is
 #   BENCH_KEEP_TMP=1     keep the temporary directory
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/import.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 if [ "$SMOKE" = 1 ]; then
     SIZES=${BENCH_SIZES:-"2000 20000"}
     ROUNDS=${BENCH_TIMING_ROUNDS:-11}
@@ -75,7 +70,7 @@ SERVER=
 cleanup() {
     [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
     for db in "${PG_DBS[@]}"; do psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    remove_tmp
 }
 trap cleanup EXIT
 

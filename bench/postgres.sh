@@ -53,14 +53,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/postgres.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 if [ "$SMOKE" = 1 ]; then
     D_SECONDS=2 D_ROUNDS=1 D_LIVE=10000 D_KEYS=2000 D_COLD=1000 D_USERS=8 D_REVOCATIONS=50
@@ -102,18 +95,10 @@ log() { printf '%s bench-pg: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench-pg.XXXXXX")
 PIDS=()
-# A database of our own on the server, dropped at the end (WITH (FORCE): PostgreSQL ≥ 13).
-PG_DB="kb_bench_$$_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+# A database of our own on the server, dropped at the end.
+PG_DB=$(pg_db_name kb_bench)
 PG_DB_CREATED=0
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "$PG_DB_CREATED" = 1 ]; then
-        psql "$PG_URL/postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >&2 ||
-            log "could not drop database $PG_DB"
-    fi
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; drop_pg_db; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -122,14 +107,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools, build, databases
 COMMANDS=()
 
-if ! command -v wrk >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    log "installing wrk"
-    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
-        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
-    } || die "cannot install wrk (apt-get install -y wrk)"
-fi
+command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 command -v psql >/dev/null || die "psql is needed (apt-get install -y postgresql-client)"
 psql "$PG_URL/postgres" -qXtA -c 'SELECT 1' >/dev/null || die "no PostgreSQL at $PG_URL (set BENCH_PG_URL)"
@@ -153,43 +131,19 @@ PG_DB_URL="$PG_URL/$PG_DB"
 SQ_DB="$TMP/kb.db"
 
 # ---------------------------------------------------------------- helpers
-# database_env sqlite|postgres: the service's database setting.
-database_env() {
-    if [ "$1" = postgres ]; then echo "KILLBILL_AUTH_DATABASE_URL=$PG_DB_URL"; else echo "KILLBILL_AUTH_DATABASE_URL=sqlite://$SQ_DB"; fi
+# database_url sqlite|postgres: the database of the run on either.
+database_url() {
+    if [ "$1" = postgres ]; then echo "$PG_DB_URL"; else echo "sqlite://$SQ_DB"; fi
 }
-# Environment of the service: cheap Argon2 for validation runs, the real defaults for sign-ins.
-# The per-key rate limit and the flood rule stay evaluated but far above the benchmark's rates.
-validation_env() { # validation_env sqlite|postgres PORT
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 $(database_env "$1")" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" \
-        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
-        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
-}
-signin_env() { # signin_env sqlite|postgres PORT
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$2 $(database_env "$1")" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=19456 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=2" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_PARALLELISM=1" \
-        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
-        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000" \
-        "KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
-}
+# Environment of the service (lib.sh's service_settings): cheap Argon2 for validation runs, the
+# real defaults for sign-ins.
+validation_env() { service_settings validation "$2" "$(database_url "$1")"; } # validation_env sqlite|postgres PORT
+signin_env() { service_settings signin "$2" "$(database_url "$1")"; }         # signin_env sqlite|postgres PORT
 
 
 
-# start_service ENV LOG PORT: starts the service, sets SVC_PID and STARTUP_MS.
-declare -A SVC_LOG
-start_service() {
-    local envs=$1 logf=$2 port=$3 t0
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
-    t0=$(now_ns)
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    SVC_LOG[$SVC_PID]=$logf
-    wait_http "http://127.0.0.1:$port/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
-    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
-}
+# start_service ENV LOG PORT: starts the service (lib.sh's launch_service: SVC_PID, STARTUP_MS).
+start_service() { launch_service "$BIN" "$1" "$2" "$3"; }
 stop_service() { stop_pid "$1"; forget_pid "$1"; }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -226,72 +180,23 @@ page_in() {
     return 0
 }
 
-# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
-# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR from the script's BENCH line,
-# R_CPU_US (CPU of process CPU_PID per request) and R_PG_US (CPU of PostgreSQL per request).
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: one wrk (lib.sh's wrk_measure: R_RPS…
+# R_CPU_US, the CPU of process CPU_PID per request), R_PG_US (CPU of PostgreSQL per request), a
+# line in the log; ARGS ending in `once` (bench/validate.lua's KEYS_FILE once) send each key once.
 wrk_run() {
-    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
-    shift 5
-    out="$TMP/wrk-$name.txt"
-    local cpu0="" pg0
-    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
+    local name=$1 once=0 pg0
+    [ "${7:-}" = once ] && once=1
     pg0=$(pg_ticks)
-    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${2:-}" = once ] && echo " FIFO")"
-    if [ "${2:-}" = once ]; then
-        # Each key once: the script says on a FIFO when the last one is sent, and wrk's main
-        # thread needs a SIGINT to stop sleeping for the rest of -d (see bench/validate.lua).
-        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30))
-        mkfifo "$fifo"
-        exec {fd}<>"$fifo"
-        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
-        wpid=$!
-        PIDS+=("$wpid")
-        local ticks=0
-        while kill -0 "$wpid" 2>/dev/null; do
-            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
-                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
-                ticks=$((ticks + 1))
-            fi
-            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
-        done
-        wait "$wpid" || true
-        forget_pid "$wpid"
-        exec {fd}<&-
-    else
-        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
-            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
-    fi
-    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
-    if [ -n "${CPU_PID:-}" ] && ! kill -0 "$CPU_PID" 2>/dev/null; then
-        tail -20 "${SVC_LOG[$CPU_PID]:-/dev/null}" >&2
-        die "the service (PID $CPU_PID) exited during $name (its log: ${SVC_LOG[$CPU_PID]:-?}; BENCH_KEEP_TMP=1 keeps it)"
-    fi
-    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
-    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
-    R_REQ=$requests
-    R_CPU_US="–"
-    if [ -n "$cpu0" ]; then
-        R_CPU_US=$(per_request "$cpu0" "$(cpu_ticks "$CPU_PID")" "$requests")
-    fi
-    R_PG_US=$(per_request 0 "$(pg_delta "$pg0")" "$requests")
-    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
-    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
-    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
-    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request, PostgreSQL CPU $R_PG_US µs/request"
-}
-# per_request TICKS0 TICKS1 N: CPU µs per request
-per_request() {
-    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+    wrk_measure "$1" "$2" "$3" "$4" "$5" "$once" "${@:6}"
+    R_PG_US=$(per_request 0 "$(pg_delta "$pg0")" "$R_REQ")
+    log "$(wrk_summary "$name"), PostgreSQL CPU $R_PG_US µs/request"
 }
 
-mean1() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
-    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US | $R_PG_US |"
+    echo "| $* | $(wrk_cells) | $R_PG_US |"
 }
-WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | service CPU µs/request | PostgreSQL CPU µs/request |"
-WSEP="|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+WHEAD="| $WRK_HEAD | service CPU µs/request | PostgreSQL CPU µs/request |"
+WSEP="$WRK_SEP---:|"
 
 VALIDATE="bench/validate.lua"
 SIGNIN="bench/signin.lua"
@@ -603,13 +508,7 @@ cat "$REPORT"
 mkdir -p "$(dirname "$OUT")"
 BEGIN_MARK="<!-- BEGIN GENERATED by bench/postgres.sh: do not edit below -->"
 END_MARK="<!-- END GENERATED by bench/postgres.sh -->"
-if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT" && grep -qF "$END_MARK" "$OUT"; then
-    awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v r="$REPORT" '
-        $0 == b { print; while ((getline l < r) > 0) print l; skip = 1; next }
-        $0 == e { skip = 0 }
-        !skip { print }' "$OUT" >"$OUT.new"
-    mv "$OUT.new" "$OUT"
-else
+if ! splice_report "$OUT" "$REPORT" "$BEGIN_MARK" "$END_MARK"; then
     {
         [ -f "$OUT" ] && { cat "$OUT"; echo; }
         echo "## PostgreSQL"

@@ -54,14 +54,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/run.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 if [ "$SMOKE" = 1 ]; then
     D_SECONDS=2 D_ROUNDS=1 D_KEYS=2000 D_USERS=8 D_SCALE="10000 50000" D_MEMORY=10000 D_COLD_LIGHT=1000 D_COLD_PASSES=1
@@ -105,11 +98,7 @@ log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # ---------------------------------------------------------------- processes and clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/killbill-bench.XXXXXX")
 PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
+cleanup() { stop_pids; remove_tmp; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -118,14 +107,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- 0. tools and build
 COMMANDS=()
 
-if ! command -v wrk >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    log "installing wrk"
-    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
-        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
-    } || die "cannot install wrk (apt-get install -y wrk)"
-fi
+command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -141,37 +123,15 @@ port_busy "$BARE_PORT" && die "port $BARE_PORT is taken (set BENCH_PORT)"
 port_busy "$LOOKUP_PORT" && die "port $LOOKUP_PORT is taken (set BENCH_PORT)"
 
 # ---------------------------------------------------------------- helpers
-# Environment of the service: cheap Argon2 for validation runs, the real defaults for sign-ins.
-# The per-key rate limit and the flood rule stay evaluated but far above the benchmark's rates.
-validation_env() {
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$PORT KILLBILL_AUTH_DATABASE_URL=sqlite://$1" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=64 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=1" \
-        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
-        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000"
-}
-signin_env() {
-    echo "KILLBILL_AUTH_SERVER_LISTEN=127.0.0.1:$PORT KILLBILL_AUTH_DATABASE_URL=sqlite://$1" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_MEMORY_KIB=19456 KILLBILL_AUTH_PASSWORD_ARGON2_ITERATIONS=2" \
-        "KILLBILL_AUTH_PASSWORD_ARGON2_PARALLELISM=1" \
-        "KILLBILL_AUTH_RATE_LIMIT_KEY_PER_SECOND=1000000 KILLBILL_AUTH_RATE_LIMIT_KEY_BURST=1000000" \
-        "KILLBILL_AUTH_ANOMALY_FLOOD_MAX_REQUESTS=1000000000" \
-        "KILLBILL_AUTH_THROTTLE_SIGNUPS_PER_NETWORK=$SIGNUP_THROTTLE"
-}
+# Environment of the service (lib.sh's service_settings) on the SQLite file DB: cheap Argon2 for
+# validation runs, the real defaults for sign-ins.
+validation_env() { service_settings validation "$PORT" "sqlite://$1"; } # validation_env DB
+signin_env() { service_settings signin "$PORT" "sqlite://$1"; }         # signin_env DB
 
 
 
-# start_service ENV LOG: starts the service, sets SVC_PID and STARTUP_MS (launch until GET / answers).
-start_service() {
-    local envs=$1 logf=$2 t0
-    record "env $envs RUST_LOG=$SERVICE_RUST_LOG $BIN serve"
-    t0=$(now_ns)
-    # shellcheck disable=SC2086
-    env $envs RUST_LOG="$SERVICE_RUST_LOG" "$BIN" serve >"$logf" 2>&1 &
-    SVC_PID=$!
-    PIDS+=("$SVC_PID")
-    wait_http "http://127.0.0.1:$PORT/" "$SVC_PID" || { tail -20 "$logf" >&2; die "the service did not start"; }
-    STARTUP_MS=$(( ($(now_ns) - t0) / 1000000 ))
-}
+# start_service ENV LOG: starts the service (lib.sh's launch_service: SVC_PID, STARTUP_MS).
+start_service() { launch_service "$BIN" "$1" "$2" "$PORT"; }
 stop_service() { stop_pid "$SVC_PID"; forget_pid "$SVC_PID"; }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -213,67 +173,23 @@ seed() { # seed DB N FILE FILE_LIMIT
     sync
 }
 
-# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: runs wrk (bounded by -d and by timeout) and
-# sets R_RPS R_REQ R_P50 R_P90 R_P99 R_MAX (µs) R_NON2XX R_SOCKERR from the script's BENCH line.
+# wrk_run NAME CONNS DURATION SCRIPT URL [ARGS…]: one wrk (lib.sh's wrk_measure), a line in the
+# log; ARGS ending in `once` (bench/validate.lua's KEYS_FILE once) send each key once.
 wrk_run() {
-    local name=$1 conns=$2 dur=$3 script=$4 url=$5 out line
-    shift 5
-    out="$TMP/wrk-$name.txt"
-    local cpu0=""
-    [ -n "${CPU_PID:-}" ] && cpu0=$(cpu_ticks "$CPU_PID")
-    record "$([ "${THINK:-0}" != 0 ] && echo "BENCH_THINK_MS=$THINK ")wrk -t1 -c$conns -d${dur}s --latency -s $script $url -- $*$([ "${2:-}" = once ] && echo " FIFO")"
-    if [ "${2:-}" = once ]; then
-        # Each key once: the script says on a FIFO when the last one is sent, and wrk's main
-        # thread needs a SIGINT to stop sleeping for the rest of -d (see bench/validate.lua).
-        local fifo="$TMP/wrk-$name.fifo" fd wpid said=0 pause=0.1 until=$((SECONDS + dur + 30))
-        mkfifo "$fifo"
-        exec {fd}<>"$fifo"
-        BENCH_THINK_MS="${THINK:-0}" wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" "$fifo" >"$out" 2>&1 &
-        wpid=$!
-        PIDS+=("$wpid")
-        local ticks=0
-        while kill -0 "$wpid" 2>/dev/null; do
-            if read -r -t "$pause" -u "$fd" _; then said=1 pause=0.01; fi
-            if [ "$said" = 1 ] || [ "$SECONDS" -gt "$until" ]; then
-                # At once, then every 0.2 s until wrk has printed its summary and exited.
-                [ $((ticks % 20)) = 0 ] && { kill -INT "$wpid" 2>/dev/null || true; }
-                ticks=$((ticks + 1))
-            fi
-            if [ "$SECONDS" -gt $((until + 10)) ]; then kill -KILL "$wpid" 2>/dev/null || true; fi
-        done
-        wait "$wpid" || true
-        forget_pid "$wpid"
-        exec {fd}<&-
-    else
-        BENCH_THINK_MS="${THINK:-0}" timeout --signal=INT --kill-after=5 $((dur + 30)) \
-            wrk -t1 -c"$conns" -d"${dur}s" --latency -s "$script" "$url" -- "$@" >"$out" 2>&1 || true
-    fi
-    R_CPU_US="–"
-    if [ -n "$cpu0" ]; then
-        R_CPU_US=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$CPU_PID")" -v hz="$CLK_TCK" -v out="$out" 'BEGIN {
-            while ((getline l < out) > 0) if (l ~ /^BENCH /) { sub(/.*requests=/, "", l); sub(/ .*/, "", l); n = l }
-            printf "%.1f", (n > 0 ? (b - a) / hz * 1e6 / n : 0) }')
-    fi
-    line=$(grep '^BENCH ' "$out" | tail -1) || { cat "$out" >&2; die "wrk $name gave no result"; }
-    local requests duration_us non2xx connect_errors read_errors write_errors timeouts p50_us p90_us p99_us max_us
-    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9]+$')"
-    R_REQ=$requests
-    R_RPS=$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", (d > 0 ? r * 1e6 / d : 0) }')
-    R_P50=$p50_us R_P90=$p90_us R_P99=$p99_us R_MAX=$max_us R_NON2XX=$non2xx
-    R_SOCKERR=$((connect_errors + read_errors + write_errors + timeouts))
-    log "$name: $R_RPS req/s, p50 $(ms "$R_P50") ms, p99 $(ms "$R_P99") ms, non-2xx $R_NON2XX, socket errors $R_SOCKERR, server CPU $R_CPU_US µs/request"
+    local name=$1 once=0
+    [ "${7:-}" = once ] && once=1
+    wrk_measure "$1" "$2" "$3" "$4" "$5" "$once" "${@:6}"
+    log "$(wrk_summary "$name")"
 }
 
 # ms_list "U1 U2 …": µs figures as "0.41, 0.38, …" ms
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }'; }
 maxof() { printf '%s\n' "$@" | sort -n | tail -1; }
-# median of integers (the mean of the middle two for an even count)
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 wrow() { # wrow LABEL…: a table row with the last wrk figures
-    echo "| $* | $(thousands "$R_RPS") | $(ms "$R_P50") | $(ms "$R_P90") | $(ms "$R_P99") | $(ms "$R_MAX") | $R_NON2XX | $R_SOCKERR | $R_CPU_US |"
+    echo "| $* | $(wrk_cells) |"
 }
-WHEAD="| requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | server CPU µs/request |"
-WSEP="|---:|---:|---:|---:|---:|---:|---:|---:|"
+WHEAD="| $WRK_HEAD | server CPU µs/request |"
+WSEP=$WRK_SEP
 
 VALIDATE="bench/validate.lua"
 SIGNIN="bench/signin.lua"
@@ -623,13 +539,7 @@ cat "$REPORT"
 mkdir -p "$(dirname "$OUT")"
 BEGIN_MARK="<!-- BEGIN GENERATED by bench/run.sh: do not edit below -->"
 END_MARK="<!-- END GENERATED -->"
-if [ -f "$OUT" ] && grep -qF "$BEGIN_MARK" "$OUT" && grep -qF "$END_MARK" "$OUT"; then
-    awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v r="$REPORT" '
-        $0 == b { print; while ((getline l < r) > 0) print l; skip = 1; next }
-        $0 == e { skip = 0 }
-        !skip { print }' "$OUT" >"$OUT.new"
-    mv "$OUT.new" "$OUT"
-else
+if ! splice_report "$OUT" "$REPORT" "$BEGIN_MARK" "$END_MARK"; then
     {
         echo "# Benchmarks"
         echo

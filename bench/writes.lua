@@ -15,6 +15,9 @@
 --
 -- done() prints one machine-readable line: `BENCH requests=… duration_us=… p50_us=… …`.
 
+package.path = (debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./") .. "?.lua;" .. package.path
+local common = require("common")
+
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } kb_timespec;
@@ -27,22 +30,15 @@ local function now_ms()
    return tonumber(ts[0].tv_sec) * 1000 + tonumber(ts[0].tv_nsec) / 1e6
 end
 
-local requests = {}
-local count = 0
-local next_index = 0
 local interval_ms = 0
 local next_at = nil
 
 function init(args)
-   for key in io.lines(args[1]) do
-      if #key > 0 then
-         count = count + 1
-         requests[count] = wrk.format("GET", "/auth", { ["Authorization"] = "Bearer " .. key })
-      end
+   local requests = {}
+   for i, key in ipairs(common.lines(args[1], "no keys")) do
+      requests[i] = wrk.format("GET", "/auth", { ["Authorization"] = "Bearer " .. key })
    end
-   if count == 0 then
-      error("no keys in " .. tostring(args[1]))
-   end
+   request = common.round_robin(requests)
    local rate = tonumber(os.getenv("BENCH_RATE") or "")
    if not rate or rate <= 0 then
       error("BENCH_RATE (requests a second) is needed")
@@ -64,15 +60,4 @@ function delay()
    return math.floor(wait)
 end
 
-function request()
-   next_index = next_index % count + 1
-   return requests[next_index]
-end
-
-function done(summary, latency, requests_)
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_us=%d non2xx=%d connect_errors=%d read_errors=%d write_errors=%d timeouts=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
-      summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
+done = common.done

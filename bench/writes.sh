@@ -68,14 +68,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SMOKE=0
-for a in "$@"; do
-    case "$a" in
-        --smoke) SMOKE=1 ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "bench/writes.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
-    esac
-done
+bench_options "$@"
 
 if [ "$SMOKE" = 1 ]; then
     D_SECONDS=20 D_KEYS=2000 D_FULL_KEYS="500 2000" D_FULL_SECONDS=5 D_SIGNINS=20
@@ -135,11 +128,10 @@ stop_postgres() {
     PG_PID=""
 }
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    stop_pids
     stop_postgres
     [ -n "$PG_DIR" ] && rm -rf "$PG_DIR"
-    if [ "${BENCH_KEEP_TMP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    remove_tmp
 }
 trap cleanup EXIT
 trap 'log "stopped by a signal"; exit 130' INT TERM HUP
@@ -148,14 +140,7 @@ trap 'log "stopped by a signal"; exit 130' INT TERM HUP
 # ---------------------------------------------------------------- 0. tools and builds
 COMMANDS=()
 
-if ! command -v wrk >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    log "installing wrk"
-    $SUDO apt-get install -y wrk >/dev/null 2>&1 || {
-        $SUDO apt-get update >/dev/null && $SUDO apt-get install -y wrk >/dev/null
-    } || die "cannot install wrk (apt-get install -y wrk)"
-fi
+command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || die "curl is needed"
 command -v psql >/dev/null || die "psql is needed (apt-get install -y postgresql-client)"
 if [ -n "${BENCH_PG_BIN:-}" ]; then
@@ -279,7 +264,6 @@ counters_delta() {
 }
 
 # ---------------------------------------------------------------- instances
-declare -A SVC_LOG
 INSTANCE_PIDS=()
 LOGN=0
 # start_instances BUILD DB: two instances of BUILD on database DB (ports PORT and PORT_B).

@@ -112,11 +112,13 @@ fn hand_written(batches: Vec<Vec<StreamItem>>) -> Body {
 
 // --- axum's, as the service makes it (`events` in src/http/routes/revocations.rs). ---
 
-/// `Sse` over a stream of the items' events, with the service's keep-alive: the batches come
-/// one at a time into a queue that the stream empties, as `events` does with its follower.
-fn axum_sse(batches: Vec<Vec<StreamItem>>) -> Body {
+/// The items' events, the batches coming one at a time into a queue that the stream empties, as
+/// `events` does with its follower.
+fn item_events(
+    batches: Vec<Vec<StreamItem>>,
+) -> impl futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let state = (batches.into_iter(), VecDeque::<Event>::new());
-    let events = stream::unfold(state, |(mut batches, mut queue)| async move {
+    stream::unfold(state, |(mut batches, mut queue)| async move {
         loop {
             if let Some(event) = queue.pop_front() {
                 return Some((Ok::<_, Infallible>(event), (batches, queue)));
@@ -124,25 +126,19 @@ fn axum_sse(batches: Vec<Vec<StreamItem>>) -> Body {
             let batch = batches.next()?;
             queue.extend(batch.iter().map(event));
         }
-    });
-    Sse::new(with_keep_alive(events, KEEP_ALIVE))
+    })
+}
+
+/// `Sse` over the items' events, with the service's keep-alive.
+fn axum_sse(batches: Vec<Vec<StreamItem>>) -> Body {
+    Sse::new(with_keep_alive(item_events(batches), KEEP_ALIVE))
         .into_response()
         .into_body()
 }
 
 /// The same without the keep-alive comments: what their ticker (polled beside the events) costs.
 fn axum_sse_no_keep_alive(batches: Vec<Vec<StreamItem>>) -> Body {
-    let state = (batches.into_iter(), VecDeque::<Event>::new());
-    let events = stream::unfold(state, |(mut batches, mut queue)| async move {
-        loop {
-            if let Some(event) = queue.pop_front() {
-                return Some((Ok::<_, Infallible>(event), (batches, queue)));
-            }
-            let batch = batches.next()?;
-            queue.extend(batch.iter().map(event));
-        }
-    });
-    Sse::new(events).into_response().into_body()
+    Sse::new(item_events(batches)).into_response().into_body()
 }
 
 /// Reads `body` to its end, frame by frame; its bytes.

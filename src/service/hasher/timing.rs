@@ -37,124 +37,107 @@ const CALIBRATION_RUNS: usize = 2;
 /// own time is not what is scaled: a stall (a preempted worker) is kept as it is, not multiplied.
 /// Successful sign-ins do not wait: their owner knows the password already.
 pub struct Timing {
-    samples: RwLock<HashMap<HashClass, Samples>>,
+    measured: RwLock<Measured>,
+}
+
+/// What [`Timing`] keeps, under one lock.
+struct Measured {
+    /// Each class's latest verification times: their minimum is its cost, what a verification
+    /// takes when nothing else interferes (a measurement taken while the machine was busy, at
+    /// start-up say, says more about the moment than about the class), and it follows the
+    /// machine as older times are replaced.
+    classes: HashMap<HashClass, Recent<Duration>>,
     /// The latest verifications' times over their class's cost (see [`Timing::stretch`]).
-    stretches: std::sync::Mutex<Stretches>,
+    stretches: Recent<f64>,
 }
 
-/// The last [`SAMPLES`] stretches (a verification's time over its class's cost).
-struct Stretches {
-    ratios: [f64; SAMPLES],
-    len: usize,
-    next: usize,
-}
-
-/// How many recent verification times of a class are kept; its cost is the least of them.
+/// How many recent verification times of a class, and recent stretches, are kept.
 const SAMPLES: usize = 16;
 
-/// The last [`SAMPLES`] verification times of a class. Their minimum is its cost: what a
-/// verification takes when nothing else interferes (a measurement taken while the machine was
-/// busy, at start-up say, says more about the moment than about the class), and it follows the
-/// machine as older samples are replaced.
+/// The last [`SAMPLES`] values pushed.
 #[derive(Clone, Copy)]
-struct Samples {
-    times: [Duration; SAMPLES],
+struct Recent<T> {
+    values: [T; SAMPLES],
     len: usize,
     next: usize,
 }
 
-impl Samples {
+impl<T: Copy + Default> Recent<T> {
     fn new() -> Self {
         Self {
-            times: [Duration::ZERO; SAMPLES],
+            values: [T::default(); SAMPLES],
             len: 0,
             next: 0,
         }
     }
 
-    fn push(&mut self, time: Duration) {
-        self.times[self.next] = time;
+    fn push(&mut self, value: T) {
+        self.values[self.next] = value;
         self.next = (self.next + 1) % SAMPLES;
         self.len = (self.len + 1).min(SAMPLES);
     }
 
-    fn cost(&self) -> Option<Duration> {
-        self.times[..self.len].iter().copied().min()
+    fn values(&self) -> &[T] {
+        &self.values[..self.len]
     }
+}
+
+/// A class's cost: the least of its latest times.
+fn cost(times: &Recent<Duration>) -> Option<Duration> {
+    times.values().iter().copied().min()
 }
 
 impl Timing {
     pub(super) fn new() -> Self {
         Self {
-            samples: RwLock::new(HashMap::new()),
-            stretches: std::sync::Mutex::new(Stretches {
-                ratios: [1.0; SAMPLES],
-                len: 0,
-                next: 0,
+            measured: RwLock::new(Measured {
+                classes: HashMap::new(),
+                stretches: Recent::new(),
             }),
         }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Measured> {
+        self.measured
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// How much the machine stretches hashes now: the median of the latest verifications' times
     /// over their class's cost, at least 1.
     pub fn stretch(&self) -> f64 {
-        let stretches = self
-            .stretches
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut ratios = stretches.ratios;
-        let ratios = &mut ratios[..stretches.len];
-        if ratios.is_empty() {
-            return 1.0;
-        }
-        ratios.sort_by(f64::total_cmp);
-        ratios[ratios.len() / 2].max(1.0)
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HashClass, Samples>> {
-        self.samples
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        stretch(&self.read().stretches)
     }
 
     /// The cost of verifying a hash of `class`, if measured.
     pub fn cost(&self, class: &HashClass) -> Option<Duration> {
-        self.read().get(class).and_then(Samples::cost)
+        self.read().classes.get(class).and_then(cost)
     }
 
     /// Records how long a verification of a hash of `class` took (a calibration, or a real one).
     pub fn observe(&self, class: HashClass, time: Duration) {
-        let cost = {
-            let mut samples = self
-                .samples
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let samples = samples.entry(class).or_insert_with(Samples::new);
-            samples.push(time);
-            samples.cost()
-        };
-        if let Some(cost) = cost.filter(|c| !c.is_zero()) {
-            let mut s = self
-                .stretches
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let next = s.next;
-            s.ratios[next] = time.as_secs_f64() / cost.as_secs_f64();
-            s.next = (next + 1) % SAMPLES;
-            s.len = (s.len + 1).min(SAMPLES);
+        let mut measured = self
+            .measured
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let times = measured.classes.entry(class).or_insert_with(Recent::new);
+        times.push(time);
+        if let Some(cost) = cost(times).filter(|c| !c.is_zero()) {
+            measured.stretches.push(time.as_secs_f64() / cost.as_secs_f64());
         }
     }
 
     /// The classes measured so far.
     pub fn classes(&self) -> Vec<HashClass> {
-        self.read().keys().copied().collect()
+        self.read().classes.keys().copied().collect()
     }
 
     /// The costliest class's cost.
     pub fn slowest(&self) -> Duration {
         self.read()
+            .classes
             .values()
-            .filter_map(Samples::cost)
+            .filter_map(cost)
             .max()
             .unwrap_or_default()
     }
@@ -164,16 +147,27 @@ impl Timing {
     /// costliest class's cost and this class's, stretched as the machine stretches hashes now
     /// ([`Timing::stretch`]). A class not measured is not held.
     pub fn failure_time(&self, class: &HashClass, elapsed: Duration) -> Duration {
-        let (own, slowest) = {
-            let samples = self.read();
-            let own = samples.get(class).and_then(Samples::cost);
-            (own, samples.values().filter_map(Samples::cost).max())
-        };
+        let measured = self.read();
+        let own = measured.classes.get(class).and_then(cost);
+        let slowest = measured.classes.values().filter_map(cost).max();
         match (own, slowest) {
-            (Some(own), Some(slowest)) if slowest > own => elapsed + (slowest - own).mul_f64(self.stretch()),
+            (Some(own), Some(slowest)) if slowest > own => {
+                elapsed + (slowest - own).mul_f64(stretch(&measured.stretches))
+            }
             _ => elapsed,
         }
     }
+}
+
+/// The median of the stretches, at least 1 (none yet: 1).
+fn stretch(stretches: &Recent<f64>) -> f64 {
+    let mut ratios = stretches.values;
+    let ratios = &mut ratios[..stretches.len];
+    if ratios.is_empty() {
+        return 1.0;
+    }
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2].max(1.0)
 }
 
 /// The class of the hashes this instance makes.

@@ -148,6 +148,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// A wrong password for an account and any password for a name that matches none take the same
+/// time. Like with like: one unknown name throughout, given the same failures as the account's
+/// before the rounds, because every attempt reads its name's failures within the throttles'
+/// windows (at most a limit's worth in production; with this test's raised limits, one more row
+/// per attempt). Distinct unknown names, each with no failure, against an account collecting 75
+/// made the account's answers measurably slower on PostgreSQL (+0.8 ms a sign-in, 5 % of one
+/// here), a difference in what had been tried under each name, not in whether it exists.
 #[tokio::test]
 async fn unknown_names_cost_the_same_as_wrong_passwords() {
     // Hashing must dominate for the comparison to mean anything: real-ish parameters.
@@ -158,26 +165,44 @@ async fn unknown_names_cost_the_same_as_wrong_passwords() {
     })
     .await;
     app.user("bill").await;
+    let app = &app;
+    let attempt = |name: &'static str| async move {
+        let start = Instant::now();
+        assert_eq!(app.sign_in(name, WRONG).await.status, 401, "{name}");
+        start.elapsed()
+    };
+    // Warm up the connection and both paths, with as many failures under each name.
+    for _ in 0..5 {
+        attempt("bill").await;
+        attempt("nobody").await;
+    }
     let mut best = f64::MAX;
+    let mut rounds = Vec::new();
     // A noisy machine can spoil one round; the rule holds if one of three rounds shows it.
     for _round in 0..3 {
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
-        for i in 0..25 {
-            let start = Instant::now();
-            assert_eq!(app.sign_in("bill", WRONG).await.status, 401);
-            known.push(start.elapsed());
-            let start = Instant::now();
-            assert_eq!(app.sign_in(&format!("nobody{i}"), WRONG).await.status, 401);
-            unknown.push(start.elapsed());
+        for i in 0..30 {
+            // Alternating which goes first, so that neither gains from the other's warm caches.
+            if i % 2 == 0 {
+                known.push(attempt("bill").await);
+                unknown.push(attempt("nobody").await);
+            } else {
+                unknown.push(attempt("nobody").await);
+                known.push(attempt("bill").await);
+            }
         }
         let (k, u) = (median(known).as_secs_f64(), median(unknown).as_secs_f64());
-        let diff = (k - u).abs() / k.max(u);
-        best = best.min(diff);
+        rounds.push(format!("{:.2} ms vs {:.2} ms", k * 1e3, u * 1e3));
+        best = best.min((k - u).abs() / k.max(u));
         if best < 0.10 {
             break;
         }
     }
-    assert!(best < 0.10, "median sign-in times differ by {:.1}%", best * 100.0);
+    assert!(
+        best < 0.10,
+        "median sign-in times differ by {:.1}% (existing vs unknown name): {rounds:?}",
+        best * 100.0
+    );
 }
 
 /// Runs `n` copies of a request at once (each its own task, its own connection when the pool

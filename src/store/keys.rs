@@ -99,6 +99,14 @@ pub struct LastUse {
     pub unless_stored_since: Option<Timestamp>,
 }
 
+/// A routine write that was skipped ([`LastUse::unless_stored_since`]), and the use stored
+/// already that made it unneeded: the writer comes back when that use is an interval old.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredUse {
+    pub key_id: Uuid,
+    pub last_used: Timestamp,
+}
+
 /// The latest use of a key and its anomaly state, batched from memory to storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyUsage {
@@ -154,8 +162,9 @@ pub trait Keys: Send + Sync {
     /// The user's live keys and the keys revoked at or after `revoked_since`.
     async fn list_keys(&self, user_id: Uuid, revoked_since: Timestamp) -> StoreResult<Vec<KeyRecord>>;
 
-    /// Writes a batch of usage updates in one transaction.
-    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()>;
+    /// Writes a batch of usage updates in one transaction; returns the routine writes that were
+    /// skipped, each with the use stored already (read in the same transaction).
+    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<Vec<StoredUse>>;
 }
 
 // Statements both dialects run ($n placeholders, see the module `store`).

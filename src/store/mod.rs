@@ -41,7 +41,7 @@ pub use feed::RevocationFeed;
 pub use health::Health;
 pub use housekeeping::{Housekeeping, PruneCutoffs};
 pub use imports::{ImportKey, Imports, KeyOutcome, UserOutcome};
-pub use keys::{Cause, KeyRecord, KeyUsage, Keys, LastUse, NewKey, RevokedKey, VerifiedHash};
+pub use keys::{Cause, KeyRecord, KeyUsage, Keys, LastUse, NewKey, RevokedKey, StoredUse, VerifiedHash};
 pub use reset_codes::{Redeemed, ResetCodes};
 pub use secrets::Secrets;
 pub use suspensions::Suspensions;

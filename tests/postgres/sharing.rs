@@ -1,7 +1,9 @@
 //! The bounds of what instances share (API.md, "Several instances"): a quiet key costs the
 //! database no write per request, a busy one is shared every second, and a key's idleness is
-//! judged on its use on every instance, exact to a tenth of `keys.idle_timeout`. Each test runs
-//! two real server processes on one fresh PostgreSQL database.
+//! judged on its use on every instance, exact to a tenth of `keys.idle_timeout`, and `last_used`
+//! stays exact to its write interval when a key moves between instances. Each test runs two real
+//! server processes on one fresh PostgreSQL database, except the last, which steps two instances'
+//! services through an hour on one manual clock.
 
 use std::time::{Duration, Instant};
 
@@ -253,5 +255,81 @@ async fn the_rate_limit_split_across_instances_holds_for_both_together() {
     assert!(
         (accepted as f64) <= bound,
         "{accepted} accepted in all, more than {bound:.0}: the instances limited apart"
+    );
+}
+
+/// `last_used` stays exact to the write interval when a key moves from one instance to another
+/// (API.md: exact to five minutes). Two instances' services on one database and one manual
+/// clock, each flushing at every 10 s tick as the server does: A uses the key until it writes
+/// it, then only B does. B met the key a fifth of an interval in, so its own interval ended
+/// within half an interval of A's write and its first write was skipped. It comes back when
+/// A's stored use is an interval old, not an interval after its own attempt (which let the
+/// stored use lag by 350 s here). Then, with the key in use on both, it is written about once
+/// per interval, not once per instance.
+#[tokio::test]
+async fn last_used_stays_within_an_interval_when_a_key_moves_between_instances() {
+    use std::sync::Arc;
+
+    use killbill_auth::clock::{Clock, ManualClock};
+    use killbill_auth::service::keys::USAGE_WRITE_EVERY;
+    use killbill_auth::startup::Services;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let settings = crate::helpers::test_settings(dir.path());
+    let a = Services::build(&settings, clock.clone()).await.unwrap();
+    let b = Services::build(&settings, clock.clone()).await.unwrap();
+    let client = crate::helpers::client_at("127.0.0.1");
+    let (user, key) = a.accounts.sign_up("bill", PASSWORD, &client).await.unwrap();
+    let stored = || async {
+        let since = clock.now().minus(Duration::from_secs(3600));
+        a.store.list_keys(user.id, since).await.unwrap()[0].last_used
+    };
+    let tick = Duration::from_secs(10);
+    let interval = USAGE_WRITE_EVERY;
+    let start = clock.now();
+    let at = |secs: u64| start.plus(Duration::from_secs(secs));
+    let (b_starts, a_stops) = (interval.as_secs() / 5, interval.as_secs());
+    let mut worst = Duration::ZERO;
+    let mut writes = 0;
+    let mut last = None;
+    for t in (0..=12 * interval.as_secs()).step_by(tick.as_secs() as usize) {
+        if t > 0 {
+            clock.advance(tick);
+        }
+        // A until its first write; B from a fifth of an interval in; both from six intervals.
+        if t <= a_stops || t >= 6 * interval.as_secs() {
+            a.keys.validate(&key, &client).await.unwrap();
+        }
+        if t >= b_starts {
+            b.keys.validate(&key, &client).await.unwrap();
+        }
+        a.keys.flush_due().await.unwrap();
+        b.keys.flush_due().await.unwrap();
+        let now_stored = stored().await;
+        if now_stored != last {
+            last = now_stored;
+            if t > 7 * interval.as_secs() {
+                writes += 1;
+            }
+        }
+        if t >= a_stops && t < 6 * interval.as_secs() {
+            let stored_at = now_stored.expect("A wrote its use");
+            worst = worst.max(Duration::from_millis(
+                (at(t).as_millis() - stored_at.as_millis()) as u64,
+            ));
+        }
+    }
+    println!(
+        "stored last_used lagged by at most {worst:?}; {writes} writes in five intervals on two instances"
+    );
+    assert!(
+        worst <= interval + tick,
+        "the stored last_used lagged by {worst:?}, beyond the interval ({interval:?}) and a tick"
+    );
+    // Five intervals with the key in use on both: once per interval, and a tick's rounding.
+    assert!(
+        (5..=6).contains(&writes),
+        "{writes} writes in five intervals of use on two instances"
     );
 }

@@ -2,7 +2,10 @@
 //! anomaly state) back to the store: in batches, and for a key in steady use only every
 //! `usage_write_every`.
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::store::StoredUse;
 
 impl KeyService {
     /// What `entries` learnt, to be written. `routine`: the periodic flush, whose writes of a
@@ -57,18 +60,50 @@ impl KeyService {
         while !rest.is_empty() {
             let later = rest.split_off(rest.len().min(SLICE));
             let batch = self.take_usage(&rest, self.clock.now(), routine);
-            if let Err(e) = self.store.record_usage(&batch).await {
-                // Keep them for the next flush.
-                for entry in rest.iter().chain(&later) {
-                    entry.usage().dirty = true;
+            let skipped = match self.store.record_usage(&batch).await {
+                Ok(skipped) => skipped,
+                Err(e) => {
+                    // Keep them for the next flush.
+                    for entry in rest.iter().chain(&later) {
+                        entry.usage().dirty = true;
+                    }
+                    self.dirty().extend(rest.into_iter().chain(later));
+                    return Err(e);
                 }
-                self.dirty().extend(rest.into_iter().chain(later));
-                return Err(e);
-            }
-            written += batch.len();
+            };
+            written += batch.len().saturating_sub(skipped.len());
+            self.requeue_skipped(&rest, &skipped);
             rest = later;
         }
         Ok(written)
+    }
+
+    /// A routine write that another instance's stored use made unneeded stays queued, if this
+    /// instance's use is newer, due again when the stored use is
+    /// [`KeyService::usage_write_every`] old: whichever instance then holds a newer use writes
+    /// it, so a key in use somewhere has its use stored within an interval (plus a flush tick),
+    /// as on one instance. Before, an instance whose write was skipped came back an interval
+    /// after its own attempt: up to one and a half intervals after the stored use when the
+    /// instance that wrote it had stopped using the key.
+    fn requeue_skipped(&self, entries: &[Arc<KeyEntry>], skipped: &[StoredUse]) {
+        if skipped.is_empty() {
+            return;
+        }
+        let stored: HashMap<Uuid, Timestamp> = skipped.iter().map(|s| (s.key_id, s.last_used)).collect();
+        let mut requeue = Vec::new();
+        for entry in entries {
+            if let Some(&at) = stored.get(&entry.id) {
+                let mut usage = entry.usage();
+                usage.written = at;
+                // Nothing newer than what is stored: nothing to come back for. A request since
+                // may have queued it again already.
+                if usage.last_used.is_some_and(|own| own > at) && !usage.dirty {
+                    usage.dirty = true;
+                    requeue.push(entry.clone());
+                }
+            }
+        }
+        self.dirty().extend(requeue);
     }
 
     /// Writes every pending usage update (at shutdown, and before housekeeping that reads
@@ -98,10 +133,11 @@ impl KeyService {
     /// of `keys.idle_timeout` when that is shorter. A use reaches the database within this plus
     /// one flush tick (startup's `usage_flush_ticks`: this, in whole seconds). On several
     /// instances a routine write is skipped when another instance stored a use within half of
-    /// this, so that a key in steady use is written once per interval, not once per instance:
-    /// the instance that wrote last goes on writing it every interval; when it stops using the
-    /// key, another writes within one and a half intervals (API.md: exact to five minutes; to a
-    /// tenth of an idle timeout of 40 s and more).
+    /// this, so that a key in steady use is written once per interval, not once per instance;
+    /// the skipped instance comes back when the stored use is this old
+    /// ([`KeyService::requeue_skipped`]), so when the instance that wrote last stops using the
+    /// key, another writes within the interval too (API.md: exact to five minutes; to a tenth
+    /// of an idle timeout of 40 s and more).
     pub fn usage_write_every(&self) -> Duration {
         match self.policy.idle_timeout {
             Some(idle) => USAGE_WRITE_EVERY.min(idle / 20),

@@ -200,7 +200,8 @@ pub(super) async fn usage_batches(store: &dyn Store) {
 }
 
 /// A routine write on one of several instances is skipped, with the state it carries, when the
-/// stored use is as recent as it says (another instance wrote it); written when it is older.
+/// stored use is as recent as it says (another instance wrote it), and the stored use is
+/// returned; written when it is older. Only skipped routine writes are returned.
 pub(super) async fn routine_usage_writes_skip_a_recent_stored_use(store: &dyn Store) {
     let bill = user("bill", T0);
     store
@@ -221,23 +222,55 @@ pub(super) async fn routine_usage_writes_skip_a_recent_stored_use(store: &dyn St
         let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
         (listed[0].last_used, listed[0].activity.clone())
     };
-    // Stored at T0 + 1000, at or after T0 + 900: skipped, state included.
-    store.record_usage(&[unless(T0 + 1_500, T0 + 900)]).await.unwrap();
-    store
-        .record_usage(&[unless(T0 + 1_600, T0 + 1_000)])
-        .await
-        .unwrap();
+    let skipped_at = |at: i64| {
+        vec![StoredUse {
+            key_id: key.id,
+            last_used: ts(at),
+        }]
+    };
+    // Stored at T0 + 1000, at or after T0 + 900: skipped, state included, and the stored use
+    // told.
+    assert_eq!(
+        store.record_usage(&[unless(T0 + 1_500, T0 + 900)]).await.unwrap(),
+        skipped_at(T0 + 1_000)
+    );
+    assert_eq!(
+        store
+            .record_usage(&[unless(T0 + 1_600, T0 + 1_000)])
+            .await
+            .unwrap(),
+        skipped_at(T0 + 1_000)
+    );
     assert_eq!(
         stored().await,
         (Some(ts(T0 + 1_000)), Some(format!(r#"{{"at":{}}}"#, T0 + 1_000)))
     );
-    // Older than asked: written.
-    store
-        .record_usage(&[unless(T0 + 2_000, T0 + 1_001)])
-        .await
-        .unwrap();
+    // Older than asked: written, nothing returned.
+    assert_eq!(
+        store
+            .record_usage(&[unless(T0 + 2_000, T0 + 1_001)])
+            .await
+            .unwrap(),
+        Vec::new()
+    );
     assert_eq!(
         stored().await,
         (Some(ts(T0 + 2_000)), Some(format!(r#"{{"at":{}}}"#, T0 + 2_000)))
     );
+    // In one batch with a routine write that is made (a key never used): only the skipped one
+    // is returned.
+    let other = new_key(&bill, T0 + 10);
+    issue(store, &other, &policy(10)).await.unwrap();
+    let mut first_use = used(other.id, T0 + 2_700);
+    if let Some(last) = &mut first_use.used {
+        last.unless_stored_since = Some(ts(T0 + 2_650));
+    }
+    let outcome = store
+        .record_usage(&[unless(T0 + 2_500, T0 + 1_500), first_use])
+        .await
+        .unwrap();
+    assert_eq!(outcome, skipped_at(T0 + 2_000));
+    let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
+    let other_used = listed.iter().find(|k| k.id == other.id).map(|k| k.last_used);
+    assert_eq!(other_used, Some(Some(ts(T0 + 2_700))));
 }

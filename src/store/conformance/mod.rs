@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{
     Admission, Cause, CountedAttempt, KeyUsage, LastUse, NewKey, NewTicket, PruneCutoffs, RevokedKey, Store,
-    StoreError, VerifiedHash,
+    StoreError, StoredUse, VerifiedHash,
 };
 use crate::domain::FeedBounds;
 use crate::domain::{

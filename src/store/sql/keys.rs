@@ -14,7 +14,7 @@ use crate::domain::{KeyDigest, KeyPolicy, NewEvent, RevocationReason, Timestamp,
 use crate::store::keys::{LIST_KEYS, LIVE_KEYS};
 use crate::store::rows::{key_uses, KeyRow, LiveKeyRow};
 use crate::store::{
-    Cause, KeyRecord, KeyUsage, Keys, NewKey, RevokedKey, StoreError, StoreResult, VerifiedHash,
+    Cause, KeyRecord, KeyUsage, Keys, NewKey, RevokedKey, StoreError, StoreResult, StoredUse, VerifiedHash,
 };
 
 #[async_trait]
@@ -126,7 +126,7 @@ impl Keys for Store {
         rows.into_iter().map(KeyRecord::try_from).collect()
     }
 
-    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<()> {
+    async fn record_usage(&self, batch: &[KeyUsage]) -> StoreResult<Vec<StoredUse>> {
         self.write_usage(batch).await
     }
 }

@@ -2,9 +2,14 @@
 //! keys are found by digest through the key reader (`key_reader`), on the request's thread, and
 //! usage is written in multi-row `VALUES` batches.
 
+use std::collections::HashSet;
+
+use sqlx::Row;
+use uuid::Uuid;
+
 use super::SqliteStore;
 use crate::domain::{KeyDigest, Timestamp, User};
-use crate::store::{KeyRecord, KeyUsage, StoreResult};
+use crate::store::{KeyRecord, KeyUsage, StoreResult, StoredUse};
 
 impl SqliteStore {
     /// `Keys::find_key`.
@@ -13,10 +18,10 @@ impl SqliteStore {
     }
 
     /// `Keys::record_usage`.
-    pub(super) async fn write_usage(&self, batch: &[KeyUsage]) -> StoreResult<()> {
+    pub(super) async fn write_usage(&self, batch: &[KeyUsage]) -> StoreResult<Vec<StoredUse>> {
         self.writing(async {
             if batch.is_empty() {
-                return Ok(());
+                return Ok(Vec::new());
             }
             // SQLite's own batching: multi-row UPDATE … FROM (VALUES …), one statement per few
             // hundred keys instead of one per key (each statement is a round trip to sqlx's
@@ -24,6 +29,7 @@ impl SqliteStore {
             const ROWS: usize = 500;
             let (used, unused): (Vec<&KeyUsage>, Vec<&KeyUsage>) = batch.iter().partition(|u| u.used.is_some());
             let mut tx = self.begin_write().await?;
+            let mut skipped = Vec::new();
             for chunk in used.chunks(ROWS) {
                 let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
                 // max(): a late flush never moves last_used backwards. A routine write that
@@ -32,7 +38,8 @@ impl SqliteStore {
                     "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
                      last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
                      FROM (VALUES {values}) AS v WHERE keys.id = v.column1 \
-                     AND (v.column6 IS NULL OR coalesce(keys.last_used_ms, 0) < v.column6)"
+                     AND (v.column6 IS NULL OR coalesce(keys.last_used_ms, 0) < v.column6) \
+                     RETURNING keys.id"
                 );
                 let mut query = sqlx::query(&sql);
                 for u in chunk {
@@ -46,7 +53,31 @@ impl SqliteStore {
                             .bind(last.unless_stored_since.map(Timestamp::as_millis));
                     }
                 }
-                query.execute(&mut *tx).await?;
+                let written: HashSet<Uuid> = query.fetch_all(&mut *tx).await?.iter().map(|r| r.get(0)).collect();
+                // The routine writes that matched no row: the use stored instead, as this
+                // transaction sees it.
+                let unneeded: Vec<Uuid> = chunk
+                    .iter()
+                    .filter(|u| u.used.as_ref().is_some_and(|l| l.unless_stored_since.is_some()))
+                    .map(|u| u.key_id)
+                    .filter(|id| !written.contains(id))
+                    .collect();
+                if !unneeded.is_empty() {
+                    let sql = format!(
+                        "SELECT id, last_used_ms FROM keys WHERE last_used_ms IS NOT NULL AND id IN ({})",
+                        vec!["?"; unneeded.len()].join(", ")
+                    );
+                    let mut query = sqlx::query_as::<_, (Uuid, i64)>(&sql);
+                    for id in &unneeded {
+                        query = query.bind(id);
+                    }
+                    for (key_id, at) in query.fetch_all(&mut *tx).await? {
+                        skipped.push(StoredUse {
+                            key_id,
+                            last_used: Timestamp::from_millis(at),
+                        });
+                    }
+                }
             }
             for chunk in unused.chunks(ROWS) {
                 let values = vec!["(?, ?)"; chunk.len()].join(", ");
@@ -59,7 +90,8 @@ impl SqliteStore {
                 }
                 query.execute(&mut *tx).await?;
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(skipped)
         })
         .await
     }

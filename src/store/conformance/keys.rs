@@ -174,12 +174,21 @@ pub(super) async fn usage_batches(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    // A late flush never moves last_used backwards, but the state it carries is written.
-    store.record_usage(&[used(keys[0].id, T0 + 500)]).await.unwrap();
+    // A late flush (another instance's older use, from elsewhere) never moves last_used
+    // backwards nor replaces the newer use's address and user agent, but the state it carries is
+    // written.
+    let mut late = used(keys[0].id, T0 + 500);
+    if let Some(last) = &mut late.used {
+        last.ip = "198.51.100.7".parse().unwrap();
+        last.user_agent = Some("Elsewhere/2".into());
+    }
+    store.record_usage(&[late]).await.unwrap();
     store.record_usage(&[]).await.unwrap();
     let listed = store.list_keys(bill.id, ts(0)).await.unwrap();
     let get = |id: Uuid| listed.iter().find(|k| k.id == id).unwrap();
     assert_eq!(get(keys[0].id).last_used, Some(ts(T0 + 1_000)));
+    assert_eq!(get(keys[0].id).last_ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(get(keys[0].id).user_agent.as_deref(), Some("Kill Bill 2/1.0 (é)"));
     assert_eq!(
         get(keys[0].id).activity.as_deref(),
         Some(&*format!(r#"{{"at":{}}}"#, T0 + 500))

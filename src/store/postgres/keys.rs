@@ -58,12 +58,16 @@ impl PgStore {
                     .filter(|(_, since)| since.is_some())
                     .map(|(id, _)| *id)
                     .collect();
-                // greatest(): a late flush never moves last_used backwards. A routine write
-                // that another instance made unneeded matches no row (and writes none); a row
-                // another instance is writing meanwhile is judged on what that one commits.
+                // greatest(): a late flush never moves last_used backwards, nor replaces the
+                // address and user agent of a newer use (the right-hand sides read the row as it
+                // was). A routine write that another instance made unneeded matches no row (and
+                // writes none); a row another instance is writing meanwhile is judged on what
+                // that one commits.
                 let written: HashSet<Uuid> = sqlx::query(
                     "UPDATE keys SET last_used_ms = greatest(coalesce(keys.last_used_ms, 0), v.at), \
-                     last_ip = v.ip, user_agent = v.agent, activity = v.activity \
+                     last_ip = CASE WHEN v.at >= coalesce(keys.last_used_ms, 0) THEN v.ip ELSE keys.last_ip END, \
+                     user_agent = CASE WHEN v.at >= coalesce(keys.last_used_ms, 0) THEN v.agent ELSE keys.user_agent END, \
+                     activity = v.activity \
                      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
                      AS v(id, at, ip, agent, activity, unless_since) WHERE keys.id = v.id \
                      AND (v.unless_since IS NULL OR coalesce(keys.last_used_ms, 0) < v.unless_since) \

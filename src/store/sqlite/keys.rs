@@ -32,11 +32,14 @@ impl SqliteStore {
             let mut skipped = Vec::new();
             for chunk in used.chunks(ROWS) {
                 let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                // max(): a late flush never moves last_used backwards. A routine write that
-                // another writer made unneeded matches no row.
+                // max(): a late flush never moves last_used backwards, nor replaces the address
+                // and user agent of a newer use (the right-hand sides read the row as it was).
+                // A routine write that another writer made unneeded matches no row.
                 let sql = format!(
                     "UPDATE keys SET last_used_ms = max(coalesce(keys.last_used_ms, 0), v.column2), \
-                     last_ip = v.column3, user_agent = v.column4, activity = v.column5 \
+                     last_ip = CASE WHEN v.column2 >= coalesce(keys.last_used_ms, 0) THEN v.column3 ELSE keys.last_ip END, \
+                     user_agent = CASE WHEN v.column2 >= coalesce(keys.last_used_ms, 0) THEN v.column4 ELSE keys.user_agent END, \
+                     activity = v.column5 \
                      FROM (VALUES {values}) AS v WHERE keys.id = v.column1 \
                      AND (v.column6 IS NULL OR coalesce(keys.last_used_ms, 0) < v.column6) \
                      RETURNING keys.id"

@@ -179,6 +179,11 @@ impl Proxy {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Whether the process has ended (a proxy that cannot start stops at once).
+    fn stopped(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
     }
@@ -266,7 +271,7 @@ async fn caddy_forward_auth_protects_a_back_end_with_killbill_auth() {
 }
 
 /// The same checks through either proxy, started by `start(killbill-auth, back end)`.
-async fn protects_a_back_end(start: impl FnOnce(SocketAddr, SocketAddr) -> Proxy) {
+async fn protects_a_back_end(start: impl Fn(SocketAddr, SocketAddr) -> Proxy) {
     let app = spawn_app_with(|s| {
         // The proxy's address: its X-Forwarded-For is believed.
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -275,22 +280,41 @@ async fn protects_a_back_end(start: impl FnOnce(SocketAddr, SocketAddr) -> Proxy
     })
     .await;
     let (backend, seen) = spawn_echo().await;
-    let proxy = start(app.addr, backend);
     let player = reqwest::Client::builder()
         .local_address(CLIENT_IP.parse::<std::net::IpAddr>().unwrap())
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
 
-    // Up when it answers (no key: refused, without reaching the back end).
-    let mut started = None;
-    for _ in 0..200 {
-        if let Ok(r) = player.get(proxy.url("/")).send().await {
-            started = Some(r.status().as_u16());
-            break;
+    // Up when it answers (no key: refused, without reaching the back end). Its port was free
+    // when chosen, but another socket can take it before the proxy binds it (Caddy binds every
+    // address, so even a test's outgoing connection on that ephemeral port does): then it
+    // stops at once saying so, and starts again on another port.
+    let mut attempts = 0;
+    let (proxy, started) = loop {
+        attempts += 1;
+        let mut proxy = start(app.addr, backend);
+        let mut started = None;
+        for _ in 0..200 {
+            if let Ok(r) = player.get(proxy.url("/")).send().await {
+                started = Some(r.status().as_u16());
+                break;
+            }
+            if proxy.stopped() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let port_taken = proxy.stopped()
+            && proxy
+                .error_log()
+                .to_lowercase()
+                .contains("address already in use");
+        if port_taken && attempts < 5 {
+            continue;
+        }
+        break (proxy, started);
+    };
     assert_eq!(
         started,
         Some(403),

@@ -448,7 +448,24 @@ pub async fn start_binary_with_url(dir: &Path, url: &str, extra_env: &[(&str, &s
 }
 
 pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &[(&str, &str)]) -> Server {
+    // The port was free when chosen, but another socket (an outgoing connection of another test,
+    // given that ephemeral port) can take it before the server binds it: the server then stops
+    // at once saying so, and is started again on another port.
+    for _ in 0..4 {
+        if let Some(server) = try_start_binary(dir, open_files, extra_env).await {
+            return server;
+        }
+    }
+    try_start_binary(dir, open_files, extra_env)
+        .await
+        .expect("a free port, five times in a row")
+}
+
+/// [`start_binary_with`] once: `None` when the port was taken before the server could bind it.
+async fn try_start_binary(dir: &Path, open_files: Option<u64>, extra_env: &[(&str, &str)]) -> Option<Server> {
     let port = free_port();
+    let log_path = dir.join("server.log");
+    let logged_before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -488,7 +505,15 @@ pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &
             .await
             .is_ok()
         {
-            return Server { child, port };
+            return Some(Server { child, port });
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            let log = std::fs::read(&log_path).unwrap_or_default();
+            let this_start = String::from_utf8_lossy(log.get(logged_before..).unwrap_or_default());
+            if this_start.contains("Address already in use") {
+                return None;
+            }
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -496,7 +521,7 @@ pub async fn start_binary_with(dir: &Path, open_files: Option<u64>, extra_env: &
     let _ = child.wait();
     panic!(
         "server did not start: {}",
-        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(&log_path).unwrap_or_default()
     );
 }
 

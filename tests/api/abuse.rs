@@ -142,6 +142,26 @@ async fn throttles_survive_a_restart() {
     app.sign_in("bill", PASSWORD).await.assert_error(429);
 }
 
+/// `pairs` times an attempt on the known name and one on the unknown name, alternating which goes
+/// first so that neither gains from the other's warm caches: their times, known and unknown.
+async fn interleaved<F, Fut>(pairs: usize, mut attempt: F) -> (Vec<Duration>, Vec<Duration>)
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let (mut known, mut unknown) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    for i in 0..pairs {
+        if i % 2 == 0 {
+            known.push(attempt(true).await);
+            unknown.push(attempt(false).await);
+        } else {
+            unknown.push(attempt(false).await);
+            known.push(attempt(true).await);
+        }
+    }
+    (known, unknown)
+}
+
 /// The median of a handful of durations.
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -180,17 +200,7 @@ async fn unknown_names_cost_the_same_as_wrong_passwords() {
     let mut rounds = Vec::new();
     // A noisy machine can spoil one round; the rule holds if one of three rounds shows it.
     for _round in 0..3 {
-        let (mut known, mut unknown) = (Vec::new(), Vec::new());
-        for i in 0..30 {
-            // Alternating which goes first, so that neither gains from the other's warm caches.
-            if i % 2 == 0 {
-                known.push(attempt("bill").await);
-                unknown.push(attempt("nobody").await);
-            } else {
-                unknown.push(attempt("nobody").await);
-                known.push(attempt("bill").await);
-            }
-        }
+        let (known, unknown) = interleaved(30, |known| attempt(if known { "bill" } else { "nobody" })).await;
         let (k, u) = (median(known).as_secs_f64(), median(unknown).as_secs_f64());
         rounds.push(format!("{:.2} ms vs {:.2} ms", k * 1e3, u * 1e3));
         best = best.min((k - u).abs() / k.max(u));
@@ -434,17 +444,7 @@ async fn throttled_answers_take_as_long_whether_or_not_the_name_exists() {
     let mut best = f64::MAX;
     let mut rounds = Vec::new();
     for _round in 0..3 {
-        let (mut known, mut unknown) = (Vec::new(), Vec::new());
-        for i in 0..300 {
-            // Alternating which goes first, so that neither gains from the other's warm caches.
-            if i % 2 == 0 {
-                known.push(attempt("bill").await);
-                unknown.push(attempt("nobody").await);
-            } else {
-                unknown.push(attempt("nobody").await);
-                known.push(attempt("bill").await);
-            }
-        }
+        let (known, unknown) = interleaved(300, |known| attempt(if known { "bill" } else { "nobody" })).await;
         let (k, u) = (median(known).as_secs_f64(), median(unknown).as_secs_f64());
         rounds.push(format!("{:.1} µs vs {:.1} µs", k * 1e6, u * 1e6));
         best = best.min((k - u).abs() / k.max(u));
